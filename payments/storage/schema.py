@@ -1,0 +1,246 @@
+"""The database schema (SQLAlchemy Core). Migrations in ``payments/migrations`` create it.
+
+Conventions: every time is an integer of milliseconds since the epoch (UTC), the same unit as
+OKX's ``ts``; every amount is exact: reservations are integer units at the currency's scale
+(10^-8 for every default coin), deposits keep OKX's canonical string plus their units when exact.
+Never SQLite REAL: ``Numeric`` on SQLite goes through floats.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),  # Telegram user id
+    Column("language", String(16), nullable=True),
+    Column("unreachable", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", String(16), primary_key=True),  # public id shown to customers and admins
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), nullable=False),
+    Column("plan_id", String(32), nullable=False),
+    Column("days", Integer, nullable=False),
+    Column("price_usd", String(32), nullable=False),  # Decimal text
+    Column("currency", String(16), nullable=False),
+    Column("network", String(16), nullable=False),  # catalogue code, "TRC20"
+    Column("chain", String(64), nullable=False),  # OKX chain, "USDT-TRC20"
+    Column("address", String(200), nullable=False),
+    Column("tag", String(200), nullable=True),
+    Column("rate", String(40), nullable=False),  # locked USD price of one coin, Decimal text
+    Column("scale", Integer, nullable=False),
+    Column("step", String(32), nullable=False),  # Decimal text
+    Column("base_units", BigInteger, nullable=False),  # price / rate, rounded up to the step
+    Column("amount_units", BigInteger, nullable=False),  # base + unique offset: what to pay
+    Column("topup_units", BigInteger, nullable=True),  # open top-up amount after a partial
+    Column("status", String(16), nullable=False),
+    Column("exceptions", String(160), nullable=False, default=""),  # comma-joined set
+    Column("frozen", Boolean, nullable=False, default=False),  # needs an admin (changed deposit)
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("monitor_until", BigInteger, nullable=False),
+    Column("paid_at", BigInteger, nullable=True),
+    Column("closed_at", BigInteger, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("version", Integer, nullable=False, default=0),
+    Index(None, "customer_id", "status"),
+    Index(None, "currency", "status", "base_units"),
+    Index(None, "address", "status"),
+    Index(None, "status", "expires_at"),
+)
+
+# One row per (currency, amount): the slot is held by one invoice until ``held_until``
+# (created_at + lifetime + monitoring window, or later for a top-up). Taken by INSERT, or by a
+# compare-and-set UPDATE on ``held_until`` once released for at least the quarantine (24 h).
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("currency", String(16), nullable=False),
+    Column("amount_units", BigInteger, nullable=False),
+    Column("invoice_id", String(16), ForeignKey("invoices.id"), nullable=False),
+    Column("kind", String(8), nullable=False),  # "main" | "topup"
+    Column("address", String(200), nullable=True),
+    Column("taken_at", BigInteger, nullable=False),
+    Column("held_until", BigInteger, nullable=False),
+    PrimaryKeyConstraint("currency", "amount_units"),
+    Index(None, "invoice_id"),
+)
+
+pool_addresses = Table(
+    "pool_addresses",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("currency", String(16), nullable=False),
+    Column("chain", String(64), nullable=False),
+    Column("address", String(200), nullable=False),
+    Column("tag", String(200), nullable=False, default=""),  # "" when the chain has no memo
+    Column("selected", Boolean, nullable=False, default=False),
+    Column("active", Boolean, nullable=False, default=True),  # still returned by OKX
+    Column("holder_invoice_id", String(16), nullable=True),
+    Column("held_until", BigInteger, nullable=False, default=0),  # free when <= now
+    Column("assigned_at", BigInteger, nullable=False, default=0),
+    Column("refreshed_at", BigInteger, nullable=False),
+    UniqueConstraint("currency", "chain", "address", "tag"),
+)
+
+chain_status = Table(
+    "chain_status",
+    metadata,
+    Column("currency", String(16), nullable=False),
+    Column("chain", String(64), nullable=False),
+    Column("can_deposit", Boolean, nullable=False),
+    Column("min_deposit", String(40), nullable=False),
+    Column("need_tag", Boolean, nullable=False),
+    Column("withdraw_fee", String(40), nullable=True),
+    Column("withdraw_tick", String(40), nullable=True),
+    Column("refreshed_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("currency", "chain"),
+)
+
+deposits = Table(
+    "deposits",
+    metadata,
+    Column("dep_id", String(64), primary_key=True),
+    Column("currency", String(16), nullable=False),
+    Column("chain", String(64), nullable=False),
+    Column("amount", String(64), nullable=False),  # OKX's canonical string
+    Column("amount_units", BigInteger, nullable=True),  # None: not exact at the scale
+    Column("to_address", String(200), nullable=False, default=""),
+    Column("tx_id", String(200), nullable=False, default=""),
+    Column("from_wd_id", String(64), nullable=False, default=""),
+    Column("type", String(4), nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("first_seen_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("needs_decision", Boolean, nullable=False, default=True),
+    # what was decided: "new" (not yet), "attached", "unmatched", "refunded"
+    Column("disposition", String(16), nullable=False, default="new"),
+    Column("invoice_id", String(16), ForeignKey("invoices.id"), nullable=True),
+    Column("match_kind", String(16), nullable=True),
+    Column("matched_amount", String(64), nullable=True),
+    Column("matched_state", String(8), nullable=True),
+    Column("candidate_invoice_id", String(16), nullable=True),  # a hint for the admin
+    Column("note", String(200), nullable=False, default=""),
+    Index(None, "needs_decision"),
+    Index(None, "invoice_id"),
+    Index(None, "tx_id"),
+    Index(None, "from_wd_id"),
+    Index(None, "disposition", "ts"),
+    Index(None, "currency", "amount_units"),
+)
+
+claims = Table(
+    "claims",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("invoice_id", String(16), ForeignKey("invoices.id"), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("reference", String(200), nullable=False),
+    Column("dep_id", String(64), nullable=True),
+    Column("outcome", String(16), nullable=False),  # attached | not_found | rejected | admin
+    Column("reason", String(40), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Index(None, "dep_id"),
+    Index(None, "invoice_id"),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), nullable=False),
+    Column("plan_id", String(32), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("ends_at", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # active | expired
+    Column("reminded_3d_for", BigInteger, nullable=True),  # the ends_at the reminder was for
+    Column("reminded_1d_for", BigInteger, nullable=True),
+    Column("expired_for", BigInteger, nullable=True),  # the ends_at the expiry was told for
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("customer_id", "plan_id"),
+    Index(None, "status", "ends_at"),
+)
+
+subscription_periods = Table(
+    "subscription_periods",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscription_id", Integer, ForeignKey("subscriptions.id"), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("plan_id", String(32), nullable=False),
+    Column("invoice_id", String(16), nullable=True, unique=True),  # one period per invoice
+    Column("source", String(16), nullable=False),  # payment | grant
+    Column("days", Integer, nullable=False),
+    Column("credited_at", BigInteger, nullable=False),
+    Column("starts_at", BigInteger, nullable=False),
+    Column("ends_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("revoke_reason", String(80), nullable=True),
+    Index(None, "subscription_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(200), nullable=False, unique=True),
+    Column("audience", String(16), nullable=False),  # customer | admins
+    Column("customer_id", BigInteger, nullable=True),
+    Column("kind", String(40), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON, amounts as strings
+    Column("status", String(16), nullable=False),  # pending | sent | failed | unreachable
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("claimed_until", BigInteger, nullable=False, default=0),
+    Column("claim_token", String(40), nullable=True),
+    Column("last_error", String(300), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger, nullable=True),
+    Index(None, "status", "next_attempt_at"),
+)
+
+kv = Table(
+    "kv",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(80), nullable=False),
+    Column("token", BigInteger, nullable=False),  # fencing token, grows on every take-over
+    Column("expires_at", BigInteger, nullable=False),
+)
