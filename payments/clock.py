@@ -35,3 +35,23 @@ class ManualClock:
 
     def advance(self, ms: int) -> None:
         self._now += ms
+
+
+class ExchangeClock:
+    """The exchange's clock: a local clock plus the measured offset to OKX's server time.
+
+    Every comparison with a deposit's or ticker's ``ts`` uses this clock, never the host's.
+    """
+
+    def __init__(self, local: Clock) -> None:
+        self.local = local
+        self.offset_ms = 0
+
+    def now_ms(self) -> int:
+        return self.local.now_ms() + self.offset_ms
+
+    def observe(self, server_ms: int, sent_local_ms: int, received_local_ms: int) -> int:
+        """Record OKX's time from one request; returns the new offset (ms)."""
+        midpoint = (sent_local_ms + received_local_ms) // 2
+        self.offset_ms = server_ms - midpoint
+        return self.offset_ms
