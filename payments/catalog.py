@@ -135,7 +135,7 @@ def _text(raw: Mapping[str, Any], key: str, where: str, *, required: bool = True
 def _decimal(raw: Mapping[str, Any], key: str, where: str, default: str | None = None) -> Decimal:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ConfigError(f"{where}: {key!r} must be a number written as a string, e.g. \"29\"")
+        raise ConfigError(f'{where}: {key!r} must be a number written as a string, e.g. "29"')
     try:
         return parse_decimal(str(value))
     except ValueError as exc:
@@ -203,8 +203,7 @@ def _parse_network(symbol: str, index: int, raw_any: Any) -> Network:
     chain = _text(raw, "chain", where)
     if not chain.startswith(f"{symbol}-"):
         raise ConfigError(
-            f"{where}: chain {chain!r} must be OKX's chain name for {symbol}, "
-            f"e.g. '{symbol}-...'"
+            f"{where}: chain {chain!r} must be OKX's chain name for {symbol}, e.g. '{symbol}-...'"
         )
     allowance = _decimal(raw, "allowance", where, default="0")
     if allowance < 0:

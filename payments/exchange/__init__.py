@@ -8,5 +8,15 @@ from payments.exchange.base import (
     PoolAddress,
     Ticker,
 )
+from payments.exchange.okx import OkxExchange, check_api_key
 
-__all__ = ["ChainInfo", "DepositRecord", "Exchange", "KeyInfo", "PoolAddress", "Ticker"]
+__all__ = [
+    "ChainInfo",
+    "DepositRecord",
+    "Exchange",
+    "KeyInfo",
+    "OkxExchange",
+    "PoolAddress",
+    "Ticker",
+    "check_api_key",
+]

@@ -1,0 +1,286 @@
+"""What admins do by hand (DESIGN section 6): confirm, reject, reassign, refunded, and the queue.
+
+Each action is one transaction of compare-and-set writes; a refused action changes nothing and
+says why in its exception message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payments import notify
+from payments import states as st
+from payments.allocation import release_address
+from payments.applying import attached_deposits, load_invoice_versioned
+from payments.clock import Clock
+from payments.errors import DepositNotFound, InvalidTransition, InvoiceNotFound
+from payments.facts import DepositFacts, InvoiceFacts
+from payments.notify import Notifier
+from payments.states import format_exceptions
+from payments.storage import Database
+from payments.storage.schema import deposits, invoices
+from payments.subscriptions import credit_period, revoke_period
+
+CONFIRMABLE = st.UNPAID_STATUSES | {st.CANCELLED, st.INVALID}
+
+
+@dataclass(frozen=True)
+class AdminResult:
+    invoice_id: str | None
+    status: str | None
+    ends_at: int | None = None  # the customer's subscription end after the action
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class PendingOverview:
+    open_invoices: list[InvoiceFacts]
+    review_invoices: list[InvoiceFacts]  # partial, late, on hold, frozen, duplicate
+    unmatched: list[DepositFacts]
+
+
+class AdminService:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def confirm(
+        self, invoice_id: str, deposit_ref: str | None = None, *, force: bool = False
+    ) -> AdminResult:
+        """Settle by hand (exception ``marked``). With a deposit (depId or tx hash) it must be
+        unattached; without one ``force`` is required (the bot asks for a second tap)."""
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            invoice, version = await _invoice(conn, invoice_id)
+            if invoice.status not in CONFIRMABLE:
+                raise InvalidTransition(f"invoice {invoice_id} is {invoice.status} already")
+            deposit = None
+            if deposit_ref is not None:
+                deposit = await _find_deposit(conn, deposit_ref)
+                if deposit.disposition not in (st.DEP_NEW, st.DEP_UNMATCHED):
+                    raise InvalidTransition(
+                        f"deposit {deposit.dep_id} is {deposit.disposition}: "
+                        "use /reassign to move an attached deposit"
+                    )
+                if deposit.currency != invoice.currency:
+                    raise InvalidTransition(
+                        f"deposit {deposit.dep_id} is {deposit.currency}, "
+                        f"invoice {invoice_id} is {invoice.currency}"
+                    )
+                await _attach(conn, deposit, invoice.id, (st.DEP_NEW, st.DEP_UNMATCHED), now)
+            elif not force:
+                raise InvalidTransition("confirming without a deposit needs a second confirmation")
+            ends_at = await _mark_paid(conn, invoice, version, now)
+        return AdminResult(invoice_id, st.PAID, ends_at, "confirmed")
+
+    async def reject(self, invoice_id: str) -> AdminResult:
+        """Mark an unpaid invoice invalid (exception ``marked``)."""
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            invoice, version = await _invoice(conn, invoice_id)
+            if invoice.status not in st.UNPAID_STATUSES:
+                raise InvalidTransition(f"invoice {invoice_id} is {invoice.status}")
+            await _set_invoice(conn, invoice, version, now, st.INVALID, {st.MARKED})
+            await release_address(conn, invoice_id=invoice.id, now_ms=now)
+            await Notifier(conn, now).customer(invoice, "invoice.rejected", f"inv:{invoice.id}:rej")
+        return AdminResult(invoice_id, st.INVALID, None, "rejected")
+
+    async def reassign(self, deposit_ref: str, invoice_id: str) -> AdminResult:
+        """Move an attached deposit to another invoice (settled, ``marked``); the old invoice's
+        period is revoked and it is marked invalid, in the same transaction."""
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            deposit = await _find_deposit(conn, deposit_ref)
+            if deposit.invoice_id == invoice_id:
+                raise InvalidTransition(f"deposit {deposit.dep_id} is already on {invoice_id}")
+            target, version = await _invoice(conn, invoice_id)
+            if target.status not in CONFIRMABLE:
+                raise InvalidTransition(f"invoice {invoice_id} is {target.status} already")
+            if deposit.disposition == st.DEP_ATTACHED and deposit.invoice_id is not None:
+                await _detach_and_revoke(conn, deposit, deposit.invoice_id, now)
+            elif deposit.disposition == st.DEP_REFUNDED:
+                raise InvalidTransition(f"deposit {deposit.dep_id} was refunded")
+            await _attach(
+                conn, deposit, invoice_id, (st.DEP_NEW, st.DEP_UNMATCHED, st.DEP_ATTACHED), now
+            )
+            target, version = await _invoice(conn, invoice_id)
+            ends_at = await _mark_paid(conn, target, version, now)
+        return AdminResult(invoice_id, st.PAID, ends_at, "reassigned")
+
+    async def refunded(self, deposit_ref: str) -> AdminResult:
+        """Record a refund made by hand: block the deposit and revoke what it paid for."""
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            deposit = await _find_deposit(conn, deposit_ref)
+            if deposit.disposition == st.DEP_REFUNDED:
+                raise InvalidTransition(f"deposit {deposit.dep_id} is already marked refunded")
+            invoice_id = deposit.invoice_id
+            if deposit.disposition == st.DEP_ATTACHED and invoice_id is not None:
+                await _detach_and_revoke(conn, deposit, invoice_id, now)
+            result = await conn.execute(
+                update(deposits)
+                .where(
+                    deposits.c.dep_id == deposit.dep_id,
+                    deposits.c.disposition == deposit.disposition,
+                )
+                .values(disposition=st.DEP_REFUNDED, invoice_id=None, updated_at=now)
+            )
+            if result.rowcount != 1:
+                raise InvalidTransition(f"deposit {deposit.dep_id} changed; try again")
+        return AdminResult(invoice_id, None, None, "refunded")
+
+    async def pending(self, *, limit: int = 20, offset: int = 0) -> PendingOverview:
+        """The admin queue, newest first."""
+        review = or_(
+            invoices.c.frozen.is_(True),
+            *(
+                invoices.c.exceptions.contains(e)
+                for e in (st.PAID_PARTIAL, st.PAID_LATE, st.ON_HOLD, st.DUPLICATE)
+            ),
+        )
+        async with self.db.read() as conn:
+            open_rows = await conn.execute(
+                select(invoices)
+                .where(invoices.c.status.in_(st.OPEN_STATUSES))
+                .order_by(invoices.c.created_at.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            open_invoices = [InvoiceFacts.from_row(r) for r in open_rows.mappings()]
+            review_rows = await conn.execute(
+                select(invoices)
+                .where(review, invoices.c.status != st.INVALID)
+                .order_by(invoices.c.updated_at.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            reviews = [InvoiceFacts.from_row(r) for r in review_rows.mappings()]
+            dep_rows = await conn.execute(
+                select(deposits)
+                .where(deposits.c.disposition == st.DEP_UNMATCHED)
+                .order_by(deposits.c.ts.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            unmatched = [DepositFacts.from_row(r) for r in dep_rows.mappings()]
+        return PendingOverview(open_invoices, reviews, unmatched)
+
+
+async def _invoice(conn: AsyncConnection, invoice_id: str) -> tuple[InvoiceFacts, int]:
+    row = (
+        (await conn.execute(select(invoices).where(invoices.c.id == invoice_id))).mappings().first()
+    )
+    if row is None:
+        raise InvoiceNotFound(f"no invoice {invoice_id}")
+    return InvoiceFacts.from_row(row), int(row["version"])
+
+
+async def _find_deposit(conn: AsyncConnection, ref: str) -> DepositFacts:
+    """A deposit by OKX depId, or by tx hash when that names exactly one deposit."""
+    rows = (
+        (
+            await conn.execute(
+                select(deposits).where(or_(deposits.c.dep_id == ref, deposits.c.tx_id == ref))
+            )
+        )
+        .mappings()
+        .all()
+    )
+    by_id = [r for r in rows if r["dep_id"] == ref]
+    if by_id:
+        return DepositFacts.from_row(by_id[0])
+    if len(rows) == 1:
+        return DepositFacts.from_row(rows[0])
+    if len(rows) > 1:
+        raise InvalidTransition(f"{ref} names {len(rows)} deposits: give the deposit id")
+    raise DepositNotFound(f"no deposit {ref} (yet)")
+
+
+async def _attach(
+    conn: AsyncConnection,
+    deposit: DepositFacts,
+    invoice_id: str,
+    expected: tuple[str, ...],
+    now: int,
+) -> None:
+    result = await conn.execute(
+        update(deposits)
+        .where(deposits.c.dep_id == deposit.dep_id, deposits.c.disposition.in_(expected))
+        .values(
+            disposition=st.DEP_ATTACHED,
+            invoice_id=invoice_id,
+            match_kind=st.KIND_ADMIN,
+            matched_amount=deposit.amount_text,
+            matched_state=deposit.state,
+            needs_decision=False,
+            updated_at=now,
+        )
+    )
+    if result.rowcount != 1:
+        raise InvalidTransition(f"deposit {deposit.dep_id} changed; try again")
+
+
+async def _set_invoice(
+    conn: AsyncConnection,
+    invoice: InvoiceFacts,
+    version: int,
+    now: int,
+    status: str,
+    add: set[str],
+    **values: Any,
+) -> None:
+    result = await conn.execute(
+        update(invoices)
+        .where(invoices.c.id == invoice.id, invoices.c.version == version)
+        .values(
+            status=status,
+            exceptions=format_exceptions(invoice.exceptions | add),
+            frozen=False,
+            closed_at=now,
+            updated_at=now,
+            version=version + 1,
+            **values,
+        )
+    )
+    if result.rowcount != 1:
+        raise InvalidTransition(f"invoice {invoice.id} changed meanwhile; try again")
+
+
+async def _mark_paid(conn: AsyncConnection, invoice: InvoiceFacts, version: int, now: int) -> int:
+    await _set_invoice(conn, invoice, version, now, st.PAID, {st.MARKED}, paid_at=now)
+    credit = await credit_period(
+        conn,
+        customer_id=invoice.customer_id,
+        plan_id=invoice.plan_id,
+        days=invoice.days,
+        now_ms=now,
+        invoice_id=invoice.id,
+        source="admin",
+    )
+    await release_address(conn, invoice_id=invoice.id, now_ms=now)
+    ends_at = credit.ends_at if credit is not None else 0
+    notifier = Notifier(conn, now)
+    extra = {"ends_at": ends_at, "exceptions": [st.MARKED]}
+    await notifier.customer(invoice, notify.INVOICE_PAID, f"inv:{invoice.id}:paid", **extra)
+    return ends_at
+
+
+async def _detach_and_revoke(
+    conn: AsyncConnection, deposit: DepositFacts, invoice_id: str, now: int
+) -> None:
+    """Take a deposit off its invoice; if that invoice was paid, revoke its period and mark it
+    invalid (an admin decided the money was not for it)."""
+    old, version = await load_invoice_versioned(conn, invoice_id)
+    others = [
+        d
+        for d in await attached_deposits(conn, invoice_id)
+        if d.dep_id != deposit.dep_id and d.match_kind in st.COUNTED_KINDS
+    ]
+    if old.status == st.PAID and not others:
+        await revoke_period(conn, invoice_id=invoice_id, now_ms=now, reason="deposit moved")
+        await _set_invoice(conn, old, version, now, st.INVALID, {st.MARKED})
+        await Notifier(conn, now).customer(old, "invoice.revoked", f"inv:{old.id}:revoked")

@@ -1,0 +1,319 @@
+"""Write one batch of decisions: deposit rows, invoice transitions, periods, top-ups, messages.
+
+Runs inside the caller's transaction. Every write is a compare-and-set; a miss raises
+``ConcurrentChange`` so the caller rolls back and decides again from fresh rows.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payments import notify
+from payments import states as st
+from payments.allocation import cap_units_for, release_address, reserve_amount
+from payments.directory import get_chain_status
+from payments.errors import NoFreeAmount, PaymentsError
+from payments.facts import DepositFacts, InvoiceFacts
+from payments.matching import Attach, Decision, Freeze, MatchRules, Unmatched, Update
+from payments.money import format_amount, round_up, step_units, to_units
+from payments.notify import Notifier
+from payments.settlement import Verdict, evaluate
+from payments.states import format_exceptions
+from payments.storage.schema import deposits, invoices
+from payments.subscriptions import credit_period
+
+
+class ConcurrentChange(PaymentsError):
+    """A compare-and-set found the row changed by someone else: decide again from fresh data."""
+
+
+class Applier:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        now_ms: int,
+        rules: MatchRules,
+        rates: dict[str, Decimal | None],
+        *,
+        quarantine_ms: int,
+        offset_cap_percent: Decimal,
+    ) -> None:
+        self.conn = conn
+        self.now = now_ms
+        self.rules = rules
+        self.rates = rates
+        self.quarantine_ms = quarantine_ms
+        self.offset_cap_percent = offset_cap_percent
+        self.notifier = Notifier(conn, now_ms)
+        self.touched: set[str] = set()
+        self.new_money: set[str] = set()  # invoices that received a counted deposit just now
+        self.paid: list[str] = []
+
+    # --- deposits ----------------------------------------------------------------------------
+
+    async def apply(self, decision: Decision, deposit: DepositFacts) -> None:
+        if isinstance(decision, Attach):
+            await self._attach(decision, deposit)
+        elif isinstance(decision, Unmatched):
+            await self._unmatched(decision, deposit)
+        elif isinstance(decision, Freeze):
+            await self._freeze(decision, deposit)
+        else:
+            await self._update(decision, deposit)
+
+    async def _set_deposit(self, deposit: DepositFacts, expected: str, **values: Any) -> None:
+        result = await self.conn.execute(
+            update(deposits)
+            .where(deposits.c.dep_id == deposit.dep_id, deposits.c.disposition == expected)
+            .values(updated_at=self.now, **values)
+        )
+        if result.rowcount != 1:
+            raise ConcurrentChange(f"deposit {deposit.dep_id} changed")
+
+    async def _attach(self, decision: Attach, deposit: DepositFacts) -> None:
+        await self._set_deposit(
+            deposit,
+            st.DEP_NEW,
+            disposition=st.DEP_ATTACHED,
+            invoice_id=decision.invoice_id,
+            match_kind=decision.kind,
+            matched_amount=deposit.amount_text,
+            matched_state=deposit.state,
+            note="mismatch" if decision.mismatch else "",
+        )
+        self.touched.add(decision.invoice_id)
+        if decision.kind in st.COUNTED_KINDS:
+            self.new_money.add(decision.invoice_id)
+        elif decision.kind in (st.KIND_DUPLICATE, st.KIND_AFTER_CLOSE):
+            kind = notify.ADMIN_DUPLICATE
+            if decision.kind == st.KIND_AFTER_CLOSE:
+                kind = notify.ADMIN_AFTER_CLOSE
+            await self.notifier.admins(
+                kind,
+                f"dep:{deposit.dep_id}:{decision.kind}",
+                **_deposit_payload(deposit),
+                invoice_id=decision.invoice_id,
+            )
+
+    async def _unmatched(self, decision: Unmatched, deposit: DepositFacts) -> None:
+        await self._set_deposit(
+            deposit,
+            st.DEP_NEW,
+            disposition=st.DEP_UNMATCHED,
+            note=decision.reason,
+            candidate_invoice_id=decision.candidate_invoice_id,
+            matched_amount=deposit.amount_text,
+            matched_state=deposit.state,
+        )
+        await self.notifier.admins(
+            notify.ADMIN_UNMATCHED,
+            f"dep:{deposit.dep_id}:unmatched",
+            **_deposit_payload(deposit),
+            reason=decision.reason,
+            candidate_invoice_id=decision.candidate_invoice_id,
+        )
+
+    async def _freeze(self, decision: Freeze, deposit: DepositFacts) -> None:
+        invoice = await load_invoice(self.conn, decision.invoice_id)
+        await self.conn.execute(
+            update(invoices)
+            .where(invoices.c.id == invoice.id)
+            .values(
+                frozen=True,
+                exceptions=format_exceptions(invoice.exceptions | {st.CHANGED}),
+                updated_at=self.now,
+                version=invoices.c.version + 1,
+            )
+        )
+        await self.notifier.admins(
+            notify.ADMIN_FROZEN,
+            f"dep:{deposit.dep_id}:changed:{deposit.state}:{deposit.amount_text}",
+            **_deposit_payload(deposit),
+            invoice_id=invoice.id,
+            reason=decision.reason,
+            matched_amount=str(deposit.matched_amount),
+            matched_state=deposit.matched_state,
+        )
+
+    async def _update(self, decision: Update, deposit: DepositFacts) -> None:
+        await self._set_deposit(deposit, st.DEP_ATTACHED, matched_state=deposit.state)
+        self.touched.add(decision.invoice_id)
+
+    # --- invoices ----------------------------------------------------------------------------
+
+    async def settle_touched(self) -> None:
+        for invoice_id in sorted(self.touched):
+            invoice, version = await load_invoice_versioned(self.conn, invoice_id)
+            attached = await attached_deposits(self.conn, invoice_id)
+            verdict = evaluate(
+                invoice, attached, self.rules, rate_now=self.rates.get(invoice.currency)
+            )
+            await self._transition(invoice, version, verdict, attached)
+
+    async def _transition(
+        self, invoice: InvoiceFacts, version: int, verdict: Verdict, attached: list[DepositFacts]
+    ) -> None:
+        values: dict[str, Any] = {}
+        if verdict.status != invoice.status:
+            values["status"] = verdict.status
+            if verdict.status == st.PAID:
+                values["paid_at"] = self.now
+            if verdict.status in st.CLOSED_STATUSES:
+                values["closed_at"] = self.now
+        if verdict.exceptions != invoice.exceptions:
+            values["exceptions"] = format_exceptions(verdict.exceptions)
+        if values:
+            result = await self.conn.execute(
+                update(invoices)
+                .where(invoices.c.id == invoice.id, invoices.c.version == version)
+                .values(updated_at=self.now, version=version + 1, **values)
+            )
+            if result.rowcount != 1:
+                raise ConcurrentChange(f"invoice {invoice.id} changed")
+        await self._announce(invoice, verdict, attached)
+
+    async def _announce(
+        self, invoice: InvoiceFacts, verdict: Verdict, attached: list[DepositFacts]
+    ) -> None:
+        received = format_amount(verdict.received, invoice.step)
+        exceptions = sorted(verdict.exceptions)
+        for deposit in attached:
+            if self.rules.states.classify(deposit.state) == "on_hold":
+                key = f"dep:{deposit.dep_id}:hold:{deposit.state}"
+                payload = _deposit_payload(deposit)
+                await self.notifier.admins(notify.ADMIN_ON_HOLD, key, **payload)
+                await self.notifier.customer(invoice, notify.PAYMENT_ON_HOLD, key)
+        if verdict.status == st.PAID and invoice.status != st.PAID:
+            credit = await credit_period(
+                self.conn,
+                customer_id=invoice.customer_id,
+                plan_id=invoice.plan_id,
+                days=invoice.days,
+                now_ms=self.now,
+                invoice_id=invoice.id,
+            )
+            await release_address(self.conn, invoice_id=invoice.id, now_ms=self.now)
+            ends_at = credit.ends_at if credit is not None else None
+            extra = {"received": received, "exceptions": exceptions, "ends_at": ends_at}
+            await self.notifier.customer(
+                invoice, notify.INVOICE_PAID, f"inv:{invoice.id}:paid", **extra
+            )
+            await self.notifier.admins(
+                notify.ADMIN_PAID,
+                f"inv:{invoice.id}:paid",
+                **notify.invoice_payload(invoice, **extra),
+            )
+            self.paid.append(invoice.id)
+        elif verdict.late_review:
+            payload = notify.invoice_payload(invoice, received=received, exceptions=exceptions)
+            await self.notifier.admins(
+                notify.ADMIN_LATE_REVIEW, f"inv:{invoice.id}:late", **payload
+            )
+            await self.notifier.customer(
+                invoice, notify.PAYMENT_LATE_REVIEW, f"inv:{invoice.id}:late", received=received
+            )
+        elif verdict.partial and (invoice.id in self.new_money or invoice.topup_units is None):
+            await self._issue_topup(invoice, verdict)
+        elif (
+            verdict.status == st.PROCESSING
+            and invoice.status != st.PROCESSING
+            and not verdict.on_hold
+        ):
+            await self.notifier.customer(
+                invoice, notify.PAYMENT_DETECTED, f"inv:{invoice.id}:detected", received=received
+            )
+        elif (
+            verdict.status == st.EXPIRED
+            and st.PAID_PARTIAL in verdict.exceptions
+            and (st.PAID_PARTIAL not in invoice.exceptions or invoice.id in self.new_money)
+        ):
+            payload = notify.invoice_payload(invoice, received=received)
+            await self.notifier.admins(
+                notify.ADMIN_PARTIAL_UNFINISHED,
+                f"inv:{invoice.id}:partial_late:{received}",
+                **payload,
+            )
+
+    async def _issue_topup(self, invoice: InvoiceFacts, verdict: Verdict) -> None:
+        """A fresh unique amount for the rest, at least OKX's minimum deposit."""
+        status = await get_chain_status(self.conn, invoice.currency, invoice.chain)
+        minimum = status.min_deposit if status is not None else Decimal(0)
+        wanted = round_up(max(verdict.shortfall, minimum), invoice.step)
+        base_units = to_units(wanted, invoice.scale)
+        assert base_units is not None
+        step = step_units(invoice.step, invoice.scale)
+        cap = cap_units_for(invoice.base_units, self.offset_cap_percent, step)
+        received = format_amount(verdict.received, invoice.step)
+        try:
+            topup = await reserve_amount(
+                self.conn,
+                currency=invoice.currency,
+                base_units=base_units,
+                step_units=step,
+                cap_units=cap,
+                invoice_id=invoice.id,
+                kind="topup",
+                address=invoice.address,
+                now_ms=self.now,
+                held_until=max(invoice.monitor_until, self.now + 1),
+                quarantine_ms=self.quarantine_ms,
+            )
+        except NoFreeAmount:
+            payload = notify.invoice_payload(invoice, received=received)
+            await self.notifier.admins(
+                notify.ADMIN_TOPUP_UNAVAILABLE, f"inv:{invoice.id}:topup_busy:{received}", **payload
+            )
+            return
+        await self.conn.execute(
+            update(invoices).where(invoices.c.id == invoice.id).values(topup_units=topup)
+        )
+        topup_text = format_amount(Decimal(topup).scaleb(-invoice.scale), invoice.step)
+        await self.notifier.customer(
+            invoice,
+            notify.PAYMENT_PARTIAL,
+            f"inv:{invoice.id}:partial:{topup}",
+            received=received,
+            shortfall=format_amount(verdict.shortfall, invoice.step),
+            topup_amount=topup_text,
+            address=invoice.address,
+        )
+
+
+def _deposit_payload(deposit: DepositFacts) -> dict[str, Any]:
+    return {
+        "dep_id": deposit.dep_id,
+        "currency": deposit.currency,
+        "chain": deposit.chain,
+        "deposit_amount": deposit.amount_text,
+        "state": deposit.state,
+        "tx_id": deposit.tx_id,
+        "ts": deposit.ts,
+    }
+
+
+async def load_invoice_versioned(
+    conn: AsyncConnection, invoice_id: str
+) -> tuple[InvoiceFacts, int]:
+    row = (
+        (await conn.execute(select(invoices).where(invoices.c.id == invoice_id))).mappings().first()
+    )
+    if row is None:
+        raise ConcurrentChange(f"invoice {invoice_id} vanished")
+    return InvoiceFacts.from_row(row), int(row["version"])
+
+
+async def load_invoice(conn: AsyncConnection, invoice_id: str) -> InvoiceFacts:
+    return (await load_invoice_versioned(conn, invoice_id))[0]
+
+
+async def attached_deposits(conn: AsyncConnection, invoice_id: str) -> list[DepositFacts]:
+    rows = await conn.execute(
+        select(deposits)
+        .where(deposits.c.invoice_id == invoice_id, deposits.c.disposition == st.DEP_ATTACHED)
+        .order_by(deposits.c.ts, deposits.c.dep_id)
+    )
+    return [DepositFacts.from_row(r) for r in rows.mappings()]

@@ -1,0 +1,183 @@
+"""A customer proves a payment by its tx hash, or by their OKX withdrawal ID for an OKX-to-OKX
+transfer (DESIGN section 5). Tx hashes are public on block explorers, so a claim only picks a
+deposit the matcher already considers a candidate for that invoice, never one that fits another
+invoice too, and a second claim of the same deposit goes to an admin. Reads the database only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payments import notify
+from payments import states as st
+from payments.applying import Applier
+from payments.clock import Clock
+from payments.config import PaymentSettings
+from payments.errors import InvoiceNotFound
+from payments.facts import DepositFacts, InvoiceFacts
+from payments.matching import MatchRules, claim_candidates
+from payments.notify import Notifier
+from payments.snapshot import load_snapshot
+from payments.storage import Database
+from payments.storage.schema import claims, deposits, invoices
+
+_REFERENCE = re.compile(r"^[A-Za-z0-9:_-]{4,200}$")
+
+# outcomes
+ATTACHED = "attached"  # the deposit is now on the invoice
+NOT_FOUND = "not_found"  # no such deposit seen yet (the caller may trigger one poll)
+REJECTED = "rejected"  # refused; ``reason`` says why
+ADMIN = "admin"  # sent to an admin to decide
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    outcome: str
+    reason: str = ""
+    dep_id: str | None = None
+    invoice_status: str | None = None
+
+
+def normalize_reference(text: str) -> str | None:
+    """Strip blanks; None when it cannot be a tx hash or withdrawal ID."""
+    cleaned = text.strip()
+    if not _REFERENCE.match(cleaned):
+        return None
+    return cleaned
+
+
+class ClaimService:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        settings: PaymentSettings,
+        rules: MatchRules,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+        self.rules = rules
+
+    async def claim(self, invoice_id: str, customer_id: int, reference: str) -> ClaimResult:
+        ref = normalize_reference(reference)
+        if ref is None:
+            return ClaimResult(REJECTED, "bad_reference")
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            row = (
+                (await conn.execute(select(invoices).where(invoices.c.id == invoice_id)))
+                .mappings()
+                .first()
+            )
+            if row is None or int(row["customer_id"]) != customer_id:
+                raise InvoiceNotFound(f"no invoice {invoice_id}")
+            invoice = InvoiceFacts.from_row(row)
+            result = await self._decide(conn, invoice, ref, now)
+            await conn.execute(
+                claims.insert().values(
+                    invoice_id=invoice.id,
+                    customer_id=customer_id,
+                    reference=ref[:200],
+                    dep_id=result.dep_id,
+                    outcome=result.outcome,
+                    reason=result.reason,
+                    created_at=now,
+                )
+            )
+            if result.outcome == ADMIN:
+                await Notifier(conn, now).admins(
+                    notify.ADMIN_CLAIM_REVIEW,
+                    f"claim:{invoice.id}:{result.dep_id}",
+                    **notify.invoice_payload(invoice, dep_id=result.dep_id, reason=result.reason),
+                )
+        return result
+
+    async def _decide(
+        self, conn: AsyncConnection, invoice: InvoiceFacts, ref: str, now: int
+    ) -> ClaimResult:
+        if invoice.status not in st.UNPAID_STATUSES or invoice.frozen:
+            return ClaimResult(REJECTED, f"invoice_{invoice.status}", None, invoice.status)
+        found = await _by_reference(conn, ref)
+        if not found:
+            return ClaimResult(NOT_FOUND)
+        if len(found) > 1:
+            return ClaimResult(ADMIN, "several_deposits")
+        deposit = found[0]
+        if deposit.invoice_id == invoice.id:
+            return ClaimResult(ATTACHED, "already_yours", deposit.dep_id, invoice.status)
+        earlier = await _claimed_before(conn, deposit.dep_id, invoice.id)
+        if earlier:
+            return ClaimResult(ADMIN, "claimed_twice", deposit.dep_id)
+        if deposit.disposition in (st.DEP_ATTACHED, st.DEP_REFUNDED):
+            return ClaimResult(REJECTED, "already_attached", deposit.dep_id)
+        if deposit.currency != invoice.currency:
+            return ClaimResult(REJECTED, "other_currency", deposit.dep_id)
+        if deposit.ts < invoice.created_at - self.settings.pre_invoice_slack_ms:
+            return ClaimResult(REJECTED, "older_than_invoice", deposit.dep_id)
+        probe = replace(deposit, disposition=st.DEP_NEW, invoice_id=None, match_kind=None)
+        snapshot = await load_snapshot(conn, [probe], self.rules)
+        snapshot.invoices.setdefault(invoice.id, invoice)
+        candidates = {inv.id for inv in claim_candidates(probe, snapshot, self.rules)}
+        if invoice.id not in candidates:
+            return ClaimResult(REJECTED, "amount_or_time_does_not_fit", deposit.dep_id)
+        if len(candidates) > 1:
+            return ClaimResult(ADMIN, "fits_other_invoices", deposit.dep_id)
+        if deposit.disposition == st.DEP_NEW:  # not decided yet: the next poll decides it
+            return ClaimResult(NOT_FOUND, "not_decided_yet", deposit.dep_id)
+        attached = await conn.execute(
+            update(deposits)
+            .where(
+                deposits.c.dep_id == deposit.dep_id,
+                deposits.c.disposition == st.DEP_UNMATCHED,
+            )
+            .values(
+                disposition=st.DEP_ATTACHED,
+                invoice_id=invoice.id,
+                match_kind=st.KIND_CLAIM,
+                matched_amount=deposit.amount_text,
+                matched_state=deposit.state,
+                updated_at=now,
+            )
+        )
+        if attached.rowcount != 1:
+            return ClaimResult(REJECTED, "already_attached", deposit.dep_id)
+        applier = Applier(
+            conn,
+            now,
+            self.rules,
+            {},  # no current rate here: a late claim settles only by an admin
+            quarantine_ms=self.settings.amount_quarantine_ms,
+            offset_cap_percent=self.settings.offset_cap_percent,
+        )
+        applier.touched.add(invoice.id)
+        applier.new_money.add(invoice.id)
+        await applier.settle_touched()
+        status = (
+            await conn.execute(select(invoices.c.status).where(invoices.c.id == invoice.id))
+        ).scalar_one()
+        return ClaimResult(ATTACHED, "", deposit.dep_id, str(status))
+
+
+async def _by_reference(conn: AsyncConnection, ref: str) -> list[DepositFacts]:
+    conditions = [deposits.c.tx_id == ref, deposits.c.from_wd_id == ref]
+    if ref.lower().startswith("0x"):  # EVM hashes: case does not matter
+        conditions.append(func.lower(deposits.c.tx_id) == ref.lower())
+    rows = await conn.execute(select(deposits).where(or_(*conditions)))
+    return [DepositFacts.from_row(r) for r in rows.mappings()]
+
+
+async def _claimed_before(conn: AsyncConnection, dep_id: str, invoice_id: str) -> bool:
+    count = (
+        await conn.execute(
+            select(func.count()).where(
+                claims.c.dep_id == dep_id,
+                claims.c.invoice_id != invoice_id,
+            )
+        )
+    ).scalar_one()
+    return bool(count)

@@ -1,0 +1,115 @@
+"""The payments core wired together: one object the Telegram layer and the HTTP API use.
+
+payments = await Payments.open(database_url=..., exchange=OkxExchange(...), ...)
+warnings = await payments.start_checks(allow_unsafe_key=False)
+invoice = await payments.invoices.create(customer_id, "pro", "USDT", "TRC20")
+report = await payments.poller.poll()          # every PAYMENT_POLL_SECONDS
+await payments.invoices.expire_due(polled_until=await payments.polled_until())
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from payments.admin import AdminService
+from payments.catalog import Catalog
+from payments.claims import ClaimService
+from payments.clock import Clock, ExchangeClock, SystemClock
+from payments.config import PaymentSettings
+from payments.directory import refresh_addresses, refresh_chains
+from payments.exchange.base import Exchange
+from payments.exchange.okx import check_api_key
+from payments.invoices import InvoiceService
+from payments.poller import POLLED_UNTIL_KEY, DepositPoller
+from payments.processing import DepositProcessor, match_rules
+from payments.quotes import QuoteService
+from payments.storage import Database
+from payments.storage.kv import get_int
+
+
+@dataclass
+class Payments:
+    db: Database
+    exchange: Exchange
+    catalog: Catalog
+    settings: PaymentSettings
+    okx_clock: ExchangeClock
+    quotes: QuoteService
+    invoices: InvoiceService
+    processor: DepositProcessor
+    poller: DepositPoller
+    admin: AdminService
+    claims: ClaimService
+
+    @classmethod
+    async def open(
+        cls,
+        *,
+        database_url: str,
+        exchange: Exchange,
+        catalog: Catalog,
+        settings: PaymentSettings | None = None,
+        clock: Clock | None = None,
+        db_schema: str | None = None,
+    ) -> Payments:
+        """Connect and migrate the database and wire the services (no OKX request yet)."""
+        db = Database.from_url(database_url, schema=db_schema)
+        await db.migrate()
+        return cls.wire(db, exchange, catalog, settings or PaymentSettings(), clock)
+
+    @classmethod
+    def wire(
+        cls,
+        db: Database,
+        exchange: Exchange,
+        catalog: Catalog,
+        settings: PaymentSettings,
+        clock: Clock | None = None,
+    ) -> Payments:
+        okx_clock = ExchangeClock(clock or SystemClock())
+        quotes = QuoteService(exchange, okx_clock, currencies=catalog.currencies)
+        processor = DepositProcessor(db, catalog, settings, okx_clock, quotes)
+        rules = match_rules(settings, catalog)
+        return cls(
+            db=db,
+            exchange=exchange,
+            catalog=catalog,
+            settings=settings,
+            okx_clock=okx_clock,
+            quotes=quotes,
+            invoices=InvoiceService(db, catalog, quotes, okx_clock, settings),
+            processor=processor,
+            poller=DepositPoller(db, exchange, catalog, settings, okx_clock, processor),
+            admin=AdminService(db, okx_clock),
+            claims=ClaimService(db, okx_clock, settings, rules),
+        )
+
+    async def start_checks(self, *, allow_unsafe_key: bool) -> list[str]:
+        """Refuse an API key that can trade or withdraw; load chain status and the address pool.
+        Returns warnings (e.g. no IP whitelist, a chain without an address)."""
+        warnings = check_api_key(
+            await self.exchange.fetch_key_info(), allow_unsafe=allow_unsafe_key
+        )
+        await self.refresh_directory()
+        return warnings
+
+    async def refresh_directory(self) -> None:
+        """Chain status (canDep, minDep, fee) and every deposit address; hourly."""
+        now = self.okx_clock.now_ms()
+        await refresh_chains(self.db, self.exchange, self.catalog, now_ms=now)
+        await refresh_addresses(self.db, self.exchange, self.catalog, now_ms=now)
+
+    async def polled_until(self) -> int | None:
+        """OKX time up to which a poll has completed (expiry waits for it)."""
+        async with self.db.read() as conn:
+            return await get_int(conn, POLLED_UNTIL_KEY)
+
+    async def expire_due(self) -> int:
+        until = await self.polled_until()
+        if until is None:
+            return 0
+        return await self.invoices.expire_due(polled_until=until)
+
+    async def close(self) -> None:
+        await self.exchange.close()
+        await self.db.close()

@@ -1,0 +1,295 @@
+"""Pure decisions: which invoice, if any, each deposit belongs to (DESIGN section 5).
+
+No I/O here. ``processing`` loads a :class:`Snapshot`, calls :func:`match_deposits`, and applies
+the decisions in one transaction. The rules, in order:
+
+* Deposits are decided in (ts, depId) order, exact matches first, then the inexact ones, so the
+  outcome never depends on the order rows arrived.
+* Exact: same currency and same amount (in units) as a reservation. Another chain of the currency
+  or another of our addresses still matches, recorded as a mismatch. A deposit created before the
+  invoice (minus a slack) never matches it; one after the reservation's hold goes to an admin.
+  Paid invoices take a second payment as a duplicate, cancelled/rejected ones as after-close:
+  both attach for an admin and never credit anybody.
+* Inexact: when the deposit's address belongs to exactly one open invoice, that invoice is the
+  only candidate (over, within tolerance, or partial). Otherwise the candidates are the unpaid
+  invoices of the currency within tolerance (below) or the same tolerance above; exactly one
+  candidate settles, anything else goes to the unmatched queue.
+* Attached deposits whose amount changed, or whose state moved back from settled, freeze their
+  invoice for an admin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+from payments import states as st
+from payments.facts import DepositFacts, InvoiceFacts, ReservationFacts
+from payments.states import StatePolicy
+
+
+@dataclass(frozen=True)
+class MatchRules:
+    tolerance_percent: Decimal
+    pre_invoice_slack_ms: int
+    late_grace_ms: int
+    states: StatePolicy
+    allowances: Mapping[str, Decimal] = field(default_factory=dict)  # chain -> fixed allowance
+
+    def allowance(self, chain: str) -> Decimal:
+        return self.allowances.get(chain, Decimal(0))
+
+    def lower_bound(self, invoice: InvoiceFacts) -> Decimal:
+        """The least total that settles an invoice: base price minus tolerance and allowance."""
+        factor = (Decimal(100) - self.tolerance_percent) / Decimal(100)
+        return invoice.base * factor - self.allowance(invoice.chain)
+
+    def upper_window(self, invoice: InvoiceFacts) -> Decimal:
+        """Above this an inexact deposit is no candidate unless the address is the invoice's own."""
+        factor = (Decimal(100) + self.tolerance_percent) / Decimal(100)
+        return invoice.amount * factor
+
+
+@dataclass
+class Snapshot:
+    """What the matcher may look at. ``invoices`` must hold every invoice referenced by the
+    reservations and attachments, every unpaid invoice of a batch currency that an inexact
+    deposit could fit, and every open invoice on a batch deposit's address."""
+
+    invoices: dict[str, InvoiceFacts]
+    reservations: dict[tuple[str, int], ReservationFacts]
+    attached: dict[str, list[DepositFacts]]  # invoice id -> deposits attached before this batch
+
+
+@dataclass(frozen=True)
+class Attach:
+    dep_id: str
+    invoice_id: str
+    kind: str
+    mismatch: bool = False
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    dep_id: str
+    reason: str  # no_candidate | ambiguous | before_invoice | after_window | unknown_currency
+    candidate_invoice_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Freeze:
+    dep_id: str
+    invoice_id: str
+    reason: str  # amount_changed | state_reverted
+
+
+@dataclass(frozen=True)
+class Update:
+    """An attached deposit's state moved on; re-evaluate its invoice."""
+
+    dep_id: str
+    invoice_id: str
+
+
+Decision = Attach | Unmatched | Freeze | Update
+
+
+def received(deposits: Sequence[DepositFacts], kinds: frozenset[str] = st.COUNTED_KINDS) -> Decimal:
+    return sum((d.amount for d in deposits if d.match_kind in kinds), Decimal(0))
+
+
+class _Book:
+    """The snapshot plus what this batch has attached so far."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.added: dict[str, list[DepositFacts]] = {}
+
+    def deposits_of(self, invoice_id: str) -> list[DepositFacts]:
+        return self.snapshot.attached.get(invoice_id, []) + self.added.get(invoice_id, [])
+
+    def attach(self, deposit: DepositFacts, invoice_id: str, kind: str) -> None:
+        attached = replace(deposit, invoice_id=invoice_id, match_kind=kind)
+        self.added.setdefault(invoice_id, []).append(attached)
+
+    def received(self, invoice_id: str) -> Decimal:
+        return received(self.deposits_of(invoice_id))
+
+
+def match_deposits(
+    batch: Sequence[DepositFacts], snapshot: Snapshot, rules: MatchRules
+) -> list[Decision]:
+    """Decide every deposit of ``batch`` (deposits that are new or changed since last time)."""
+    book = _Book(snapshot)
+    decisions: list[Decision] = []
+    fresh: list[DepositFacts] = []
+    for deposit in sorted(batch, key=lambda d: d.sort_key):
+        if deposit.disposition == st.DEP_ATTACHED and deposit.invoice_id is not None:
+            decisions.append(_recheck_attached(deposit, rules))
+        elif deposit.disposition == st.DEP_NEW:
+            fresh.append(deposit)
+        # unmatched and refunded deposits are final except for a claim or an admin
+
+    inexact: list[DepositFacts] = []
+    for deposit in fresh:  # pass 1: exact amounts
+        decision = _match_exact(deposit, book, rules)
+        if decision is None:
+            inexact.append(deposit)
+        else:
+            decisions.append(decision)
+    for deposit in inexact:  # pass 2: everything else
+        decisions.append(_match_inexact(deposit, book, rules))
+    return decisions
+
+
+def _recheck_attached(deposit: DepositFacts, rules: MatchRules) -> Decision:
+    assert deposit.invoice_id is not None
+    if deposit.matched_amount is not None and deposit.amount != deposit.matched_amount:
+        return Freeze(deposit.dep_id, deposit.invoice_id, "amount_changed")
+    was = rules.states.classify(deposit.matched_state) if deposit.matched_state else None
+    if was == "settled" and rules.states.classify(deposit.state) != "settled":
+        return Freeze(deposit.dep_id, deposit.invoice_id, "state_reverted")
+    return Update(deposit.dep_id, deposit.invoice_id)
+
+
+def is_mismatch(deposit: DepositFacts, invoice: InvoiceFacts) -> bool:
+    """Paid on another chain of the currency, or to another of our addresses."""
+    if deposit.chain != invoice.chain:
+        return True
+    return (
+        deposit.type != "3" and bool(deposit.to_address) and deposit.to_address != invoice.address
+    )
+
+
+def _too_early(deposit: DepositFacts, invoice: InvoiceFacts, rules: MatchRules) -> bool:
+    return deposit.ts < invoice.created_at - rules.pre_invoice_slack_ms
+
+
+def _match_exact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Decision | None:
+    if deposit.amount_units is None:
+        return None  # more decimals than the scale: never an exact match
+    reservation = book.snapshot.reservations.get((deposit.currency, deposit.amount_units))
+    if reservation is None:
+        return None
+    invoice = book.snapshot.invoices.get(reservation.invoice_id)
+    if invoice is None or _too_early(deposit, invoice, rules):
+        return None
+    if deposit.ts > reservation.held_until:
+        return Unmatched(deposit.dep_id, "after_window", invoice.id)
+    mismatch = is_mismatch(deposit, invoice)
+    if invoice.status == st.PAID or _already_has(book, invoice.id, deposit.amount_units):
+        kind = st.KIND_DUPLICATE
+    elif invoice.status in (st.CANCELLED, st.INVALID):
+        kind = st.KIND_AFTER_CLOSE
+    elif reservation.kind == "topup":
+        kind = st.KIND_TOPUP
+    else:
+        kind = st.KIND_EXACT
+    book.attach(deposit, invoice.id, kind)
+    return Attach(deposit.dep_id, invoice.id, kind, mismatch)
+
+
+def _already_has(book: _Book, invoice_id: str, amount_units: int) -> bool:
+    """A second deposit of the very same unique amount is a duplicate, not a second credit."""
+    return any(
+        d.amount_units == amount_units and d.match_kind in st.COUNTED_KINDS
+        for d in book.deposits_of(invoice_id)
+    )
+
+
+def _eligible(deposit: DepositFacts, invoice: InvoiceFacts, book: _Book, rules: MatchRules) -> bool:
+    """An unpaid invoice of the currency that this deposit could still be meant for."""
+    return (
+        invoice.currency == deposit.currency
+        and invoice.status in st.UNPAID_STATUSES
+        and not invoice.frozen
+        and not _too_early(deposit, invoice, rules)
+        and deposit.ts <= invoice.monitor_until
+        and book.received(invoice.id) < rules.lower_bound(invoice)
+    )
+
+
+def _match_inexact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Decision:
+    invoices = book.snapshot.invoices
+    if deposit.type != "3" and deposit.to_address:
+        owners = [
+            inv
+            for inv in invoices.values()
+            if inv.address == deposit.to_address
+            and inv.currency == deposit.currency
+            and inv.status in st.OPEN_STATUSES
+        ]
+        if len(owners) == 1 and _eligible(deposit, owners[0], book, rules):
+            return _attach_to_owner(deposit, owners[0], book, rules)
+    candidates = [
+        inv
+        for inv in invoices.values()
+        if _eligible(deposit, inv, book, rules) and _within_window(deposit, inv, book, rules)
+    ]
+    if len(candidates) == 1:
+        invoice = candidates[0]
+        total = book.received(invoice.id) + deposit.amount
+        kind = st.KIND_OVER if total > invoice.amount else st.KIND_TOLERANCE
+        book.attach(deposit, invoice.id, kind)
+        return Attach(deposit.dep_id, invoice.id, kind, is_mismatch(deposit, invoice))
+    if candidates:
+        return Unmatched(deposit.dep_id, "ambiguous")
+    return Unmatched(deposit.dep_id, "no_candidate", _closest_hint(deposit, book))
+
+
+def _within_window(
+    deposit: DepositFacts, invoice: InvoiceFacts, book: _Book, rules: MatchRules
+) -> bool:
+    total = book.received(invoice.id) + deposit.amount
+    return rules.lower_bound(invoice) <= total <= rules.upper_window(invoice)
+
+
+def _attach_to_owner(
+    deposit: DepositFacts, invoice: InvoiceFacts, book: _Book, rules: MatchRules
+) -> Decision:
+    total = book.received(invoice.id) + deposit.amount
+    if total > invoice.amount:
+        kind = st.KIND_OVER
+    elif total >= rules.lower_bound(invoice):
+        kind = st.KIND_TOLERANCE
+    else:
+        kind = st.KIND_PARTIAL
+    book.attach(deposit, invoice.id, kind)
+    return Attach(deposit.dep_id, invoice.id, kind, is_mismatch(deposit, invoice))
+
+
+def _closest_hint(deposit: DepositFacts, book: _Book) -> str | None:
+    """For the admin: the exact-amount invoice this deposit was too early or too late for."""
+    if deposit.amount_units is None:
+        return None
+    reservation = book.snapshot.reservations.get((deposit.currency, deposit.amount_units))
+    return reservation.invoice_id if reservation else None
+
+
+def claim_candidates(
+    deposit: DepositFacts, snapshot: Snapshot, rules: MatchRules
+) -> list[InvoiceFacts]:
+    """Every invoice the matcher would consider this deposit a candidate for: same currency,
+    not created after it, within the monitoring window, and either within tolerance (the same
+    window as inexact matching) or a partial payment to the invoice's own address."""
+    book = _Book(snapshot)
+    found: list[InvoiceFacts] = []
+    for invoice in snapshot.invoices.values():
+        if not _eligible(deposit, invoice, book, rules):
+            continue
+        owns_address = (
+            deposit.type != "3"
+            and deposit.to_address == invoice.address
+            and sum(
+                1
+                for other in snapshot.invoices.values()
+                if other.address == invoice.address
+                and other.currency == invoice.currency
+                and other.status in st.OPEN_STATUSES
+            )
+            == 1
+        )
+        if owns_address or _within_window(deposit, invoice, book, rules):
+            found.append(invoice)
+    return found

@@ -1,0 +1,77 @@
+"""Every message a payment event causes, written to the outbox in the event's transaction.
+
+Kinds are stable names the Telegram layer renders with its text catalogue; payloads carry ids and
+amounts as strings. Dedupe keys make every retry of a decision harmless (one message per event).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payments.facts import InvoiceFacts
+from payments.money import format_amount
+from payments.outbox import enqueue
+
+# customer messages
+PAYMENT_DETECTED = "payment.detected"  # seen, waiting for confirmations
+PAYMENT_PARTIAL = "payment.partial"  # shortfall and the top-up amount
+INVOICE_PAID = "invoice.paid"  # paid; subscription active until ...
+INVOICE_EXPIRED = "invoice.expired"
+PAYMENT_PARTIAL_EXPIRED = "payment.partial_expired"
+PAYMENT_LATE_REVIEW = "payment.late_review"  # received after expiry, an admin will look
+PAYMENT_ON_HOLD = "payment.on_hold"  # OKX holds the deposit; an admin will look
+# admin messages
+ADMIN_PAID = "admin.payment_settled"
+ADMIN_UNMATCHED = "admin.deposit_unmatched"
+ADMIN_ON_HOLD = "admin.deposit_on_hold"
+ADMIN_FROZEN = "admin.invoice_frozen"
+ADMIN_DUPLICATE = "admin.duplicate_payment"
+ADMIN_AFTER_CLOSE = "admin.payment_after_close"
+ADMIN_LATE_REVIEW = "admin.late_review"
+ADMIN_PARTIAL_UNFINISHED = "admin.partial_unfinished"
+ADMIN_TOPUP_UNAVAILABLE = "admin.topup_unavailable"
+ADMIN_CLAIM_REVIEW = "admin.claim_review"
+
+
+def invoice_payload(invoice: InvoiceFacts, **extra: Any) -> dict[str, Any]:
+    return {
+        "invoice_id": invoice.id,
+        "customer_id": invoice.customer_id,
+        "plan_id": invoice.plan_id,
+        "currency": invoice.currency,
+        "network": invoice.network,
+        "amount": format_amount(invoice.amount, invoice.step),
+        **extra,
+    }
+
+
+class Notifier:
+    """Writes outbox rows on one connection (the caller's transaction)."""
+
+    def __init__(self, conn: AsyncConnection, now_ms: int) -> None:
+        self.conn = conn
+        self.now_ms = now_ms
+
+    async def customer(self, invoice: InvoiceFacts, kind: str, key: str, **extra: Any) -> bool:
+        return await enqueue(
+            self.conn,
+            key=f"c:{key}",
+            audience="customer",
+            customer_id=invoice.customer_id,
+            kind=kind,
+            payload=invoice_payload(invoice, **extra),
+            now_ms=self.now_ms,
+        )
+
+    async def admins(self, kind: str, key: str, **payload: Any) -> bool:
+        return await enqueue(
+            self.conn,
+            key=f"a:{key}",
+            audience="admins",
+            customer_id=payload.get("customer_id"),
+            kind=kind,
+            payload=payload,
+            now_ms=self.now_ms,
+        )

@@ -1,0 +1,319 @@
+"""The outbox: notifications written in the same transaction as the event they tell about.
+
+``enqueue`` takes the caller's connection, so a message exists exactly when its event committed.
+A sender job (on the replica holding the lease) claims a batch, sends it, and marks each message
+sent / for retry / unreachable. A claim is a time-limited lease on the row plus a random token:
+a sender that crashes after claiming simply lets the claim lapse and the message is sent again
+later. A crash can repeat a message, never lose one.
+
+Statuses: ``pending`` (to send, possibly waiting for ``next_attempt_at``), ``sent``, ``failed``
+(gave up after :data:`GIVE_UP_AFTER_MS`), ``unreachable`` (the customer blocked the bot).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal, cast
+
+from sqlalchemy import String, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payments.clock import DAY_MS, HOUR_MS
+from payments.customers import set_unreachable
+from payments.storage.db import Database, insert_ignore
+from payments.storage.schema import outbox
+
+PENDING = "pending"
+SENT = "sent"
+FAILED = "failed"
+UNREACHABLE = "unreachable"
+STATUSES = (PENDING, SENT, FAILED, UNREACHABLE)
+
+Audience = Literal["customer", "admins"]
+
+RETRY_BASE_MS = 5_000  # first retry after 5 s, then 10 s, 20 s, ...
+RETRY_CAP_MS = HOUR_MS  # ... never more than an hour apart
+GIVE_UP_AFTER_MS = 3 * DAY_MS  # a message still failing 3 days after it was written -> failed
+
+_KEY_MAX = cast(String, outbox.c.dedupe_key.type).length or 200
+_KIND_MAX = cast(String, outbox.c.kind.type).length or 40
+_ERROR_MAX = cast(String, outbox.c.last_error.type).length or 300
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One claimed message. ``claim_token`` proves the claim when marking the outcome."""
+
+    id: int
+    audience: Audience
+    customer_id: int | None
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: int
+    claim_token: str
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal):
+        return format(value, "f")  # "0.0000001", never "1E-7"
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable in an outbox payload")
+
+
+def _reject_floats(value: object, path: str = "payload") -> None:
+    """Money never travels as a float: refuse one anywhere in the payload."""
+    if isinstance(value, float):
+        raise TypeError(f"{path} is a float; use Decimal (sent as a string) or int")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _reject_floats(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _reject_floats(item, f"{path}[{index}]")
+
+
+def dump_payload(payload: Mapping[str, Any]) -> str:
+    """The JSON text stored for a payload: Decimals as plain strings, floats refused."""
+    _reject_floats(payload)
+    return json.dumps(dict(payload), default=_json_default, sort_keys=True, ensure_ascii=False)
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    *,
+    key: str,
+    audience: Audience,
+    customer_id: int | None,
+    kind: str,
+    payload: Mapping[str, Any],
+    now_ms: int,
+) -> bool:
+    """Add a message in the caller's transaction; returns False when ``key`` was already used.
+
+    ``key`` is the de-duplication key (e.g. ``f"sub:{id}:expired:{ends_at}"``): writing the same
+    event twice yields one message.
+    """
+    if audience not in ("customer", "admins"):
+        raise ValueError(f"unknown audience {audience!r}")
+    if audience == "customer" and customer_id is None:
+        raise ValueError("a customer message needs a customer_id")
+    if not key or len(key) > _KEY_MAX:
+        raise ValueError(f"dedupe key must be 1..{_KEY_MAX} characters")
+    if not kind or len(kind) > _KIND_MAX:
+        raise ValueError(f"kind must be 1..{_KIND_MAX} characters")
+    values = {
+        "dedupe_key": key,
+        "audience": audience,
+        "customer_id": customer_id,
+        "kind": kind,
+        "payload": dump_payload(payload),
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now_ms,
+        "claimed_until": 0,
+        "claim_token": None,
+        "created_at": now_ms,
+    }
+    return await insert_ignore(conn, outbox, values, ["dedupe_key"]) == 1
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+async def claim_batch(
+    db: Database, *, now_ms: int, limit: int = 50, lease_ms: int = 60_000
+) -> list[OutboxMessage]:
+    """Claim up to ``limit`` due messages, oldest first, for ``lease_ms`` (own transaction).
+
+    PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so concurrent claimers never get the same row;
+    SQLite: the write transaction is exclusive. A claim that is never marked lapses after
+    ``lease_ms`` and the message becomes claimable again.
+    """
+    if limit <= 0 or lease_ms <= 0:
+        raise ValueError("limit and lease_ms must be positive")
+    token = secrets.token_hex(16)
+    async with db.transaction() as conn:
+        stmt = (
+            select(
+                outbox.c.id,
+                outbox.c.audience,
+                outbox.c.customer_id,
+                outbox.c.kind,
+                outbox.c.payload,
+                outbox.c.attempts,
+                outbox.c.created_at,
+            )
+            .where(
+                outbox.c.status == PENDING,
+                outbox.c.next_attempt_at <= now_ms,
+                outbox.c.claimed_until <= now_ms,
+            )
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = (await conn.execute(stmt)).all()
+        if not rows:
+            return []
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_([row.id for row in rows]))
+            .values(claimed_until=now_ms + lease_ms, claim_token=token)
+        )
+    return [
+        OutboxMessage(
+            id=row.id,
+            audience=row.audience,
+            customer_id=row.customer_id,
+            kind=row.kind,
+            payload=json.loads(row.payload),
+            attempts=row.attempts,
+            created_at=row.created_at,
+            claim_token=token,
+        )
+        for row in rows
+    ]
+
+
+def _claimed(message: OutboxMessage) -> Sequence[Any]:
+    """WHERE clauses: the row is still ours (same claim) and still pending."""
+    return (
+        outbox.c.id == message.id,
+        outbox.c.claim_token == message.claim_token,
+        outbox.c.status == PENDING,
+    )
+
+
+async def mark_sent(db: Database, message: OutboxMessage, *, now_ms: int) -> bool:
+    """Record delivery; False if the claim was lost (another sender took it over meanwhile)."""
+    async with db.transaction() as conn:
+        result = await conn.execute(
+            update(outbox)
+            .where(*_claimed(message))
+            .values(status=SENT, sent_at=now_ms, claimed_until=0, claim_token=None)
+        )
+    return int(result.rowcount or 0) == 1
+
+
+def backoff_ms(attempts: int) -> int:
+    """Delay before the next try after ``attempts`` earlier failed ones: 5 s doubling, max 1 h."""
+    if attempts >= 20:  # 5 s * 2^20 is far past the cap; avoid giant integers
+        return RETRY_CAP_MS
+    return min(RETRY_BASE_MS << max(attempts, 0), RETRY_CAP_MS)
+
+
+async def mark_retry(
+    db: Database,
+    message: OutboxMessage,
+    *,
+    now_ms: int,
+    error: str,
+    retry_after_ms: int | None = None,
+) -> None:
+    """A send failed (network, 5xx, 429): try again later, or give up after three days.
+
+    ``retry_after_ms`` (Telegram's ``retry_after`` on a 429) replaces the exponential backoff.
+    ``error`` is stored (truncated) for the admins: callers must never put secrets in it.
+    """
+    delay = backoff_ms(message.attempts) if retry_after_ms is None else max(retry_after_ms, 0)
+    gave_up = now_ms - message.created_at >= GIVE_UP_AFTER_MS
+    async with db.transaction() as conn:
+        await conn.execute(
+            update(outbox)
+            .where(*_claimed(message))
+            .values(
+                status=FAILED if gave_up else PENDING,
+                attempts=outbox.c.attempts + 1,
+                next_attempt_at=now_ms + delay,
+                claimed_until=0,
+                claim_token=None,
+                last_error=error[:_ERROR_MAX],
+            )
+        )
+
+
+async def mark_unreachable(db: Database, message: OutboxMessage, *, now_ms: int) -> None:
+    """The recipient blocked the bot (Forbidden): close the message and flag the customer.
+
+    For an admin message only the message is closed (the admins are not customers).
+    """
+    async with db.transaction() as conn:
+        result = await conn.execute(
+            update(outbox)
+            .where(*_claimed(message))
+            .values(
+                status=UNREACHABLE,
+                attempts=outbox.c.attempts + 1,
+                claimed_until=0,
+                claim_token=None,
+                last_error="unreachable: the bot was blocked",
+            )
+        )
+        # An admin message may carry the customer it is about: only flag the actual recipient.
+        if (
+            int(result.rowcount or 0) == 1
+            and message.audience == "customer"
+            and message.customer_id is not None
+        ):
+            await set_unreachable(conn, message.customer_id, True)
+
+
+# --- monitoring ------------------------------------------------------------------------------
+
+
+async def stats(conn: AsyncConnection) -> dict[str, int]:
+    """Number of messages per status (every status present, zero when none)."""
+    counts = dict.fromkeys(STATUSES, 0)
+    rows = await conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
+    for status, count in rows:
+        counts[str(status)] = int(count)
+    return counts
+
+
+@dataclass(frozen=True)
+class FailedMessage:
+    id: int
+    audience: str
+    customer_id: int | None
+    kind: str
+    attempts: int
+    created_at: int
+    last_error: str | None
+
+
+async def list_failed(conn: AsyncConnection, *, limit: int = 50) -> list[FailedMessage]:
+    """The most recent messages that were given up on, newest first (for an admin view)."""
+    rows = await conn.execute(
+        select(
+            outbox.c.id,
+            outbox.c.audience,
+            outbox.c.customer_id,
+            outbox.c.kind,
+            outbox.c.attempts,
+            outbox.c.created_at,
+            outbox.c.last_error,
+        )
+        .where(outbox.c.status == FAILED)
+        .order_by(outbox.c.id.desc())
+        .limit(limit)
+    )
+    return [
+        FailedMessage(
+            id=row.id,
+            audience=row.audience,
+            customer_id=row.customer_id,
+            kind=row.kind,
+            attempts=row.attempts,
+            created_at=row.created_at,
+            last_error=row.last_error,
+        )
+        for row in rows
+    ]

@@ -1,0 +1,146 @@
+"""Loading what a decision may look at: the deposits to decide and a snapshot of the rows they
+could concern (reservations of their exact amounts, invoices near their amounts or on their
+addresses, and what is already attached to those). Cost follows deposits, not open invoices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from sqlalchemy import and_, bindparam, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from payments import states as st
+from payments.facts import DepositFacts, InvoiceFacts, ReservationFacts
+from payments.matching import MatchRules, Snapshot
+from payments.money import to_units_floor
+from payments.storage.schema import deposits, invoices, reservations
+
+
+async def pending_currencies(conn: AsyncConnection) -> set[str]:
+    rows = await conn.execute(
+        select(deposits.c.currency).where(deposits.c.needs_decision.is_(True)).distinct()
+    )
+    return {r[0] for r in rows}
+
+
+async def load_pending(conn: AsyncConnection, limit: int) -> list[DepositFacts]:
+    rows = (
+        (
+            await conn.execute(
+                select(deposits)
+                .where(deposits.c.needs_decision.is_(True))
+                .order_by(deposits.c.ts, deposits.c.dep_id)
+                .limit(limit)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [DepositFacts.from_row(r) for r in rows]
+
+
+async def load_snapshot(
+    conn: AsyncConnection, batch: Sequence[DepositFacts], rules: MatchRules
+) -> Snapshot:
+    """Only the rows these deposits could concern: cost follows deposits, not open invoices."""
+    keys = {(d.currency, d.amount_units) for d in batch if d.amount_units is not None}
+    found: dict[tuple[str, int], ReservationFacts] = {}
+    key_list = sorted(keys)
+    for start in range(0, len(key_list), 500):
+        chunk = key_list[start : start + 500]
+        rows = await conn.execute(
+            select(reservations).where(
+                tuple_(reservations.c.currency, reservations.c.amount_units).in_(chunk)
+            )
+        )
+        for r in rows.mappings():
+            found[(r["currency"], int(r["amount_units"]))] = ReservationFacts(
+                currency=r["currency"],
+                amount_units=int(r["amount_units"]),
+                invoice_id=r["invoice_id"],
+                kind=r["kind"],
+                held_until=int(r["held_until"]),
+            )
+    invoice_ids = {r.invoice_id for r in found.values()}
+    invoice_ids |= {d.invoice_id for d in batch if d.invoice_id}
+    conditions: list[ColumnElement[bool]] = []
+    if invoice_ids:
+        conditions.append(invoices.c.id.in_(sorted(invoice_ids)))
+    # inexact candidates: unpaid invoices of the currency whose price is near the amount, every
+    # processing invoice of it (partials), and every open invoice on the deposit's address
+    for d in batch:
+        if d.disposition != st.DEP_NEW:
+            continue
+        if d.amount_units is not None and (d.currency, d.amount_units) in found:
+            continue
+        scale_guess = 8
+        tol = rules.tolerance_percent / Decimal(100)
+        allowance = max(rules.allowances.values(), default=Decimal(0))
+        low = to_units_floor(d.amount / ((1 + tol) * Decimal("1.11")), scale_guess)
+        high = to_units_floor((d.amount + allowance) / (1 - tol), scale_guess) + 1
+        conditions.append(
+            and_(
+                invoices.c.currency == d.currency,
+                invoices.c.status.in_(st.UNPAID_STATUSES),
+                or_(
+                    invoices.c.base_units.between(low, high),
+                    invoices.c.status == st.PROCESSING,
+                    invoices.c.exceptions.contains(st.PAID_PARTIAL),
+                ),
+            )
+        )
+        if d.to_address:
+            conditions.append(
+                and_(
+                    invoices.c.address == d.to_address,
+                    invoices.c.status.in_(st.OPEN_STATUSES),
+                )
+            )
+    loaded: dict[str, InvoiceFacts] = {}
+    for start in range(0, len(conditions), 200):
+        chunk_conditions = conditions[start : start + 200]
+        rows = await conn.execute(select(invoices).where(or_(*chunk_conditions)))
+        for r in rows.mappings():
+            loaded[r["id"]] = InvoiceFacts.from_row(r)
+    attached = await load_attached(conn, loaded.keys())
+    return Snapshot(invoices=loaded, reservations=found, attached=attached)
+
+
+async def load_attached(
+    conn: AsyncConnection, invoice_ids: Iterable[str]
+) -> dict[str, list[DepositFacts]]:
+    ids = sorted(invoice_ids)
+    result: dict[str, list[DepositFacts]] = {}
+    for start in range(0, len(ids), 500):
+        rows = await conn.execute(
+            select(deposits).where(
+                deposits.c.invoice_id.in_(ids[start : start + 500]),
+                deposits.c.disposition == st.DEP_ATTACHED,
+                deposits.c.needs_decision.is_(False),
+            )
+        )
+        for r in rows.mappings():
+            facts = DepositFacts.from_row(r)
+            result.setdefault(r["invoice_id"], []).append(facts)
+    return result
+
+
+async def clear_flags(conn: AsyncConnection, batch: Sequence[DepositFacts]) -> None:
+    """Mark the batch decided; a row that changed meanwhile keeps its flag (decided again)."""
+    if not batch:
+        return
+    stmt = (
+        update(deposits)
+        .where(
+            deposits.c.dep_id == bindparam("b_dep"),
+            deposits.c.state == bindparam("b_state"),
+            deposits.c.amount == bindparam("b_amount"),
+        )
+        .values(needs_decision=False)
+    )
+    await conn.execute(
+        stmt,
+        [{"b_dep": d.dep_id, "b_state": d.state, "b_amount": d.amount_text} for d in batch],
+    )

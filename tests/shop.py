@@ -1,0 +1,118 @@
+"""A whole payments core against the fake OKX over loopback HTTP, driven like a shop would be."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from payments.catalog import load_catalog
+from payments.clock import ManualClock
+from payments.config import PaymentSettings
+from payments.core import Payments
+from payments.exchange.okx import OkxExchange
+from payments.invoices import InvoiceView
+from payments.poller import PollReport
+from payments.storage import Database
+from payments.storage.schema import deposits, invoices, outbox, subscription_periods, subscriptions
+from tests.fakes.okx import FakeOkx
+
+
+@dataclass
+class Shop:
+    okx: FakeOkx
+    clock: ManualClock
+    payments: Payments
+
+    @property
+    def db(self) -> Database:
+        return self.payments.db
+
+    async def buy(
+        self, customer: int, plan: str = "pro", currency: str = "USDT", network: str = "TRC20"
+    ) -> InvoiceView:
+        return await self.payments.invoices.create(customer, plan, currency, network)
+
+    def pay(
+        self,
+        invoice: InvoiceView,
+        amount: str | Decimal | None = None,
+        **fields: Any,
+    ) -> str:
+        """A deposit on the fake OKX: by default the exact amount to the invoice's address."""
+        chain = fields.pop("chain", invoice.chain)
+        if fields.get("type") != "3":
+            fields.setdefault("to", invoice.address)
+        return self.okx.add_deposit(
+            invoice.currency, chain, amount if amount is not None else invoice.amount_text, **fields
+        )
+
+    async def poll(self) -> PollReport:
+        return await self.payments.poller.poll()
+
+    async def invoice(self, invoice_id: str) -> InvoiceView:
+        return await self.payments.invoices.get(invoice_id)
+
+    async def messages(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Every outbox row (what customers and admins will be told), oldest first."""
+        async with self.db.read() as conn:
+            query = select(outbox).order_by(outbox.c.id)
+            if kind is not None:
+                query = query.where(outbox.c.kind == kind)
+            rows = (await conn.execute(query)).mappings().all()
+        return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
+
+    async def subscription_end(self, customer: int, plan: str = "pro") -> int | None:
+        async with self.db.read() as conn:
+            return (
+                await conn.execute(
+                    select(subscriptions.c.ends_at).where(
+                        subscriptions.c.customer_id == customer, subscriptions.c.plan_id == plan
+                    )
+                )
+            ).scalar_one_or_none()
+
+    async def periods(self) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(subscription_periods).order_by(subscription_periods.c.id)
+            )
+            return [dict(r) for r in rows.mappings()]
+
+    async def deposit(self, dep_id: str) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            row = (
+                (await conn.execute(select(deposits).where(deposits.c.dep_id == dep_id)))
+                .mappings()
+                .one()
+            )
+            return dict(row)
+
+    async def table(self, name: str) -> list[dict[str, Any]]:
+        table = {"invoices": invoices, "deposits": deposits, "outbox": outbox}[name]
+        async with self.db.read() as conn:
+            return [dict(r) for r in (await conn.execute(select(table))).mappings()]
+
+
+@asynccontextmanager
+async def open_shop(
+    db: Database, settings: PaymentSettings | None = None, *, clock: ManualClock | None = None
+) -> AsyncIterator[Shop]:
+    clock = clock or ManualClock(time.time_ns() // 1_000_000)
+    okx = FakeOkx(clock=clock).start()
+    exchange = OkxExchange(
+        okx.api_key, okx.secret, okx.passphrase, base_url=okx.base_url, timeout_ms=1500
+    )
+    payments = Payments.wire(db, exchange, load_catalog(), settings or PaymentSettings(), clock)
+    try:
+        await payments.start_checks(allow_unsafe_key=False)
+        yield Shop(okx=okx, clock=clock, payments=payments)
+    finally:
+        await exchange.close()
+        okx.stop()

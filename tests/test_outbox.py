@@ -1,0 +1,278 @@
+"""The outbox: a message exists exactly when its event committed, and is sent at least once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from payments import outbox
+from payments.clock import DAY_MS, HOUR_MS, ManualClock
+from payments.customers import ensure_customer
+from payments.outbox import OutboxMessage, backoff_ms, claim_batch, mark_retry, mark_sent
+from payments.storage import Database
+from payments.storage.schema import customers
+from payments.storage.schema import outbox as outbox_table
+
+CUSTOMER = 42
+
+
+async def put(
+    db: Database,
+    clock: ManualClock,
+    key: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    customer: int | None = CUSTOMER,
+) -> bool:
+    async with db.transaction() as conn:
+        if customer is not None:
+            await ensure_customer(conn, customer, clock.now_ms())
+        return await outbox.enqueue(
+            conn,
+            key=key,
+            audience="customer" if customer is not None else "admins",
+            customer_id=customer,
+            kind="invoice.paid",
+            payload=payload or {"invoice": key},
+            now_ms=clock.now_ms(),
+        )
+
+
+async def row(db: Database, message_id: int) -> Any:
+    async with db.read() as conn:
+        return (
+            await conn.execute(select(outbox_table).where(outbox_table.c.id == message_id))
+        ).one()
+
+
+async def stats(db: Database) -> dict[str, int]:
+    async with db.read() as conn:
+        return await outbox.stats(conn)
+
+
+async def claim_one(db: Database, clock: ManualClock, **kwargs: int) -> OutboxMessage:
+    [message] = await claim_batch(db, now_ms=clock.now_ms(), **kwargs)
+    return message
+
+
+async def test_same_key_twice_is_one_message(db: Database, clock: ManualClock) -> None:
+    assert await put(db, clock, "k1") is True
+    assert await put(db, clock, "k1", {"other": "payload"}) is False
+    assert await stats(db) == {"pending": 1, "sent": 0, "failed": 0, "unreachable": 0}
+
+
+async def test_a_rolled_back_event_leaves_no_message(db: Database, clock: ManualClock) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            await outbox.enqueue(
+                conn,
+                key="k",
+                audience="admins",
+                customer_id=None,
+                kind="alert",
+                payload={},
+                now_ms=clock.now_ms(),
+            )
+            raise RuntimeError("the event failed")
+    assert await claim_batch(db, now_ms=clock.now_ms()) == []
+
+
+async def test_amounts_travel_as_exact_strings(db: Database, clock: ManualClock) -> None:
+    payload = {"amount": Decimal("29.0037"), "tiny": Decimal("0.0000001"), "n": [Decimal("1E+2")]}
+    await put(db, clock, "k", payload)
+    message = await claim_one(db, clock)
+    assert message.payload == {"amount": "29.0037", "tiny": "0.0000001", "n": ["100"]}
+    assert (message.kind, message.audience, message.customer_id) == (
+        "invoice.paid",
+        "customer",
+        CUSTOMER,
+    )
+
+
+async def test_bad_messages_are_refused(db: Database, clock: ManualClock) -> None:
+    async with db.transaction() as conn:
+        with pytest.raises(TypeError, match="float"):
+            await outbox.enqueue(
+                conn,
+                key="f",
+                audience="admins",
+                customer_id=None,
+                kind="alert",
+                payload={"amount": {"usd": 29.0}},
+                now_ms=0,
+            )
+        with pytest.raises(ValueError):
+            await outbox.enqueue(
+                conn, key="c", audience="customer", customer_id=None, kind="x", payload={}, now_ms=0
+            )
+        with pytest.raises(ValueError):
+            await outbox.enqueue(
+                conn, key="k" * 201, audience="admins", customer_id=None, kind="x", payload={},
+                now_ms=0,
+            )  # fmt: skip
+
+
+async def test_claim_then_sent(db: Database, clock: ManualClock) -> None:
+    await put(db, clock, "a")
+    await put(db, clock, "b", customer=None)
+    first, second = await claim_batch(db, now_ms=clock.now_ms())
+    assert [first.payload["invoice"], second.payload["invoice"]] == ["a", "b"]  # oldest first
+    assert second.audience == "admins" and second.customer_id is None
+    assert await claim_batch(db, now_ms=clock.now_ms()) == []  # both are claimed
+    assert await mark_sent(db, first, now_ms=clock.now_ms()) is True
+    assert await mark_sent(db, first, now_ms=clock.now_ms()) is False
+    assert (await row(db, first.id)).sent_at == clock.now_ms()
+    assert await stats(db) == {"pending": 1, "sent": 1, "failed": 0, "unreachable": 0}
+    clock.advance(HOUR_MS)
+    [again] = await claim_batch(db, now_ms=clock.now_ms())  # only the unmarked one returns
+    assert again.id == second.id
+
+
+async def test_a_crashed_sender_s_claim_lapses_and_the_message_is_retried(
+    db: Database, clock: ManualClock
+) -> None:
+    await put(db, clock, "a")
+    lost = await claim_one(db, clock, lease_ms=60_000)
+    clock.advance(59_999)
+    assert await claim_batch(db, now_ms=clock.now_ms()) == []
+    clock.advance(1)
+    retaken = await claim_one(db, clock)
+    assert retaken.id == lost.id and retaken.claim_token != lost.claim_token
+    assert await mark_sent(db, lost, now_ms=clock.now_ms()) is False  # the old claim is void
+    await mark_retry(db, lost, now_ms=clock.now_ms(), error="stale")  # changes nothing either
+    assert (await row(db, lost.id)).attempts == 0
+    assert await mark_sent(db, retaken, now_ms=clock.now_ms()) is True
+
+
+async def test_concurrent_claims_never_share_a_message(db: Database, clock: ManualClock) -> None:
+    for i in range(40):
+        await put(db, clock, f"m{i}")
+    batches = await asyncio.gather(
+        *(claim_batch(db, now_ms=clock.now_ms(), limit=15) for _ in range(4))
+    )
+    ids = [m.id for batch in batches for m in batch]
+    assert len(ids) == len(set(ids)) == 40
+
+
+async def test_postgres_claims_skip_rows_another_claimer_has_locked(
+    db: Database, clock: ManualClock
+) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("SKIP LOCKED is PostgreSQL's; SQLite transactions are exclusive")
+    for i in range(3):
+        await put(db, clock, f"m{i}")
+    async with db.transaction() as other:  # another replica, mid-claim on the oldest message
+        locked = (
+            await other.execute(
+                select(outbox_table.c.id).order_by(outbox_table.c.id).limit(1).with_for_update()
+            )
+        ).scalar_one()
+        batch = await asyncio.wait_for(claim_batch(db, now_ms=clock.now_ms()), timeout=5)
+        assert locked not in [m.id for m in batch] and len(batch) == 2
+
+
+async def test_retry_backs_off_exponentially(db: Database, clock: ManualClock) -> None:
+    await put(db, clock, "a")
+    for attempt, delay in enumerate([5_000, 10_000, 20_000, 40_000]):
+        message = await claim_one(db, clock)
+        assert message.attempts == attempt
+        await mark_retry(db, message, now_ms=clock.now_ms(), error="timed out")
+        stored = await row(db, message.id)
+        assert (stored.next_attempt_at, stored.last_error) == (clock.now_ms() + delay, "timed out")
+        clock.advance(delay - 1)
+        assert await claim_batch(db, now_ms=clock.now_ms()) == []
+        clock.advance(1)
+    assert [backoff_ms(n) for n in (0, 1, 9, 10, 50, 10_000)] == [
+        5_000,
+        10_000,
+        2_560_000,
+        HOUR_MS,
+        HOUR_MS,
+        HOUR_MS,
+    ]
+
+
+async def test_retry_after_is_honoured(db: Database, clock: ManualClock) -> None:
+    await put(db, clock, "a")
+    message = await claim_one(db, clock)
+    await mark_retry(db, message, now_ms=clock.now_ms(), error="429", retry_after_ms=17_000)
+    clock.advance(16_999)
+    assert await claim_batch(db, now_ms=clock.now_ms()) == []
+    clock.advance(1)
+    assert (await claim_one(db, clock)).attempts == 1
+
+
+async def test_gives_up_after_three_days(db: Database, clock: ManualClock) -> None:
+    await put(db, clock, "a")
+    clock.advance(3 * DAY_MS - 1)
+    message = await claim_one(db, clock)
+    await mark_retry(db, message, now_ms=clock.now_ms(), error="x" * 1000)
+    assert (await row(db, message.id)).status == "pending"
+    clock.advance(HOUR_MS)
+    message = await claim_one(db, clock)
+    await mark_retry(db, message, now_ms=clock.now_ms(), error="network down")
+    assert await stats(db) == {"pending": 0, "sent": 0, "failed": 1, "unreachable": 0}
+    clock.advance(DAY_MS)
+    assert await claim_batch(db, now_ms=clock.now_ms()) == []
+    async with db.read() as conn:
+        [failed] = await outbox.list_failed(conn)
+    assert (failed.id, failed.attempts, failed.last_error) == (message.id, 2, "network down")
+
+
+async def test_long_errors_are_truncated_to_fit(db: Database, clock: ManualClock) -> None:
+    await put(db, clock, "a")
+    message = await claim_one(db, clock)
+    await mark_retry(db, message, now_ms=clock.now_ms(), error="é" * 1000)
+    assert (await row(db, message.id)).last_error == "é" * 300
+
+
+async def test_a_blocked_bot_marks_the_customer_unreachable(
+    db: Database, clock: ManualClock
+) -> None:
+    await put(db, clock, "a")
+    message = await claim_one(db, clock)
+    await outbox.mark_unreachable(db, message, now_ms=clock.now_ms())
+    assert await stats(db) == {"pending": 0, "sent": 0, "failed": 0, "unreachable": 1}
+    async with db.read() as conn:
+        flag = (
+            await conn.execute(select(customers.c.unreachable).where(customers.c.id == CUSTOMER))
+        ).scalar_one()
+    assert flag is True
+    clock.advance(DAY_MS)
+    assert await claim_batch(db, now_ms=clock.now_ms()) == []
+
+
+async def test_payload_is_stored_as_json_text(db: Database, clock: ManualClock) -> None:
+    await put(db, clock, "a", {"b": 1, "a": "x"})
+    stored = await row(db, 1)
+    assert json.loads(stored.payload) == {"a": "x", "b": 1}
+    assert (stored.status, stored.attempts, stored.created_at) == ("pending", 0, clock.now_ms())
+
+
+async def test_an_admin_message_about_a_customer_never_flags_that_customer(
+    db: Database, clock: ManualClock
+) -> None:
+    async with db.transaction() as conn:
+        await ensure_customer(conn, CUSTOMER, clock.now_ms())
+        await outbox.enqueue(
+            conn,
+            key="a",
+            audience="admins",
+            customer_id=CUSTOMER,  # the customer the alert is about
+            kind="admin.alert",
+            payload={},
+            now_ms=clock.now_ms(),
+        )
+    message = await claim_one(db, clock)
+    await outbox.mark_unreachable(db, message, now_ms=clock.now_ms())
+    assert (await stats(db))["unreachable"] == 1
+    async with db.read() as conn:
+        flag = (
+            await conn.execute(select(customers.c.unreachable).where(customers.c.id == CUSTOMER))
+        ).scalar_one()
+    assert flag is False

@@ -1,0 +1,183 @@
+"""Scale (poll cost follows deposits, not invoices), OKX faults, the key check, the layering."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from payments import states as st
+from payments.clock import MINUTE_MS
+from payments.errors import ExchangeError, ExchangeUnavailable, UnsafeApiKey
+from payments.storage import Database, schema
+from tests.conftest import open_database
+from tests.shop import Shop, open_shop
+
+HISTORY = "/api/v5/asset/deposit-history"
+
+
+@pytest.fixture
+async def shop(db: Database) -> AsyncIterator[Shop]:
+    async with open_shop(db) as opened:
+        yield opened
+
+
+async def _bulk_invoices(shop: Shop, count: int) -> list[tuple[str, int]]:
+    """``count`` open USDT invoices with unique amounts, inserted directly (fast)."""
+    now = shop.clock.now_ms()
+    rows, slots = [], []
+    made: list[tuple[str, int]] = []
+    for i in range(count):
+        invoice_id = f"B{i:07d}"
+        amount = 2_900_000_000 + (i // 9 * 10 + i % 9 + 1) * 10_000  # 29.0001.. never ending in 0
+        made.append((invoice_id, amount))
+        rows.append(
+            {
+                "id": invoice_id,
+                "customer_id": 10_000 + i,
+                "plan_id": "pro",
+                "days": 30,
+                "price_usd": "29",
+                "currency": "USDT",
+                "network": "TRC20",
+                "chain": "USDT-TRC20",
+                "address": "TBulkAddress",
+                "tag": None,
+                "rate": "1",
+                "scale": 8,
+                "step": "0.0001",
+                "base_units": 2_900_000_000,
+                "amount_units": amount,
+                "topup_units": None,
+                "status": st.PENDING,
+                "exceptions": "",
+                "frozen": False,
+                "created_at": now,
+                "expires_at": now + 120 * MINUTE_MS,
+                "monitor_until": now + 26 * 60 * MINUTE_MS,
+                "updated_at": now,
+                "version": 0,
+            }
+        )
+        slots.append(
+            {
+                "currency": "USDT",
+                "amount_units": amount,
+                "invoice_id": invoice_id,
+                "kind": "main",
+                "address": "TBulkAddress",
+                "taken_at": now,
+                "held_until": now + 26 * 60 * MINUTE_MS,
+            }
+        )
+    async with shop.db.transaction() as conn:
+        customers = [
+            {"id": 10_000 + i, "language": None, "unreachable": False, "created_at": now}
+            for i in range(count)
+        ]
+        await conn.execute(schema.customers.insert(), customers)
+        await conn.execute(schema.invoices.insert(), rows)
+        await conn.execute(schema.reservations.insert(), slots)
+    return made
+
+
+def _deposits(shop: Shop, paid: list[tuple[str, int]], unrelated: int) -> None:
+    start = shop.clock.now_ms()
+    for n, (_, units) in enumerate(paid):
+        amount = Decimal(units).scaleb(-8).quantize(Decimal("0.0001"))
+        shop.okx.add_deposit("USDT", "USDT-TRC20", amount, to="TBulkAddress", ts=start + n)
+    for n in range(unrelated):
+        shop.okx.add_deposit("USDT", "USDT-TRC20", f"{500 + n}.5", ts=start + len(paid) + n)
+    shop.clock.advance(MINUTE_MS)
+
+
+async def _paid_ids(shop: Shop) -> set[str]:
+    async with shop.db.read() as conn:
+        rows = await conn.execute(
+            select(schema.invoices.c.id).where(schema.invoices.c.status == st.PAID)
+        )
+        return {r[0] for r in rows}
+
+
+async def test_poll_requests_follow_deposits_not_open_invoices(shop: Shop, tmp_path: Path) -> None:
+    made = await _bulk_invoices(shop, 10_000)
+    await shop.poll()  # the first poll (a sweep) over an empty history
+    paid = made[::20]  # 500 of the 10,000 get paid, plus 500 deposits nobody ordered
+    _deposits(shop, paid, 500)
+    shop.okx.reset_counts()
+    report = await shop.poll()
+    busy_requests = shop.okx.count(HISTORY)
+    assert report.fetched == 1_000
+    assert await _paid_ids(shop) == {invoice_id for invoice_id, _ in paid}
+    async with shop.db.read() as conn:
+        unmatched = (
+            await conn.execute(
+                select(func.count()).where(schema.deposits.c.disposition == st.DEP_UNMATCHED)
+            )
+        ).scalar_one()
+    assert unmatched == 500
+
+    # the same 1,000 deposits with a single open invoice: the same number of requests
+    quiet_db, _ = await open_database("sqlite", tmp_path / "quiet")
+    try:
+        async with open_shop(quiet_db) as quiet:
+            one = await _bulk_invoices(quiet, 1)
+            await quiet.poll()
+            _deposits(quiet, one, 999)
+            quiet.okx.reset_counts()
+            await quiet.poll()
+            assert quiet.okx.count(HISTORY) == busy_requests
+    finally:
+        await quiet_db.close()
+    assert busy_requests == 11  # 1,000 rows: ten full pages of 100 and one short page
+
+
+@pytest.mark.parametrize("fault", ["rate_limit", "server_error", "timeout"])
+async def test_okx_faults_leave_every_row_as_it_was_and_the_next_poll_recovers(
+    shop: Shop, fault: str
+) -> None:
+    invoice = await shop.buy(1)
+    shop.pay(invoice)
+    before = {name: await shop.table(name) for name in ("invoices", "deposits", "outbox")}
+    shop.okx.fail_next(1, fault, path_prefix=HISTORY)
+    with pytest.raises(ExchangeUnavailable):
+        await shop.poll()
+    after = {name: await shop.table(name) for name in ("invoices", "deposits", "outbox")}
+    assert after == before
+
+    shop.clock.advance(MINUTE_MS)
+    await shop.poll()
+    assert (await shop.invoice(invoice.id)).status == st.PAID
+
+
+async def test_a_key_that_can_withdraw_is_refused(shop: Shop) -> None:
+    shop.okx.set_permissions("read_only,withdraw")
+    with pytest.raises(UnsafeApiKey, match="withdraw"):
+        await shop.payments.start_checks(allow_unsafe_key=False)
+    shop.okx.set_permissions("read_only,trade")
+    with pytest.raises(UnsafeApiKey, match="trade"):
+        await shop.payments.start_checks(allow_unsafe_key=False)
+    shop.okx.set_permissions("read_only")
+    assert isinstance(await shop.payments.start_checks(allow_unsafe_key=False), list)
+
+
+async def test_errors_are_typed(shop: Shop) -> None:
+    shop.okx.fail_next(1, "rate_limit")
+    with pytest.raises(ExchangeError):
+        await shop.payments.exchange.server_time_ms()
+
+
+def test_payments_never_imports_the_telegram_layer() -> None:
+    root = Path(__file__).resolve().parent.parent / "payments"
+    pattern = re.compile(r"^\s*(from|import)\s+(telegram|bot)(\.|\s|$)", re.MULTILINE)
+    offenders = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if pattern.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
+    assert len(list(root.rglob("*.py"))) > 10  # the scan really looked at the package
