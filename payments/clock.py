@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 MINUTE_MS = 60_000
@@ -49,6 +50,12 @@ class ExchangeClock:
 
     def now_ms(self) -> int:
         return self.local.now_ms() + self.offset_ms
+
+    async def sync(self, server_time: Callable[[], Awaitable[int]]) -> int:
+        """Ask the exchange for its time once and record the offset; returns it (ms)."""
+        sent = self.local.now_ms()
+        server = await server_time()
+        return self.observe(server, sent, self.local.now_ms())
 
     def observe(self, server_ms: int, sent_local_ms: int, received_local_ms: int) -> int:
         """Record OKX's time from one request; returns the new offset (ms)."""

@@ -13,6 +13,7 @@ from decimal import Decimal
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from payments import notify
 from payments import states as st
 from payments.allocation import cap_units_for, release_address, reserve_amount, take_address
 from payments.catalog import Catalog, Coin, Network, Plan
@@ -31,7 +32,7 @@ from payments.errors import (
 )
 from payments.facts import InvoiceFacts
 from payments.money import format_amount, from_units, step_units, to_units
-from payments.outbox import enqueue
+from payments.notify import Notifier
 from payments.quotes import QuoteService, crypto_amount
 from payments.storage import Database
 from payments.storage.schema import customers, invoices
@@ -391,36 +392,13 @@ class InvoiceService:
 
 
 async def _notify_expired(conn: AsyncConnection, row: InvoiceFacts, now: int) -> None:
-    payload = {"invoice_id": row.id, "plan_id": row.plan_id, "currency": row.currency}
+    notifier = Notifier(conn, now)
     if st.PAID_PARTIAL in row.exceptions:
-        await enqueue(
-            conn,
-            key=f"inv:{row.id}:partial_expired",
-            audience="customer",
-            customer_id=row.customer_id,
-            kind="payment.partial_expired",
-            payload=payload,
-            now_ms=now,
-        )
-        await enqueue(
-            conn,
-            key=f"inv:{row.id}:admin_partial_expired",
-            audience="admins",
-            customer_id=row.customer_id,
-            kind="admin.partial_unfinished",
-            payload=payload,
-            now_ms=now,
-        )
-        return
-    await enqueue(
-        conn,
-        key=f"inv:{row.id}:expired",
-        audience="customer",
-        customer_id=row.customer_id,
-        kind="invoice.expired",
-        payload=payload,
-        now_ms=now,
-    )
+        key = f"inv:{row.id}:partial_expired"
+        await notifier.customer(row, notify.PAYMENT_PARTIAL_EXPIRED, key)
+        await notifier.admins(notify.ADMIN_PARTIAL_UNFINISHED, key, **notify.invoice_payload(row))
+    else:
+        await notifier.customer(row, notify.INVOICE_EXPIRED, f"inv:{row.id}:expired")
 
 
 async def _find(conn: AsyncConnection, invoice_id: str) -> InvoiceFacts | None:

@@ -26,6 +26,7 @@ from decimal import Decimal
 
 from payments import states as st
 from payments.facts import DepositFacts, InvoiceFacts, ReservationFacts
+from payments.money import to_units
 from payments.states import StatePolicy
 
 
@@ -109,6 +110,13 @@ class _Book:
     def deposits_of(self, invoice_id: str) -> list[DepositFacts]:
         return self.snapshot.attached.get(invoice_id, []) + self.added.get(invoice_id, [])
 
+    def keep(self, deposit: DepositFacts) -> None:
+        """A deposit attached by an earlier poll and re-read in this batch (so the snapshot,
+        which holds only what is not being decided again, lacks it): it still counts."""
+        assert deposit.invoice_id is not None
+        if all(d.dep_id != deposit.dep_id for d in self.deposits_of(deposit.invoice_id)):
+            self.added.setdefault(deposit.invoice_id, []).append(deposit)
+
     def attach(self, deposit: DepositFacts, invoice_id: str, kind: str) -> None:
         attached = replace(deposit, invoice_id=invoice_id, match_kind=kind)
         self.added.setdefault(invoice_id, []).append(attached)
@@ -127,6 +135,7 @@ def match_deposits(
     for deposit in sorted(batch, key=lambda d: d.sort_key):
         if deposit.disposition == st.DEP_ATTACHED and deposit.invoice_id is not None:
             decisions.append(_recheck_attached(deposit, rules))
+            book.keep(deposit)  # still attached: the exact and inexact passes must see it
         elif deposit.disposition == st.DEP_NEW:
             fresh.append(deposit)
         # unmatched and refunded deposits are final except for a claim or an admin
@@ -175,6 +184,8 @@ def _match_exact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Decis
     invoice = book.snapshot.invoices.get(reservation.invoice_id)
     if invoice is None or _too_early(deposit, invoice, rules):
         return None
+    if _fewer_decimals_than_step(deposit.amount_units, invoice):
+        return None  # rounded or truncated by a wallet: never an exact match
     if deposit.ts > reservation.held_until:
         return Unmatched(deposit.dep_id, "after_window", invoice.id)
     mismatch = is_mismatch(deposit, invoice)
@@ -188,6 +199,13 @@ def _match_exact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Decis
         kind = st.KIND_EXACT
     book.attach(deposit, invoice.id, kind)
     return Attach(deposit.dep_id, invoice.id, kind, mismatch)
+
+
+def _fewer_decimals_than_step(amount_units: int, invoice: InvoiceFacts) -> bool:
+    """Ends in 0 at the invoice's step precision (29.00, 29.003 for a 0.0001 step): DESIGN section
+    4 never issues such an amount and never counts such a deposit as an exact match."""
+    step = to_units(invoice.step, invoice.scale)
+    return step is not None and step > 0 and (amount_units // step) % 10 == 0
 
 
 def _already_has(book: _Book, invoice_id: str, amount_units: int) -> bool:
@@ -212,16 +230,12 @@ def _eligible(deposit: DepositFacts, invoice: InvoiceFacts, book: _Book, rules: 
 
 def _match_inexact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Decision:
     invoices = book.snapshot.invoices
-    if deposit.type != "3" and deposit.to_address:
-        owners = [
-            inv
-            for inv in invoices.values()
-            if inv.address == deposit.to_address
-            and inv.currency == deposit.currency
-            and inv.status in st.OPEN_STATUSES
-        ]
-        if len(owners) == 1 and _eligible(deposit, owners[0], book, rules):
-            return _attach_to_owner(deposit, owners[0], book, rules)
+    owner = _address_owner(deposit, invoices)
+    if owner is not None:
+        if _eligible(deposit, owner, book, rules):
+            return _attach_to_owner(deposit, owner, book, rules)
+        # the only candidate cannot take it: never fall back to an invoice on another address
+        return Unmatched(deposit.dep_id, "no_candidate", _closest_hint(deposit, book) or owner.id)
     candidates = [
         inv
         for inv in invoices.values()
@@ -236,6 +250,23 @@ def _match_inexact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Dec
     if candidates:
         return Unmatched(deposit.dep_id, "ambiguous")
     return Unmatched(deposit.dep_id, "no_candidate", _closest_hint(deposit, book))
+
+
+def _address_owner(
+    deposit: DepositFacts, invoices: Mapping[str, InvoiceFacts]
+) -> InvoiceFacts | None:
+    """The one open invoice of the currency on the deposit's address, if there is exactly one:
+    then it is the only candidate for an inexact deposit (DESIGN section 5)."""
+    if deposit.type == "3" or not deposit.to_address:
+        return None
+    owners = [
+        inv
+        for inv in invoices.values()
+        if inv.address == deposit.to_address
+        and inv.currency == deposit.currency
+        and inv.status in st.OPEN_STATUSES
+    ]
+    return owners[0] if len(owners) == 1 else None
 
 
 def _within_window(
@@ -274,22 +305,13 @@ def claim_candidates(
     not created after it, within the monitoring window, and either within tolerance (the same
     window as inexact matching) or a partial payment to the invoice's own address."""
     book = _Book(snapshot)
+    owner = _address_owner(deposit, snapshot.invoices)
+    if owner is not None and not _eligible(deposit, owner, book, rules):
+        return []  # the only candidate of its address cannot take it; no other invoice may
     found: list[InvoiceFacts] = []
     for invoice in snapshot.invoices.values():
         if not _eligible(deposit, invoice, book, rules):
             continue
-        owns_address = (
-            deposit.type != "3"
-            and deposit.to_address == invoice.address
-            and sum(
-                1
-                for other in snapshot.invoices.values()
-                if other.address == invoice.address
-                and other.currency == invoice.currency
-                and other.status in st.OPEN_STATUSES
-            )
-            == 1
-        )
-        if owns_address or _within_window(deposit, invoice, book, rules):
+        if invoice is owner or _within_window(deposit, invoice, book, rules):
             found.append(invoice)
     return found

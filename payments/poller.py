@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from payments import notify
 from payments import states as st
 from payments.catalog import Catalog
-from payments.clock import Clock, ExchangeClock
+from payments.clock import ExchangeClock
 from payments.config import PaymentSettings
 from payments.exchange.base import DepositRecord, Exchange
 from payments.money import DEFAULT_SCALE, to_units
@@ -73,10 +73,6 @@ class DepositPoller:
         self.processor = processor
         self._lock = asyncio.Lock()
 
-    @property
-    def local(self) -> Clock:
-        return self.okx_clock.local
-
     async def poll(self) -> PollReport:
         """One poll; raises ``ExchangeError`` (having written nothing) when OKX fails."""
         async with self._lock:
@@ -84,10 +80,8 @@ class DepositPoller:
 
     async def _poll(self) -> PollReport:
         report = PollReport()
-        sent = self.local.now_ms()
-        server = await self.exchange.server_time_ms()
+        report.clock_offset_ms = await self.okx_clock.sync(self.exchange.server_time_ms)
         report.requests += 1
-        report.clock_offset_ms = self.okx_clock.observe(server, sent, self.local.now_ms())
         started = self.okx_clock.now_ms()
         window_start = started - self.settings.ttl_ms - self.settings.monitor_ms
         async with self.db.read() as conn:
@@ -113,6 +107,10 @@ class DepositPoller:
 
         async with self.db.transaction() as conn:
             report.new, report.changed = await self._store(conn, records.values(), started)
+            if stale:  # re-read: to the back of the line, so stuck deposits never starve others
+                await conn.execute(
+                    update(deposits).where(deposits.c.dep_id.in_(stale)).values(updated_at=started)
+                )
             newest = max((r.ts for r in records.values()), default=cursor or since)
             await set_value(conn, CURSOR_KEY, max(newest, cursor or 0), started)
             if report.swept:

@@ -70,6 +70,7 @@ class DepositProcessor:
         self.clock = clock
         self.quotes = quotes
         self.rules = match_rules(settings, catalog)
+        self.scales = {coin.symbol: coin.scale for coin in catalog.coins}
         self.batch_size = batch_size
 
     async def process(self) -> ProcessReport:
@@ -118,7 +119,7 @@ class DepositProcessor:
             batch = await load_pending(conn, self.batch_size)
             if not batch:
                 return None
-            snapshot = await load_snapshot(conn, batch, self.rules)
+            snapshot = await load_snapshot(conn, batch, self.rules, self.scales)
             decisions = match_deposits(batch, snapshot, self.rules)
             applier = Applier(
                 conn,

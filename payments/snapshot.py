@@ -4,7 +4,7 @@ addresses, and what is already attached to those). Cost follows deposits, not op
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from sqlalchemy import and_, bindparam, or_, select, tuple_, update
@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from payments import states as st
 from payments.facts import DepositFacts, InvoiceFacts, ReservationFacts
 from payments.matching import MatchRules, Snapshot
-from payments.money import to_units_floor
+from payments.money import DEFAULT_SCALE, to_units_floor
 from payments.storage.schema import deposits, invoices, reservations
 
 
@@ -42,7 +42,10 @@ async def load_pending(conn: AsyncConnection, limit: int) -> list[DepositFacts]:
 
 
 async def load_snapshot(
-    conn: AsyncConnection, batch: Sequence[DepositFacts], rules: MatchRules
+    conn: AsyncConnection,
+    batch: Sequence[DepositFacts],
+    rules: MatchRules,
+    scales: Mapping[str, int] | None = None,
 ) -> Snapshot:
     """Only the rows these deposits could concern: cost follows deposits, not open invoices."""
     keys = {(d.currency, d.amount_units) for d in batch if d.amount_units is not None}
@@ -75,11 +78,12 @@ async def load_snapshot(
             continue
         if d.amount_units is not None and (d.currency, d.amount_units) in found:
             continue
-        scale_guess = 8
+        scale = (scales or {}).get(d.currency, DEFAULT_SCALE)
         tol = rules.tolerance_percent / Decimal(100)
         allowance = max(rules.allowances.values(), default=Decimal(0))
-        low = to_units_floor(d.amount / ((1 + tol) * Decimal("1.11")), scale_guess)
-        high = to_units_floor((d.amount + allowance) / (1 - tol), scale_guess) + 1
+        # amount <= base * (1 + offset cap), the cap is at most 10 %: a generous lower bound
+        low = to_units_floor(d.amount / ((1 + tol) * Decimal("1.11")), scale)
+        high = to_units_floor((d.amount + allowance) / (1 - tol), scale) + 1
         conditions.append(
             and_(
                 invoices.c.currency == d.currency,

@@ -107,7 +107,12 @@ async def open_shop(
     clock = clock or ManualClock(time.time_ns() // 1_000_000)
     okx = FakeOkx(clock=clock).start()
     exchange = OkxExchange(
-        okx.api_key, okx.secret, okx.passphrase, base_url=okx.base_url, timeout_ms=1500
+        okx.api_key,
+        okx.secret,
+        okx.passphrase,
+        base_url=okx.base_url,
+        timeout_ms=1500,
+        throttle=False,  # the fake has no limits; tests/test_exchange_okx.py keeps it on
     )
     payments = Payments.wire(db, exchange, load_catalog(), settings or PaymentSettings(), clock)
     try:

@@ -1,0 +1,5 @@
+import sys
+
+from payments.cli import main
+
+sys.exit(main())

@@ -1,0 +1,355 @@
+"""Pure unit tests of ``payments.matching`` (DESIGN sections 4-5): which invoice, if any, each
+deposit of a batch belongs to. No database, no HTTP: facts in, decisions out."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from payments.matching import Attach, Freeze, Unmatched, Update, claim_candidates, match_deposits
+from tests.helpers_facts import (
+    RULES,
+    TTL_MS,
+    T,
+    as_attached,
+    deposit,
+    invoice,
+    reservation,
+    rules,
+    snapshot,
+)
+
+MIN = 60_000
+A = invoice("A", "29.0037")
+B = invoice("B", "29.0041")
+
+
+# --- exact amounts ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["29.0037", "29.00370000", "29.003700"])
+def test_exact_match_by_currency_and_units(text: str) -> None:
+    decisions = match_deposits([deposit("d1", text)], snapshot(A, B), RULES)
+    assert decisions == [Attach("d1", "A", "exact")]
+
+
+def test_same_amount_of_another_currency_is_not_exact() -> None:
+    usdc = invoice("C", "29.0041", currency="USDC", chain="USDC-TRC20")
+    decisions = match_deposits(
+        [deposit("d1", "29.0037", currency="USDC", chain="USDC-TRC20")], snapshot(A, usdc), RULES
+    )
+    assert decisions == [Attach("d1", "C", "tolerance")]  # inexact, the only USDC invoice
+
+
+def test_more_decimals_than_the_scale_never_exact_matches() -> None:
+    # truncated to 8 decimals this would be 29.0037 exactly: it must not become an exact match
+    dep = deposit("d1", "29.003700001")
+    assert dep.amount_units is None
+    assert match_deposits([dep], snapshot(A, B), RULES) == [Unmatched("d1", "ambiguous")]
+    assert match_deposits([dep], snapshot(A), RULES) == [Attach("d1", "A", "over")]
+
+
+def test_eth_with_twelve_decimals_never_exact_matches() -> None:
+    eth = invoice(
+        "E", "0.01234571", currency="ETH", chain="ETH-ERC20", rate="2349", step="0.00000001"
+    )
+    dep = deposit("d1", "0.012345710001", currency="ETH", chain="ETH-ERC20")
+    decisions = match_deposits([dep], snapshot(eth), RULES)
+    assert decisions == [Attach("d1", "E", "over")]
+
+
+@pytest.mark.parametrize("text", ["29", "29.0", "29.00", "29.0000"])
+def test_rounded_deposit_never_exact_matches(text: str) -> None:
+    # a wallet that sent 29.0037 rounded to two decimals: inexact, decided by tolerance
+    assert match_deposits([deposit("d1", text)], snapshot(A), RULES) == [
+        Attach("d1", "A", "tolerance")
+    ]
+    assert match_deposits([deposit("d1", text)], snapshot(A, B), RULES) == [
+        Unmatched("d1", "ambiguous")
+    ]
+    # even if an amount ending in 0 were reserved (the allocator never issues one), it is not
+    # an exact match: fewer decimals than the step never counts as exact
+    z = invoice("Z", "29.0000")
+    assert match_deposits([deposit("d1", text)], snapshot(A, z), RULES) == [
+        Unmatched("d1", "ambiguous")
+    ]
+    decisions = match_deposits([deposit("d1", text)], snapshot(z), RULES)
+    assert [d for d in decisions if isinstance(d, Attach) and d.kind == "exact"] == []
+
+
+def test_truncated_to_fewer_decimals_never_exact_matches() -> None:
+    y = invoice("Y", "29.0030")  # impossible by construction; the matcher must not rely on it
+    decisions = match_deposits([deposit("d1", "29.003")], snapshot(y, A), RULES)
+    assert decisions == [Unmatched("d1", "ambiguous")]
+
+
+# --- time ---------------------------------------------------------------------------------------
+
+
+def test_deposit_created_before_the_invoice_never_matches() -> None:
+    slack = RULES.pre_invoice_slack_ms
+    early = deposit("d1", ts=T - slack - 1)
+    assert match_deposits([early], snapshot(A), RULES) == [Unmatched("d1", "no_candidate", "A")]
+    on_edge = deposit("d2", ts=T - slack)
+    assert match_deposits([on_edge], snapshot(A), RULES) == [Attach("d2", "A", "exact")]
+
+
+def test_deposit_after_the_reservation_hold_goes_to_an_admin() -> None:
+    held = T + 3 * 60 * MIN
+    snap = snapshot(A, main=False, extra=[reservation(A, held_until=held)])
+    late = deposit("d1", ts=held + 1)
+    assert match_deposits([late], snap, RULES) == [Unmatched("d1", "after_window", "A")]
+    assert match_deposits([deposit("d2", ts=held)], snap, RULES) == [Attach("d2", "A", "exact")]
+
+
+def test_expired_invoice_inside_the_window_still_matches_exactly() -> None:
+    expired = replace(A, status="expired")
+    dep = deposit("d1", ts=T + TTL_MS + 5 * 60 * MIN)
+    assert match_deposits([dep], snapshot(expired), RULES) == [Attach("d1", "A", "exact")]
+
+
+# --- closed invoices, top-ups, duplicates -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [("paid", "duplicate"), ("cancelled", "after_close"), ("invalid", "after_close")],
+)
+def test_payment_to_a_closed_invoice_attaches_for_an_admin(status: str, kind: str) -> None:
+    closed = replace(A, status=status)
+    decisions = match_deposits([deposit("d1")], snapshot(closed, B), RULES)
+    assert decisions == [Attach("d1", "A", kind)]
+
+
+def test_topup_reservation_attaches_as_topup_and_only_once() -> None:
+    partial = invoice("A", status="processing", address="TAddrA", topup="19.0043")
+    snap = snapshot(
+        partial,
+        B,
+        extra=[reservation(partial, "19.0043", kind="topup")],
+        attached={"A": [as_attached(deposit("d0", "10", to="TAddrA"), "A", "partial")]},
+    )
+    batch = [deposit("d2", "19.0043", ts=T + 30 * MIN), deposit("d1", "19.0043", ts=T + 20 * MIN)]
+    assert match_deposits(batch, snap, RULES) == [
+        Attach("d1", "A", "topup", mismatch=True),  # to POOL, not to the invoice's own TAddrA
+        Attach("d2", "A", "duplicate", mismatch=True),
+    ]
+
+
+@pytest.mark.parametrize(("ts1", "ts2"), [(T + 5 * MIN, T + 9 * MIN), (T + 9 * MIN, T + 9 * MIN)])
+def test_two_same_exact_deposits_in_one_batch(ts1: int, ts2: int) -> None:
+    batch = [deposit("d2", ts=ts2), deposit("d1", ts=ts1)]
+    expected = [Attach("d1", "A", "exact"), Attach("d2", "A", "duplicate")]
+    assert match_deposits(batch, snapshot(A, B), RULES) == expected
+    assert match_deposits(batch[::-1], snapshot(A, B), RULES) == expected
+
+
+def test_same_exact_amount_as_an_earlier_attached_deposit_is_a_duplicate() -> None:
+    snap = snapshot(
+        replace(A, status="processing"),
+        attached={"A": [as_attached(deposit("d0", state="0"), "A")]},
+    )
+    assert match_deposits([deposit("d1")], snap, RULES) == [Attach("d1", "A", "duplicate")]
+
+
+# --- chain / address mismatch, internal transfers -----------------------------------------------
+
+
+def test_other_chain_of_the_currency_still_matches_with_mismatch() -> None:
+    dep = deposit("d1", chain="USDT-ERC20", to="0xabc")
+    assert match_deposits([dep], snapshot(A, B), RULES) == [Attach("d1", "A", "exact", True)]
+
+
+def test_other_address_of_ours_still_matches_with_mismatch() -> None:
+    dep = deposit("d1", to="TSomeOtherPoolAddress")
+    assert match_deposits([dep], snapshot(A, B), RULES) == [Attach("d1", "A", "exact", True)]
+
+
+def test_internal_transfer_matches_exactly_without_mismatch() -> None:
+    dep = deposit("d1", type="3", to="")
+    assert match_deposits([dep], snapshot(A, B), RULES) == [Attach("d1", "A", "exact", False)]
+
+
+# --- inexact amounts ----------------------------------------------------------------------------
+
+PRO99 = invoice("P", "99.0013", price="99")  # same address, far from 29: never a candidate
+
+
+@pytest.mark.parametrize(
+    ("amount", "kind"),
+    [("28.42", "tolerance"), ("28.9", "tolerance"), ("29.0037", "exact"), ("29.5", "over")],
+)
+def test_one_candidate_within_tolerance_settles(amount: str, kind: str) -> None:
+    # A and P share the address, so no address owner: the tolerance window alone decides
+    decisions = match_deposits([deposit("d1", amount)], snapshot(A, PRO99), RULES)
+    assert decisions == [Attach("d1", "A", kind)]
+
+
+@pytest.mark.parametrize("amount", ["28.4199", "29.6", "15"])
+def test_no_candidate_within_tolerance_goes_unmatched(amount: str) -> None:
+    decisions = match_deposits([deposit("d1", amount)], snapshot(A, PRO99), RULES)
+    assert decisions == [Unmatched("d1", "no_candidate")]
+
+
+def test_fixed_chain_allowance_widens_the_lower_bound() -> None:
+    wide = rules(allowances={"USDT-TRC20": "1"})
+    decisions = match_deposits([deposit("d1", "27.42")], snapshot(A, PRO99), wide)
+    assert decisions == [Attach("d1", "A", "tolerance")]
+
+
+def test_two_candidates_within_tolerance_are_ambiguous() -> None:
+    decisions = match_deposits([deposit("d1", "28.9")], snapshot(A, B), RULES)
+    assert decisions == [Unmatched("d1", "ambiguous")]
+
+
+def test_internal_transfer_is_never_decided_by_address() -> None:
+    own = invoice("A", address="TAddrA")
+    decisions = match_deposits([deposit("d1", "10", type="3", to="")], snapshot(own), RULES)
+    assert decisions == [Unmatched("d1", "no_candidate")]
+
+
+@pytest.mark.parametrize(
+    ("amount", "kind"), [("10", "partial"), ("28.9", "tolerance"), ("35", "over")]
+)
+def test_address_of_its_own_makes_the_invoice_the_only_candidate(amount: str, kind: str) -> None:
+    own = invoice("A", address="TAddrA")
+    others = [B, invoice("C", "29.0043"), PRO99]  # on POOL; B and C fit 28.9 too
+    decisions = match_deposits([deposit("d1", amount, to="TAddrA")], snapshot(own, *others), RULES)
+    assert decisions == [Attach("d1", "A", kind)]
+
+
+def test_partial_then_rest_to_its_own_address_in_one_batch() -> None:
+    own = invoice("A", address="TAddrA")
+    batch = [deposit("d2", "19.01", to="TAddrA", ts=T + 20 * MIN), deposit("d1", "10", to="TAddrA")]
+    assert match_deposits(batch, snapshot(own, B), RULES) == [
+        Attach("d1", "A", "partial"),
+        Attach("d2", "A", "over"),  # 29.01 in all, more than 29.0037
+    ]
+
+
+def test_address_shared_by_two_open_invoices_is_no_owner() -> None:
+    a, b = invoice("A", address="TAddrA"), invoice("B", "29.0041", address="TAddrA")
+    decisions = match_deposits([deposit("d1", "10", to="TAddrA")], snapshot(a, b), RULES)
+    assert decisions == [Unmatched("d1", "no_candidate")]
+
+
+def test_exact_pass_runs_first_whatever_the_ts_order() -> None:
+    rounded = deposit("d1", "29.00", ts=T + 5 * MIN)  # earlier, inexact: fits A and B
+    exact = deposit("d2", "29.0037", ts=T + 6 * MIN)  # later, exact for A
+    decisions = match_deposits([rounded, exact], snapshot(A, B), RULES)
+    assert decisions == [Attach("d2", "A", "exact"), Attach("d1", "B", "tolerance")]
+
+
+def test_deposit_to_a_paid_owners_address_never_credits_another_invoice() -> None:
+    # A (its own address) got its exact amount; the same customer sends a rounded 29.00 too.
+    # A is the only candidate for its address: the deposit must not settle B, a stranger.
+    own = invoice("A", address="TAddrA")
+    batch = [deposit("d1", "29.00", to="TAddrA", ts=T + 5 * MIN), deposit("d2", to="TAddrA")]
+    assert match_deposits(batch, snapshot(own, B), RULES) == [
+        Attach("d2", "A", "exact"),
+        Unmatched("d1", "no_candidate", "A"),
+    ]
+    fresh = invoice("A", address="TAddrA", created_at=T + 60 * MIN)  # created after the deposit
+    assert match_deposits([deposit("d1", "29.00", to="TAddrA")], snapshot(fresh, B), RULES) == [
+        Unmatched("d1", "no_candidate", "A")
+    ]
+
+
+# --- deposits decided before --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("matched_state", "state", "amount", "expected"),
+    [
+        ("2", "2", "29.0037", Update("d1", "A")),
+        ("0", "2", "29.0037", Update("d1", "A")),
+        ("0", "12", "29.0037", Update("d1", "A")),  # on hold: the invoice is re-evaluated
+        ("2", "0", "29.0037", Freeze("d1", "A", "state_reverted")),
+        ("2", "12", "29.0037", Freeze("d1", "A", "state_reverted")),
+        ("2", "2", "29.0036", Freeze("d1", "A", "amount_changed")),
+        ("0", "2", "30", Freeze("d1", "A", "amount_changed")),
+    ],
+)
+def test_attached_deposit_is_rechecked(
+    matched_state: str, state: str, amount: str, expected: object
+) -> None:
+    dep = deposit(
+        "d1",
+        amount,
+        state=state,
+        disposition="attached",
+        invoice_id="A",
+        kind="exact",
+        matched_amount="29.0037",
+        matched_state=matched_state,
+    )
+    assert match_deposits([dep], snapshot(A), RULES) == [expected]
+
+
+def test_state_one_is_not_a_reversal_when_it_settles() -> None:
+    one = rules(settle_on_state=1)
+    dep = as_attached(deposit("d1", state="1"), "A", matched_state="2")
+    assert match_deposits([dep], snapshot(A), one) == [Update("d1", "A")]
+    assert match_deposits([dep], snapshot(A), RULES) == [Freeze("d1", "A", "state_reverted")]
+
+
+@pytest.mark.parametrize("disposition", ["unmatched", "refunded"])
+def test_unmatched_and_refunded_deposits_are_not_decided_again(disposition: str) -> None:
+    dep = deposit("d1", disposition=disposition)
+    assert match_deposits([dep, deposit("d2", "29.0041")], snapshot(A, B), RULES) == [
+        Attach("d2", "B", "exact")
+    ]
+
+
+# --- claims -------------------------------------------------------------------------------------
+
+
+def test_claim_candidates_are_only_the_eligible_invoices() -> None:
+    ts = T + 20 * 60 * MIN  # inside A's monitoring window
+    dep = deposit("d1", "28.9", type="3", to="", ts=ts)
+    fits = [
+        invoice("A", status="expired"),
+        invoice("B", "29.0041", status="processing"),
+        invoice("C", "29.0043", created_at=ts + RULES.pre_invoice_slack_ms),
+    ]
+    unfit = [
+        invoice("P", "29.0044", status="paid"),
+        invoice("X", "29.0045", status="cancelled"),
+        invoice("F", "29.0046", frozen=True),
+        invoice("L", "29.0047", created_at=ts + RULES.pre_invoice_slack_ms + 1),  # too late
+        invoice("M", "29.0048", monitor_until=ts - 1),
+        invoice("U", "29.0049", currency="USDC", chain="USDC-TRC20"),
+        PRO99,
+    ]
+    found = claim_candidates(dep, snapshot(*fits, *unfit), RULES)
+    assert sorted(inv.id for inv in found) == ["A", "B", "C"]
+
+
+def test_claim_candidates_skip_an_invoice_already_covered() -> None:
+    covered = snapshot(A, B, attached={"A": [as_attached(deposit("d0", state="0"), "A")]})
+    found = claim_candidates(deposit("d1", "28.9", type="3", to=""), covered, RULES)
+    assert [inv.id for inv in found] == ["B"]
+
+
+def test_claim_candidates_partial_only_to_an_address_of_its_own() -> None:
+    own = invoice("A", address="TAddrA")
+    snap = snapshot(own, B)
+    assert claim_candidates(deposit("d1", "10", to="TAddrA"), snap, RULES) == [own]
+    assert claim_candidates(deposit("d1", "10", to="TElsewhere"), snap, RULES) == []
+    # the owner cannot take it (already covered): nobody else can be claimed for it either
+    covered = snapshot(own, B, attached={"A": [as_attached(deposit("d0", to="TAddrA"), "A")]})
+    assert claim_candidates(deposit("d1", "29.00", to="TAddrA"), covered, RULES) == []
+
+
+def test_monitoring_window_bounds_inexact_matches() -> None:
+    expired = replace(A, status="expired")
+    # internal transfers: no address, so P (open, alone on POOL) is not the only candidate
+    inside = deposit("d1", "28.9", type="3", to="", ts=A.monitor_until)
+    outside = deposit("d2", "28.9", type="3", to="", ts=A.monitor_until + 1)
+    assert match_deposits([inside], snapshot(expired, PRO99), RULES) == [
+        Attach("d1", "A", "tolerance")
+    ]
+    assert match_deposits([outside], snapshot(expired, PRO99), RULES) == [
+        Unmatched("d2", "no_candidate")
+    ]
