@@ -12,10 +12,9 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from payments import notify
 from payments import states as st
 from payments.allocation import release_address
-from payments.applying import attached_deposits, load_invoice_versioned
+from payments.applying import attached_deposits, load_invoice_versioned, on_paid
 from payments.clock import Clock
 from payments.errors import DepositNotFound, InvalidTransition, InvoiceNotFound
 from payments.facts import DepositFacts, InvoiceFacts
@@ -23,7 +22,7 @@ from payments.notify import Notifier
 from payments.states import format_exceptions
 from payments.storage import Database
 from payments.storage.schema import deposits, invoices
-from payments.subscriptions import credit_period, revoke_period
+from payments.subscriptions import revoke_period
 
 CONFIRMABLE = st.UNPAID_STATUSES | {st.CANCELLED, st.INVALID}
 
@@ -250,23 +249,14 @@ async def _set_invoice(
         raise InvalidTransition(f"invoice {invoice.id} changed meanwhile; try again")
 
 
-async def _mark_paid(conn: AsyncConnection, invoice: InvoiceFacts, version: int, now: int) -> int:
+async def _mark_paid(
+    conn: AsyncConnection, invoice: InvoiceFacts, version: int, now: int
+) -> int | None:
     await _set_invoice(conn, invoice, version, now, st.PAID, {st.MARKED}, paid_at=now)
-    credit = await credit_period(
-        conn,
-        customer_id=invoice.customer_id,
-        plan_id=invoice.plan_id,
-        days=invoice.days,
-        now_ms=now,
-        invoice_id=invoice.id,
-        source="admin",
+    exceptions = sorted(invoice.exceptions | {st.MARKED})
+    return await on_paid(
+        conn, invoice, now, received=None, exceptions=exceptions, source="admin", tell_admins=False
     )
-    await release_address(conn, invoice_id=invoice.id, now_ms=now)
-    ends_at = credit.ends_at if credit is not None else 0
-    notifier = Notifier(conn, now)
-    extra = {"ends_at": ends_at, "exceptions": [st.MARKED]}
-    await notifier.customer(invoice, notify.INVOICE_PAID, f"inv:{invoice.id}:paid", **extra)
-    return ends_at
 
 
 async def _detach_and_revoke(

@@ -188,25 +188,7 @@ class Applier:
                 await self.notifier.admins(notify.ADMIN_ON_HOLD, key, **payload)
                 await self.notifier.customer(invoice, notify.PAYMENT_ON_HOLD, key)
         if verdict.status == st.PAID and invoice.status != st.PAID:
-            credit = await credit_period(
-                self.conn,
-                customer_id=invoice.customer_id,
-                plan_id=invoice.plan_id,
-                days=invoice.days,
-                now_ms=self.now,
-                invoice_id=invoice.id,
-            )
-            await release_address(self.conn, invoice_id=invoice.id, now_ms=self.now)
-            ends_at = credit.ends_at if credit is not None else None
-            extra = {"received": received, "exceptions": exceptions, "ends_at": ends_at}
-            await self.notifier.customer(
-                invoice, notify.INVOICE_PAID, f"inv:{invoice.id}:paid", **extra
-            )
-            await self.notifier.admins(
-                notify.ADMIN_PAID,
-                f"inv:{invoice.id}:paid",
-                **notify.invoice_payload(invoice, **extra),
-            )
+            await on_paid(self.conn, invoice, self.now, received=received, exceptions=exceptions)
             self.paid.append(invoice.id)
         elif verdict.late_review:
             payload = notify.invoice_payload(invoice, received=received, exceptions=exceptions)
@@ -281,6 +263,38 @@ class Applier:
             topup_amount=topup_text,
             address=invoice.address,
         )
+
+
+async def on_paid(
+    conn: AsyncConnection,
+    invoice: InvoiceFacts,
+    now: int,
+    *,
+    received: str | None,
+    exceptions: list[str],
+    source: str = "payment",
+    tell_admins: bool = True,
+) -> int | None:
+    """What follows an invoice turning paid, in the same transaction: the subscription period
+    (once per invoice), the address back to the pool, and the messages. Returns the new end."""
+    credit = await credit_period(
+        conn,
+        customer_id=invoice.customer_id,
+        plan_id=invoice.plan_id,
+        days=invoice.days,
+        now_ms=now,
+        invoice_id=invoice.id,
+        source=source,
+    )
+    await release_address(conn, invoice_id=invoice.id, now_ms=now)
+    ends_at = credit.ends_at if credit is not None else None
+    extra = {"received": received, "exceptions": exceptions, "ends_at": ends_at}
+    notifier = Notifier(conn, now)
+    key = f"inv:{invoice.id}:paid"
+    await notifier.customer(invoice, notify.INVOICE_PAID, key, **extra)
+    if tell_admins:
+        await notifier.admins(notify.ADMIN_PAID, key, **notify.invoice_payload(invoice, **extra))
+    return ends_at
 
 
 def _deposit_payload(deposit: DepositFacts) -> dict[str, Any]:

@@ -14,6 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
+
+from payments import notify
+from payments import states as st
 from payments.applying import Applier, ConcurrentChange
 from payments.catalog import Catalog
 from payments.clock import Clock
@@ -26,9 +31,11 @@ from payments.matching import (
     Unmatched,
     match_deposits,
 )
+from payments.notify import Notifier
 from payments.quotes import QuoteService
 from payments.snapshot import clear_flags, load_pending, load_snapshot, pending_currencies
 from payments.storage import Database
+from payments.storage.schema import deposits
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,13 @@ class ProcessReport:
     frozen: int = 0
     paid: list[str] = field(default_factory=list)
 
+    def merge(self, other: ProcessReport) -> None:
+        self.decided += other.decided
+        self.attached += other.attached
+        self.unmatched += other.unmatched
+        self.frozen += other.frozen
+        self.paid.extend(other.paid)
+
 
 class DepositProcessor:
     def __init__(
@@ -74,23 +88,69 @@ class DepositProcessor:
         self.batch_size = batch_size
 
     async def process(self) -> ProcessReport:
-        """Decide every deposit that needs it; returns what happened."""
+        """Decide every deposit that needs it; returns what happened.
+
+        A database or concurrency error propagates (nothing was written; the next poll tries
+        again). Any other error is a deposit this code cannot decide: it is found by deciding
+        one deposit at a time, put in the admin queue, and the rest go on being decided, so one
+        odd record never stops every payment behind it.
+        """
         total = ProcessReport()
-        for _ in range(100):  # batches; a batch that conflicts is retried
-            report = await self._process_batch_with_retry()
+        size = self.batch_size
+        for _ in range(10_000):
+            try:
+                report = await self._process_batch_with_retry(size)
+            except (ConcurrentChange, DBAPIError):
+                raise
+            except Exception:
+                if size > 1:
+                    log.exception("a decision failed; deciding one deposit at a time")
+                    size = 1
+                    continue
+                await self._quarantine_first()
+                size = self.batch_size
+                continue
             if report is None:
                 break
-            total.decided += report.decided
-            total.attached += report.attached
-            total.unmatched += report.unmatched
-            total.frozen += report.frozen
-            total.paid.extend(report.paid)
+            total.merge(report)
         return total
 
-    async def _process_batch_with_retry(self) -> ProcessReport | None:
+    async def _quarantine_first(self) -> None:
+        """The next pending deposit made the decision fail: hand it to an admin."""
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            rows = await conn.execute(
+                select(deposits)
+                .where(deposits.c.needs_decision.is_(True))
+                .order_by(deposits.c.ts, deposits.c.dep_id)
+                .limit(1)
+            )
+            row = rows.mappings().first()
+            if row is None:
+                return
+            log.error("deposit %s cannot be decided; sent to the admin queue", row["dep_id"])
+            values: dict[str, object] = {"needs_decision": False, "updated_at": now}
+            if row["disposition"] == st.DEP_NEW:
+                values.update(disposition=st.DEP_UNMATCHED, note="decision_error")
+            await conn.execute(
+                update(deposits).where(deposits.c.dep_id == row["dep_id"]).values(**values)
+            )
+            await Notifier(conn, now).admins(
+                notify.ADMIN_UNMATCHED,
+                f"dep:{row['dep_id']}:decision_error",
+                dep_id=row["dep_id"],
+                currency=row["currency"],
+                chain=row["chain"],
+                deposit_amount=row["amount"],
+                state=row["state"],
+                tx_id=row["tx_id"],
+                reason="decision_error",
+            )
+
+    async def _process_batch_with_retry(self, size: int) -> ProcessReport | None:
         for attempt in range(5):
             try:
-                return await self._process_batch()
+                return await self._process_batch(size)
             except ConcurrentChange as exc:
                 log.info("decision conflicted (%s); retrying (attempt %d)", exc, attempt + 1)
         raise ConcurrentChange("deposits kept changing under the decision; will retry next poll")
@@ -107,7 +167,7 @@ class DepositProcessor:
                 rates[currency] = None  # late payments then wait for an admin
         return rates
 
-    async def _process_batch(self) -> ProcessReport | None:
+    async def _process_batch(self, size: int) -> ProcessReport | None:
         async with self.db.read() as conn:
             peek = await pending_currencies(conn)
         if not peek:
@@ -116,7 +176,7 @@ class DepositProcessor:
         now = self.clock.now_ms()
         report = ProcessReport()
         async with self.db.transaction() as conn:
-            batch = await load_pending(conn, self.batch_size)
+            batch = await load_pending(conn, size)
             if not batch:
                 return None
             snapshot = await load_snapshot(conn, batch, self.rules, self.scales)

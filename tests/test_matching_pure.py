@@ -153,6 +153,21 @@ def test_same_exact_amount_as_an_earlier_attached_deposit_is_a_duplicate() -> No
     assert match_deposits([deposit("d1")], snap, RULES) == [Attach("d1", "A", "duplicate")]
 
 
+def test_deposit_re_read_in_the_same_batch_still_counts_for_its_invoice() -> None:
+    # d0 was attached by an earlier poll and is decided again now (its state moved on), so the
+    # snapshot (which holds only deposits not being decided again) does not list it
+    earlier = as_attached(deposit("d0", state="2", ts=T + 5 * MIN), "A", matched_state="0")
+    snap = snapshot(replace(A, status="processing"), B)
+    assert match_deposits([deposit("d1"), earlier], snap, RULES) == [
+        Update("d0", "A"),
+        Attach("d1", "A", "duplicate"),  # not a second counted exact payment
+    ]
+    assert match_deposits([deposit("d2", "29.00"), earlier], snap, RULES) == [
+        Update("d0", "A"),
+        Attach("d2", "B", "tolerance"),  # A is covered: B is the only candidate left
+    ]
+
+
 # --- chain / address mismatch, internal transfers -----------------------------------------------
 
 

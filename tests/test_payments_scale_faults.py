@@ -181,3 +181,39 @@ def test_payments_never_imports_the_telegram_layer() -> None:
     ]
     assert offenders == []
     assert len(list(root.rglob("*.py"))) > 10  # the scan really looked at the package
+
+
+async def test_a_record_that_cannot_be_decided_goes_to_an_admin_and_others_settle(
+    shop: Shop,
+) -> None:
+    invoice = await shop.buy(1)
+    now = shop.clock.now_ms()
+    async with shop.db.transaction() as conn:  # a corrupt row, as a bad migration might leave
+        await conn.execute(
+            schema.deposits.insert().values(
+                dep_id="poison-1",
+                currency="USDT",
+                chain="USDT-TRC20",
+                amount="NaN",
+                amount_units=None,
+                to_address="TXsomewhere",
+                tx_id="",
+                from_wd_id="",
+                type="4",
+                state="2",
+                ts=now,
+                raw="{}",
+                first_seen_at=now,
+                updated_at=now,
+                needs_decision=True,
+                disposition=st.DEP_NEW,
+                note="",
+            )
+        )
+    shop.pay(invoice)
+    await shop.poll()
+    assert (await shop.invoice(invoice.id)).status == st.PAID
+    poison = await shop.deposit("poison-1")
+    assert (poison["disposition"], poison["note"]) == (st.DEP_UNMATCHED, "decision_error")
+    alerts = await shop.messages("admin.deposit_unmatched")
+    assert [m["payload"]["dep_id"] for m in alerts] == ["poison-1"]
