@@ -33,6 +33,10 @@ ADMIN_LATE_REVIEW = "admin.late_review"
 ADMIN_PARTIAL_UNFINISHED = "admin.partial_unfinished"
 ADMIN_TOPUP_UNAVAILABLE = "admin.topup_unavailable"
 ADMIN_CLAIM_REVIEW = "admin.claim_review"
+ADMIN_OKX_AUTH = "admin.okx_auth_failed"  # the API key is refused: fix it, it will not heal
+ADMIN_OKX_DOWN = "admin.okx_unreachable"  # polls keep failing
+ADMIN_OKX_RECOVERED = "admin.okx_recovered"
+ADMIN_CLOCK = "admin.clock_offset"
 
 
 def invoice_payload(invoice: InvoiceFacts, **extra: Any) -> dict[str, Any]:

@@ -119,7 +119,7 @@ class DepositPoller:
             if abs(report.clock_offset_ms) > self.settings.clock_alert_ms:
                 hour = started // 3_600_000
                 await Notifier(conn, started).admins(
-                    "admin.clock_offset", f"clock:{hour}", offset_ms=report.clock_offset_ms
+                    notify.ADMIN_CLOCK, f"clock:{hour}", offset_ms=report.clock_offset_ms
                 )
         report.processed = await self.processor.process()
         return report
@@ -223,6 +223,3 @@ async def _unfinished_before(
         .limit(limit)
     )
     return [r[0] for r in rows]
-
-
-__all__ = ["POLLED_UNTIL_KEY", "DepositPoller", "PollReport", "notify"]

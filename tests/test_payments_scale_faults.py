@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from payments import states as st
 from payments.clock import MINUTE_MS
+from payments.core import Payments
 from payments.errors import ExchangeError, ExchangeUnavailable, UnsafeApiKey
 from payments.storage import Database, schema
 from tests.conftest import open_database
@@ -217,3 +218,23 @@ async def test_a_record_that_cannot_be_decided_goes_to_an_admin_and_others_settl
     assert (poison["disposition"], poison["note"]) == (st.DEP_UNMATCHED, "decision_error")
     alerts = await shop.messages("admin.deposit_unmatched")
     assert [m["payload"]["dep_id"] for m in alerts] == ["poison-1"]
+
+
+async def test_a_crash_between_storing_and_deciding_loses_nothing(shop: Shop) -> None:
+    invoice = await shop.buy(1)
+    dep = shop.pay(invoice)
+    # the poller stored the deposit, then the process died before deciding it
+    [record] = await shop.payments.exchange.fetch_deposit_history(dep_id=dep)
+    async with shop.db.transaction() as conn:
+        await shop.payments.poller._store(conn, [record], shop.clock.now_ms())
+    assert (await shop.deposit(dep))["needs_decision"]
+
+    # a new process over the same database: the next poll decides it, exactly once
+    restarted = Payments.wire(
+        shop.db, shop.payments.exchange, shop.payments.catalog, shop.payments.settings, shop.clock
+    )
+    await restarted.poller.poll()
+    await restarted.poller.poll()
+    assert (await shop.invoice(invoice.id)).status == st.PAID
+    assert len(await shop.messages("invoice.paid")) == 1
+    assert len(await shop.periods()) == 1

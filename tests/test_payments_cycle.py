@@ -1,0 +1,75 @@
+"""The minute cycle: OKX trouble never raises, admins are told once per outage."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from payments import states as st
+from payments.clock import HOUR_MS, MINUTE_MS
+from payments.cycle import PaymentCycle
+from payments.storage import Database
+from tests.shop import Shop, open_shop
+
+
+@pytest.fixture
+async def shop(db: Database) -> AsyncIterator[Shop]:
+    async with open_shop(db) as opened:
+        yield opened
+
+
+async def test_an_outage_is_told_once_and_its_end_once(shop: Shop) -> None:
+    cycle = PaymentCycle(shop.payments)
+    invoice = await shop.buy(1)
+    shop.pay(invoice)
+    shop.okx.fail_rate(1.0, ("server_error", "rate_limit"))
+    for _ in range(12):  # twelve minutes of failed polls
+        report = await cycle.run()
+        assert report.poll is None and report.error
+        shop.clock.advance(MINUTE_MS)
+    assert len(await shop.messages("admin.okx_unreachable")) == 1
+    assert (await shop.invoice(invoice.id)).status == st.PENDING
+
+    shop.okx.clear_faults()
+    report = await cycle.run()
+    assert report.error is None and report.poll is not None
+    assert (await shop.invoice(invoice.id)).status == st.PAID
+    await cycle.run()
+    assert len(await shop.messages("admin.okx_recovered")) == 1
+
+
+async def test_a_short_blip_is_not_worth_a_message(shop: Shop) -> None:
+    cycle = PaymentCycle(shop.payments)
+    shop.okx.fail_next(2, "timeout")
+    await cycle.run()
+    await cycle.run()
+    shop.clock.advance(MINUTE_MS)
+    await cycle.run()
+    assert await shop.messages("admin.okx_unreachable") == []
+    assert await shop.messages("admin.okx_recovered") == []
+
+
+async def test_a_refused_key_is_told_at_once_and_only_once(shop: Shop) -> None:
+    cycle = PaymentCycle(shop.payments)
+    shop.okx.secret = "rotated-on-okx"  # the merchant deleted or changed the key
+    for _ in range(3):
+        report = await cycle.run()
+        assert report.poll is None
+        shop.clock.advance(MINUTE_MS)
+    [alert] = await shop.messages("admin.okx_auth_failed")
+    assert "rotated-on-okx" not in alert["payload"]["error"]
+
+
+async def test_invoices_still_expire_while_okx_is_down_only_after_a_completed_poll(
+    shop: Shop,
+) -> None:
+    cycle = PaymentCycle(shop.payments)
+    invoice = await shop.buy(1)
+    await cycle.run()
+    shop.clock.advance(3 * HOUR_MS)
+    shop.okx.fail_rate(1.0, ("server_error",))
+    assert (await cycle.run()).expired == 0  # no completed poll after the expiry: wait
+    shop.okx.clear_faults()
+    assert (await cycle.run()).expired == 1
+    assert (await shop.invoice(invoice.id)).status == st.EXPIRED
