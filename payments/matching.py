@@ -74,7 +74,7 @@ class Attach:
 @dataclass(frozen=True)
 class Unmatched:
     dep_id: str
-    reason: str  # no_candidate | ambiguous | before_invoice | after_window | unknown_currency
+    reason: str  # no_candidate | ambiguous | after_window
     candidate_invoice_id: str | None = None
 
 
@@ -255,8 +255,13 @@ def _match_inexact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Dec
 def _address_owner(
     deposit: DepositFacts, invoices: Mapping[str, InvoiceFacts]
 ) -> InvoiceFacts | None:
-    """The one open invoice of the currency on the deposit's address, if there is exactly one:
-    then it is the only candidate for an inexact deposit (DESIGN section 5)."""
+    """The one invoice on the deposit's address that may still receive money, if there is
+    exactly one: then it is the only candidate for an inexact deposit (DESIGN section 5).
+
+    An expired invoice still inside its monitoring window counts as well as the open ones: when
+    its address has been handed to a new invoice, a late payment to it is ambiguous, never the
+    new invoice's by default.
+    """
     if deposit.type == "3" or not deposit.to_address:
         return None
     owners = [
@@ -264,7 +269,8 @@ def _address_owner(
         for inv in invoices.values()
         if inv.address == deposit.to_address
         and inv.currency == deposit.currency
-        and inv.status in st.OPEN_STATUSES
+        and inv.status in st.UNPAID_STATUSES
+        and (inv.status != st.EXPIRED or deposit.ts <= inv.monitor_until)
     ]
     return owners[0] if len(owners) == 1 else None
 

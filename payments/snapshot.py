@@ -72,7 +72,7 @@ async def load_snapshot(
     if invoice_ids:
         conditions.append(invoices.c.id.in_(sorted(invoice_ids)))
     # inexact candidates: unpaid invoices of the currency whose price is near the amount, every
-    # processing invoice of it (partials), and every open invoice on the deposit's address
+    # processing invoice of it (partials), and every unpaid invoice on the deposit's address
     for d in batch:
         if d.disposition != st.DEP_NEW:
             continue
@@ -99,7 +99,7 @@ async def load_snapshot(
             conditions.append(
                 and_(
                     invoices.c.address == d.to_address,
-                    invoices.c.status.in_(st.OPEN_STATUSES),
+                    invoices.c.status.in_(st.UNPAID_STATUSES),
                 )
             )
     loaded: dict[str, InvoiceFacts] = {}

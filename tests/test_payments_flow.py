@@ -256,3 +256,21 @@ async def test_two_payments_settling_in_one_poll_add_both_periods(shop: Shop) ->
     shop.pay(b)
     await shop.poll()
     assert await shop.subscription_end(1) == shop.clock.now_ms() + 60 * DAY_MS
+
+
+async def test_late_short_payment_to_a_reused_address_never_credits_the_new_invoice(
+    shop: Shop,
+) -> None:
+    expired = await shop.buy(1)  # the only address of the chain
+    shop.clock.advance(3 * HOUR_MS)
+    await shop.poll()
+    await shop.payments.expire_due()
+    newcomer = await shop.buy(2)  # gets the same address: the only one there is
+    assert newcomer.address == expired.address
+    # the first customer pays late, short by an exchange fee, to the address they were shown
+    dep = shop.pay(expired, Decimal(expired.amount_text) - Decimal("1.5"))
+    await shop.poll()
+    assert (await shop.invoice(newcomer.id)).status == st.PENDING
+    assert (await shop.invoice(newcomer.id)).exceptions == frozenset()
+    assert (await shop.deposit(dep))["invoice_id"] != newcomer.id
+    assert await shop.subscription_end(2) is None
