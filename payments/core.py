@@ -4,7 +4,7 @@ payments = await Payments.open(database_url=..., exchange=OkxExchange(...), ...)
 warnings = await payments.start_checks(allow_unsafe_key=False)
 invoice = await payments.invoices.create(customer_id, "pro", "USDT", "TRC20")
 report = await payments.poller.poll()          # every PAYMENT_POLL_SECONDS
-await payments.invoices.expire_due(polled_until=await payments.polled_until())
+await payments.expire_due()                      # after each poll
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from payments.config import PaymentSettings
 from payments.directory import refresh_addresses, refresh_chains
 from payments.exchange.base import Exchange
 from payments.exchange.okx import check_api_key
+from payments.expiry import expire_invoices
 from payments.invoices import InvoiceService
 from payments.poller import POLLED_UNTIL_KEY, DepositPoller
 from payments.processing import DepositProcessor, match_rules
@@ -108,7 +109,7 @@ class Payments:
         until = await self.polled_until()
         if until is None:
             return 0
-        return await self.invoices.expire_due(polled_until=until)
+        return await expire_invoices(self.db, self.okx_clock, self.settings, polled_until=until)
 
     async def close(self) -> None:
         await self.exchange.close()

@@ -13,7 +13,6 @@ from decimal import Decimal
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from payments import notify
 from payments import states as st
 from payments.allocation import cap_units_for, release_address, reserve_amount, take_address
 from payments.catalog import Catalog, Coin, Network, Plan
@@ -32,7 +31,6 @@ from payments.errors import (
 )
 from payments.facts import InvoiceFacts
 from payments.money import format_amount, from_units, step_units, to_units
-from payments.notify import Notifier
 from payments.quotes import QuoteService, crypto_amount
 from payments.storage import Database
 from payments.storage.schema import customers, invoices
@@ -338,67 +336,6 @@ class InvoiceService:
                 )
             await release_address(conn, invoice_id=invoice_id, now_ms=now)
         return await self.get(invoice_id)
-
-    async def expire_due(self, *, polled_until: int) -> int:
-        """Expire pending invoices whose time ran out before ``polled_until`` (the OKX time up to
-        which a poll has completed: a deposit made in time has been seen by then), and partial
-        ones whose monitoring window has ended. Returns how many expired."""
-        grace = self.settings.late_grace_ms
-        now = self.clock.now_ms()
-        count = 0
-        async with self.db.transaction() as conn:
-            due = (
-                (
-                    await conn.execute(
-                        select(invoices).where(
-                            (
-                                (invoices.c.status == st.PENDING)
-                                & (invoices.c.expires_at + grace <= polled_until)
-                            )
-                            | (
-                                (invoices.c.status == st.PROCESSING)
-                                & (invoices.c.monitor_until <= polled_until)
-                                & invoices.c.exceptions.contains(st.PAID_PARTIAL)
-                                & invoices.c.frozen.is_(False)
-                            )
-                        )
-                    )
-                )
-                .mappings()
-                .all()
-            )
-            for raw in due:
-                row = InvoiceFacts.from_row(raw)
-                result = await conn.execute(
-                    update(invoices)
-                    .where(
-                        invoices.c.id == row.id,
-                        invoices.c.status == row.status,
-                        invoices.c.version == raw["version"],
-                    )
-                    .values(
-                        status=st.EXPIRED,
-                        closed_at=now,
-                        updated_at=now,
-                        version=invoices.c.version + 1,
-                    )
-                )
-                if result.rowcount != 1:
-                    continue
-                count += 1
-                await release_address(conn, invoice_id=row.id, now_ms=now)
-                await _notify_expired(conn, row, now)
-        return count
-
-
-async def _notify_expired(conn: AsyncConnection, row: InvoiceFacts, now: int) -> None:
-    notifier = Notifier(conn, now)
-    if st.PAID_PARTIAL in row.exceptions:
-        key = f"inv:{row.id}:partial_expired"
-        await notifier.customer(row, notify.PAYMENT_PARTIAL_EXPIRED, key)
-        await notifier.admins(notify.ADMIN_PARTIAL_UNFINISHED, key, **notify.invoice_payload(row))
-    else:
-        await notifier.customer(row, notify.INVOICE_EXPIRED, f"inv:{row.id}:expired")
 
 
 async def _find(conn: AsyncConnection, invoice_id: str) -> InvoiceFacts | None:

@@ -1,4 +1,4 @@
-"""Subscriptions: activate, extend, revoke, remind and expire (DESIGN section 7).
+"""Subscriptions: activate, extend and revoke (DESIGN section 7); ``reminders`` reminds and expires.
 
 One subscription per (customer, plan), each with its own end. A credit extends it from
 max(now, end) by the plan's days in ONE UPDATE statement, so two payments that settle together
@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, String, and_, case, delete, func, literal, or_, select, update
+from sqlalchemy import BigInteger, String, case, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from payments import outbox
 from payments.clock import DAY_MS
 from payments.storage.db import insert_ignore
 from payments.storage.schema import subscription_periods as periods
@@ -28,12 +27,8 @@ from payments.storage.schema import subscriptions as subs
 
 ACTIVE = "active"
 EXPIRED = "expired"
-KIND_REMINDER = "subscription.reminder"
-KIND_EXPIRED = "subscription.expired"
 
 _REVOKE_REASON_MAX = cast(String, periods.c.revoke_reason.type).length or 80
-# the reminder offsets the schema can remember (one "reminded for this end" column each)
-_REMINDER_COLUMNS = {3: subs.c.reminded_3d_for, 1: subs.c.reminded_1d_for}
 
 
 @dataclass(frozen=True)
@@ -68,17 +63,6 @@ class PeriodView:
     ends_at: int
     revoked_at: int | None
     revoke_reason: str | None
-
-
-@dataclass(frozen=True)
-class ReminderReport:
-    reminded: dict[int, int]  # days before the end -> reminders enqueued
-    expired: int
-    more: bool  # the batch limit was reached: run again
-
-    @property
-    def reminders(self) -> int:
-        return sum(self.reminded.values())
 
 
 # --- pure helpers ----------------------------------------------------------------------------
@@ -324,94 +308,3 @@ async def count_active(conn: AsyncConnection, now_ms: int) -> int:
     """Subscriptions running now (by end date, whether or not the expiry job has run)."""
     stmt = select(func.count()).where(subs.c.status == ACTIVE, subs.c.ends_at > now_ms)
     return int((await conn.execute(stmt)).scalar_one())
-
-
-# --- reminders and expiry --------------------------------------------------------------------
-
-
-async def run_reminders_and_expiry(
-    conn: AsyncConnection,
-    *,
-    now_ms: int,
-    remind_days: Sequence[int] = (3, 1),
-    limit: int = 500,
-) -> ReminderReport:
-    """Enqueue due reminders and expire ended subscriptions, in the caller's transaction.
-
-    A subscription ending within d days gets the reminder of the SMALLEST such d only (no late
-    3-day reminder once inside the last day), once per end date: a renewal moves the end, so the
-    new end gets its own reminders. An active subscription whose end has passed becomes expired
-    and the customer is told once. Re-running changes nothing. ``remind_days`` may hold 3 and/or
-    1 (the schema has a column for each).
-    """
-    windows = sorted(set(remind_days), reverse=True)
-    unknown = [d for d in windows if d not in _REMINDER_COLUMNS]
-    if unknown:
-        raise ValueError(f"remind_days may only contain {sorted(_REMINDER_COLUMNS)}")
-    # (days, lower bound exclusive, upper bound inclusive) of each reminder window
-    bounds = [
-        (d, now_ms + (windows[i + 1] * DAY_MS if i + 1 < len(windows) else 0), now_ms + d * DAY_MS)
-        for i, d in enumerate(windows)
-    ]
-    due = [subs.c.ends_at <= now_ms]
-    for d, low, high in bounds:
-        column = _REMINDER_COLUMNS[d]
-        due.append(
-            and_(
-                subs.c.ends_at > low,
-                subs.c.ends_at <= high,
-                column.is_distinct_from(subs.c.ends_at),
-            )
-        )
-    rows = (
-        await conn.execute(
-            select(subs.c.id, subs.c.customer_id, subs.c.plan_id, subs.c.ends_at)
-            .where(subs.c.status == ACTIVE, or_(*due))
-            .order_by(subs.c.ends_at, subs.c.id)
-            .limit(limit)
-        )
-    ).all()
-
-    reminded = dict.fromkeys(windows, 0)
-    expired = 0
-    for row in rows:
-        still = (subs.c.id == row.id, subs.c.status == ACTIVE, subs.c.ends_at == row.ends_at)
-        if row.ends_at <= now_ms:
-            result = await conn.execute(
-                update(subs)
-                .where(*still)
-                .values(status=EXPIRED, expired_for=row.ends_at, updated_at=now_ms)
-            )
-            if int(result.rowcount or 0) != 1:
-                continue
-            await outbox.enqueue(
-                conn,
-                key=f"sub:{row.id}:expired:{row.ends_at}",
-                audience="customer",
-                customer_id=row.customer_id,
-                kind=KIND_EXPIRED,
-                payload={"plan_id": row.plan_id, "ends_at": row.ends_at},
-                now_ms=now_ms,
-            )
-            expired += 1
-            continue
-        d = next(d for d, low, high in bounds if low < row.ends_at <= high)
-        column = _REMINDER_COLUMNS[d]
-        result = await conn.execute(
-            update(subs)
-            .where(*still, column.is_distinct_from(row.ends_at))
-            .values({column: row.ends_at})
-        )
-        if int(result.rowcount or 0) != 1:
-            continue
-        sent = await outbox.enqueue(
-            conn,
-            key=f"sub:{row.id}:remind{d}:{row.ends_at}",
-            audience="customer",
-            customer_id=row.customer_id,
-            kind=KIND_REMINDER,
-            payload={"plan_id": row.plan_id, "ends_at": row.ends_at, "days_before": d},
-            now_ms=now_ms,
-        )
-        reminded[d] += int(sent)
-    return ReminderReport(reminded=reminded, expired=expired, more=len(rows) >= limit)

@@ -274,3 +274,22 @@ async def test_late_short_payment_to_a_reused_address_never_credits_the_new_invo
     assert (await shop.invoice(newcomer.id)).exceptions == frozenset()
     assert (await shop.deposit(dep))["invoice_id"] != newcomer.id
     assert await shop.subscription_end(2) is None
+
+
+async def test_an_unfinished_partial_goes_to_an_admin_at_the_end_of_the_window(
+    shop: Shop,
+) -> None:
+    invoice = await shop.buy(1)
+    shop.pay(invoice, "20")
+    await shop.poll()
+    shop.clock.advance(3 * HOUR_MS)
+    await shop.poll()
+    assert await shop.payments.expire_due() == 0  # still waiting for the top-up
+    shop.clock.advance(24 * HOUR_MS)
+    await shop.poll()
+    assert await shop.payments.expire_due() == 1
+    ended = await shop.invoice(invoice.id)
+    assert ended.status == st.EXPIRED and st.PAID_PARTIAL in ended.exceptions
+    assert [m["customer_id"] for m in await shop.messages("payment.partial_expired")] == [1]
+    assert len(await shop.messages("admin.partial_unfinished")) == 1
+    assert [i.id for i in (await shop.payments.admin.pending()).review_invoices] == [invoice.id]

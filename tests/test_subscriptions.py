@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from payments.clock import DAY_MS, HOUR_MS, ManualClock
 from payments.customers import ensure_customer
+from payments.reminders import run_reminders_and_expiry
 from payments.storage import Database
 from payments.storage.schema import outbox, subscription_periods
 from payments.subscriptions import (
@@ -25,7 +26,6 @@ from payments.subscriptions import (
     history,
     replay_periods,
     revoke_period,
-    run_reminders_and_expiry,
 )
 
 CUSTOMER = 1001

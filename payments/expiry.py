@@ -1,0 +1,85 @@
+"""Expiring invoices whose time ran out, once a poll has completed after their expiry.
+
+"After a completed poll": a deposit made in time has been read by then, so an invoice is never
+expired while its payment sits unread on OKX. A partially paid invoice stays open for its top-up
+until the end of its monitoring window; then an admin takes it over and the customer is told.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payments import notify
+from payments import states as st
+from payments.allocation import release_address
+from payments.clock import Clock
+from payments.config import PaymentSettings
+from payments.facts import InvoiceFacts
+from payments.notify import Notifier
+from payments.storage import Database
+from payments.storage.schema import invoices
+
+
+async def expire_invoices(
+    db: Database, clock: Clock, settings: PaymentSettings, *, polled_until: int
+) -> int:
+    """Expire pending invoices whose time ran out before ``polled_until`` (the OKX time up to
+    which a poll has completed: a deposit made in time has been seen by then), and partial
+    ones whose monitoring window has ended. Returns how many expired."""
+    grace = settings.late_grace_ms
+    now = clock.now_ms()
+    count = 0
+    async with db.transaction() as conn:
+        due = (
+            (
+                await conn.execute(
+                    select(invoices).where(
+                        (
+                            (invoices.c.status == st.PENDING)
+                            & (invoices.c.expires_at + grace <= polled_until)
+                        )
+                        | (
+                            (invoices.c.status == st.PROCESSING)
+                            & (invoices.c.monitor_until <= polled_until)
+                            & invoices.c.exceptions.contains(st.PAID_PARTIAL)
+                            & invoices.c.frozen.is_(False)
+                        )
+                    )
+                )
+            )
+            .mappings()
+            .all()
+        )
+        for raw in due:
+            row = InvoiceFacts.from_row(raw)
+            result = await conn.execute(
+                update(invoices)
+                .where(
+                    invoices.c.id == row.id,
+                    invoices.c.status == row.status,
+                    invoices.c.version == raw["version"],
+                )
+                .values(
+                    status=st.EXPIRED,
+                    closed_at=now,
+                    updated_at=now,
+                    version=invoices.c.version + 1,
+                )
+            )
+            if result.rowcount != 1:
+                continue
+            count += 1
+            await release_address(conn, invoice_id=row.id, now_ms=now)
+            await _notify_expired(conn, row, now)
+    return count
+
+
+async def _notify_expired(conn: AsyncConnection, row: InvoiceFacts, now: int) -> None:
+    notifier = Notifier(conn, now)
+    if st.PAID_PARTIAL in row.exceptions:
+        key = f"inv:{row.id}:partial_expired"
+        await notifier.customer(row, notify.PAYMENT_PARTIAL_EXPIRED, key)
+        await notifier.admins(notify.ADMIN_PARTIAL_UNFINISHED, key, **notify.invoice_payload(row))
+    else:
+        await notifier.customer(row, notify.INVOICE_EXPIRED, f"inv:{row.id}:expired")
