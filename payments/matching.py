@@ -20,13 +20,14 @@ the decisions in one transaction. The rules, in order:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from payments import states as st
 from payments.facts import DepositFacts, InvoiceFacts, ReservationFacts
-from payments.money import to_units
+from payments.money import to_units, to_units_ceil, to_units_floor
 from payments.states import StatePolicy
 
 
@@ -100,12 +101,52 @@ def received(deposits: Sequence[DepositFacts], kinds: frozenset[str] = st.COUNTE
     return sum((d.amount for d in deposits if d.match_kind in kinds), Decimal(0))
 
 
+# An invoice asks for at most base * (1 + offset cap), and the cap is at most 10 % (config):
+# bounds on base_units that every inexact candidate of an amount lies within.
+MAX_OFFSET_FACTOR = Decimal("1.11")
+
+
+def base_range(amount: Decimal, rules: MatchRules, scale: int) -> tuple[int, int]:
+    """The base_units an invoice must have for ``amount`` (with nothing received yet) to fall
+    within its tolerance window; a superset, filtered exactly by ``_within_window``."""
+    factor = rules.tolerance_percent / Decimal(100)
+    allowance = max(rules.allowances.values(), default=Decimal(0))
+    low = to_units_floor(amount / ((1 + factor) * MAX_OFFSET_FACTOR), scale)
+    high = to_units_ceil((amount + allowance) / (1 - factor), scale)
+    return low, high
+
+
 class _Book:
-    """The snapshot plus what this batch has attached so far."""
+    """The snapshot plus what this batch has attached so far, indexed for the inexact pass."""
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.added: dict[str, list[DepositFacts]] = {}
+        self._by_currency: dict[str, tuple[list[int], list[InvoiceFacts]]] = {}
+        ordered = sorted(snapshot.invoices.values(), key=lambda i: (i.currency, i.base_units, i.id))
+        for invoice in ordered:
+            keys, invoices = self._by_currency.setdefault(invoice.currency, ([], []))
+            keys.append(invoice.base_units)
+            invoices.append(invoice)
+        self.by_address: dict[str, list[InvoiceFacts]] = {}
+        for invoice in ordered:
+            self.by_address.setdefault(invoice.address, []).append(invoice)
+
+    def near(self, deposit: DepositFacts, rules: MatchRules) -> Iterator[InvoiceFacts]:
+        """Invoices of the deposit's currency whose window could hold it: those priced near
+        its amount, then those that have already received money (a partial's rest)."""
+        keys, invoices = self._by_currency.get(deposit.currency, ([], []))
+        if not invoices:
+            return
+        low, high = base_range(deposit.amount, rules, invoices[0].scale)
+        seen: set[str] = set()
+        for invoice in invoices[bisect_left(keys, low) : bisect_right(keys, high)]:
+            seen.add(invoice.id)
+            yield invoice
+        for invoice_id in sorted({*self.snapshot.attached, *self.added} - seen):
+            paid_into = self.snapshot.invoices.get(invoice_id)
+            if paid_into is not None and paid_into.currency == deposit.currency:
+                yield paid_into
 
     def deposits_of(self, invoice_id: str) -> list[DepositFacts]:
         return self.snapshot.attached.get(invoice_id, []) + self.added.get(invoice_id, [])
@@ -229,18 +270,18 @@ def _eligible(deposit: DepositFacts, invoice: InvoiceFacts, book: _Book, rules: 
 
 
 def _match_inexact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Decision:
-    invoices = book.snapshot.invoices
-    owner = _address_owner(deposit, invoices)
+    owner = _address_owner(deposit, book.by_address.get(deposit.to_address, []))
     if owner is not None:
         if _eligible(deposit, owner, book, rules):
             return _attach_to_owner(deposit, owner, book, rules)
         # the only candidate cannot take it: never fall back to an invoice on another address
         return Unmatched(deposit.dep_id, "no_candidate", _closest_hint(deposit, book) or owner.id)
-    candidates = [
-        inv
-        for inv in invoices.values()
-        if _eligible(deposit, inv, book, rules) and _within_window(deposit, inv, book, rules)
-    ]
+    candidates: list[InvoiceFacts] = []
+    for inv in book.near(deposit, rules):
+        if _eligible(deposit, inv, book, rules) and _within_window(deposit, inv, book, rules):
+            candidates.append(inv)
+            if len(candidates) == 2:
+                break  # ambiguous: which others also fit does not change the outcome
     if len(candidates) == 1:
         invoice = candidates[0]
         total = book.received(invoice.id) + deposit.amount
@@ -252,9 +293,7 @@ def _match_inexact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Dec
     return Unmatched(deposit.dep_id, "no_candidate", _closest_hint(deposit, book))
 
 
-def _address_owner(
-    deposit: DepositFacts, invoices: Mapping[str, InvoiceFacts]
-) -> InvoiceFacts | None:
+def _address_owner(deposit: DepositFacts, invoices: Iterable[InvoiceFacts]) -> InvoiceFacts | None:
     """The one invoice on the deposit's address that may still receive money, if there is
     exactly one: then it is the only candidate for an inexact deposit (DESIGN section 5).
 
@@ -266,7 +305,7 @@ def _address_owner(
         return None
     owners = [
         inv
-        for inv in invoices.values()
+        for inv in invoices
         if inv.address == deposit.to_address
         and inv.currency == deposit.currency
         and inv.status in st.UNPAID_STATUSES
@@ -311,7 +350,7 @@ def claim_candidates(
     not created after it, within the monitoring window, and either within tolerance (the same
     window as inexact matching) or a partial payment to the invoice's own address."""
     book = _Book(snapshot)
-    owner = _address_owner(deposit, snapshot.invoices)
+    owner = _address_owner(deposit, snapshot.invoices.values())
     if owner is not None and not _eligible(deposit, owner, book, rules):
         return []  # the only candidate of its address cannot take it; no other invoice may
     found: list[InvoiceFacts] = []

@@ -5,7 +5,6 @@ addresses, and what is already attached to those). Cost follows deposits, not op
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
 
 from sqlalchemy import and_, bindparam, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,8 +12,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from payments import states as st
 from payments.facts import DepositFacts, InvoiceFacts, ReservationFacts
-from payments.matching import MatchRules, Snapshot
-from payments.money import DEFAULT_SCALE, to_units_floor
+from payments.matching import MatchRules, Snapshot, base_range
+from payments.money import DEFAULT_SCALE
 from payments.storage.schema import deposits, invoices, reservations
 
 
@@ -79,11 +78,7 @@ async def load_snapshot(
         if d.amount_units is not None and (d.currency, d.amount_units) in found:
             continue
         scale = (scales or {}).get(d.currency, DEFAULT_SCALE)
-        tol = rules.tolerance_percent / Decimal(100)
-        allowance = max(rules.allowances.values(), default=Decimal(0))
-        # amount <= base * (1 + offset cap), the cap is at most 10 %: a generous lower bound
-        low = to_units_floor(d.amount / ((1 + tol) * Decimal("1.11")), scale)
-        high = to_units_floor((d.amount + allowance) / (1 - tol), scale) + 1
+        low, high = base_range(d.amount, rules, scale)
         conditions.append(
             and_(
                 invoices.c.currency == d.currency,

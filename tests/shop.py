@@ -12,14 +12,15 @@ from typing import Any
 
 from sqlalchemy import select
 
+from payments import states as st
 from payments.catalog import load_catalog
-from payments.clock import ManualClock
+from payments.clock import MINUTE_MS, ManualClock
 from payments.config import PaymentSettings
 from payments.core import Payments
 from payments.exchange.okx import OkxExchange
 from payments.invoices import InvoiceView
 from payments.poller import PollReport
-from payments.storage import Database
+from payments.storage import Database, schema
 from payments.storage.schema import deposits, invoices, outbox, subscription_periods, subscriptions
 from tests.fakes.okx import FakeOkx
 
@@ -98,6 +99,65 @@ class Shop:
         table = {"invoices": invoices, "deposits": deposits, "outbox": outbox}[name]
         async with self.db.read() as conn:
             return [dict(r) for r in (await conn.execute(select(table))).mappings()]
+
+
+async def bulk_invoices(shop: Shop, count: int) -> list[tuple[str, int]]:
+    """``count`` open USDT invoices with unique amounts, inserted directly (fast)."""
+    now = shop.clock.now_ms()
+    rows, slots = [], []
+    made: list[tuple[str, int]] = []
+    for i in range(count):
+        invoice_id = f"B{i:07d}"
+        amount = 2_900_000_000 + (i // 9 * 10 + i % 9 + 1) * 10_000  # 29.0001.. never ending in 0
+        made.append((invoice_id, amount))
+        rows.append(
+            {
+                "id": invoice_id,
+                "customer_id": 10_000 + i,
+                "plan_id": "pro",
+                "days": 30,
+                "price_usd": "29",
+                "currency": "USDT",
+                "network": "TRC20",
+                "chain": "USDT-TRC20",
+                "address": "TBulkAddress",
+                "tag": None,
+                "rate": "1",
+                "scale": 8,
+                "step": "0.0001",
+                "base_units": 2_900_000_000,
+                "amount_units": amount,
+                "topup_units": None,
+                "status": st.PENDING,
+                "exceptions": "",
+                "frozen": False,
+                "created_at": now,
+                "expires_at": now + 120 * MINUTE_MS,
+                "monitor_until": now + 26 * 60 * MINUTE_MS,
+                "updated_at": now,
+                "version": 0,
+            }
+        )
+        slots.append(
+            {
+                "currency": "USDT",
+                "amount_units": amount,
+                "invoice_id": invoice_id,
+                "kind": "main",
+                "address": "TBulkAddress",
+                "taken_at": now,
+                "held_until": now + 26 * 60 * MINUTE_MS,
+            }
+        )
+    async with shop.db.transaction() as conn:
+        customers = [
+            {"id": 10_000 + i, "language": None, "unreachable": False, "created_at": now}
+            for i in range(count)
+        ]
+        await conn.execute(schema.customers.insert(), customers)
+        await conn.execute(schema.invoices.insert(), rows)
+        await conn.execute(schema.reservations.insert(), slots)
+    return made
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ from payments.core import Payments
 from payments.errors import ExchangeError, ExchangeUnavailable, UnsafeApiKey
 from payments.storage import Database, schema
 from tests.conftest import open_database
-from tests.shop import Shop, open_shop
+from tests.shop import Shop, bulk_invoices, open_shop
 
 HISTORY = "/api/v5/asset/deposit-history"
 
@@ -25,65 +25,6 @@ HISTORY = "/api/v5/asset/deposit-history"
 async def shop(db: Database) -> AsyncIterator[Shop]:
     async with open_shop(db) as opened:
         yield opened
-
-
-async def _bulk_invoices(shop: Shop, count: int) -> list[tuple[str, int]]:
-    """``count`` open USDT invoices with unique amounts, inserted directly (fast)."""
-    now = shop.clock.now_ms()
-    rows, slots = [], []
-    made: list[tuple[str, int]] = []
-    for i in range(count):
-        invoice_id = f"B{i:07d}"
-        amount = 2_900_000_000 + (i // 9 * 10 + i % 9 + 1) * 10_000  # 29.0001.. never ending in 0
-        made.append((invoice_id, amount))
-        rows.append(
-            {
-                "id": invoice_id,
-                "customer_id": 10_000 + i,
-                "plan_id": "pro",
-                "days": 30,
-                "price_usd": "29",
-                "currency": "USDT",
-                "network": "TRC20",
-                "chain": "USDT-TRC20",
-                "address": "TBulkAddress",
-                "tag": None,
-                "rate": "1",
-                "scale": 8,
-                "step": "0.0001",
-                "base_units": 2_900_000_000,
-                "amount_units": amount,
-                "topup_units": None,
-                "status": st.PENDING,
-                "exceptions": "",
-                "frozen": False,
-                "created_at": now,
-                "expires_at": now + 120 * MINUTE_MS,
-                "monitor_until": now + 26 * 60 * MINUTE_MS,
-                "updated_at": now,
-                "version": 0,
-            }
-        )
-        slots.append(
-            {
-                "currency": "USDT",
-                "amount_units": amount,
-                "invoice_id": invoice_id,
-                "kind": "main",
-                "address": "TBulkAddress",
-                "taken_at": now,
-                "held_until": now + 26 * 60 * MINUTE_MS,
-            }
-        )
-    async with shop.db.transaction() as conn:
-        customers = [
-            {"id": 10_000 + i, "language": None, "unreachable": False, "created_at": now}
-            for i in range(count)
-        ]
-        await conn.execute(schema.customers.insert(), customers)
-        await conn.execute(schema.invoices.insert(), rows)
-        await conn.execute(schema.reservations.insert(), slots)
-    return made
 
 
 def _deposits(shop: Shop, paid: list[tuple[str, int]], unrelated: int) -> None:
@@ -105,7 +46,7 @@ async def _paid_ids(shop: Shop) -> set[str]:
 
 
 async def test_poll_requests_follow_deposits_not_open_invoices(shop: Shop, tmp_path: Path) -> None:
-    made = await _bulk_invoices(shop, 10_000)
+    made = await bulk_invoices(shop, 10_000)
     await shop.poll()  # the first poll (a sweep) over an empty history
     paid = made[::20]  # 500 of the 10,000 get paid, plus 500 deposits nobody ordered
     _deposits(shop, paid, 500)
@@ -126,7 +67,7 @@ async def test_poll_requests_follow_deposits_not_open_invoices(shop: Shop, tmp_p
     quiet_db, _ = await open_database("sqlite", tmp_path / "quiet")
     try:
         async with open_shop(quiet_db) as quiet:
-            one = await _bulk_invoices(quiet, 1)
+            one = await bulk_invoices(quiet, 1)
             await quiet.poll()
             _deposits(quiet, one, 999)
             quiet.okx.reset_counts()

@@ -1,0 +1,5 @@
+"""``python -m bench``: every benchmark, default sizes."""
+
+from bench import poll_cost
+
+poll_cost.main()
