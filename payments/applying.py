@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payments import notify
@@ -48,7 +48,9 @@ class Applier:
         self.rates = rates
         self.quarantine_ms = quarantine_ms
         self.offset_cap_percent = offset_cap_percent
-        self.notifier = Notifier(conn, now_ms)
+        self.notifier = Notifier(conn, now_ms, buffered=True)
+        # deposit writes, grouped by (expected disposition, new disposition): written together
+        self._writes: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.touched: set[str] = set()
         self.new_money: set[str] = set()  # invoices that received a counted deposit just now
         self.paid: list[str] = []
@@ -65,20 +67,51 @@ class Applier:
         else:
             await self._update(decision, deposit)
 
-    async def _set_deposit(self, deposit: DepositFacts, expected: str, **values: Any) -> None:
-        result = await self.conn.execute(
-            update(deposits)
-            .where(deposits.c.dep_id == deposit.dep_id, deposits.c.disposition == expected)
-            .values(updated_at=self.now, **values)
-        )
-        if result.rowcount != 1:
-            raise ConcurrentChange(f"deposit {deposit.dep_id} changed")
+    async def finish(self) -> None:
+        """Write the queued deposit decisions, settle every touched invoice, write messages."""
+        await self._write_deposits()
+        await self._settle_touched()
+        await self.notifier.flush()
+
+    def _set_deposit(
+        self, deposit: DepositFacts, expected: str, target: str, **values: Any
+    ) -> None:
+        self._writes.setdefault((expected, target), []).append({"b_dep": deposit.dep_id, **values})
+
+    async def _write_deposits(self) -> None:
+        """Per group: one compare-and-set on the disposition of all its deposits (the row count
+        must match, or someone else changed one: decide again), then their own values."""
+        writes, self._writes = self._writes, {}
+        for (expected, target), rows in writes.items():
+            ids = [row["b_dep"] for row in rows]
+            changed = 0
+            for start in range(0, len(ids), 500):
+                result = await self.conn.execute(
+                    update(deposits)
+                    .where(
+                        deposits.c.dep_id.in_(ids[start : start + 500]),
+                        deposits.c.disposition == expected,
+                    )
+                    .values(disposition=target, updated_at=self.now)
+                )
+                changed += int(result.rowcount or 0)
+            if changed != len(ids):
+                raise ConcurrentChange(f"{len(ids) - changed} deposit(s) changed meanwhile")
+            columns = [key for key in rows[0] if key != "b_dep"]
+            stmt = (
+                update(deposits)
+                .where(deposits.c.dep_id == bindparam("b_dep"))
+                .values({c: bindparam(f"b_{c}") for c in columns})
+            )
+            await self.conn.execute(
+                stmt, [{"b_dep": r["b_dep"], **{f"b_{c}": r[c] for c in columns}} for r in rows]
+            )
 
     async def _attach(self, decision: Attach, deposit: DepositFacts) -> None:
-        await self._set_deposit(
+        self._set_deposit(
             deposit,
             st.DEP_NEW,
-            disposition=st.DEP_ATTACHED,
+            st.DEP_ATTACHED,
             invoice_id=decision.invoice_id,
             match_kind=decision.kind,
             matched_amount=deposit.amount_text,
@@ -100,10 +133,10 @@ class Applier:
             )
 
     async def _unmatched(self, decision: Unmatched, deposit: DepositFacts) -> None:
-        await self._set_deposit(
+        self._set_deposit(
             deposit,
             st.DEP_NEW,
-            disposition=st.DEP_UNMATCHED,
+            st.DEP_UNMATCHED,
             note=decision.reason,
             candidate_invoice_id=decision.candidate_invoice_id,
             matched_amount=deposit.amount_text,
@@ -140,15 +173,35 @@ class Applier:
         )
 
     async def _update(self, decision: Update, deposit: DepositFacts) -> None:
-        await self._set_deposit(deposit, st.DEP_ATTACHED, matched_state=deposit.state)
+        self._set_deposit(deposit, st.DEP_ATTACHED, st.DEP_ATTACHED, matched_state=deposit.state)
         self.touched.add(decision.invoice_id)
 
     # --- invoices ----------------------------------------------------------------------------
 
-    async def settle_touched(self) -> None:
-        for invoice_id in sorted(self.touched):
-            invoice, version = await load_invoice_versioned(self.conn, invoice_id)
-            attached = await attached_deposits(self.conn, invoice_id)
+    async def _settle_touched(self) -> None:
+        ids = sorted(self.touched)
+        loaded: dict[str, tuple[InvoiceFacts, int]] = {}
+        attached_by: dict[str, list[DepositFacts]] = {i: [] for i in ids}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = await self.conn.execute(select(invoices).where(invoices.c.id.in_(chunk)))
+            for row in rows.mappings():
+                loaded[row["id"]] = (InvoiceFacts.from_row(row), int(row["version"]))
+            deps = await self.conn.execute(
+                select(deposits)
+                .where(
+                    deposits.c.invoice_id.in_(chunk),
+                    deposits.c.disposition == st.DEP_ATTACHED,
+                )
+                .order_by(deposits.c.ts, deposits.c.dep_id)
+            )
+            for row in deps.mappings():
+                attached_by[row["invoice_id"]].append(DepositFacts.from_row(row))
+        for invoice_id in ids:
+            if invoice_id not in loaded:
+                raise ConcurrentChange(f"invoice {invoice_id} vanished")
+            invoice, version = loaded[invoice_id]
+            attached = attached_by[invoice_id]
             verdict = evaluate(
                 invoice, attached, self.rules, rate_now=self.rates.get(invoice.currency)
             )

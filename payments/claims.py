@@ -156,7 +156,7 @@ class ClaimService:
         )
         applier.touched.add(invoice.id)
         applier.new_money.add(invoice.id)
-        await applier.settle_touched()
+        await applier.finish()
         status = (
             await conn.execute(select(invoices.c.status).where(invoices.c.id == invoice.id))
         ).scalar_one()

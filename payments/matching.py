@@ -119,9 +119,13 @@ def base_range(amount: Decimal, rules: MatchRules, scale: int) -> tuple[int, int
 class _Book:
     """The snapshot plus what this batch has attached so far, indexed for the inexact pass."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, rules: MatchRules) -> None:
         self.snapshot = snapshot
+        self.rules = rules
         self.added: dict[str, list[DepositFacts]] = {}
+        self._received: dict[str, Decimal] = {}
+        self._lower: dict[str, Decimal] = {}
+        self.short: set[str] = set()  # invoices that have received money, but not enough yet
         self._by_currency: dict[str, tuple[list[int], list[InvoiceFacts]]] = {}
         ordered = sorted(snapshot.invoices.values(), key=lambda i: (i.currency, i.base_units, i.id))
         for invoice in ordered:
@@ -131,6 +135,8 @@ class _Book:
         self.by_address: dict[str, list[InvoiceFacts]] = {}
         for invoice in ordered:
             self.by_address.setdefault(invoice.address, []).append(invoice)
+        for invoice_id in snapshot.attached:
+            self._recount(invoice_id)
 
     def near(self, deposit: DepositFacts, rules: MatchRules) -> Iterator[InvoiceFacts]:
         """Invoices of the deposit's currency whose window could hold it: those priced near
@@ -143,9 +149,9 @@ class _Book:
         for invoice in invoices[bisect_left(keys, low) : bisect_right(keys, high)]:
             seen.add(invoice.id)
             yield invoice
-        for invoice_id in sorted({*self.snapshot.attached, *self.added} - seen):
-            paid_into = self.snapshot.invoices.get(invoice_id)
-            if paid_into is not None and paid_into.currency == deposit.currency:
+        for invoice_id in sorted(self.short - seen):
+            paid_into = self.snapshot.invoices[invoice_id]
+            if paid_into.currency == deposit.currency:
                 yield paid_into
 
     def deposits_of(self, invoice_id: str) -> list[DepositFacts]:
@@ -157,20 +163,38 @@ class _Book:
         assert deposit.invoice_id is not None
         if all(d.dep_id != deposit.dep_id for d in self.deposits_of(deposit.invoice_id)):
             self.added.setdefault(deposit.invoice_id, []).append(deposit)
+            self._recount(deposit.invoice_id)
 
     def attach(self, deposit: DepositFacts, invoice_id: str, kind: str) -> None:
         attached = replace(deposit, invoice_id=invoice_id, match_kind=kind)
         self.added.setdefault(invoice_id, []).append(attached)
+        self._recount(invoice_id)
 
     def received(self, invoice_id: str) -> Decimal:
-        return received(self.deposits_of(invoice_id))
+        cached = self._received.get(invoice_id)
+        return cached if cached is not None else Decimal(0)
+
+    def lower_bound(self, invoice: InvoiceFacts) -> Decimal:
+        cached = self._lower.get(invoice.id)
+        if cached is None:
+            cached = self._lower[invoice.id] = self.rules.lower_bound(invoice)
+        return cached
+
+    def _recount(self, invoice_id: str) -> None:
+        total = received(self.deposits_of(invoice_id))
+        self._received[invoice_id] = total
+        invoice = self.snapshot.invoices.get(invoice_id)
+        if invoice is not None and Decimal(0) < total < self.lower_bound(invoice):
+            self.short.add(invoice_id)
+        else:
+            self.short.discard(invoice_id)
 
 
 def match_deposits(
     batch: Sequence[DepositFacts], snapshot: Snapshot, rules: MatchRules
 ) -> list[Decision]:
     """Decide every deposit of ``batch`` (deposits that are new or changed since last time)."""
-    book = _Book(snapshot)
+    book = _Book(snapshot, rules)
     decisions: list[Decision] = []
     fresh: list[DepositFacts] = []
     for deposit in sorted(batch, key=lambda d: d.sort_key):
@@ -265,7 +289,7 @@ def _eligible(deposit: DepositFacts, invoice: InvoiceFacts, book: _Book, rules: 
         and not invoice.frozen
         and not _too_early(deposit, invoice, rules)
         and deposit.ts <= invoice.monitor_until
-        and book.received(invoice.id) < rules.lower_bound(invoice)
+        and book.received(invoice.id) < book.lower_bound(invoice)
     )
 
 
@@ -318,7 +342,7 @@ def _within_window(
     deposit: DepositFacts, invoice: InvoiceFacts, book: _Book, rules: MatchRules
 ) -> bool:
     total = book.received(invoice.id) + deposit.amount
-    return rules.lower_bound(invoice) <= total <= rules.upper_window(invoice)
+    return book.lower_bound(invoice) <= total <= rules.upper_window(invoice)
 
 
 def _attach_to_owner(
@@ -327,7 +351,7 @@ def _attach_to_owner(
     total = book.received(invoice.id) + deposit.amount
     if total > invoice.amount:
         kind = st.KIND_OVER
-    elif total >= rules.lower_bound(invoice):
+    elif total >= book.lower_bound(invoice):
         kind = st.KIND_TOLERANCE
     else:
         kind = st.KIND_PARTIAL
@@ -349,7 +373,7 @@ def claim_candidates(
     """Every invoice the matcher would consider this deposit a candidate for: same currency,
     not created after it, within the monitoring window, and either within tolerance (the same
     window as inexact matching) or a partial payment to the invoice's own address."""
-    book = _Book(snapshot)
+    book = _Book(snapshot, rules)
     owner = _address_owner(deposit, snapshot.invoices.values())
     if owner is not None and not _eligible(deposit, owner, book, rules):
         return []  # the only candidate of its address cannot take it; no other invoice may

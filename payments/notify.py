@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payments.facts import InvoiceFacts
 from payments.money import format_amount
-from payments.outbox import enqueue
+from payments.outbox import Audience, enqueue_rows, message_row
 
 # customer messages
 PAYMENT_DETECTED = "payment.detected"  # seen, waiting for confirmations
@@ -52,30 +52,58 @@ def invoice_payload(invoice: InvoiceFacts, **extra: Any) -> dict[str, Any]:
 
 
 class Notifier:
-    """Writes outbox rows on one connection (the caller's transaction)."""
+    """Writes outbox rows on one connection (the caller's transaction).
 
-    def __init__(self, conn: AsyncConnection, now_ms: int) -> None:
+    ``buffered``: rows are kept until :meth:`flush` writes them in one statement (a batch of
+    decisions); the caller must flush before its transaction commits.
+    """
+
+    def __init__(self, conn: AsyncConnection, now_ms: int, *, buffered: bool = False) -> None:
         self.conn = conn
         self.now_ms = now_ms
+        self.buffered = buffered
+        self._rows: list[dict[str, Any]] = []
 
-    async def customer(self, invoice: InvoiceFacts, kind: str, key: str, **extra: Any) -> bool:
-        return await enqueue(
-            self.conn,
+    async def customer(self, invoice: InvoiceFacts, kind: str, key: str, **extra: Any) -> None:
+        await self._add(
             key=f"c:{key}",
             audience="customer",
             customer_id=invoice.customer_id,
             kind=kind,
             payload=invoice_payload(invoice, **extra),
-            now_ms=self.now_ms,
         )
 
-    async def admins(self, kind: str, key: str, **payload: Any) -> bool:
-        return await enqueue(
-            self.conn,
+    async def admins(self, kind: str, key: str, **payload: Any) -> None:
+        await self._add(
             key=f"a:{key}",
             audience="admins",
             customer_id=payload.get("customer_id"),
             kind=kind,
             payload=payload,
+        )
+
+    async def _add(
+        self,
+        *,
+        key: str,
+        audience: Audience,
+        customer_id: int | None,
+        kind: str,
+        payload: dict[str, Any],
+    ) -> None:
+        row = message_row(
+            key=key,
+            audience=audience,
+            customer_id=customer_id,
+            kind=kind,
+            payload=payload,
             now_ms=self.now_ms,
         )
+        self._rows.append(row)
+        if not self.buffered:
+            await self.flush()
+
+    async def flush(self) -> None:
+        rows, self._rows = self._rows, []
+        if rows:
+            await enqueue_rows(self.conn, rows)

@@ -85,6 +85,39 @@ def dump_payload(payload: Mapping[str, Any]) -> str:
     return json.dumps(dict(payload), default=_json_default, sort_keys=True, ensure_ascii=False)
 
 
+def message_row(
+    *,
+    key: str,
+    audience: Audience,
+    customer_id: int | None,
+    kind: str,
+    payload: Mapping[str, Any],
+    now_ms: int,
+) -> dict[str, Any]:
+    """The outbox row of one message (validated); see :func:`enqueue`."""
+    if audience not in ("customer", "admins"):
+        raise ValueError(f"unknown audience {audience!r}")
+    if audience == "customer" and customer_id is None:
+        raise ValueError("a customer message needs a customer_id")
+    if not key or len(key) > _KEY_MAX:
+        raise ValueError(f"dedupe key must be 1..{_KEY_MAX} characters")
+    if not kind or len(kind) > _KIND_MAX:
+        raise ValueError(f"kind must be 1..{_KIND_MAX} characters")
+    return {
+        "dedupe_key": key,
+        "audience": audience,
+        "customer_id": customer_id,
+        "kind": kind,
+        "payload": dump_payload(payload),
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now_ms,
+        "claimed_until": 0,
+        "claim_token": None,
+        "created_at": now_ms,
+    }
+
+
 async def enqueue(
     conn: AsyncConnection,
     *,
@@ -100,28 +133,22 @@ async def enqueue(
     ``key`` is the de-duplication key (e.g. ``f"sub:{id}:expired:{ends_at}"``): writing the same
     event twice yields one message.
     """
-    if audience not in ("customer", "admins"):
-        raise ValueError(f"unknown audience {audience!r}")
-    if audience == "customer" and customer_id is None:
-        raise ValueError("a customer message needs a customer_id")
-    if not key or len(key) > _KEY_MAX:
-        raise ValueError(f"dedupe key must be 1..{_KEY_MAX} characters")
-    if not kind or len(kind) > _KIND_MAX:
-        raise ValueError(f"kind must be 1..{_KIND_MAX} characters")
-    values = {
-        "dedupe_key": key,
-        "audience": audience,
-        "customer_id": customer_id,
-        "kind": kind,
-        "payload": dump_payload(payload),
-        "status": PENDING,
-        "attempts": 0,
-        "next_attempt_at": now_ms,
-        "claimed_until": 0,
-        "claim_token": None,
-        "created_at": now_ms,
-    }
-    return await insert_ignore(conn, outbox, values, ["dedupe_key"]) == 1
+    row = message_row(
+        key=key,
+        audience=audience,
+        customer_id=customer_id,
+        kind=kind,
+        payload=payload,
+        now_ms=now_ms,
+    )
+    return await insert_ignore(conn, outbox, row, ["dedupe_key"]) == 1
+
+
+async def enqueue_rows(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add many :func:`message_row` rows in one statement (keys already used are skipped)."""
+    unique = list({row["dedupe_key"]: row for row in rows}.values())
+    for start in range(0, len(unique), 500):
+        await insert_ignore(conn, outbox, unique[start : start + 500], ["dedupe_key"])
 
 
 # --- sending ---------------------------------------------------------------------------------

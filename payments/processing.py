@@ -192,7 +192,7 @@ class DepositProcessor:
             by_id = {d.dep_id: d for d in batch}
             for decision in decisions:
                 await applier.apply(decision, by_id[decision.dep_id])
-            await applier.settle_touched()
+            await applier.finish()
             await clear_flags(conn, batch)
             report.decided = len(batch)
             report.attached = sum(isinstance(d, Attach) for d in decisions)

@@ -67,44 +67,67 @@ async def load_snapshot(
             )
     invoice_ids = {r.invoice_id for r in found.values()}
     invoice_ids |= {d.invoice_id for d in batch if d.invoice_id}
-    conditions: list[ColumnElement[bool]] = []
-    if invoice_ids:
-        conditions.append(invoices.c.id.in_(sorted(invoice_ids)))
-    # inexact candidates: unpaid invoices of the currency whose price is near the amount, every
-    # processing invoice of it (partials), and every unpaid invoice on the deposit's address
+    # inexact candidates: unpaid invoices of the currency priced near the amount (ranges merged
+    # per currency, each an index range scan), every processing or partially paid one (few),
+    # and every unpaid invoice on the deposit's address
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    addresses: set[str] = set()
     for d in batch:
         if d.disposition != st.DEP_NEW:
             continue
         if d.amount_units is not None and (d.currency, d.amount_units) in found:
             continue
         scale = (scales or {}).get(d.currency, DEFAULT_SCALE)
-        low, high = base_range(d.amount, rules, scale)
-        conditions.append(
-            and_(
-                invoices.c.currency == d.currency,
-                invoices.c.status.in_(st.UNPAID_STATUSES),
-                or_(
+        ranges.setdefault(d.currency, []).append(base_range(d.amount, rules, scale))
+        if d.to_address:
+            addresses.add(d.to_address)
+    queries: list[ColumnElement[bool]] = []
+    ids = sorted(invoice_ids)
+    queries += [invoices.c.id.in_(ids[i : i + 500]) for i in range(0, len(ids), 500)]
+    unpaid = invoices.c.status.in_(st.UNPAID_STATUSES)
+    for currency, spans in ranges.items():
+        for low, high in _merge(spans):
+            queries.append(
+                and_(
+                    invoices.c.currency == currency,
+                    unpaid,
                     invoices.c.base_units.between(low, high),
+                )
+            )
+        queries.append(
+            and_(
+                invoices.c.currency == currency,
+                unpaid,
+                or_(
                     invoices.c.status == st.PROCESSING,
                     invoices.c.exceptions.contains(st.PAID_PARTIAL),
                 ),
             )
         )
-        if d.to_address:
-            conditions.append(
-                and_(
-                    invoices.c.address == d.to_address,
-                    invoices.c.status.in_(st.UNPAID_STATUSES),
-                )
-            )
+    listed = sorted(addresses)
+    queries += [
+        and_(invoices.c.address.in_(listed[i : i + 500]), unpaid)
+        for i in range(0, len(listed), 500)
+    ]
     loaded: dict[str, InvoiceFacts] = {}
-    for start in range(0, len(conditions), 200):
-        chunk_conditions = conditions[start : start + 200]
-        rows = await conn.execute(select(invoices).where(or_(*chunk_conditions)))
+    for condition in queries:
+        rows = await conn.execute(select(invoices).where(condition))
         for r in rows.mappings():
-            loaded[r["id"]] = InvoiceFacts.from_row(r)
+            if r["id"] not in loaded:
+                loaded[r["id"]] = InvoiceFacts.from_row(r)
     attached = await load_attached(conn, loaded.keys())
     return Snapshot(invoices=loaded, reservations=found, attached=attached)
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping or touching [low, high] ranges merged into as few as possible."""
+    merged: list[tuple[int, int]] = []
+    for low, high in sorted(spans):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return merged
 
 
 async def load_attached(
