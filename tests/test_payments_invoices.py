@@ -146,3 +146,16 @@ async def test_expiry_waits_for_a_completed_poll(shop: Shop) -> None:
     await shop.poll()
     assert await shop.payments.expire_due() == 1
     assert (await shop.invoice(invoice.id)).status == st.EXPIRED
+
+
+async def test_one_customer_racing_for_invoices_still_gets_at_most_three(shop: Shop) -> None:
+    choices = [("USDT", "TRC20"), ("USDT", "ERC20"), ("USDT", "BEP20"), ("USDT", "SOL")]
+    choices += [("USDC", "ERC20"), ("USDC", "SOL")]
+    results = await asyncio.gather(
+        *(shop.buy(7, currency=c, network=n) for c, n in choices), return_exceptions=True
+    )
+    made = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(made) == 3
+    assert all(isinstance(r, TooManyOpenInvoices) for r in refused)
+    assert len(await shop.table("invoices")) == 3

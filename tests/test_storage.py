@@ -38,3 +38,22 @@ async def test_a_failed_transaction_leaves_nothing(db: Database) -> None:
     async with db.read() as conn:
         count = (await conn.execute(text("SELECT count(*) FROM kv"))).scalar_one()
     assert count == 0
+
+
+def test_no_column_stores_money_as_a_float() -> None:
+    from sqlalchemy import Float, Numeric
+
+    inexact = [
+        f"{table.name}.{column.name}"
+        for table in schema.metadata.sorted_tables
+        for column in table.columns
+        if isinstance(column.type, Float | Numeric)
+    ]
+    assert inexact == []
+    amounts = [
+        (t.name, c.name)
+        for t in schema.metadata.sorted_tables
+        for c in t.columns
+        if "amount" in c.name
+    ]
+    assert ("reservations", "amount_units") in amounts and ("deposits", "amount") in amounts
