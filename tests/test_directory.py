@@ -15,8 +15,9 @@ from payments.directory import (
     refresh_addresses,
     refresh_chains,
 )
-from payments.exchange.base import ChainInfo, DepositRecord, KeyInfo, PoolAddress, Ticker
+from payments.exchange.base import ChainInfo, PoolAddress
 from payments.storage import Database, schema
+from tests.fakes.stub_exchange import StubExchange
 
 
 def chain(
@@ -40,7 +41,7 @@ def addr(currency: str, chain_name: str, address: str, *, selected: bool = False
     )
 
 
-class FakeDirectory:
+class FakeDirectory(StubExchange):
     """Implements the Exchange protocol; serves chains and deposit addresses from lists."""
 
     def __init__(self) -> None:
@@ -56,30 +57,6 @@ class FakeDirectory:
     async def fetch_deposit_addresses(self, currency: str) -> list[PoolAddress]:
         self.address_calls.append(currency)
         return list(self.addresses.get(currency, []))
-
-    async def server_time_ms(self) -> int:
-        raise NotImplementedError
-
-    async def fetch_tickers(self, currencies: Sequence[str]) -> dict[str, Ticker]:
-        raise NotImplementedError
-
-    async def fetch_deposit_history(
-        self,
-        *,
-        after: int | None = None,
-        before: int | None = None,
-        limit: int = 100,
-        dep_id: str | None = None,
-        tx_id: str | None = None,
-        currency: str | None = None,
-    ) -> list[DepositRecord]:
-        raise NotImplementedError
-
-    async def fetch_key_info(self) -> KeyInfo:
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        return None
 
 
 CATALOG: Catalog = load_catalog()

@@ -8,13 +8,14 @@ import pytest
 
 from payments.clock import ExchangeClock, ManualClock
 from payments.errors import ExchangeUnavailable, QuoteUnavailable
-from payments.exchange.base import ChainInfo, DepositRecord, KeyInfo, PoolAddress, Ticker
+from payments.exchange.base import Ticker
 from payments.quotes import Quote, QuoteService, crypto_amount
+from tests.fakes.stub_exchange import StubExchange
 
 CURRENCIES = ("BTC", "ETH", "USDT", "USDC", "SOL", "BNB")
 
 
-class FakeTickers:
+class FakeTickers(StubExchange):
     """Implements the Exchange protocol; only fetch_tickers is used by quotes."""
 
     def __init__(self, clock: ManualClock, prices: dict[str, str]) -> None:
@@ -37,33 +38,6 @@ class FakeTickers:
             for c in currencies
             if c in self.prices
         }
-
-    async def server_time_ms(self) -> int:
-        raise NotImplementedError
-
-    async def fetch_chains(self, currencies: Sequence[str]) -> list[ChainInfo]:
-        raise NotImplementedError
-
-    async def fetch_deposit_addresses(self, currency: str) -> list[PoolAddress]:
-        raise NotImplementedError
-
-    async def fetch_deposit_history(
-        self,
-        *,
-        after: int | None = None,
-        before: int | None = None,
-        limit: int = 100,
-        dep_id: str | None = None,
-        tx_id: str | None = None,
-        currency: str | None = None,
-    ) -> list[DepositRecord]:
-        raise NotImplementedError
-
-    async def fetch_key_info(self) -> KeyInfo:
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        return None
 
 
 PRICES = {
