@@ -1,4 +1,5 @@
-"""What admins do by hand (DESIGN section 6): confirm, reject, reassign, refunded, and the queue.
+"""What admins do by hand (DESIGN section 6): confirm, reject, reassign, refunded, grant, and the
+queue and a customer's overview.
 
 Each action is one transaction of compare-and-set writes; a refused action changes nothing and
 says why in its exception message.
@@ -9,22 +10,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from payments import notify
 from payments import states as st
 from payments.allocation import release_address
 from payments.applying import attached_deposits, load_invoice_versioned, on_paid
+from payments.catalog import Catalog
 from payments.clock import Clock
-from payments.errors import DepositNotFound, InvalidTransition, InvoiceNotFound
+from payments.customers import CustomerView, ensure_customer, get_customer
+from payments.errors import (
+    DepositNotFound,
+    InvalidGrant,
+    InvalidTransition,
+    InvoiceNotFound,
+    UnknownChoice,
+)
 from payments.facts import DepositFacts, InvoiceFacts
 from payments.notify import Notifier
 from payments.states import format_exceptions
 from payments.storage import Database
 from payments.storage.schema import deposits, invoices
-from payments.subscriptions import revoke_period
+from payments.subscriptions import SubscriptionView, credit_period, get_subscriptions, revoke_period
 
 CONFIRMABLE = st.UNPAID_STATUSES | {st.CANCELLED, st.INVALID}
+MAX_GRANT_DAYS = 3650
 
 
 @dataclass(frozen=True)
@@ -40,12 +51,83 @@ class PendingOverview:
     open_invoices: list[InvoiceFacts]
     review_invoices: list[InvoiceFacts]  # partial, late, on hold, frozen, duplicate
     unmatched: list[DepositFacts]
+    # how many there are in all (the lists above are one page of them): "page 2 of 3"
+    open_total: int = 0
+    review_total: int = 0
+    unmatched_total: int = 0
+
+
+@dataclass(frozen=True)
+class UserOverview:
+    customer: CustomerView
+    subscriptions: list[SubscriptionView]  # every plan, active and expired, by plan id
+    invoices: list[InvoiceFacts]  # the 10 newest
+    open_invoices: int  # pending or processing
 
 
 class AdminService:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, catalog: Catalog) -> None:
         self.db = db
         self.clock = clock
+        self.catalog = catalog
+
+    async def grant(self, customer_id: int, plan_id: str, days: int | None = None) -> AdminResult:
+        """Give a customer ``days`` of a plan (default: the plan's days) without a payment,
+        from the end of their running subscription (or now), and tell them."""
+        plan = self.catalog.plan(plan_id)
+        if plan is None:
+            raise UnknownChoice(f"there is no plan {plan_id!r}")
+        days = plan.days if days is None else days
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_GRANT_DAYS:
+            raise InvalidGrant(f"days must be a whole number from 1 to {MAX_GRANT_DAYS}")
+        if isinstance(customer_id, bool) or not isinstance(customer_id, int) or customer_id <= 0:
+            raise InvalidGrant("the customer must be given by their numeric Telegram id")
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            await ensure_customer(conn, customer_id, now)
+            credit = await credit_period(
+                conn,
+                customer_id=customer_id,
+                plan_id=plan.id,
+                days=days,
+                now_ms=now,
+                invoice_id=None,
+                source="grant",
+            )
+            assert credit is not None  # only an invoice can have been credited already
+            await Notifier(conn, now).to_customer(
+                customer_id,
+                notify.SUBSCRIPTION_GRANTED,
+                f"grant:{credit.period_id}",
+                plan_id=plan.id,
+                days=days,
+                ends_at=credit.ends_at,
+            )
+        return AdminResult(None, None, credit.ends_at, "granted")
+
+    async def user(self, customer_id: int) -> UserOverview | None:
+        """What an admin needs to answer a customer; None when the customer is unknown."""
+        async with self.db.read() as conn:
+            customer = await get_customer(conn, customer_id)
+            if customer is None:
+                return None
+            subscriptions = await get_subscriptions(conn, customer_id)
+            rows = await conn.execute(
+                select(invoices)
+                .where(invoices.c.customer_id == customer_id)
+                .order_by(invoices.c.created_at.desc(), invoices.c.id)
+                .limit(10)
+            )
+            newest = [InvoiceFacts.from_row(r) for r in rows.mappings()]
+            open_count = (
+                await conn.execute(
+                    select(func.count()).where(
+                        invoices.c.customer_id == customer_id,
+                        invoices.c.status.in_(st.OPEN_STATUSES),
+                    )
+                )
+            ).scalar_one()
+        return UserOverview(customer, subscriptions, newest, int(open_count))
 
     async def confirm(
         self, invoice_id: str, deposit_ref: str | None = None, *, force: bool = False
@@ -141,32 +223,41 @@ class AdminService:
                 for e in (st.PAID_PARTIAL, st.PAID_LATE, st.ON_HOLD, st.DUPLICATE)
             ),
         )
+        is_open = invoices.c.status.in_(st.OPEN_STATUSES)
+        in_review = (review, invoices.c.status != st.INVALID)
+        is_unmatched = deposits.c.disposition == st.DEP_UNMATCHED
         async with self.db.read() as conn:
+            open_total, review_total, unmatched_total = [
+                int((await conn.execute(select(func.count()).where(*where))).scalar_one())
+                for where in ((is_open,), in_review, (is_unmatched,))
+            ]
             open_rows = await conn.execute(
                 select(invoices)
-                .where(invoices.c.status.in_(st.OPEN_STATUSES))
-                .order_by(invoices.c.created_at.desc())
+                .where(is_open)
+                .order_by(invoices.c.created_at.desc(), invoices.c.id)
                 .limit(limit)
                 .offset(offset)
             )
             open_invoices = [InvoiceFacts.from_row(r) for r in open_rows.mappings()]
             review_rows = await conn.execute(
                 select(invoices)
-                .where(review, invoices.c.status != st.INVALID)
-                .order_by(invoices.c.updated_at.desc())
+                .where(*in_review)
+                .order_by(invoices.c.updated_at.desc(), invoices.c.id)
                 .limit(limit)
                 .offset(offset)
             )
             reviews = [InvoiceFacts.from_row(r) for r in review_rows.mappings()]
             dep_rows = await conn.execute(
                 select(deposits)
-                .where(deposits.c.disposition == st.DEP_UNMATCHED)
-                .order_by(deposits.c.ts.desc())
+                .where(is_unmatched)
+                .order_by(deposits.c.ts.desc(), deposits.c.dep_id)
                 .limit(limit)
                 .offset(offset)
             )
             unmatched = [DepositFacts.from_row(r) for r in dep_rows.mappings()]
-        return PendingOverview(open_invoices, reviews, unmatched)
+        return PendingOverview(
+            open_invoices, reviews, unmatched, open_total, review_total, unmatched_total
+        )
 
 
 async def _invoice(conn: AsyncConnection, invoice_id: str) -> tuple[InvoiceFacts, int]:

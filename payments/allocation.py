@@ -98,6 +98,49 @@ def capacity(base_units: int, step_units: int, cap_units: int) -> int:
 # --- reservations ------------------------------------------------------------------------------
 
 
+def reusable(held_until: int, now_ms: int, quarantine_ms: int) -> bool:
+    """Whether a reserved amount may be taken again: released at least ``quarantine_ms`` ago."""
+    return held_until <= now_ms - quarantine_ms
+
+
+async def _held(
+    conn: AsyncConnection, currency: str, base_units: int, cap_units: int
+) -> dict[int, tuple[int, str]]:
+    """amount -> (held_until, invoice_id) of every reservation row in ``[base, base + cap]``."""
+    rows = await conn.execute(
+        select(
+            reservations.c.amount_units, reservations.c.held_until, reservations.c.invoice_id
+        ).where(
+            reservations.c.currency == currency,
+            reservations.c.amount_units.between(base_units, base_units + cap_units),
+        )
+    )
+    return {int(amount): (int(until), str(holder)) for amount, until, holder in rows.all()}
+
+
+async def free_amounts(
+    conn: AsyncConnection,
+    *,
+    currency: str,
+    base_units: int,
+    step_units: int,
+    cap_units: int,
+    now_ms: int,
+    quarantine_ms: int = DAY_MS,
+) -> int:
+    """How many amounts :func:`reserve_amount` could still hand out now for this range: the
+    :func:`capacity` minus the candidates that are held or released less than the quarantine
+    ago (the same rows and the same rule the allocator reads)."""
+    held = await _held(conn, currency, base_units, cap_units)
+    blocked = sum(
+        1
+        for amount, (until, _holder) in held.items()
+        if not reusable(until, now_ms, quarantine_ms)
+        and is_candidate(amount, base_units, step_units, cap_units)
+    )
+    return capacity(base_units, step_units, cap_units) - blocked
+
+
 async def reserve_amount(
     conn: AsyncConnection,
     *,
@@ -123,16 +166,7 @@ async def reserve_amount(
     if held_until <= now_ms:
         raise ValueError("held_until must be in the future")
     _check_steps(base_units, step_units, cap_units)
-    rows = await conn.execute(
-        select(
-            reservations.c.amount_units, reservations.c.held_until, reservations.c.invoice_id
-        ).where(
-            reservations.c.currency == currency,
-            reservations.c.amount_units.between(base_units, base_units + cap_units),
-        )
-    )
-    held = {int(amount): (int(until), str(holder)) for amount, until, holder in rows.all()}
-    released_by = now_ms - quarantine_ms
+    held = await _held(conn, currency, base_units, cap_units)
 
     for amount in iter_candidates(base_units, step_units, cap_units):
         if amount in held:
@@ -157,7 +191,8 @@ async def reserve_amount(
     released = sorted(
         (until, amount, holder)
         for amount, (until, holder) in held.items()
-        if until <= released_by and is_candidate(amount, base_units, step_units, cap_units)
+        if reusable(until, now_ms, quarantine_ms)
+        and is_candidate(amount, base_units, step_units, cap_units)
     )
     for old_until, amount, old_holder in released:
         result = await conn.execute(

@@ -5,6 +5,9 @@ warnings = await payments.start_checks(allow_unsafe_key=False)
 invoice = await payments.invoices.create(customer_id, "pro", "USDT", "TRC20")
 report = await payments.poller.poll()          # every PAYMENT_POLL_SECONDS
 await payments.expire_due()                      # after each poll
+await payments.remind_and_expire()               # subscriptions: reminders and expiry
+await payments.check_capacity()                  # e.g. hourly: admins hear about low capacity
+stats = await payments.stats()                   # /stats
 """
 
 from __future__ import annotations
@@ -12,18 +15,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from payments.admin import AdminService
+from payments.capacity import CapacityWarning, check_capacity
 from payments.catalog import Catalog
 from payments.claims import ClaimService
 from payments.clock import Clock, ExchangeClock, SystemClock
 from payments.config import PaymentSettings
+from payments.customers import CustomerService
 from payments.directory import refresh_addresses, refresh_chains
 from payments.exchange.base import Exchange
 from payments.exchange.okx import check_api_key
 from payments.expiry import expire_invoices
 from payments.invoices import InvoiceService
+from payments.photos import InvoiceMessages
 from payments.poller import POLLED_UNTIL_KEY, DepositPoller
 from payments.processing import DepositProcessor, match_rules
 from payments.quotes import QuoteService
+from payments.reminders import ReminderReport, run_reminders_and_expiry
+from payments.reports import ShopStats, shop_stats
 from payments.storage import Database
 from payments.storage.kv import get_int
 
@@ -41,6 +49,8 @@ class Payments:
     poller: DepositPoller
     admin: AdminService
     claims: ClaimService
+    customers: CustomerService
+    photos: InvoiceMessages
 
     @classmethod
     async def open(
@@ -81,8 +91,10 @@ class Payments:
             invoices=InvoiceService(db, catalog, quotes, okx_clock, settings),
             processor=processor,
             poller=DepositPoller(db, exchange, catalog, settings, okx_clock, processor),
-            admin=AdminService(db, okx_clock),
+            admin=AdminService(db, okx_clock, catalog),
             claims=ClaimService(db, okx_clock, settings, rules),
+            customers=CustomerService(db, okx_clock),
+            photos=InvoiceMessages(db, okx_clock),
         )
 
     async def start_checks(self, *, allow_unsafe_key: bool) -> list[str]:
@@ -110,6 +122,37 @@ class Payments:
         if until is None:
             return 0
         return await expire_invoices(self.db, self.okx_clock, self.settings, polled_until=until)
+
+    async def remind_and_expire(self, *, batch: int = 500) -> ReminderReport:
+        """Subscription reminders (3 days and 1 day before the end) and expiry, in transactions
+        of ``batch`` subscriptions until none is due; returns the totals."""
+        reminded: dict[int, int] = {}
+        expired = 0
+        while True:
+            async with self.db.transaction() as conn:
+                report = await run_reminders_and_expiry(
+                    conn, now_ms=self.okx_clock.now_ms(), limit=batch
+                )
+            for days, count in report.reminded.items():
+                reminded[days] = reminded.get(days, 0) + count
+            expired += report.expired
+            if not report.more:
+                break
+        return ReminderReport(reminded=reminded, expired=expired, more=False)
+
+    async def stats(self) -> ShopStats:
+        """Figures for admins: subscribers, sales in the last 24 h and 30 d, the outbox."""
+        return await shop_stats(self.db, now_ms=self.okx_clock.now_ms())
+
+    async def check_capacity(self) -> list[CapacityWarning]:
+        """Low free amounts or pool addresses; admins are told once a day about each."""
+        return await check_capacity(
+            db=self.db,
+            catalog=self.catalog,
+            quotes=self.quotes,
+            clock=self.okx_clock,
+            settings=self.settings,
+        )
 
     async def close(self) -> None:
         await self.exchange.close()

@@ -102,3 +102,10 @@ class ClaimRejected(InvoiceError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+# --- admin actions ---------------------------------------------------------------------------
+
+
+class InvalidGrant(InvoiceError):
+    """An admin's grant was refused (e.g. days out of range); the message says why."""

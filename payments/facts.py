@@ -103,6 +103,7 @@ class DepositFacts:
     match_kind: str | None
     matched_amount: Decimal | None
     matched_state: str | None
+    candidate_invoice_id: str | None = None  # unmatched: the invoice it probably was for
 
     @property
     def sort_key(self) -> tuple[int, str]:
@@ -128,4 +129,5 @@ class DepositFacts:
             match_kind=row["match_kind"],
             matched_amount=None if matched is None else Decimal(matched),
             matched_state=row["matched_state"],
+            candidate_invoice_id=row.get("candidate_invoice_id"),
         )

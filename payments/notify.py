@@ -22,6 +22,7 @@ INVOICE_EXPIRED = "invoice.expired"
 PAYMENT_PARTIAL_EXPIRED = "payment.partial_expired"
 PAYMENT_LATE_REVIEW = "payment.late_review"  # received after expiry, an admin will look
 PAYMENT_ON_HOLD = "payment.on_hold"  # OKX holds the deposit; an admin will look
+SUBSCRIPTION_GRANTED = "subscription.granted"  # an admin granted days: plan_id, days, ends_at
 # admin messages
 ADMIN_PAID = "admin.payment_settled"
 ADMIN_UNMATCHED = "admin.deposit_unmatched"
@@ -37,6 +38,9 @@ ADMIN_OKX_AUTH = "admin.okx_auth_failed"  # the API key is refused: fix it, it w
 ADMIN_OKX_DOWN = "admin.okx_unreachable"  # polls keep failing
 ADMIN_OKX_RECOVERED = "admin.okx_recovered"
 ADMIN_CLOCK = "admin.clock_offset"
+# free unique amounts (per currency and plan) or pool addresses (per chain) running low:
+# currency, plan_id or chain, free, total, what ("amounts" | "addresses")
+ADMIN_CAPACITY = "admin.capacity_low"
 
 
 def invoice_payload(invoice: InvoiceFacts, **extra: Any) -> dict[str, Any]:
@@ -71,6 +75,16 @@ class Notifier:
             customer_id=invoice.customer_id,
             kind=kind,
             payload=invoice_payload(invoice, **extra),
+        )
+
+    async def to_customer(self, customer_id: int, kind: str, key: str, **payload: Any) -> None:
+        """A customer message that is not about an invoice (e.g. a granted subscription)."""
+        await self._add(
+            key=f"c:{key}",
+            audience="customer",
+            customer_id=customer_id,
+            kind=kind,
+            payload=payload,
         )
 
     async def admins(self, kind: str, key: str, **payload: Any) -> None:

@@ -236,6 +236,28 @@ kv = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
+# Invoice photos the bot sent (DESIGN section 10): their captions are edited when the invoice is
+# paid, expires or is cancelled, from any replica and after restarts.
+invoice_messages = Table(
+    "invoice_messages",
+    metadata,
+    Column("chat_id", BigInteger, nullable=False),
+    Column("message_id", BigInteger, nullable=False),
+    Column("invoice_id", String(16), ForeignKey("invoices.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("chat_id", "message_id"),
+    Index(None, "invoice_id"),
+)
+
+# "Waiting for a claim for invoice X" (DESIGN section 10): one per customer, until ``until``.
+claim_waits = Table(
+    "claim_waits",
+    metadata,
+    Column("customer_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("invoice_id", String(16), nullable=False),
+    Column("until", BigInteger, nullable=False),
+)
+
 leases = Table(
     "leases",
     metadata,
