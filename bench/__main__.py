@@ -1,5 +1,6 @@
 """``python -m bench``: every benchmark, default sizes."""
 
-from bench import poll_cost
+from bench import poll_cost, qr_render
 
 poll_cost.main()
+qr_render.main([])
