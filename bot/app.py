@@ -1,0 +1,207 @@
+"""Build the Application: Defaults, rate limiter, update processor, every handler in a deliberate
+order, the error handler, and ``post_init`` / ``post_shutdown`` that open and close the services
+and schedule the jobs (python-telegram-bot's own examples are the model)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.ext import (
+    AIORateLimiter,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    Defaults,
+    MessageHandler,
+    filters,
+)
+
+from bot import callbacks as cb
+from bot import jobs
+from bot.config import Settings
+from bot.handlers import account, admin, catalog, checkout, errors
+from bot.handlers.common import answer, language
+from bot.ordering import ChatOrderedProcessor
+from bot.qr import QrRenderer
+from bot.sender import OutboxSender
+from bot.services import BotApplication, BotContext, BotData, PollGate, Services
+from bot.texts import Texts
+from payments import PaymentCycle, Payments, load_catalog
+from payments.clock import Clock
+from payments.errors import ExchangeError, UnsafeApiKey
+from payments.exchange.okx import OkxExchange
+from payments.storefront import Storefront
+
+log = logging.getLogger(__name__)
+
+CONCURRENT_UPDATES = 16
+
+CUSTOMER_COMMANDS = [
+    BotCommand("start", "Plans and your subscription"),
+    BotCommand("plans", "Pick a plan"),
+    BotCommand("status", "Your subscription"),
+    BotCommand("history", "Your invoices"),
+    BotCommand("cancel", "Cancel an open invoice"),
+    BotCommand("help", "How paying works"),
+]
+
+Handler = Callable[[Update, BotContext], Any]
+
+
+def build_application(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    timings: jobs.Timings | None = None,
+    rate_limit_retries: int = 2,
+) -> BotApplication:
+    """The bot, not yet started. ``clock`` (tests) replaces the host's clock for payments."""
+    timings = timings or jobs.Timings()
+
+    async def post_init(application: BotApplication) -> None:
+        services = await open_services(application, settings, clock)
+        application.bot_data.services = services
+        assert application.job_queue is not None
+        jobs.schedule(application.job_queue, settings.payment_poll_seconds, timings)
+        await application.bot.set_my_commands(CUSTOMER_COMMANDS)
+
+    async def post_shutdown(application: BotApplication) -> None:
+        services = application.bot_data.services
+        application.bot_data.services = None
+        if services is not None:
+            await services.close()
+
+    application = cast(
+        BotApplication,
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.bot_api_base_url)
+        .base_file_url(settings.bot_file_base_url)
+        .context_types(ContextTypes(context=BotContext, bot_data=BotData))
+        .defaults(
+            Defaults(
+                parse_mode=ParseMode.HTML,
+                tzinfo=settings.zone,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        )
+        .concurrent_updates(ChatOrderedProcessor(CONCURRENT_UPDATES))
+        .rate_limiter(AIORateLimiter(max_retries=rate_limit_retries))
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build(),
+    )
+    register_handlers(application)
+    return application
+
+
+async def open_services(
+    application: BotApplication, settings: Settings, clock: Clock | None
+) -> Services:
+    catalog = load_catalog(settings.plans_file)
+    exchange = OkxExchange(
+        settings.okx_api_key.get_secret_value(),
+        settings.okx_secret_key.get_secret_value(),
+        settings.okx_passphrase.get_secret_value(),
+        base_url=settings.okx_api_url,
+        clock=clock,
+    )
+    payments = await Payments.open(
+        database_url=settings.database_url,
+        exchange=exchange,
+        catalog=catalog,
+        settings=settings.payment_settings(),
+        clock=clock,
+    )
+    try:
+        for warning in await payments.start_checks(allow_unsafe_key=settings.allow_unsafe_api_key):
+            log.warning("%s", warning)
+    except UnsafeApiKey:
+        await payments.close()
+        raise
+    except ExchangeError as exc:  # OKX down or the key refused: serve the bot, keep retrying
+        log.error("OKX start-up checks failed (the poller keeps trying): %s", exc)
+    texts = Texts(settings.zone)
+    customers, photos = payments.customers, payments.photos
+    sender = OutboxSender(application.bot, payments, customers, photos, texts, settings.admin_ids)
+    cycle = PaymentCycle(payments)
+
+    async def poll_then_send() -> None:
+        report = await cycle.run()
+        if report.poll is not None or report.expired:
+            application.create_task(sender.send_due(), name="send-outbox-after-poll")
+
+    return Services(
+        settings=settings,
+        payments=payments,
+        cycle=cycle,
+        customers=customers,
+        photos=photos,
+        texts=texts,
+        qr=QrRenderer(),
+        storefront=Storefront(payments.db, catalog, payments.invoices, payments.okx_clock),
+        sender=sender,
+        poll=PollGate(poll_then_send),
+        admin_ids=frozenset(settings.admin_ids),
+    )
+
+
+def _on(action: type[object]) -> Callable[[object], bool]:
+    def check(data: object) -> bool:
+        return isinstance(data, str) and isinstance(cb.parse(data), action)
+
+    return check
+
+
+async def stale_button(update: Update, context: BotContext) -> None:
+    """Callback data we do not recognise (forged, or from an older version): change nothing."""
+    if update.callback_query is not None:
+        text = context.services.texts.get(language(update), "stale_button")
+        await answer(update.callback_query, text, alert=True)
+
+
+def register_handlers(application: BotApplication) -> None:
+    private = filters.ChatType.PRIVATE
+    commands: list[tuple[str, Handler]] = [
+        ("start", catalog.start),
+        ("plans", catalog.plans),
+        ("status", account.status),
+        ("history", account.history),
+        ("help", account.help_command),
+        ("cancel", account.cancel),
+        # admins (each handler refuses anyone not in ADMIN_IDS)
+        ("pending", admin.pending),
+        ("confirm", admin.confirm),
+        ("reject", admin.reject),
+        ("reassign", admin.reassign),
+        ("refunded", admin.refunded),
+        ("stats", admin.stats),
+        ("user", admin.user),
+        ("grant", admin.grant),
+    ]
+    for name, callback in commands:
+        application.add_handler(CommandHandler(name, callback, filters=private))
+    buttons: list[tuple[type[object], Handler]] = [
+        (cb.Menu, catalog.on_menu),
+        (cb.ChoosePlan, catalog.on_plan),
+        (cb.Renew, catalog.on_plan),
+        (cb.ChooseCoin, catalog.on_coin),
+        (cb.ChooseNetwork, catalog.on_network),
+        (cb.CheckInvoice, checkout.on_check),
+        (cb.ClaimInvoice, checkout.on_claim),
+        (cb.CancelInvoice, checkout.on_cancel),
+        (cb.AdminConfirm, admin.on_confirm),
+        (cb.AdminReject, admin.on_reject),
+        (cb.AdminPage, admin.on_page),
+    ]
+    for action, callback in buttons:
+        application.add_handler(CallbackQueryHandler(callback, pattern=_on(action)))
+    application.add_handler(CallbackQueryHandler(stale_button))
+    # anything else a customer sends: a claim's tx hash when one is awaited, else the help
+    application.add_handler(MessageHandler(private & filters.UpdateType.MESSAGE, account.text))
+    application.add_error_handler(errors.on_error)

@@ -1,0 +1,185 @@
+"""One Settings object from the environment and ``.env`` (DESIGN section 11).
+
+A missing or malformed setting stops start-up with one line naming the variable
+(:func:`load_settings` raises :class:`payments.errors.ConfigError`). Secrets are ``SecretStr``:
+they never appear in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from payments.config import PaymentSettings
+from payments.errors import ConfigError
+
+QrPayload = Literal["default", "uri", "address"]
+_URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:)[^/]*@")
+
+
+def mask_url(url: str) -> str:
+    """``postgresql://user:***@host/db``: a database URL without its password."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    telegram_bot_token: SecretStr
+    telegram_api_url: str = "https://api.telegram.org"
+    admin_ids: Annotated[tuple[int, ...], NoDecode]
+    allow_unsafe_api_key: bool = False
+    okx_api_key: SecretStr
+    okx_secret_key: SecretStr
+    okx_passphrase: SecretStr
+    okx_api_url: str = "https://www.okx.com"
+    database_url: str = "sqlite:///data/subsbot.sqlite3"
+    plans_file: Path | None = None
+    payment_poll_seconds: float = Field(default=60, ge=0.1, le=3600)
+    invoice_ttl_minutes: int = 120
+    payment_monitor_hours: int = 24
+    payment_tolerance_percent: Decimal = Decimal(2)
+    amount_offset_cap_percent: Decimal = Decimal("0.5")
+    max_open_invoices: int = 3
+    settle_on_state: int = 2
+    qr_payload: QrPayload = "default"
+    timezone: str = "UTC"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    host: str = "0.0.0.0"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    api_token: SecretStr | None = None
+    log_level: str = "INFO"
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, raw: Any) -> Any:
+        if isinstance(raw, str):
+            parts = [p.strip() for p in raw.replace(";", ",").split(",") if p.strip()]
+            try:
+                return tuple(int(p) for p in parts)
+            except ValueError:
+                raise ValueError("must be comma-separated numeric Telegram user ids") from None
+        return raw
+
+    @field_validator("admin_ids")
+    @classmethod
+    def _at_least_one(cls, ids: tuple[int, ...]) -> tuple[int, ...]:
+        if not ids:
+            raise ValueError("at least one admin is required: someone must see unmatched deposits")
+        if any(i <= 0 for i in ids):
+            raise ValueError("Telegram user ids are positive numbers")
+        return ids
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (e.g. UTC, Europe/Berlin)") from None
+        return name
+
+    @field_validator("telegram_api_url", "okx_api_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_URL is set")
+        self.payment_settings()  # the core's own range checks, named by variable
+        return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name == "database_url" else value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def bot_api_base_url(self) -> str:
+        return f"{self.telegram_api_url}/bot"
+
+    @property
+    def bot_file_base_url(self) -> str:
+        return f"{self.telegram_api_url}/file/bot"
+
+    def payment_settings(self) -> PaymentSettings:
+        return PaymentSettings(
+            invoice_ttl_minutes=self.invoice_ttl_minutes,
+            monitor_hours=self.payment_monitor_hours,
+            tolerance_percent=self.payment_tolerance_percent,
+            offset_cap_percent=self.amount_offset_cap_percent,
+            max_open_invoices=self.max_open_invoices,
+            settle_on_state=self.settle_on_state,
+        )
+
+
+class _GivenSettings(Settings):
+    """Settings from the mapping given to :func:`load_settings` only: not from the process
+    environment or a ``.env`` file (a stray TELEGRAM_BOT_TOKEN or PORT must not leak in)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+    def __repr_name__(self) -> str:
+        return "Settings"
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, *, env_file: str | None = ".env"
+) -> Settings:
+    """Settings from ``env`` (default: the process environment) and ``env_file``.
+
+    Raises ConfigError with one line naming the first bad variable, never its value.
+    """
+    try:
+        if env is None:
+            return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        values: dict[str, Any] = {
+            k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields
+        }
+        return _GivenSettings(_env_file=None, **values)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_first_problem(exc)) from None
+    except ValueError as exc:  # PaymentSettings range checks name their variable already
+        raise ConfigError(str(exc)) from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = [str(part) for part in error.get("loc", ()) if part != "__root__"]
+    name = where[0].upper() if where else ""
+    message = str(error.get("msg", "invalid"))
+    message = message.removeprefix("Value error, ")
+    if error.get("type") == "missing":
+        return f"{name} is not set"
+    return f"{name}: {message}" if name else message

@@ -1,0 +1,171 @@
+"""The customer's own things: /status, /history, /help, /cancel, and free text (a claim's tx hash
+or withdrawal ID when one is awaited, else the help)."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from bot import keyboards
+from bot.handlers.checkout import cancel_invoice, status_word
+from bot.handlers.common import language, user_id
+from bot.services import BotContext, Services
+from payments import claims, errors
+from payments import states as st
+from payments.subscriptions import days_left, is_active
+
+
+async def status(update: Update, context: BotContext) -> None:
+    message, uid = update.effective_message, user_id(update)
+    if message is None or uid is None:
+        return
+    services, lang = context.services, language(update)
+    texts = services.texts
+    now = services.payments.okx_clock.now_ms()
+    lines = []
+    for sub in await services.storefront.subscriptions(uid):
+        plan = services.catalog.plan(sub.plan_id)
+        name = plan.name if plan else sub.plan_id
+        if is_active(sub, now):
+            lines.append(
+                texts.get(
+                    lang,
+                    "status_line",
+                    plan=name,
+                    until=texts.date(sub.ends_at),
+                    days_left=days_left(sub, now),
+                )
+            )
+        else:
+            lines.append(
+                texts.get(lang, "status_expired_line", plan=name, until=texts.date(sub.ends_at))
+            )
+    if not any(is_active(s, now) for s in await services.storefront.subscriptions(uid)):
+        lines.insert(0, texts.get(lang, "status_none"))
+    else:
+        lines.insert(0, texts.get(lang, "status_title"))
+    await message.reply_text("\n".join(lines))
+
+
+async def history(update: Update, context: BotContext) -> None:
+    message, uid = update.effective_message, user_id(update)
+    if message is None or uid is None:
+        return
+    services, lang = context.services, language(update)
+    texts = services.texts
+    entries = await services.storefront.history(uid, limit=10)
+    if not entries:
+        await message.reply_text(texts.get(lang, "history_none"))
+        return
+    lines = [texts.get(lang, "history_title")]
+    for entry in entries:
+        view = entry.invoice
+        tx = "".join(texts.get(lang, "history_tx", tx=t) for t in entry.tx_ids[:2])
+        lines.append(
+            texts.get(
+                lang,
+                "history_line",
+                date=texts.date(view.created_at),
+                invoice=view.id,
+                plan=view.plan_name,
+                amount=view.amount_text,
+                coin=view.currency,
+                status=status_word(services, lang, view.status),
+                tx=_html(tx),
+            )
+        )
+    await message.reply_text("\n".join(lines))
+
+
+async def help_command(update: Update, context: BotContext) -> None:
+    message = update.effective_message
+    if message is not None:
+        await message.reply_text(context.services.texts.get(language(update), "help"))
+
+
+async def cancel(update: Update, context: BotContext) -> None:
+    """/cancel: the open invoice with nothing received; a choice when there are several."""
+    message, uid = update.effective_message, user_id(update)
+    if message is None or uid is None:
+        return
+    services, lang = context.services, language(update)
+    texts = services.texts
+    await services.payments.claims.stop_waiting(uid)
+    views = [
+        v
+        for v in await services.payments.invoices.list_for_customer(uid, limit=20)
+        if v.status == st.PENDING
+    ]
+    if not views:
+        await message.reply_text(texts.get(lang, "cancel_none"))
+    elif len(views) == 1:
+        text, _ = await cancel_invoice(services, uid, lang, views[0])
+        await message.reply_text(text)
+    else:
+        await message.reply_text(
+            texts.get(lang, "cancel_pick"),
+            reply_markup=keyboards.cancel_choices(texts, lang, views),
+        )
+
+
+async def text(update: Update, context: BotContext) -> None:
+    """Free text: a claim reference when one is awaited, else the help."""
+    message, uid = update.effective_message, user_id(update)
+    if message is None or uid is None:
+        return
+    services, lang = context.services, language(update)
+    invoice_id = None if message.text is None else await services.payments.claims.awaited(uid)
+    if invoice_id is None or message.text is None:
+        await message.reply_text(services.texts.get(lang, "unknown"))
+        return
+    await message.reply_text(await claim(services, uid, lang, invoice_id, message.text))
+
+
+async def claim(
+    services: Services, uid: int, lang: str | None, invoice_id: str, reference: str
+) -> str:
+    texts = services.texts
+    try:
+        result = await services.payments.claims.claim(invoice_id, uid, reference)
+    except errors.InvoiceNotFound:
+        await services.payments.claims.stop_waiting(uid)
+        return texts.get(lang, "claim_expired")
+    if result.outcome == claims.REJECTED and result.reason == "bad_reference":
+        return texts.get(lang, "claim_bad_reference")  # keep waiting for a proper one
+    if result.outcome == claims.NOT_FOUND:
+        services.poll.request()
+        return texts.get(lang, "claim_not_found")
+    await services.payments.claims.stop_waiting(uid)
+    if result.outcome == claims.ATTACHED:
+        outcome = (
+            "claim_attached_paid" if result.invoice_status == st.PAID else "claim_attached_waiting"
+        )
+        return texts.get(
+            lang, "claim_attached", invoice=invoice_id, outcome=texts.get(lang, outcome)
+        )
+    if result.outcome == claims.ADMIN:
+        return texts.get(lang, "claim_admin")
+    return texts.get(
+        lang, "claim_rejected", invoice=invoice_id, reason=_reason(services, lang, result)
+    )
+
+
+def _reason(services: Services, lang: str | None, result: claims.ClaimResult) -> str:
+    texts = services.texts
+    reason = result.reason
+    if reason.startswith("invoice_"):
+        status = reason.removeprefix("invoice_")
+        return texts.get(
+            lang, "claim_reason_invoice_closed", status=status_word(services, lang, status)
+        )
+    known = {"already_attached", "other_currency", "older_than_invoice"}
+    if reason in known:
+        return texts.get(lang, f"claim_reason_{reason}")
+    if reason == "amount_or_time_does_not_fit":
+        return texts.get(lang, "claim_reason_not_candidate")
+    return texts.get(lang, "claim_reason_other")
+
+
+def _html(text: str) -> object:
+    from bot.texts import Html
+
+    return Html(text)

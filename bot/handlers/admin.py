@@ -1,0 +1,402 @@
+"""Admin commands (ADMIN_IDS only): /pending, /confirm, /reject, /reassign, /refunded, /stats,
+/user, /grant, and the Confirm / Reject buttons of /pending.
+
+Anyone else gets a plain refusal and nothing changes. Authorisation is by the Telegram user id of
+whoever sent the update (a forwarded admin message carries the forwarder's id, not the admin's).
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from telegram import InlineKeyboardMarkup, Update
+
+from bot import callbacks as cb
+from bot import keyboards
+from bot.handlers.common import answer, user_id
+from bot.services import BotContext, Services
+from bot.texts import Html
+from payments import errors
+from payments.admin import AdminResult
+from payments.facts import DepositFacts, InvoiceFacts
+from payments.money import format_amount
+from payments.subscriptions import is_active
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 5
+
+
+async def _refuse(update: Update, context: BotContext) -> bool:
+    """True (after telling them) when the sender is not an admin."""
+    services = context.services
+    if services.is_admin(user_id(update)):
+        return False
+    text = services.texts.get(None, "admin_only")
+    if update.callback_query is not None:
+        await answer(update.callback_query, text, alert=True)
+    elif update.effective_message is not None:
+        await update.effective_message.reply_text(text)
+    return True
+
+
+async def _reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    message = update.effective_message
+    if message is not None:
+        await message.reply_text(text, reply_markup=markup)
+
+
+def _args(context: BotContext) -> list[str]:
+    return [a.strip() for a in (context.args or []) if a.strip()]
+
+
+# --- /pending ------------------------------------------------------------------------------------
+
+
+async def pending(update: Update, context: BotContext) -> None:
+    if await _refuse(update, context):
+        return
+    text, markup = await pending_page(context.services, 0)
+    await _reply(update, text, markup)
+
+
+async def on_page(update: Update, context: BotContext) -> None:
+    query = update.callback_query
+    action = cb.parse(query.data if query else None)
+    if query is None or not isinstance(action, cb.AdminPage) or await _refuse(update, context):
+        return
+    await answer(query)
+    text, markup = await pending_page(context.services, action.page)
+    if query.message is not None:
+        await query.get_bot().send_message(query.message.chat.id, text, reply_markup=markup)
+
+
+async def pending_page(services: Services, page: int) -> tuple[str, InlineKeyboardMarkup | None]:
+    texts = services.texts
+    overview = await services.payments.admin.pending(limit=PAGE_SIZE, offset=page * PAGE_SIZE)
+    totals = (overview.open_total, overview.review_total, overview.unmatched_total)
+    if not any(totals):
+        return texts.get(None, "admin_pending_empty"), None
+    pages = max(-(-t // PAGE_SIZE) for t in totals)
+    lines = [texts.get(None, "admin_pending_title", page=page + 1, pages=pages)]
+    buttons: list[str] = []
+    sections = (
+        ("admin_pending_review", overview.review_invoices, overview.review_total),
+        ("admin_pending_open", overview.open_invoices, overview.open_total),
+    )
+    for key, invoices, total in sections:
+        if invoices:
+            lines.append("")
+            lines.append(texts.get(None, key, total=total))
+            for invoice in invoices:
+                lines.append(_invoice_line(services, invoice))
+                if invoice.id not in buttons:
+                    buttons.append(invoice.id)
+    if overview.unmatched:
+        lines.append("")
+        lines.append(texts.get(None, "admin_pending_unmatched", total=overview.unmatched_total))
+        lines.extend(_deposit_line(services, d) for d in overview.unmatched)
+    return "\n".join(lines), keyboards.pending_page(texts, buttons, page, pages)
+
+
+def _invoice_line(services: Services, invoice: InvoiceFacts) -> str:
+    texts = services.texts
+    plan = services.catalog.plan(invoice.plan_id)
+    exceptions = ", ".join(sorted(invoice.exceptions | ({"frozen"} if invoice.frozen else set())))
+    return texts.get(
+        None,
+        "admin_invoice_line",
+        invoice=invoice.id,
+        plan=plan.name if plan else invoice.plan_id,
+        amount=format_amount(invoice.amount, invoice.step),
+        coin=invoice.currency,
+        network=invoice.network,
+        status=invoice.status,
+        exceptions=f" ({exceptions})" if exceptions else "",
+        customer=invoice.customer_id,
+        date=texts.date(invoice.created_at),
+    )
+
+
+def _deposit_line(services: Services, deposit: DepositFacts) -> str:
+    texts = services.texts
+    tx = f" · tx {deposit.tx_id}" if deposit.tx_id else ""
+    hint = ""
+    if deposit.candidate_invoice_id:
+        hint = texts.get(None, "admin_deposit_hint", invoice=deposit.candidate_invoice_id)
+    return texts.get(
+        None,
+        "admin_deposit_line",
+        deposit=deposit.dep_id,
+        amount=deposit.amount_text,
+        coin=deposit.currency,
+        chain=deposit.chain,
+        state=deposit.state,
+        date=texts.date(deposit.ts),
+        tx=tx,
+        hint=Html(hint),
+    )
+
+
+# --- decisions -----------------------------------------------------------------------------------
+
+
+async def confirm(update: Update, context: BotContext) -> None:
+    if await _refuse(update, context):
+        return
+    args, texts = _args(context), context.services.texts
+    if len(args) not in (1, 2):
+        await _reply(update, texts.get(None, "admin_usage_confirm"))
+        return
+    invoice_id = args[0].upper()
+    text, markup = await _confirm(context.services, invoice_id, args[1] if len(args) > 1 else None)
+    await _reply(update, text, markup)
+
+
+async def on_confirm(update: Update, context: BotContext) -> None:
+    query = update.callback_query
+    action = cb.parse(query.data if query else None)
+    if query is None or not isinstance(action, cb.AdminConfirm) or await _refuse(update, context):
+        return
+    await answer(query)
+    text, markup = await _confirm(context.services, action.invoice, None, force=action.force)
+    if query.message is not None:
+        await query.get_bot().send_message(query.message.chat.id, text, reply_markup=markup)
+
+
+async def _confirm(
+    services: Services, invoice_id: str, deposit: str | None, *, force: bool = False
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    texts = services.texts
+    try:
+        result = await services.payments.admin.confirm(invoice_id, deposit, force=force)
+    except errors.InvalidTransition as exc:
+        if deposit is None and not force and "second confirmation" in str(exc):
+            return await _ask_force(services, invoice_id)
+        return texts.get(None, "admin_refused", reason=str(exc)), None
+    except errors.PaymentsError as exc:
+        return texts.get(None, "admin_refused", reason=str(exc)), None
+    return texts.get(
+        None, "admin_confirmed", invoice=invoice_id, until=_until(services, result)
+    ), None
+
+
+async def _ask_force(
+    services: Services, invoice_id: str
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    view = await services.payments.invoices.get(invoice_id)
+    text = services.texts.get(
+        None,
+        "admin_confirm_without_deposit",
+        invoice=invoice_id,
+        plan=view.plan_name,
+        customer=view.customer_id,
+    )
+    return text, keyboards.force_confirm(services.texts, invoice_id)
+
+
+def _until(services: Services, result: AdminResult) -> str:
+    return services.texts.date(result.ends_at)
+
+
+async def reject(update: Update, context: BotContext) -> None:
+    if await _refuse(update, context):
+        return
+    args, texts = _args(context), context.services.texts
+    if len(args) != 1:
+        await _reply(update, texts.get(None, "admin_usage_reject"))
+        return
+    await _reply(update, await _reject(context.services, args[0].upper()))
+
+
+async def on_reject(update: Update, context: BotContext) -> None:
+    query = update.callback_query
+    action = cb.parse(query.data if query else None)
+    if query is None or not isinstance(action, cb.AdminReject) or await _refuse(update, context):
+        return
+    await answer(query)
+    if query.message is not None:
+        text = await _reject(context.services, action.invoice)
+        await query.get_bot().send_message(query.message.chat.id, text)
+
+
+async def _reject(services: Services, invoice_id: str) -> str:
+    texts = services.texts
+    try:
+        await services.payments.admin.reject(invoice_id)
+    except errors.PaymentsError as exc:
+        return texts.get(None, "admin_refused", reason=str(exc))
+    return texts.get(None, "admin_rejected", invoice=invoice_id)
+
+
+async def reassign(update: Update, context: BotContext) -> None:
+    if await _refuse(update, context):
+        return
+    args, services = _args(context), context.services
+    texts = services.texts
+    if len(args) != 2:
+        await _reply(update, texts.get(None, "admin_usage_reassign"))
+        return
+    invoice_id = args[1].upper()
+    try:
+        result = await services.payments.admin.reassign(args[0], invoice_id)
+    except errors.PaymentsError as exc:
+        await _reply(update, texts.get(None, "admin_refused", reason=str(exc)))
+        return
+    await _reply(
+        update,
+        texts.get(None, "admin_reassigned", invoice=invoice_id, until=_until(services, result)),
+    )
+
+
+async def refunded(update: Update, context: BotContext) -> None:
+    if await _refuse(update, context):
+        return
+    args, services = _args(context), context.services
+    texts = services.texts
+    if len(args) != 1:
+        await _reply(update, texts.get(None, "admin_usage_refunded"))
+        return
+    try:
+        await services.payments.admin.refunded(args[0])
+    except errors.PaymentsError as exc:
+        await _reply(update, texts.get(None, "admin_refused", reason=str(exc)))
+        return
+    await _reply(update, texts.get(None, "admin_refunded_done", deposit=args[0]))
+
+
+async def grant(update: Update, context: BotContext) -> None:
+    if await _refuse(update, context):
+        return
+    args, services = _args(context), context.services
+    texts = services.texts
+    days: int | None = None
+    if (
+        len(args) not in (2, 3)
+        or not args[0].isdigit()
+        or (len(args) == 3 and not args[2].isdigit())
+    ):
+        await _reply(update, texts.get(None, "admin_usage_grant"))
+        return
+    if len(args) == 3:
+        days = int(args[2])
+    customer, plan_id = int(args[0]), args[1].lower()
+    try:
+        result = await services.payments.admin.grant(customer, plan_id, days)
+    except errors.PaymentsError as exc:
+        await _reply(update, texts.get(None, "admin_refused", reason=str(exc)))
+        return
+    plan = services.catalog.plan(plan_id)
+    await _reply(
+        update,
+        texts.get(
+            None,
+            "admin_granted",
+            days=days if days is not None else (plan.days if plan else "?"),
+            plan=plan.name if plan else plan_id,
+            customer=customer,
+            until=_until(services, result),
+        ),
+    )
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+async def stats(update: Update, context: BotContext) -> None:
+    if await _refuse(update, context):
+        return
+    services = context.services
+    texts = services.texts
+    report = await services.payments.stats()
+    windows = []
+    for name, window in report.windows.items():
+        plans = "".join(
+            texts.get(
+                None,
+                "admin_stats_item",
+                name=_plan_name(services, p),
+                value=f"{n} × ${report_usd(window.usd_by_plan.get(p, Decimal(0)))}",
+            )
+            for p, n in sorted(window.count_by_plan.items())
+        )
+        coins = "".join(
+            texts.get(None, "admin_stats_item", name=c, value=format(v.normalize(), "f"))
+            for c, v in sorted(window.coin_by_currency.items())
+        )
+        windows.append(
+            texts.get(
+                None,
+                "admin_stats_window",
+                window=name,
+                count=window.paid_invoices,
+                usd=report_usd(window.usd_total),
+                plans=Html(plans),
+                coins=Html(coins),
+            )
+        )
+    outbox = ", ".join(f"{k} {v}" for k, v in sorted(report.outbox.items()) if v)
+    await _reply(
+        update,
+        texts.get(
+            None,
+            "admin_stats",
+            active=report.active_subscribers,
+            unmatched=report.unmatched_deposits,
+            outbox=outbox or "empty",
+            windows=Html("\n".join(windows)),
+        ),
+    )
+
+
+def report_usd(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+def _plan_name(services: Services, plan_id: str) -> str:
+    plan = services.catalog.plan(plan_id)
+    return plan.name if plan else plan_id
+
+
+async def user(update: Update, context: BotContext) -> None:
+    if await _refuse(update, context):
+        return
+    args, services = _args(context), context.services
+    texts = services.texts
+    if len(args) != 1 or not args[0].isdigit():
+        await _reply(update, texts.get(None, "admin_usage_user"))
+        return
+    overview = await services.payments.admin.user(int(args[0]))
+    if overview is None:
+        await _reply(update, texts.get(None, "admin_user_unknown", customer=args[0]))
+        return
+    now = services.payments.okx_clock.now_ms()
+    subs = "\n".join(
+        texts.get(
+            None,
+            "status_line" if is_active(s, now) else "status_expired_line",
+            plan=_plan_name(services, s.plan_id),
+            until=texts.date(s.ends_at),
+            days_left=max(0, (s.ends_at - now) // 86_400_000),
+        )
+        for s in overview.subscriptions
+    )
+    invoices = "\n".join(_invoice_line(services, i) for i in overview.invoices)
+    customer = overview.customer
+    await _reply(
+        update,
+        texts.get(
+            None,
+            "admin_user",
+            customer=customer.id,
+            language=customer.language or "-",
+            reachable=texts.get(
+                None, "admin_unreachable" if customer.unreachable else "admin_reachable"
+            ),
+            since=texts.date(customer.created_at),
+            open=overview.open_invoices,
+            subscriptions=Html(subs),
+            invoices=Html(invoices),
+        ),
+    )

@@ -1,0 +1,134 @@
+"""The shop window: /start, /plans, and plan -> coin -> network menus."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from bot import callbacks as cb
+from bot import keyboards
+from bot.handlers import checkout
+from bot.handlers.common import answer, edit_or_send, language, user_id
+from bot.services import BotContext
+from bot.texts import usd
+from payments.subscriptions import days_left, is_active
+
+
+async def start(update: Update, context: BotContext) -> None:
+    await _menu(update, context, welcome=True)
+
+
+async def plans(update: Update, context: BotContext) -> None:
+    await _menu(update, context, welcome=False)
+
+
+async def _menu(update: Update, context: BotContext, *, welcome: bool) -> None:
+    message, uid = update.effective_message, user_id(update)
+    if message is None or uid is None:
+        return
+    services, lang = context.services, language(update)
+    await services.customers.touch(uid, lang)
+    await message.reply_text(
+        await menu_text(context, uid, lang, welcome=welcome),
+        reply_markup=keyboards.plans(services.texts, lang, services.catalog),
+    )
+
+
+async def menu_text(context: BotContext, uid: int, lang: str | None, *, welcome: bool) -> str:
+    services = context.services
+    texts = services.texts
+    lines = [texts.get(lang, "welcome" if welcome else "plans_title")]
+    now = services.payments.okx_clock.now_ms()
+    for sub in await services.storefront.subscriptions(uid):
+        if is_active(sub, now):
+            plan = services.catalog.plan(sub.plan_id)
+            lines.append(
+                texts.get(
+                    lang,
+                    "current_subscription",
+                    plan=plan.name if plan else sub.plan_id,
+                    until=texts.date(sub.ends_at),
+                    days_left=days_left(sub, now),
+                )
+            )
+    for plan in services.catalog.plans:
+        lines.append(
+            texts.get(
+                lang,
+                "plan_line",
+                name=plan.name,
+                price=usd(plan.price_usd),
+                days=plan.days,
+                description=plan.description,
+            )
+        )
+    return "\n\n".join(lines)
+
+
+async def on_menu(update: Update, context: BotContext) -> None:
+    query, uid = update.callback_query, user_id(update)
+    if query is None or uid is None:
+        return
+    await answer(query)
+    services, lang = context.services, language(update)
+    await edit_or_send(
+        query,
+        await menu_text(context, uid, lang, welcome=False),
+        keyboards.plans(services.texts, lang, services.catalog),
+    )
+
+
+async def on_plan(update: Update, context: BotContext) -> None:
+    """A plan was picked (or Renew pressed): offer the coins that take deposits now."""
+    query = update.callback_query
+    action = cb.parse(query.data if query else None)
+    if query is None or not isinstance(action, cb.ChoosePlan | cb.Renew):
+        return
+    services, lang = context.services, language(update)
+    texts = services.texts
+    plan = services.catalog.plan(action.plan)
+    if plan is None:
+        await answer(query, texts.get(lang, "error_unknown_choice"), alert=True)
+        return
+    await answer(query)
+    offered = await services.storefront.offered()
+    coins = [c for c in services.catalog.coins if c.symbol in offered]
+    text = texts.get(lang, "choose_coin", plan=plan.name, price=usd(plan.price_usd), days=plan.days)
+    if not coins:
+        text = texts.get(lang, "no_coins")
+    markup = keyboards.coins(texts, lang, plan, coins)
+    if isinstance(action, cb.Renew) and query.message is not None:
+        await query.get_bot().send_message(query.message.chat.id, text, reply_markup=markup)
+    else:
+        await edit_or_send(query, text, markup)
+
+
+async def on_coin(update: Update, context: BotContext) -> None:
+    """A coin was picked: its networks, or straight to the invoice when there is only one."""
+    query = update.callback_query
+    action = cb.parse(query.data if query else None)
+    if query is None or not isinstance(action, cb.ChooseCoin):
+        return
+    services, lang = context.services, language(update)
+    texts = services.texts
+    plan, coin = services.catalog.plan(action.plan), services.catalog.coin(action.coin)
+    networks = (await services.storefront.offered()).get(action.coin, [])
+    if plan is None or coin is None or not networks:
+        await answer(query, texts.get(lang, "error_unknown_choice"), alert=True)
+        return
+    if len(networks) == 1 and len(coin.networks) == 1:
+        await checkout.create_invoice(update, context, plan.id, coin.symbol, networks[0].code)
+        return
+    await answer(query)
+    await edit_or_send(
+        query,
+        texts.get(lang, "choose_network", coin=coin.symbol),
+        keyboards.networks(texts, lang, plan, coin, networks),
+    )
+
+
+async def on_network(update: Update, context: BotContext) -> None:
+    query = update.callback_query
+    action = cb.parse(query.data if query else None)
+    if query is None or not isinstance(action, cb.ChooseNetwork):
+        return
+    await checkout.create_invoice(update, context, action.plan, action.coin, action.network)

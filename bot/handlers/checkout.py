@@ -1,0 +1,231 @@
+"""The invoice: create it and send the photo; then Check payment, I paid: claim it, Cancel."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InputFile, Message, Update
+from telegram.error import BadRequest
+
+from bot import callbacks as cb
+from bot import invoice_card, keyboards
+from bot.handlers.common import answer, language, user_id
+from bot.services import BotContext, Services
+from payments import InvoiceView, errors
+from payments import states as st
+
+log = logging.getLogger(__name__)
+
+
+async def create_invoice(
+    update: Update, context: BotContext, plan_id: str, currency: str, network: str
+) -> None:
+    query, uid, chat = update.callback_query, user_id(update), update.effective_chat
+    if query is None or uid is None or chat is None:
+        return
+    services, lang = context.services, language(update)
+    try:
+        view = await services.payments.invoices.create(
+            uid, plan_id, currency, network, language=lang
+        )
+    except errors.PaymentsError as exc:
+        await answer(query)
+        await context.bot.send_message(chat.id, _creation_error(services, lang, exc, currency))
+        if isinstance(exc, errors.NoFreeAmount):
+            context.application.create_task(
+                services.payments.check_capacity(), name="capacity-check"
+            )
+        return
+    await answer(query)
+    await send_invoice_photo(context, services, chat.id, lang, view)
+
+
+async def send_invoice_photo(
+    context: BotContext, services: Services, chat_id: int, lang: str | None, view: InvoiceView
+) -> Message:
+    texts = services.texts
+    if view.reused:
+        await context.bot.send_message(chat_id, texts.get(lang, "invoice_reused"))
+    png = await services.qr.render(
+        invoice_card.payload(view, services.settings.qr_payload),
+        invoice_card.image_lines(texts, lang, view),
+    )
+    message = await context.bot.send_photo(
+        chat_id,
+        photo=InputFile(png, filename=f"invoice-{view.id}.png"),
+        caption=invoice_card.caption(texts, lang, view),
+        reply_markup=keyboards.invoice(texts, lang, view),
+    )
+    await services.photos.record(view.id, chat_id, message.message_id)
+    return message
+
+
+def _creation_error(
+    services: Services, lang: str | None, exc: errors.PaymentsError, currency: str
+) -> str:
+    texts = services.texts
+    coin = services.catalog.coin(currency)
+    network = coin.networks[0].label if coin and len(coin.networks) == 1 else currency
+    match exc:
+        case errors.QuoteUnavailable() | errors.ExchangeError():
+            return texts.get(lang, "error_prices")
+        case errors.DepositsDisabled():
+            return texts.get(lang, "error_paused", coin=currency, network=network)
+        case errors.BelowMinimumDeposit():
+            return texts.get(lang, "error_below_minimum", coin=currency, network=network)
+        case errors.NoFreeAmount():
+            return texts.get(lang, "error_busy")
+        case errors.TooManyOpenInvoices():
+            return texts.get(lang, "error_too_many", limit=services.settings.max_open_invoices)
+        case errors.InvoiceRateLimited():
+            return texts.get(lang, "error_rate_limited")
+        case errors.UnknownChoice():
+            return texts.get(lang, "error_unknown_choice")
+    log.warning("invoice creation refused: %s", type(exc).__name__)
+    return texts.get(lang, "error_generic")
+
+
+async def _own_invoice(update: Update, context: BotContext, invoice_id: str) -> InvoiceView | None:
+    """The invoice when it belongs to whoever pressed; otherwise answer politely, None."""
+    query, uid = update.callback_query, user_id(update)
+    if query is None or uid is None:
+        return None
+    services, lang = context.services, language(update)
+    try:
+        return await services.payments.invoices.get(invoice_id, customer_id=uid)
+    except errors.InvoiceNotFound:
+        await answer(query, services.texts.get(lang, "not_yours"), alert=True)
+        return None
+
+
+async def on_check(update: Update, context: BotContext) -> None:
+    """Reads the database; asks for at most one debounced poll. Never calls OKX per tap."""
+    query = update.callback_query
+    action = cb.parse(query.data if query else None)
+    if query is None or not isinstance(action, cb.CheckInvoice):
+        return
+    view = await _own_invoice(update, context, action.invoice)
+    if view is None:
+        return
+    services, lang = context.services, language(update)
+    if view.status in st.OPEN_STATUSES:
+        services.poll.request()
+    await answer(query, check_text(services, lang, view), alert=True)
+    await refresh_caption(services, query.message, lang, view)
+
+
+def check_text(services: Services, lang: str | None, view: InvoiceView) -> str:
+    texts = services.texts
+    if view.frozen or (
+        view.status in st.UNPAID_STATUSES and view.exceptions & {st.ON_HOLD, st.PAID_LATE}
+    ):
+        return texts.get(lang, "check_review", invoice=view.id)
+    if view.status == st.PAID:
+        return texts.get(lang, "check_paid", invoice=view.id)
+    if view.topup_amount_text and view.status in st.OPEN_STATUSES:
+        return texts.get(
+            lang, "check_partial", invoice=view.id, topup=view.topup_amount_text, coin=view.currency
+        )
+    if view.status == st.PROCESSING:
+        return texts.get(lang, "check_processing", invoice=view.id)
+    if view.status == st.PENDING:
+        return texts.get(lang, "check_pending", invoice=view.id)
+    return texts.get(
+        lang, "check_closed", invoice=view.id, status=status_word(services, lang, view.status)
+    )
+
+
+def status_word(services: Services, lang: str | None, status: str) -> str:
+    return services.texts.get(lang, f"status_{status}")
+
+
+async def refresh_caption(
+    services: Services, message: object, lang: str | None, view: InvoiceView
+) -> None:
+    """An ended invoice's photo says so (and loses its buttons), whoever notices first."""
+    if not isinstance(message, Message) or not message.photo:
+        return
+    if invoice_card.banner_key(view) is None:
+        return
+    try:
+        await message.edit_caption(
+            caption=invoice_card.caption(services.texts, lang, view), reply_markup=None
+        )
+    except BadRequest as exc:  # "message is not modified": someone got there first
+        log.debug("caption edit refused: %s", exc)
+
+
+async def on_claim(update: Update, context: BotContext) -> None:
+    query, uid = update.callback_query, user_id(update)
+    action = cb.parse(query.data if query else None)
+    if query is None or uid is None or not isinstance(action, cb.ClaimInvoice):
+        return
+    view = await _own_invoice(update, context, action.invoice)
+    if view is None:
+        return
+    services, lang = context.services, language(update)
+    if view.status not in st.UNPAID_STATUSES:
+        await answer(query, check_text(services, lang, view), alert=True)
+        return
+    await services.payments.claims.expect(uid, view.id)
+    await answer(query)
+    if query.message is not None:
+        await context.bot.send_message(
+            query.message.chat.id, services.texts.get(lang, "claim_prompt", invoice=view.id)
+        )
+
+
+async def on_cancel(update: Update, context: BotContext) -> None:
+    query, uid = update.callback_query, user_id(update)
+    action = cb.parse(query.data if query else None)
+    if query is None or uid is None or not isinstance(action, cb.CancelInvoice):
+        return
+    view = await _own_invoice(update, context, action.invoice)
+    if view is None:
+        return
+    services, lang = context.services, language(update)
+    text, cancelled = await cancel_invoice(services, uid, lang, view)
+    await answer(query, text, alert=not cancelled)
+    if cancelled is not None and query.message is not None:
+        for chat_id, message_id in await services.photos.of(view.id):
+            await _edit_photo(context, services, chat_id, message_id, lang, cancelled)
+        if isinstance(query.message, Message) and not query.message.photo:
+            await context.bot.send_message(query.message.chat.id, text)
+
+
+async def cancel_invoice(
+    services: Services, uid: int, lang: str | None, view: InvoiceView
+) -> tuple[str, InvoiceView | None]:
+    """Cancel an invoice with nothing received: (what to tell the customer, the new view)."""
+    texts = services.texts
+    try:
+        cancelled = await services.payments.invoices.cancel(view.id, customer_id=uid)
+    except errors.InvalidTransition:
+        current = await services.payments.invoices.get(view.id)
+        if current.status == st.PROCESSING:
+            reason = texts.get(lang, "cancel_reason_received")
+        else:
+            reason = texts.get(
+                lang, "cancel_reason_closed", status=status_word(services, lang, current.status)
+            )
+        return texts.get(lang, "cancel_refused", invoice=view.id, reason=reason), None
+    return texts.get(lang, "cancel_done", invoice=view.id), cancelled
+
+
+async def _edit_photo(
+    context: BotContext,
+    services: Services,
+    chat_id: int,
+    message_id: int,
+    lang: str | None,
+    view: InvoiceView,
+) -> None:
+    try:
+        await context.bot.edit_message_caption(
+            chat_id=chat_id,
+            message_id=message_id,
+            caption=invoice_card.caption(services.texts, lang, view),
+            reply_markup=None,
+        )
+    except BadRequest as exc:
+        log.debug("caption edit refused: %s", exc)

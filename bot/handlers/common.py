@@ -1,0 +1,45 @@
+"""Small helpers every handler module shares."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest
+
+log = logging.getLogger(__name__)
+
+
+def language(update: Update) -> str | None:
+    user = update.effective_user
+    return user.language_code if user else None
+
+
+def user_id(update: Update) -> int | None:
+    user = update.effective_user
+    return user.id if user else None
+
+
+async def answer(query: CallbackQuery, text: str | None = None, *, alert: bool = False) -> None:
+    """Always answer a callback query (the client shows a spinner until we do)."""
+    try:
+        await query.answer(text[:200] if text else None, show_alert=alert)
+    except BadRequest as exc:  # too old to answer ("query is too old"): nothing to do
+        log.debug("callback answer refused: %s", exc)
+
+
+async def edit_or_send(
+    query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None
+) -> None:
+    """Replace a menu message's text; when it cannot be edited (a photo, too old), send anew."""
+    message = query.message
+    if isinstance(message, Message) and message.text is not None:
+        try:
+            await message.edit_text(text, reply_markup=markup)
+            return
+        except BadRequest as exc:
+            if "not modified" in str(exc).lower():
+                return
+            log.debug("menu edit refused, sending a new message: %s", exc)
+    if message is not None:
+        await query.get_bot().send_message(message.chat.id, text, reply_markup=markup)

@@ -1,0 +1,119 @@
+"""Inline keyboards. Every button's data comes from :mod:`bot.callbacks`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot import callbacks as cb
+from bot.texts import Texts, usd
+from payments import Catalog, Coin, InvoiceView, Network, Plan
+
+
+def _button(text: str, action: cb.Action) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text, callback_data=cb.encode(action))
+
+
+def plans(texts: Texts, lang: str | None, catalog: Catalog) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                _button(
+                    texts.get(
+                        lang, "plan_button", name=p.name, price=usd(p.price_usd), days=p.days
+                    ),
+                    cb.ChoosePlan(p.id),
+                )
+            ]
+            for p in catalog.plans
+        ]
+    )
+
+
+def coins(
+    texts: Texts, lang: str | None, plan: Plan, offered: Sequence[Coin]
+) -> InlineKeyboardMarkup:
+    row: list[InlineKeyboardButton] = []
+    rows: list[list[InlineKeyboardButton]] = []
+    for coin in offered:
+        row.append(_button(coin.symbol, cb.ChooseCoin(plan.id, coin.symbol)))
+        if len(row) == 3:
+            rows.append(row)
+            row = []
+    if row:
+        rows.append(row)
+    rows.append([_button(texts.get(lang, "button_back"), cb.Menu())])
+    return InlineKeyboardMarkup(rows)
+
+
+def networks(
+    texts: Texts, lang: str | None, plan: Plan, coin: Coin, offered: Sequence[Network]
+) -> InlineKeyboardMarkup:
+    rows = [[_button(n.label, cb.ChooseNetwork(plan.id, coin.symbol, n.code))] for n in offered]
+    rows.append([_button(texts.get(lang, "button_back"), cb.ChoosePlan(plan.id))])
+    return InlineKeyboardMarkup(rows)
+
+
+def invoice(texts: Texts, lang: str | None, view: InvoiceView) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [_button(texts.get(lang, "button_check"), cb.CheckInvoice(view.id))],
+            [_button(texts.get(lang, "button_claim"), cb.ClaimInvoice(view.id))],
+            [_button(texts.get(lang, "button_cancel"), cb.CancelInvoice(view.id))],
+        ]
+    )
+
+
+def renew(texts: Texts, lang: str | None, plan: Plan) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[_button(texts.get(lang, "button_renew", plan=plan.name), cb.Renew(plan.id))]]
+    )
+
+
+def cancel_choices(
+    texts: Texts, lang: str | None, views: Sequence[InvoiceView]
+) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                _button(
+                    texts.get(
+                        lang,
+                        "cancel_button",
+                        invoice=v.id,
+                        amount=v.amount_text,
+                        coin=v.currency,
+                    ),
+                    cb.CancelInvoice(v.id),
+                )
+            ]
+            for v in views
+        ]
+    )
+
+
+def force_confirm(texts: Texts, invoice_id: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[_button(texts.get(None, "admin_button_force"), cb.AdminConfirm(invoice_id, True))]]
+    )
+
+
+def pending_page(
+    texts: Texts, invoice_ids: Sequence[str], page: int, pages: int
+) -> InlineKeyboardMarkup | None:
+    rows = [
+        [
+            _button(texts.get(None, "admin_button_confirm", invoice=i), cb.AdminConfirm(i, False)),
+            _button(texts.get(None, "admin_button_reject", invoice=i), cb.AdminReject(i)),
+        ]
+        for i in invoice_ids
+    ]
+    nav: list[InlineKeyboardButton] = []
+    if page > 0:
+        nav.append(_button(texts.get(None, "admin_button_prev"), cb.AdminPage(page - 1)))
+    if page + 1 < pages:
+        nav.append(_button(texts.get(None, "admin_button_next"), cb.AdminPage(page + 1)))
+    if nav:
+        rows.append(nav)
+    return InlineKeyboardMarkup(rows) if rows else None

@@ -1,0 +1,58 @@
+"""Logging set-up: one format, quiet chatty libraries, and every secret redacted from every
+record before it is written (a Bot API URL contains the token; a traceback may quote a header)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from bot.config import Settings
+
+REDACTED = "***"
+
+
+class RedactSecrets(logging.Filter):
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        # longest first, so a secret that contains another is redacted whole
+        self.secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        clean = self.redact(message)
+        if clean != message or record.args:
+            record.msg, record.args = clean, None
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        return True
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    values = [
+        settings.telegram_bot_token,
+        settings.okx_api_key,
+        settings.okx_secret_key,
+        settings.okx_passphrase,
+        settings.webhook_secret,
+        settings.api_token,
+    ]
+    return [v.get_secret_value() for v in values if v is not None]
+
+
+def configure(settings: Settings) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets(secrets_of(settings)))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+    # httpx logs every request URL at INFO, and a Bot API URL contains the token
+    for chatty in ("httpx", "httpcore", "apscheduler", "aiosqlite", "alembic", "asyncio"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

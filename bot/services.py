@@ -1,0 +1,123 @@
+"""What handlers and jobs use, opened once in ``post_init`` and closed in ``post_shutdown``.
+
+Handlers reach it through the typed :class:`BotContext` (``context.services``), never by a string
+key: ``ContextTypes(context=BotContext, bot_data=BotData)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from bot.config import Settings
+from bot.qr import QrRenderer
+from bot.sender import OutboxSender
+from bot.texts import Texts
+from payments import Catalog, PaymentCycle, Payments
+from payments.customers import CustomerService
+from payments.photos import InvoiceMessages
+from payments.storefront import Storefront
+
+log = logging.getLogger(__name__)
+
+
+class PollGate:
+    """One deposit poll at a time, and "check now" taps debounced to at most one extra poll.
+
+    A tap asks for a poll; it runs only when none is running and the last one finished more
+    than ``min_gap_s`` ago. Taps never call OKX themselves (DESIGN section 5).
+    """
+
+    def __init__(self, run: Callable[[], Awaitable[Any]], *, min_gap_s: float = 15.0) -> None:
+        self._run = run
+        self._lock = asyncio.Lock()
+        self._last_finished = float("-inf")
+        self.min_gap_s = min_gap_s
+        self._pending: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._lock.locked()
+
+    async def run(self) -> bool:
+        """Run a poll now unless one is running (then skip); True when this call polled."""
+        if self._lock.locked():
+            return False
+        async with self._lock:
+            try:
+                await self._run()
+            finally:
+                self._last_finished = asyncio.get_running_loop().time()
+        return True
+
+    def request(self) -> bool:
+        """Ask for a poll soon (debounced); True when one was scheduled."""
+        now = asyncio.get_running_loop().time()
+        if self._lock.locked() or (self._pending is not None and not self._pending.done()):
+            return False
+        if now - self._last_finished < self.min_gap_s:
+            return False
+        self._pending = asyncio.get_running_loop().create_task(self._requested())
+        return True
+
+    async def _requested(self) -> None:
+        try:
+            await self.run()
+        except Exception:
+            log.exception("a requested deposit poll failed")
+
+    async def close(self) -> None:
+        if self._pending is not None and not self._pending.done():
+            self._pending.cancel()
+            await asyncio.gather(self._pending, return_exceptions=True)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    payments: Payments
+    cycle: PaymentCycle
+    customers: CustomerService
+    photos: InvoiceMessages
+    texts: Texts
+    qr: QrRenderer
+    storefront: Storefront
+    sender: OutboxSender
+    poll: PollGate
+    admin_ids: frozenset[int]
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.payments.catalog
+
+    def is_admin(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id in self.admin_ids
+
+    async def close(self) -> None:
+        await self.poll.close()
+        self.qr.close()
+        await self.payments.close()
+
+
+@dataclass
+class BotData:
+    """``application.bot_data``: typed, holding the one Services object."""
+
+    services: Services | None = None
+
+
+class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], BotData]):
+    @property
+    def services(self) -> Services:
+        services = self.bot_data.services
+        if services is None:
+            raise RuntimeError("services are opened in post_init; the application has not started")
+        return services
+
+
+BotApplication = Application[ExtBot[None], BotContext, dict[Any, Any], dict[Any, Any], BotData, Any]

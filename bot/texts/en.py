@@ -1,0 +1,276 @@
+"""English: the complete catalogue. Telegram HTML; ``{fields}`` are filled (and escaped) by
+:meth:`bot.texts.Texts.get`. Other languages translate any subset of these keys."""
+
+MESSAGES: dict[str, str] = {
+    # --- menu ----------------------------------------------------------------------------------
+    "welcome": (
+        "<b>Welcome!</b> Pick a plan below. You pay in crypto straight to the shop's OKX "
+        "account; your subscription starts as soon as the payment arrives."
+    ),
+    "plans_title": "<b>Plans</b>",
+    "plan_line": "<b>{name}</b>: {price} for {days} days. {description}",
+    "plan_button": "{name} · {price} / {days} days",
+    "current_subscription": "Your <b>{plan}</b> is active until {until} ({days_left} days left).",
+    "choose_coin": "<b>{plan}</b>: {price} for {days} days.\nWhich coin will you pay with?",
+    "choose_network": (
+        "Which network will you send <b>{coin}</b> on? Pick the one your wallet or exchange "
+        "sends on: a payment on another network may be lost."
+    ),
+    "no_coins": "No coin can be paid right now (deposits are paused at the exchange). Try later.",
+    "button_back": "« Back",
+    "button_plans": "Plans",
+    "button_renew": "Renew {plan}",
+    # --- the invoice ---------------------------------------------------------------------------
+    "invoice_caption": (
+        "{banner}<b>{plan}</b>: {days} days, {price}\n"
+        "Send exactly: <code>{amount}</code> {coin}\n"
+        "Network: <b>{network}</b>\n"
+        "{tag_line}"
+        "Address: <code>{address}</code>\n"
+        "Pay by: {expires}\n"
+        "\n"
+        "⚠️ Send exactly this amount, on {network} only. Paying from an exchange? It takes its "
+        "withdrawal fee out of the amount you send{fee_example}, so make sure the amount that "
+        "ARRIVES is exactly {amount} {coin}.\n"
+        "Invoice <code>{invoice}</code>"
+    ),
+    "invoice_tag_line": "⚠️ MEMO / TAG (required): <code>{tag}</code>\n",
+    "invoice_fee_example": " (OKX charges {fee} {coin} on this network)",
+    "invoice_image_amount": "{amount} {coin}",
+    "invoice_image_network": "{network}",
+    "invoice_reused": "You already have this invoice open: here it is again.",
+    "banner_paid": "✅ <b>PAID</b>: thank you! Do not pay this invoice again.\n\n",
+    "banner_expired": "⛔ <b>EXPIRED - do not pay</b>\n\n",
+    "banner_cancelled": "⛔ <b>CANCELLED - do not pay</b>\n\n",
+    "banner_closed": "⛔ <b>CLOSED - do not pay</b>\n\n",
+    "button_check": "🔄 Check payment",
+    "button_claim": "🧾 I paid: claim it",
+    "button_cancel": "✖️ Cancel",
+    # --- checking, claiming, cancelling ---------------------------------------------------------
+    "check_pending": (
+        "Nothing has arrived for invoice {invoice} yet. Payments show up about a minute after "
+        "the network confirms them; I'll message you."
+    ),
+    "check_processing": "Your payment for {invoice} has been seen; waiting for confirmations.",
+    "check_partial": "Part of the payment for {invoice} arrived; please send {topup} {coin} more.",
+    "check_paid": "Invoice {invoice} is paid. Thank you!",
+    "check_closed": "Invoice {invoice} is closed ({status}). Do not pay it.",
+    "check_review": "A payment for {invoice} is with an admin for review; you'll hear back here.",
+    "claim_prompt": (
+        "Send me the <b>transaction hash (TXID)</b> of your payment for invoice "
+        "<code>{invoice}</code>.\n"
+        "Paid from an OKX account by internal transfer? Send your <b>OKX withdrawal ID</b> "
+        "instead (in OKX: Assets › History › Withdrawal)."
+    ),
+    "claim_attached": "Found it: that payment is now on invoice {invoice}. {outcome}",
+    "claim_attached_paid": "Your subscription is being activated; you'll get a message.",
+    "claim_attached_waiting": "It is waiting for network confirmations; I'll message you.",
+    "claim_not_found": (
+        "No payment with that reference has reached the shop's account yet. I've asked the "
+        "exchange again; if it is a fresh payment, send the reference again in a few minutes."
+    ),
+    "claim_admin": "I've passed this to an admin to check; you'll hear back here.",
+    "claim_bad_reference": (
+        "That doesn't look like a transaction hash or a withdrawal ID. Send just the hash, "
+        "e.g. 0x3f2a… or a 64-character code."
+    ),
+    "claim_rejected": "That payment can't be put on invoice {invoice}: {reason}",
+    "claim_reason_already_attached": "it already paid another invoice.",
+    "claim_reason_other_currency": "it is in another coin.",
+    "claim_reason_older_than_invoice": "it was made before this invoice was created.",
+    "claim_reason_not_candidate": "its amount does not fit this invoice.",
+    "claim_reason_invoice_closed": "the invoice is {status}.",
+    "claim_reason_other": "it does not match this invoice. An admin can help: reply here.",
+    "claim_expired": "I wasn't waiting for a reference any more. Press “I paid: claim it” again.",
+    "cancel_done": "Invoice {invoice} is cancelled. Do not pay it.",
+    "cancel_refused": "Invoice {invoice} can't be cancelled: {reason}",
+    "cancel_reason_received": "a payment for it has already been seen.",
+    "cancel_reason_closed": "it is {status}.",
+    "cancel_none": "You have no open invoice to cancel.",
+    "cancel_pick": "Which invoice should I cancel?",
+    "cancel_button": "Cancel {invoice} ({amount} {coin})",
+    # --- creating an invoice fails --------------------------------------------------------------
+    "error_prices": "Prices are unavailable right now. Please try again in a minute.",
+    "error_paused": "Deposits of {coin} on {network} are paused at the exchange. Pick another.",
+    "error_below_minimum": (
+        "This plan costs less than the exchange's minimum deposit of {coin} on {network}. "
+        "Please pick another coin or network."
+    ),
+    "error_busy": "The shop is very busy right now. Please try again in a few minutes.",
+    "error_too_many": "You have {limit} open invoices. Pay or cancel one first (/cancel).",
+    "error_rate_limited": "You've created many invoices in the last hour. Please try later.",
+    "error_unknown_choice": "That option is no longer offered. Here are the plans again.",
+    "error_generic": "Something went wrong on our side. Please try again in a minute.",
+    "stale_button": "This button is no longer valid.",
+    "not_yours": "This invoice isn't yours.",
+    # --- account ---------------------------------------------------------------------------------
+    "status_none": "You have no active subscription. Pick a plan: /plans",
+    "status_line": "<b>{plan}</b>: active until {until} ({days_left} days left)",
+    "status_expired_line": "<b>{plan}</b>: ended {until}",
+    "status_title": "<b>Your subscriptions</b>",
+    "history_none": "No invoices yet. Pick a plan: /plans",
+    "history_title": "<b>Your recent invoices</b>",
+    "history_line": "{date} · <code>{invoice}</code> · {plan} · {amount} {coin} · {status}{tx}",
+    "history_tx": "\n   tx <code>{tx}</code>",
+    "status_pending": "waiting for payment",
+    "status_processing": "payment seen, confirming",
+    "status_paid": "paid",
+    "status_expired": "expired",
+    "status_cancelled": "cancelled",
+    "status_invalid": "closed",
+    "help": (
+        "<b>How it works</b>\n"
+        "1. /plans: pick a plan, a coin and a network.\n"
+        "2. Send exactly the amount shown to the address shown, on that network.\n"
+        "3. Your subscription starts when the payment arrives (usually within minutes).\n\n"
+        "/status: your subscription · /history: your invoices · /cancel: cancel an open "
+        "invoice\n"
+        "Paid but nothing happened? Press “I paid: claim it” under the invoice and send the "
+        "transaction hash."
+    ),
+    "unknown": "I didn't understand that. /help shows what I can do.",
+    # --- progress messages (from the outbox) ----------------------------------------------------
+    "payment_detected": (
+        "💡 Payment of {received} {coin} for invoice {invoice} seen. Waiting for network "
+        "confirmations; I'll message you when it is done."
+    ),
+    "payment_partial": (
+        "Part of your payment for invoice {invoice} arrived: {received} {coin}. "
+        "{shortfall_line}To finish, send <code>{topup}</code> {coin} to the same address on "
+        "{network}, exactly this amount, by {until}."
+    ),
+    "payment_shortfall": "Still missing: about {shortfall} {coin}. ",
+    "invoice_paid": (
+        "✅ Payment received for invoice {invoice}. <b>{plan}</b> is active until {until}."
+    ),
+    "invoice_paid_no_end": "✅ Payment received for invoice {invoice}. Thank you!",
+    "invoice_expired": (
+        "Invoice {invoice} has expired. Do not pay it any more; pick a plan again to get a new one."
+    ),
+    "payment_partial_expired": (
+        "Invoice {invoice} ended before the rest of the payment arrived. An admin will look at "
+        "what you paid and contact you here."
+    ),
+    "payment_late_review": (
+        "A payment for invoice {invoice} arrived after it expired. An admin will review it; "
+        "you'll hear back here."
+    ),
+    "payment_on_hold": (
+        "The exchange is holding a payment for invoice {invoice} for checks. An admin has been "
+        "told; you'll hear back here."
+    ),
+    "invoice_rejected": "Invoice {invoice} was closed by an admin. Do not pay it.",
+    "invoice_revoked": (
+        "The payment recorded for invoice {invoice} was moved by an admin, so the time it gave "
+        "was removed. Reply here if you think this is wrong."
+    ),
+    "subscription_reminder": (
+        "⏰ Your <b>{plan}</b> ends on {until} ({days} day(s) left). Renew now to keep it going: "
+        "the new period starts when the current one ends."
+    ),
+    "subscription_expired": "Your <b>{plan}</b> subscription has ended. Renew any time:",
+    "subscription_granted": (
+        "🎁 You've been given {days} days of <b>{plan}</b>: active until {until}."
+    ),
+    # --- admins --------------------------------------------------------------------------------
+    "admin_only": "This command is for the shop's admins.",
+    "admin_usage_confirm": "Usage: /confirm &lt;invoice_id&gt; [deposit_id or tx hash]",
+    "admin_usage_reject": "Usage: /reject &lt;invoice_id&gt;",
+    "admin_usage_reassign": "Usage: /reassign &lt;deposit_id or tx hash&gt; &lt;invoice_id&gt;",
+    "admin_usage_refunded": "Usage: /refunded &lt;deposit_id or tx hash&gt;",
+    "admin_usage_user": "Usage: /user &lt;telegram_id&gt;",
+    "admin_usage_grant": "Usage: /grant &lt;telegram_id&gt; &lt;plan&gt; [days]",
+    "admin_refused": "Not done: {reason}",
+    "admin_confirm_without_deposit": (
+        "Confirm invoice <code>{invoice}</code> WITHOUT a deposit? This activates {plan} for "
+        "customer {customer} although no payment is recorded."
+    ),
+    "admin_button_force": "Yes, confirm without a deposit",
+    "admin_confirmed": (
+        "Invoice <code>{invoice}</code> is paid (marked). Subscription until {until}."
+    ),
+    "admin_rejected": "Invoice <code>{invoice}</code> is rejected; the customer was told.",
+    "admin_reassigned": (
+        "Deposit moved to invoice <code>{invoice}</code>, now paid. Subscription until {until}."
+    ),
+    "admin_refunded_done": "Deposit <code>{deposit}</code> is recorded as refunded.",
+    "admin_granted": "Granted {days} days of {plan} to {customer}: active until {until}.",
+    "admin_pending_title": "<b>Pending</b> (page {page} of {pages}, newest first)",
+    "admin_pending_empty": "Nothing pending. 🎉",
+    "admin_pending_open": "<b>Open invoices</b> ({total})",
+    "admin_pending_review": "<b>Waiting for review</b> ({total})",
+    "admin_pending_unmatched": "<b>Unmatched deposits</b> ({total})",
+    "admin_invoice_line": (
+        "<code>{invoice}</code> · {plan} · {amount} {coin} {network} · {status}{exceptions} · "
+        "customer <code>{customer}</code> · {date}"
+    ),
+    "admin_deposit_line": (
+        "<code>{deposit}</code> · {amount} {coin} ({chain}) · state {state} · {date}{tx}{hint}"
+    ),
+    "admin_deposit_hint": " · maybe <code>{invoice}</code>",
+    "admin_button_confirm": "✅ {invoice}",
+    "admin_button_reject": "✖️ {invoice}",
+    "admin_button_prev": "« Newer",
+    "admin_button_next": "Older »",
+    "admin_stats": (
+        "<b>Stats</b>\nActive subscribers: {active}\nUnmatched deposits: {unmatched}\n"
+        "Outbox: {outbox}\n\n{windows}"
+    ),
+    "admin_stats_window": "<b>Last {window}</b>: {count} paid, ${usd}\n{plans}{coins}",
+    "admin_stats_item": "  {name}: {value}\n",
+    "admin_user_unknown": "No customer {customer}.",
+    "admin_user": (
+        "<b>Customer</b> <code>{customer}</code> · language {language} · {reachable} · since "
+        "{since}\nOpen invoices: {open}\n{subscriptions}\n{invoices}"
+    ),
+    "admin_reachable": "reachable",
+    "admin_unreachable": "blocked the bot",
+    # --- admin alerts (from the outbox) ------------------------------------------------------
+    "alert_paid": (
+        "💰 Paid: invoice <code>{invoice}</code> · {plan} · {amount} {coin} {network} · "
+        "customer <code>{customer}</code>{exceptions} · until {until}"
+    ),
+    "alert_unmatched": (
+        "❓ Unmatched deposit <code>{deposit}</code>: {amount} {coin} ({chain}){hint}. "
+        "/pending to decide."
+    ),
+    "alert_on_hold": "🛑 OKX holds deposit <code>{deposit}</code> (state {state}){invoice_part}.",
+    "alert_frozen": "🧊 Invoice <code>{invoice}</code> frozen: {reason}. Check it in /pending.",
+    "alert_duplicate": (
+        "♻️ Second payment for invoice <code>{invoice}</code>: deposit <code>{deposit}</code> "
+        "{amount} {coin}. Refund or /reassign it."
+    ),
+    "alert_after_close": (
+        "📬 Payment for closed invoice <code>{invoice}</code>: deposit <code>{deposit}</code> "
+        "{amount} {coin}. /confirm, /reassign or refund."
+    ),
+    "alert_late": (
+        "⏳ Late payment for invoice <code>{invoice}</code>: {received} {coin}. "
+        "/confirm {invoice} or /reject {invoice}."
+    ),
+    "alert_partial_unfinished": (
+        "🧩 Unfinished partial payment on invoice <code>{invoice}</code>: {received} {coin} of "
+        "{amount}. /confirm or refund."
+    ),
+    "alert_topup_unavailable": (
+        "🧩 Partial payment on <code>{invoice}</code> ({received} {coin}) but no top-up amount was "
+        "free; decide in /pending."
+    ),
+    "alert_claim_review": (
+        "🧾 Claim for invoice <code>{invoice}</code> needs a decision (deposit {deposit}, "
+        "{reason})."
+    ),
+    "alert_okx_auth": (
+        "🔑 OKX refused the API key: {error}. Deposits are not being read until it is fixed "
+        "(check the key, passphrase and IP whitelist)."
+    ),
+    "alert_okx_down": "📡 OKX has not answered since {since}: {error}. Retrying every poll.",
+    "alert_okx_recovered": "📡 OKX answers again (trouble since {since}); polling resumed.",
+    "alert_clock": "🕒 This server's clock is {offset} s off OKX's. Fix NTP on the host.",
+    "alert_capacity": (
+        "📉 Running low: {what} for {currency} {subject}: {free} of {total} free. {advice}"
+    ),
+    "alert_capacity_amounts": "Raise AMOUNT_OFFSET_CAP_PERCENT or offer another network.",
+    "alert_capacity_addresses": "New invoices now share addresses; add addresses in OKX.",
+    "alert_generic": "ℹ️ {kind}: {details}",
+}

@@ -1,0 +1,213 @@
+"""End-to-end harness: the real bot Application against the fake Bot API and the fake OKX, both
+served over loopback HTTP, on a SQLite file (or PostgreSQL). Time for payments is a ManualClock
+the test moves; PTB's JobQueue runs on real time with short intervals.
+
+    async with BotWorld.open(tmp_path) as world:
+        async with world.running():
+            alice = world.customer(101)
+            await alice.send("/start")
+            await alice.press("Pro")
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.app import build_application
+from bot.config import Settings, load_settings
+from bot.jobs import Timings
+from bot.runner import running
+from bot.services import BotApplication
+from payments.clock import ManualClock
+from payments.storage import Database
+from payments.storage.schema import invoices
+from tests.fakes.okx import FakeOkx
+from tests.fakes.telegram import FakeTelegram
+from tests.fakes.telegram_state import ChatMessage, flat_buttons
+
+ADMIN = 900
+FAST = Timings(outbox=0.1, subscriptions=0.2, directory=3600, first_poll=0.05)
+
+
+@dataclass
+class BotWorld:
+    tg: FakeTelegram
+    okx: FakeOkx
+    clock: ManualClock
+    database_url: str
+    env: dict[str, str]
+    apps: list[BotApplication] = field(default_factory=list)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, tmp_path: Path, *, env: Mapping[str, str] | None = None
+    ) -> AsyncIterator[BotWorld]:
+        clock = ManualClock(time.time_ns() // 1_000_000)
+        tg = FakeTelegram().start()
+        okx = FakeOkx(clock=clock).start()
+        database_url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+        base = {
+            "TELEGRAM_BOT_TOKEN": tg.token,
+            "TELEGRAM_API_URL": tg.base_url.removesuffix("/bot"),
+            "ADMIN_IDS": str(ADMIN),
+            "OKX_API_KEY": okx.api_key,
+            "OKX_SECRET_KEY": okx.secret,
+            "OKX_PASSPHRASE": okx.passphrase,
+            "OKX_API_URL": okx.base_url,
+            "DATABASE_URL": database_url,
+            "PAYMENT_POLL_SECONDS": "0.3",
+        }
+        try:
+            yield cls(tg, okx, clock, database_url, {**base, **(env or {})})
+        finally:
+            tg.stop()
+            okx.stop()
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.env)
+
+    @asynccontextmanager
+    async def running(self, *, timings: Timings = FAST) -> AsyncIterator[BotApplication]:
+        application = build_application(self.settings, clock=self.clock, timings=timings)
+        self.apps.append(application)
+        async with running(application, poll_timeout=1):
+            yield application
+
+    def customer(self, user_id: int, language: str = "en") -> Customer:
+        self.tg.user(user_id, first_name=f"User{user_id}", language_code=language)
+        return Customer(self, user_id)
+
+    @asynccontextmanager
+    async def database(self) -> AsyncIterator[Database]:
+        db = Database.from_url(self.database_url)
+        try:
+            yield db
+        finally:
+            await db.close()
+
+    async def invoice_row(self, invoice_id: str) -> dict[str, Any]:
+        async with self.database() as db, db.read() as conn:
+            row = (
+                (await conn.execute(select(invoices).where(invoices.c.id == invoice_id)))
+                .mappings()
+                .one()
+            )
+            return dict(row)
+
+    async def rows(self, table: Any) -> list[dict[str, Any]]:
+        async with self.database() as db, db.read() as conn:
+            return [dict(r) for r in (await conn.execute(select(table))).mappings()]
+
+
+@dataclass
+class Customer:
+    world: BotWorld
+    id: int
+
+    @property
+    def tg(self) -> FakeTelegram:
+        return self.world.tg
+
+    def messages(self) -> list[ChatMessage]:
+        return self.tg.bot_messages(self.id)
+
+    def texts(self) -> list[str]:
+        return [m.plain for m in self.messages()]
+
+    async def send(
+        self, text: str, *, expect: str | None = None, timeout: float = 10
+    ) -> ChatMessage:  # noqa: ASYNC109
+        """Write ``text``; returns the bot's next new message (containing ``expect``)."""
+        before = len(self.messages())
+        self.tg.send_text(self.id, text)
+        return await self.wait_new(before, expect, timeout=timeout)
+
+    async def wait_new(
+        self,
+        before: int,
+        expect: str | None = None,
+        *,
+        timeout: float = 10,  # noqa: ASYNC109
+    ) -> ChatMessage:
+        def found() -> ChatMessage | None:
+            for message in self.messages()[before:]:
+                if expect is None or expect in message.plain:
+                    return message
+            return None
+
+        return await self.tg.wait_for(found, timeout, f"a message with {expect!r} to {self.id}")
+
+    async def wait_text(self, expect: str, timeout: float = 10) -> ChatMessage:  # noqa: ASYNC109
+        return await self.wait_new(0, expect, timeout=timeout)
+
+    def button(self, label: str, message: ChatMessage | None = None) -> tuple[ChatMessage, str]:
+        """The newest bot message with a button whose text contains ``label``, and its data."""
+        candidates = [message] if message is not None else list(reversed(self.messages()))
+        for candidate in candidates:
+            for text, data in flat_buttons(candidate.reply_markup):
+                if label in text and data is not None:
+                    return candidate, data
+        raise AssertionError(f"no button {label!r}\n{self.tg.dump()}")
+
+    def press_data(self, message: ChatMessage, data: str) -> None:
+        self.tg.press(self.id, message, data)
+
+    async def press(
+        self,
+        label: str,
+        *,
+        expect: str | None = None,
+        message: ChatMessage | None = None,
+        timeout: float = 10,  # noqa: ASYNC109
+    ) -> ChatMessage:
+        """Press a button; returns the message that changed or arrived (containing ``expect``)."""
+        target, data = self.button(label, message)
+        before = len(self.messages())
+        edits = target.edits
+        answers = len(self.tg.answers)
+        self.tg.press(self.id, target, data)
+
+        def changed() -> ChatMessage | None:
+            for new in self.messages()[before:]:
+                if expect is None or expect in new.plain:
+                    return new
+            current = next(m for m in self.messages() if m.message_id == target.message_id)
+            if current.edits > edits and (expect is None or expect in current.plain):
+                return current
+            if expect is None and len(self.tg.answers) > answers:
+                return current
+            return None
+
+        return await self.tg.wait_for(changed, timeout, f"{label!r} to answer with {expect!r}")
+
+    async def buy(
+        self, plan: str = "Pro", coin: str = "USDT", network: str | None = "Tron (TRC20)"
+    ) -> ChatMessage:
+        """/start -> plan -> coin (-> network): the invoice photo."""
+        await self.send("/start")
+        await self.press(plan, expect="Which coin")
+        if network is None:
+            return await self.press(coin, expect="Send exactly")
+        await self.press(coin, expect="Which network")
+        return await self.press(network, expect="Send exactly")
+
+
+def caption_value(message: ChatMessage, label: str) -> str:
+    """The text after ``label`` on its caption line, e.g. caption_value(m, "Send exactly: ")."""
+    for line in message.plain.splitlines():
+        if line.startswith(label):
+            return line.removeprefix(label).split(" ")[0]
+    raise AssertionError(f"no line {label!r} in {message.plain!r}")
+
+
+def invoice_id_of(message: ChatMessage) -> str:
+    return caption_value(message, "Invoice ")

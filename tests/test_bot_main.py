@@ -1,0 +1,97 @@
+"""``python -m bot`` as a merchant runs it: a real process against the fakes, logs free of secrets,
+and a bad setting stopping start-up with one line that names the variable."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.logs import REDACTED, RedactSecrets
+from tests.fakes.okx import FakeOkx
+from tests.fakes.telegram import FakeTelegram
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(tg: FakeTelegram, okx: FakeOkx, tmp_path: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "TELEGRAM_BOT_TOKEN": tg.token,
+        "TELEGRAM_API_URL": tg.base_url.removesuffix("/bot"),
+        "ADMIN_IDS": "900",
+        "OKX_API_KEY": okx.api_key,
+        "OKX_SECRET_KEY": okx.secret,
+        "OKX_PASSPHRASE": okx.passphrase,
+        "OKX_API_URL": okx.base_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'main.sqlite3'}",
+        "PAYMENT_POLL_SECONDS": "1",
+        "LOG_LEVEL": "DEBUG",
+    }
+
+
+async def test_the_bot_process_answers_and_never_logs_a_secret(tmp_path: Path) -> None:
+    with FakeTelegram() as tg, FakeOkx() as okx:
+        env = _env(tg, okx, tmp_path)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            tg.send_text(101, "/start")
+            reply = await tg.wait_for(
+                lambda: tg.bot_messages(101), timeout=30, what="the process to answer /start"
+            )
+            assert "Welcome" in reply[0].plain
+            await tg.wait_for(lambda: okx.count("/api/v5/asset/deposit-history"), timeout=10)
+        finally:
+            process.send_signal(signal.SIGINT)
+            output, _ = await asyncio.to_thread(process.communicate, timeout=30)
+        logs = output.decode()
+        assert process.returncode == 0, logs
+        assert "Application started" in logs
+        for secret in (tg.token, okx.secret, okx.passphrase, okx.api_key):
+            assert secret not in logs
+
+
+def test_a_missing_setting_stops_start_up_naming_it(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "ADMIN_IDS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, timeout=60
+    )
+    assert result.returncode == 2
+    lines = result.stderr.decode().strip().splitlines()
+    assert lines == ["subsbot: TELEGRAM_BOT_TOKEN is not set"]
+
+
+def test_the_redaction_filter_removes_secrets_from_messages_and_tracebacks() -> None:
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    handler = Keep()
+    handler.addFilter(RedactSecrets(["123456:SECRET-TOKEN", "passphrase-xyz"]))
+    log = logging.getLogger("tests.redaction")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("calling https://api/bot%s/getMe", "123456:SECRET-TOKEN")
+        try:
+            raise RuntimeError("header OK-ACCESS-PASSPHRASE: passphrase-xyz")
+        except RuntimeError:
+            log.exception("failed")
+    finally:
+        log.removeHandler(handler)
+    text = "\n".join(records)
+    assert "SECRET-TOKEN" not in text and "passphrase-xyz" not in text
+    assert text.count(REDACTED) >= 2
