@@ -38,12 +38,14 @@ def _env(tg: FakeTelegram, okx: FakeOkx, tmp_path: Path) -> dict[str, str]:
 async def test_the_bot_process_answers_and_never_logs_a_secret(tmp_path: Path) -> None:
     with FakeTelegram() as tg, FakeOkx() as okx:
         env = _env(tg, okx, tmp_path)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot"],
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
             cwd=tmp_path,
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         try:
             tg.send_text(101, "/start")
@@ -54,7 +56,7 @@ async def test_the_bot_process_answers_and_never_logs_a_secret(tmp_path: Path) -
             await tg.wait_for(lambda: okx.count("/api/v5/asset/deposit-history"), timeout=10)
         finally:
             process.send_signal(signal.SIGINT)
-            output, _ = await asyncio.to_thread(process.communicate, timeout=30)
+            output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
         logs = output.decode()
         assert process.returncode == 0, logs
         assert "Application started" in logs

@@ -1,0 +1,482 @@
+"""A fake Telegram Bot API: a real HTTP server on 127.0.0.1, in a thread with its own event loop.
+
+    fake = FakeTelegram()                       # token "123456:TEST-TOKEN"
+    with fake:                                  # or fake.start() ... fake.stop()
+        app = ApplicationBuilder().token(fake.token).base_url(fake.base_url).build()
+        fake.send_text(42, "/start")
+        [reply] = await fake.wait_bot_messages(42, 1)
+
+It answers PTB's form-encoded, multipart and JSON requests with Telegram's envelope and shapes,
+long-polls ``getUpdates``, POSTs updates to a webhook, serves uploaded files and injects faults
+(``fail_next``, ``block``, ``delay_ms``). Users, messages and controls (``send_text``, ``press``,
+``messages`` ...) come from :class:`tests.fakes.telegram_state.TelegramState`.
+
+Standalone: ``python -m tests.fakes.telegram --port 8081`` prints the base URL and token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+import aiohttp
+from aiohttp import web
+
+from tests.fakes.telegram_state import (
+    METHODS,
+    ApiError,
+    ChatMessage,
+    TelegramState,
+    bad_request,
+    flat_buttons,
+)
+
+T = TypeVar("T")
+FAULT_KINDS = ("429", "500", "502", "forbidden", "bad_request", "timeout")
+JSON_KEYS = {"reply_markup", "allowed_updates", "commands", "entities", "caption_entities"}
+JSON_KEYS |= {"link_preview_options", "reply_parameters", "scope", "menu_button"}
+INT_KEYS = {"chat_id", "message_id", "offset", "limit", "timeout", "user_id", "cache_time"}
+BOOL_KEYS = {"show_alert", "drop_pending_updates", "disable_notification", "protect_content"}
+CANONICAL = {name.lower(): name for name in METHODS}
+WEBHOOK_CONFLICT = (
+    "Conflict: can't use getUpdates method while webhook is active;"
+    " use deleteWebhook to delete the webhook first"
+)
+POLL_CONFLICT = (
+    "Conflict: terminated by other getUpdates request;"
+    " make sure that only one bot instance is running"
+)
+_API_PATH = re.compile(r"/bot([^/]+)/([A-Za-z]+)/?")
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+@dataclass
+class _Fault:
+    method: str  # lower-case name, or "*" for any
+    kind: str
+    chat_id: int | None
+    retry_after: int
+    hang_s: float | None
+    description: str | None
+
+
+class FakeTelegram(TelegramState):
+    """The fake Bot API server; see the module docstring."""
+
+    def __init__(
+        self,
+        token: str = "123456:TEST-TOKEN",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        delay_ms: int = 0,
+        *,
+        hang_s: float = 30.0,
+    ) -> None:
+        super().__init__(token)
+        self.host = host
+        self.port = port
+        self.delay_ms = delay_ms  # every answer is delayed this long
+        self.hang_s = hang_s  # how long a "timeout" fault hangs (ended early by stop())
+        self.base_url = ""  # http://127.0.0.1:PORT/bot, for ApplicationBuilder().base_url()
+        self.base_file_url = ""
+        self._faults: list[_Fault] = []
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopping: asyncio.Event | None = None
+        self._startup_error: BaseException | None = None
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._poll_generation = 0
+        self._in_flight = 0
+        self._last_activity = time.monotonic()
+        self._delivery: asyncio.Task[None] | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> FakeTelegram:
+        if self._thread is not None:
+            raise RuntimeError("FakeTelegram is already running")
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="fake-telegram")
+        self._thread.daemon = True
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("FakeTelegram did not start within 10 s")
+        if self._startup_error is not None:
+            self._thread.join()
+            self._thread = None
+            raise RuntimeError("FakeTelegram could not start") from self._startup_error
+        return self
+
+    def stop(self) -> None:
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None or loop is None:
+            return
+        if stopping is not None:
+            loop.call_soon_threadsafe(stopping.set)  # ends hangs and long polls now
+        loop.call_soon_threadsafe(self._wake)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(15)
+        self._thread = None
+        self._loop = None
+
+    def __enter__(self) -> FakeTelegram:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:
+            self._startup_error = exc
+            ready.set()
+            loop.close()
+            return
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            if self._runner is not None:
+                loop.run_until_complete(self._runner.cleanup())
+            if self._delivery is not None:
+                self._delivery.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    loop.run_until_complete(self._delivery)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        app = web.Application(client_max_size=50 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.port = int(port)
+        self.base_url = f"http://{host}:{port}/bot"
+        self.base_file_url = f"http://{host}:{port}/file/bot"
+        self._delivery = asyncio.create_task(self._deliver_webhooks())
+
+    # --- waking long polls and the webhook sender ---------------------------------------------
+
+    def _notify(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    def _waiter(self) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        return waiter
+
+    # --- faults -------------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str,
+        kind: str,
+        count: int = 1,
+        chat_id: int | None = None,
+        retry_after: int = 1,
+        *,
+        hang_s: float | None = None,
+        description: str | None = None,
+    ) -> None:
+        """The next ``count`` calls of ``method`` ("*": any; for ``chat_id`` only) fail."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; one of {FAULT_KINDS}")
+        fault = _Fault(method.lower(), kind, chat_id, retry_after, hang_s, description)
+        with self._lock:
+            self._faults.extend(fault for _ in range(count))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._blocked.clear()
+
+    def reset(self) -> None:
+        self.clear_faults()
+        super().reset()
+
+    def _take_fault(self, method: str, params: dict[str, Any]) -> _Fault | None:
+        with self._lock:
+            for i, fault in enumerate(self._faults):
+                if fault.method in ("*", method.lower()) and (
+                    fault.chat_id is None or str(fault.chat_id) == str(params.get("chat_id"))
+                ):
+                    return self._faults.pop(i)
+        return None
+
+    async def _apply_fault(self, fault: _Fault) -> ApiError:
+        if fault.kind == "429":
+            n = fault.retry_after
+            return ApiError(429, f"Too Many Requests: retry after {n}", {"retry_after": n})
+        if fault.kind in ("500", "502"):
+            phrase = "Internal Server Error" if fault.kind == "500" else "Bad Gateway"
+            return ApiError(int(fault.kind), fault.description or phrase)
+        if fault.kind == "forbidden":
+            return ApiError(403, fault.description or "Forbidden: bot was blocked by the user")
+        if fault.kind == "bad_request":
+            return bad_request(fault.description or "injected fault")
+        assert self._stopping is not None  # "timeout": hang, then give up
+        hang = self.hang_s if fault.hang_s is None else fault.hang_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), hang)
+        return ApiError(504, "Gateway Timeout")
+
+    # --- request handling ---------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if request.path.startswith(f"/file/bot{self.token}/"):
+            path = request.path.removeprefix(f"/file/bot{self.token}/")
+            with self._lock:
+                data = next((f.data for f in self._files.values() if f.path == path), None)
+            if data is None:
+                return web.json_response(ApiError(404, "Not Found").body(), status=404)
+            return web.Response(body=data, content_type="image/png")
+        match = _API_PATH.fullmatch(request.path)
+        if match is None:
+            return web.json_response(ApiError(404, "Not Found").body(), status=404)
+        method = CANONICAL.get(match[2].lower(), match[2])
+        early: ApiError | None
+        try:
+            params, files = await self._read_params(request)
+        except ApiError as error:
+            params, files, early = {}, {}, error
+        else:
+            early = None if match[1] == self.token else ApiError(401, "Unauthorized")
+        entry = self._record(method, params, files)
+        polling = method == "getUpdates"
+        self._in_flight += 0 if polling else 1
+        try:
+            if self.delay_ms:
+                await asyncio.sleep(self.delay_ms / 1000)
+            if early is not None:
+                raise early
+            fault = self._take_fault(method, params)
+            if fault is not None:
+                raise await self._apply_fault(fault)
+            result = await self._call(method.lower(), params, files)
+        except ApiError as error:
+            return web.json_response(error.body(), status=error.status)
+        finally:
+            self._in_flight -= 0 if polling else 1
+            self._last_activity = time.monotonic() if not polling else self._last_activity
+        with self._lock:
+            entry.response_ok = True
+        return web.json_response({"ok": True, "result": result})
+
+    @staticmethod
+    async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+        params: dict[str, Any] = dict(request.query)
+        files: dict[str, bytes] = {}
+        if request.can_read_body and request.content_type == "application/json":
+            body = await request.json()
+            params |= body if isinstance(body, dict) else {}
+        elif request.can_read_body:
+            for key, value in (await request.post()).items():
+                if isinstance(value, web.FileField):
+                    files[key] = value.file.read()
+                else:
+                    params[key] = value
+        for key in JSON_KEYS & params.keys():
+            if isinstance(params[key], str):
+                try:
+                    params[key] = json.loads(params[key])
+                except ValueError:
+                    raise bad_request(f"can't parse {key} JSON object") from None
+        for key in INT_KEYS & params.keys():  # form values arrive as text
+            with contextlib.suppress(TypeError, ValueError):
+                params[key] = int(params[key])
+        for key in BOOL_KEYS & params.keys():
+            params[key] = params[key] in (True, "true", "True", "1")
+        return params, files
+
+    async def _call(self, method: str, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        if method == "getupdates":
+            return await self._get_updates(params)
+        if method in ("setwebhook", "deletewebhook"):  # setWebhook with no url deletes it too
+            hook: dict[str, Any] | None = None
+            if method == "setwebhook" and params.get("url"):
+                secret = params.get("secret_token")
+                if secret is not None and not _SECRET.fullmatch(str(secret)):
+                    raise bad_request("secret token contains unallowed characters")
+                hook = {"url": str(params["url"]), "secret_token": secret}
+                hook["allowed_updates"] = params.get("allowed_updates") or None
+            with self._lock:
+                self.webhook, self.webhook_error = hook, None
+                if params.get("drop_pending_updates"):
+                    self._updates.clear()
+            self._wake()
+            return True
+        if method == "getwebhookinfo":
+            with self._lock:
+                hook = self.webhook or {"url": ""}
+                info = {"url": hook["url"], "has_custom_certificate": False}
+                info |= {"pending_update_count": len(self._updates), "max_connections": 40}
+                if hook.get("allowed_updates"):
+                    info["allowed_updates"] = hook["allowed_updates"]
+                if self.webhook_error is not None:
+                    info["last_error_date"], info["last_error_message"] = self.webhook_error
+                return info
+        return self.api(method, params, files)
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.webhook is not None:
+            raise ApiError(409, WEBHOOK_CONFLICT)
+        offset = int(params["offset"]) if params.get("offset") not in (None, "") else None
+        limit = min(max(int(params.get("limit") or 100), 1), 100)
+        allowed = params.get("allowed_updates")
+        self._poll_generation += 1
+        generation = self._poll_generation
+        self._wake()  # an older long poll is ended with a Conflict, as Telegram does
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + float(params.get("timeout") or 0)
+        assert self._stopping is not None
+        while True:
+            batch = self.take_updates(offset, limit, allowed if isinstance(allowed, list) else None)
+            remaining = deadline - loop.time()
+            if batch or remaining <= 0 or self._stopping.is_set():
+                self._last_activity = time.monotonic() if batch else self._last_activity
+                return batch
+            if generation != self._poll_generation:
+                raise ApiError(409, POLL_CONFLICT)
+            waiter = self._waiter()
+            await asyncio.wait({waiter}, timeout=remaining)
+            self._waiters.discard(waiter)
+
+    async def _deliver_webhooks(self) -> None:
+        """POST queued updates to the webhook one at a time, retrying every 0.2 s on failure."""
+        async with aiohttp.ClientSession() as session:
+            while True:
+                waiter = self._waiter()
+                with self._lock:
+                    hook = dict(self.webhook) if self.webhook else None
+                batch = self.take_updates(None, 1, hook.get("allowed_updates")) if hook else []
+                if not hook or not batch:
+                    await waiter
+                    continue
+                self._waiters.discard(waiter)
+                secret = hook.get("secret_token")
+                headers = {"X-Telegram-Bot-Api-Secret-Token": str(secret)} if secret else {}
+                try:
+                    timeout = aiohttp.ClientTimeout(total=10)
+                    async with session.post(
+                        hook["url"], json=batch[0], headers=headers, timeout=timeout
+                    ) as response:
+                        wrong = (
+                            f"Wrong response from the webhook: {response.status} {response.reason}"
+                        )
+                        error = None if response.ok else wrong
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    error = f"Connection failed: {exc!r}"
+                if error is None:
+                    self.take_updates(batch[0]["update_id"] + 1, 0, None)
+                    continue
+                with self._lock:
+                    self.webhook_error = (int(time.time()), error)
+                await asyncio.sleep(0.2)
+
+    # --- waiting (from the test's own event loop) ---------------------------------------------
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], T | bool | None],
+        timeout: float = 10.0,  # noqa: ASYNC109 (polls a predicate; not an I/O timeout)
+        what: str = "it",
+    ) -> T:
+        """The first truthy value of ``predicate`` (polled every 10 ms) or AssertionError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return cast(T, value)
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"timed out after {timeout} s waiting for {what}\n{self.dump()}"
+                )
+            await asyncio.sleep(0.01)
+
+    async def wait_bot_messages(
+        self,
+        chat_id: int,
+        count: int,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> list[ChatMessage]:
+        """The bot's messages in ``chat_id`` once there are at least ``count``."""
+
+        def enough() -> list[ChatMessage] | None:
+            found = self.bot_messages(chat_id)
+            return found if len(found) >= count else None
+
+        return await self.wait_for(enough, timeout, f"{count} bot message(s) in chat {chat_id}")
+
+    async def wait_idle(self, timeout: float = 10.0, quiet_s: float = 0.2) -> None:  # noqa: ASYNC109
+        """Until no update is pending and, for ``quiet_s``, no call but getUpdates ran and no
+        update was handed out (a heuristic: a slow handler may still be busy)."""
+
+        def idle() -> bool:
+            quiet = time.monotonic() - self._last_activity >= quiet_s
+            return self.pending_updates() == 0 and self._in_flight == 0 and quiet
+
+        await self.wait_for(idle, timeout, "the bot to go idle")
+
+    def dump(self, last: int = 8) -> str:
+        """The newest bot messages of every chat, for failure messages."""
+        with self._lock:
+            found = [m for chat in self._chats.values() for m in chat if m.from_bot]
+        found.sort(key=lambda m: m.date)
+        lines = [
+            f"  chat {m.chat_id} #{m.message_id}{' (deleted)' if m.deleted else ''}:"
+            f" {m.plain!r} buttons={flat_buttons(m.reply_markup)}"
+            for m in found[-last:]
+        ]
+        return "last bot messages:\n" + ("\n".join(lines) or "  (none)")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the fake Telegram Bot API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", default="123456:TEST-TOKEN")
+    args = parser.parse_args(argv)
+    fake = FakeTelegram(token=args.token, host=args.host, port=args.port).start()
+    print(fake.base_url, flush=True)
+    print(json.dumps({"token": fake.token, "base_file_url": fake.base_file_url}), flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()
