@@ -64,10 +64,15 @@ def build_application(
     timings = timings or jobs.Timings()
 
     async def post_init(application: BotApplication) -> None:
-        services = await open_services(application, settings, clock)
+        services = await open_services(application, settings, clock, timings)
         application.bot_data.services = services
         assert application.job_queue is not None
-        jobs.schedule(application.job_queue, settings.payment_poll_seconds, timings)
+        jobs.schedule(
+            application.job_queue,
+            settings.payment_poll_seconds,
+            timings,
+            directory_ready=services.directory_ready,
+        )
         await application.bot.set_my_commands(CUSTOMER_COMMANDS)
 
     async def post_shutdown(application: BotApplication) -> None:
@@ -101,7 +106,10 @@ def build_application(
 
 
 async def open_services(
-    application: BotApplication, settings: Settings, clock: Clock | None
+    application: BotApplication,
+    settings: Settings,
+    clock: Clock | None,
+    timings: jobs.Timings,
 ) -> Services:
     catalog = load_catalog(settings.plans_file)
     exchange = OkxExchange(
@@ -118,6 +126,7 @@ async def open_services(
         settings=settings.payment_settings(),
         clock=clock,
     )
+    directory_ready = True
     try:
         for warning in await payments.start_checks(allow_unsafe_key=settings.allow_unsafe_api_key):
             log.warning("%s", warning)
@@ -126,6 +135,7 @@ async def open_services(
         raise
     except ExchangeError as exc:  # OKX down or the key refused: serve the bot, keep retrying
         log.error("OKX start-up checks failed (the poller keeps trying): %s", exc)
+        directory_ready = False
     texts = Texts(settings.zone)
     customers, photos = payments.customers, payments.photos
     sender = OutboxSender(application.bot, payments, customers, photos, texts, settings.admin_ids)
@@ -134,7 +144,7 @@ async def open_services(
     async def poll_then_send() -> None:
         report = await cycle.run()
         if report.poll is not None or report.expired:
-            application.create_task(sender.send_due(), name="send-outbox-after-poll")
+            await sender.send_due()  # what the poll caused goes out now, not at the next tick
 
     return Services(
         settings=settings,
@@ -148,6 +158,8 @@ async def open_services(
         sender=sender,
         poll=PollGate(poll_then_send),
         admin_ids=frozenset(settings.admin_ids),
+        timings=timings,
+        directory_ready=directory_ready,
     )
 
 

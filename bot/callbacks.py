@@ -17,11 +17,12 @@ from dataclasses import dataclass
 VERSION = "1"
 MAX_BYTES = 64
 
-_PLAN = re.compile(r"^[a-z0-9_-]{1,24}$")
-_COIN = re.compile(r"^[A-Z0-9]{2,10}$")
-_NETWORK = re.compile(r"^[A-Z0-9]{2,12}$")
-_INVOICE = re.compile(r"^[A-Z0-9]{4,16}$")
-_PAGE = re.compile(r"^(0|[1-9][0-9]{0,3})$")
+# used with fullmatch: "$" alone would also accept a trailing newline ("1:k:ABCD\n")
+_PLAN = re.compile(r"[a-z0-9_-]{1,24}")
+_COIN = re.compile(r"[A-Z0-9]{2,10}")
+_NETWORK = re.compile(r"[A-Z0-9]{2,12}")
+_INVOICE = re.compile(r"[A-Z0-9]{4,16}")
+_PAGE = re.compile(r"0|[1-9][0-9]{0,3}")
 
 
 @dataclass(frozen=True)
@@ -148,19 +149,19 @@ def _decode(tag: str, args: list[str]) -> Action | None:
     match tag, args:
         case "m", []:
             return Menu()
-        case "p", [plan] if _PLAN.match(plan):
+        case "p", [plan] if _PLAN.fullmatch(plan):
             return ChoosePlan(plan)
-        case "r", [plan] if _PLAN.match(plan):
+        case "r", [plan] if _PLAN.fullmatch(plan):
             return Renew(plan)
-        case "c", [plan, coin] if _PLAN.match(plan) and _COIN.match(coin):
+        case "c", [plan, coin] if _PLAN.fullmatch(plan) and _COIN.fullmatch(coin):
             return ChooseCoin(plan, coin)
         case "n", [plan, coin, network] if (
-            _PLAN.match(plan) and _COIN.match(coin) and _NETWORK.match(network)
+            _PLAN.fullmatch(plan) and _COIN.fullmatch(coin) and _NETWORK.fullmatch(network)
         ):
             return ChooseNetwork(plan, coin, network)
-        case (("k" | "l" | "x" | "ac" | "af" | "ar"), [invoice]) if _INVOICE.match(invoice):
+        case (("k" | "l" | "x" | "ac" | "af" | "ar"), [invoice]) if _INVOICE.fullmatch(invoice):
             return _invoice_action(tag, invoice)
-        case "ap", [page] if _PAGE.match(page):
+        case "ap", [page] if _PAGE.fullmatch(page):
             return AdminPage(int(page))
     return None
 

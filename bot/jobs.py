@@ -5,11 +5,12 @@ poll gate's lock for the extra polls "Check payment" asks for). Names are the ke
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from typing import cast
 
 from telegram.ext import JobQueue
 
-from bot.services import BotContext
+from bot.services import BotContext, Timings
+from payments.errors import ExchangeError
 
 log = logging.getLogger(__name__)
 
@@ -17,16 +18,9 @@ POLL = "poll-deposits"
 OUTBOX = "send-outbox"
 SUBSCRIPTIONS = "subscriptions"
 DIRECTORY = "refresh-directory"
+DIRECTORY_RETRY = "refresh-directory-retry"
 
-
-@dataclass(frozen=True)
-class Timings:
-    """Job intervals in seconds (the poll interval is PAYMENT_POLL_SECONDS)."""
-
-    outbox: float = 2.0
-    subscriptions: float = 60.0
-    directory: float = 3600.0
-    first_poll: float = 1.0
+__all__ = ["Timings", "schedule"]
 
 
 async def poll_deposits(context: BotContext) -> None:
@@ -51,18 +45,36 @@ async def subscriptions(context: BotContext) -> None:
 
 
 async def refresh_directory(context: BotContext) -> None:
-    """Chain status (canDep, minDep, fee), deposit addresses, and the capacity alerts."""
+    """Chain status (canDep, minDep, fee), deposit addresses, and the capacity alerts.
+
+    When OKX does not answer, try again soon rather than in an hour: without the
+    directory no network is offered to customers."""
     services = context.services
-    await services.payments.refresh_directory()
+    try:
+        await services.payments.refresh_directory()
+    except ExchangeError as exc:
+        retry = services.timings.directory_retry
+        log.warning("could not refresh OKX's chains and addresses (retry in %s s): %s", retry, exc)
+        queue = cast("JobQueue[BotContext] | None", context.job_queue)
+        if queue is not None:
+            queue.run_once(refresh_directory, retry, name=DIRECTORY_RETRY)
+        return
     await services.payments.check_capacity()
 
 
-def schedule(job_queue: JobQueue[BotContext], poll_seconds: float, timings: Timings) -> None:
+def schedule(
+    job_queue: JobQueue[BotContext],
+    poll_seconds: float,
+    timings: Timings,
+    *,
+    directory_ready: bool = True,
+) -> None:
+    """Every job, by name. ``directory_ready`` False (OKX did not answer at start-up): refresh
+    chains and addresses right away instead of in an hour."""
     job_queue.run_repeating(poll_deposits, poll_seconds, first=timings.first_poll, name=POLL)
     job_queue.run_repeating(send_outbox, timings.outbox, first=timings.outbox, name=OUTBOX)
     job_queue.run_repeating(
         subscriptions, timings.subscriptions, first=timings.first_poll, name=SUBSCRIPTIONS
     )
-    job_queue.run_repeating(
-        refresh_directory, timings.directory, first=timings.directory, name=DIRECTORY
-    )
+    first = timings.directory if directory_ready else timings.first_poll
+    job_queue.run_repeating(refresh_directory, timings.directory, first=first, name=DIRECTORY)

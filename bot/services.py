@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot
@@ -24,6 +24,17 @@ from payments.photos import InvoiceMessages
 from payments.storefront import Storefront
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Job intervals in seconds (the poll interval is PAYMENT_POLL_SECONDS)."""
+
+    outbox: float = 2.0
+    subscriptions: float = 60.0
+    directory: float = 3600.0
+    directory_retry: float = 60.0  # after a failed refresh (OKX down)
+    first_poll: float = 1.0
 
 
 class PollGate:
@@ -90,6 +101,8 @@ class Services:
     sender: OutboxSender
     poll: PollGate
     admin_ids: frozenset[int]
+    timings: Timings = field(default_factory=Timings)
+    directory_ready: bool = True  # False: OKX did not answer at start-up
 
     @property
     def catalog(self) -> Catalog:

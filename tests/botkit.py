@@ -33,7 +33,7 @@ from tests.fakes.telegram import FakeTelegram
 from tests.fakes.telegram_state import ChatMessage, flat_buttons
 
 ADMIN = 900
-FAST = Timings(outbox=0.1, subscriptions=0.2, directory=3600, first_poll=0.05)
+FAST = Timings(outbox=0.1, subscriptions=0.2, directory=3600, directory_retry=0.2, first_poll=0.05)
 
 
 @dataclass

@@ -1,0 +1,31 @@
+"""The bot keeps serving when OKX is down at start-up, and offers coins once OKX answers."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from payments.storage.schema import pool_addresses
+from tests.botkit import BotWorld
+
+
+async def test_okx_down_at_start_up_the_bot_serves_and_recovers(tmp_path: Path) -> None:
+    async with BotWorld.open(tmp_path) as world:
+        world.okx.fail_rate(1.0, kinds=("unavailable",))
+        async with world.running():
+            alice = world.customer(101)
+            menu = await alice.send("/start", expect="Welcome")
+            assert "Pro" in menu.plain
+            no_coins = await alice.press("Pro", expect="No coin can be paid right now")
+            assert "USDT" not in [text for text, _ in world.tg.buttons(no_coins)]
+
+            world.okx.clear_faults()  # OKX is back: the directory is refreshed within seconds
+            for _ in range(200):  # the directory is stored for every coin
+                stored = {r["currency"] for r in await world.rows(pool_addresses)}
+                if stored >= {"BTC", "ETH", "USDT", "USDC", "SOL", "BNB"}:
+                    break
+                await asyncio.sleep(0.05)
+            await alice.send("/start", expect="Welcome")
+            await alice.press("Pro", expect="Which coin")
+            photo = await alice.press("BTC", expect="Send exactly")
+            assert "Bitcoin" in photo.plain
