@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
+from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     ApplicationBuilder,
@@ -73,7 +74,10 @@ def build_application(
             timings,
             directory_ready=services.directory_ready,
         )
-        await application.bot.set_my_commands(CUSTOMER_COMMANDS)
+        try:
+            await application.bot.set_my_commands(CUSTOMER_COMMANDS)
+        except TelegramError as exc:  # a menu of commands is nice to have, not worth not starting
+            log.warning("could not set the bot's command menu: %s", exc)
 
     async def post_shutdown(application: BotApplication) -> None:
         services = application.bot_data.services

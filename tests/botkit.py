@@ -12,13 +12,14 @@ the test moves; PTB's JobQueue runs on real time with short intervals.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
 from bot.app import build_application
 from bot.config import Settings, load_settings
@@ -28,6 +29,7 @@ from bot.services import BotApplication
 from payments.clock import ManualClock
 from payments.storage import Database
 from payments.storage.schema import invoices
+from tests.conftest import PG_URL
 from tests.fakes.okx import FakeOkx
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.telegram_state import ChatMessage, flat_buttons
@@ -48,12 +50,21 @@ class BotWorld:
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, tmp_path: Path, *, env: Mapping[str, str] | None = None
+        cls,
+        tmp_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        backend: str = "sqlite",
     ) -> AsyncIterator[BotWorld]:
+        """``backend`` "postgresql": a database of its own on TEST_DATABASE_URL's server."""
         clock = ManualClock(time.time_ns() // 1_000_000)
+        pg_name = None
+        if backend == "postgresql":
+            pg_name, database_url = await _create_pg_database()
+        else:
+            database_url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
         tg = FakeTelegram().start()
         okx = FakeOkx(clock=clock).start()
-        database_url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
         base = {
             "TELEGRAM_BOT_TOKEN": tg.token,
             "TELEGRAM_API_URL": tg.base_url.removesuffix("/bot"),
@@ -70,6 +81,8 @@ class BotWorld:
         finally:
             tg.stop()
             okx.stop()
+            if pg_name is not None:
+                await _drop_pg_database(pg_name)
 
     @property
     def settings(self) -> Settings:
@@ -108,6 +121,30 @@ class BotWorld:
             return [dict(r) for r in (await conn.execute(select(table))).mappings()]
 
 
+async def _admin_connection() -> Any:
+    import asyncpg
+
+    return await asyncpg.connect(PG_URL.replace("postgresql+asyncpg://", "postgresql://"))
+
+
+async def _create_pg_database() -> tuple[str, str]:
+    name = f"bot_{uuid.uuid4().hex[:12]}"
+    conn = await _admin_connection()
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return name, str(make_url(PG_URL).set(database=name))
+
+
+async def _drop_pg_database(name: str) -> None:
+    conn = await _admin_connection()
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
 @dataclass
 class Customer:
     world: BotWorld
@@ -124,8 +161,12 @@ class Customer:
         return [m.plain for m in self.messages()]
 
     async def send(
-        self, text: str, *, expect: str | None = None, timeout: float = 10
-    ) -> ChatMessage:  # noqa: ASYNC109
+        self,
+        text: str,
+        *,
+        expect: str | None = None,
+        timeout: float = 10,  # noqa: ASYNC109
+    ) -> ChatMessage:
         """Write ``text``; returns the bot's next new message (containing ``expect``)."""
         before = len(self.messages())
         self.tg.send_text(self.id, text)

@@ -15,7 +15,8 @@ from payments.storage import Database
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 
 
-def _backends() -> list[object]:
+def backends() -> list[object]:
+    """pytest params: SQLite always, PostgreSQL when TEST_DATABASE_URL is set."""
     return [
         "sqlite",
         pytest.param(
@@ -57,7 +58,7 @@ async def drop_schema(schema: str) -> None:
         await raw.close()
 
 
-@pytest.fixture(params=_backends())
+@pytest.fixture(params=backends())
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """A migrated database, once per backend (SQLite always, PostgreSQL with TEST_DATABASE_URL)."""
     database, schema = await open_database(str(request.param), tmp_path)

@@ -6,11 +6,13 @@ from decimal import Decimal
 from io import BytesIO
 from pathlib import Path
 
+import pytest
 import zxingcpp
 from PIL import Image
 
 from payments.storage.schema import reservations
 from tests.botkit import BotWorld, caption_value, invoice_id_of
+from tests.conftest import backends
 
 
 def decode_qr(png: bytes | None) -> str:
@@ -20,8 +22,9 @@ def decode_qr(png: bytes | None) -> str:
     return str(results[0].text)
 
 
-async def test_buying_pro_with_usdt_trc20_activates_it_once(tmp_path: Path) -> None:
-    async with BotWorld.open(tmp_path) as world, world.running():
+@pytest.mark.parametrize("backend", backends())
+async def test_buying_pro_with_usdt_trc20_activates_it_once(tmp_path: Path, backend: str) -> None:
+    async with BotWorld.open(tmp_path, backend=backend) as world, world.running():
         alice = world.customer(101)
         photo = await alice.buy("Pro", "USDT", "Tron (TRC20)")
 
