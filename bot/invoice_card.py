@@ -29,6 +29,9 @@ def banner_key(view: InvoiceView) -> str | None:
 def caption(texts: Texts, lang: str | None, view: InvoiceView) -> str:
     key = banner_key(view)
     banner = texts.get(lang, key) if key else ""
+    if key is None and view.topup_amount_text and view.status in states.OPEN_STATUSES:
+        # part arrived: the rest is a unique top-up amount, not the amount (or BTC QR) below
+        banner = texts.get(lang, "banner_partial", topup=view.topup_amount_text, coin=view.currency)
     tag_line = texts.get(lang, "invoice_tag_line", tag=view.tag) if view.tag else ""
     fee_example = ""
     if view.withdraw_fee is not None and view.withdraw_fee > 0:

@@ -186,6 +186,14 @@ class UnknownKind(ValueError):
     """An outbox kind this version cannot render (a newer replica wrote it?)."""
 
 
+def changes_invoice(kind: str, view: InvoiceView | None) -> bool:
+    """Whether the invoice photo's caption should be re-rendered after this message: it ended
+    (paid, expired, rejected) or a partial payment left a top-up amount to pay."""
+    return ends_invoice(kind, view) or (
+        kind == notify.PAYMENT_PARTIAL and view is not None and view.topup_amount_text is not None
+    )
+
+
 def ends_invoice(kind: str, view: InvoiceView | None) -> bool:
     """Whether this message means the invoice photo should now carry its end banner."""
     return (

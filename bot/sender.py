@@ -12,14 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot import invoice_card
-from bot.notifications import Outgoing, Renderer, UnknownKind, ends_invoice
+from bot import invoice_card, keyboards
+from bot.notifications import (
+    Outgoing,
+    Renderer,
+    UnknownKind,
+    changes_invoice,
+    ends_invoice,
+)
 from bot.texts import Texts
 from payments import InvoiceView, Payments, errors
 from payments import outbox as ob
@@ -61,7 +67,10 @@ class OutboxSender:
         admin_ids: Collection[int],
         *,
         batch: int = 50,
+        on_unreachable: Callable[[int], None] | None = None,
     ) -> None:
+        """``on_unreachable(customer_id)``: called when a customer turns out to have blocked
+        the bot (the bot then records it the next time they write)."""
         self.bot = bot
         self.payments = payments
         self.customers = customers
@@ -70,6 +79,7 @@ class OutboxSender:
         self.renderer = Renderer(texts, payments.catalog)
         self.admin_ids = tuple(admin_ids)
         self.batch = batch
+        self.on_unreachable = on_unreachable
         self._lock = asyncio.Lock()
 
     def _now(self) -> int:
@@ -126,6 +136,8 @@ class OutboxSender:
         except _Unreachable:
             await ob.mark_unreachable(self.payments.db, message, now_ms=self._now())
             report.unreachable += 1
+            if self.on_unreachable is not None and message.customer_id is not None:
+                self.on_unreachable(message.customer_id)
             return None
         except _Retry as retry:
             await self._retry(message, retry, report)
@@ -166,8 +178,8 @@ class OutboxSender:
             out = self.renderer.customer(lang, message.kind, message.payload, view)
         except UnknownKind:
             raise _Retry(f"unknown kind {message.kind}") from None
-        if view is not None and ends_invoice(message.kind, view):
-            await self._edit_photos(view, lang)
+        if view is not None and changes_invoice(message.kind, view):
+            await self._edit_photos(view, lang, ended=ends_invoice(message.kind, view))
         await self._send(message.customer_id, out)
 
     async def _to_admins(self, message: ob.OutboxMessage) -> None:
@@ -183,12 +195,14 @@ class OutboxSender:
         if retry is not None:
             raise retry
 
-    async def _edit_photos(self, view: InvoiceView, lang: str | None) -> None:
+    async def _edit_photos(self, view: InvoiceView, lang: str | None, *, ended: bool) -> None:
+        """Re-caption the invoice's photos; an ended invoice loses its buttons."""
         caption = invoice_card.caption(self.texts, lang, view)
+        markup = None if ended else keyboards.invoice(self.texts, lang, view)
         for chat_id, message_id in await self.photos.of(view.id):
             await self._call(
                 self.bot.edit_message_caption(
-                    chat_id=chat_id, message_id=message_id, caption=caption, reply_markup=None
+                    chat_id=chat_id, message_id=message_id, caption=caption, reply_markup=markup
                 ),
                 ignore_bad_request=True,
             )

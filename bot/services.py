@@ -16,6 +16,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.config import Settings
 from bot.qr import QrRenderer
+from bot.seen import SeenRecently
 from bot.sender import OutboxSender
 from bot.texts import Texts
 from payments import Catalog, PaymentCycle, Payments
@@ -102,6 +103,7 @@ class Services:
     poll: PollGate
     admin_ids: frozenset[int]
     timings: Timings = field(default_factory=Timings)
+    seen: SeenRecently = field(default_factory=SeenRecently)
     directory_ready: bool = True  # False: OKX did not answer at start-up
 
     @property

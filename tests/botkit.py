@@ -35,6 +35,7 @@ from tests.fakes.telegram import FakeTelegram
 from tests.fakes.telegram_state import ChatMessage, flat_buttons
 
 ADMIN = 900
+HISTORY = "/api/v5/asset/deposit-history"
 FAST = Timings(outbox=0.1, subscriptions=0.2, directory=3600, directory_retry=0.2, first_poll=0.05)
 
 
@@ -97,7 +98,7 @@ class BotWorld:
 
     def customer(self, user_id: int, language: str = "en") -> Customer:
         self.tg.user(user_id, first_name=f"User{user_id}", language_code=language)
-        return Customer(self, user_id)
+        return Customer(self, user_id, language)
 
     @asynccontextmanager
     async def database(self) -> AsyncIterator[Database]:
@@ -119,6 +120,16 @@ class BotWorld:
     async def rows(self, table: Any) -> list[dict[str, Any]]:
         async with self.database() as db, db.read() as conn:
             return [dict(r) for r in (await conn.execute(select(table))).mappings()]
+
+    async def invoices_of(self, customer_id: int) -> list[dict[str, Any]]:
+        return [r for r in await self.rows(invoices) if r["customer_id"] == customer_id]
+
+    async def polled(self) -> None:
+        """Until a deposit poll that started after this call has run, and what it caused has
+        been sent (two deposit-history requests: the first may belong to a running poll)."""
+        start = self.okx.count(HISTORY)
+        await self.tg.wait_for(lambda: self.okx.count(HISTORY) >= start + 2, what="a full poll")
+        await self.tg.wait_idle()
 
 
 async def _admin_connection() -> Any:
@@ -149,6 +160,7 @@ async def _drop_pg_database(name: str) -> None:
 class Customer:
     world: BotWorld
     id: int
+    language: str = "en"
 
     @property
     def tg(self) -> FakeTelegram:
@@ -159,6 +171,20 @@ class Customer:
 
     def texts(self) -> list[str]:
         return [m.plain for m in self.messages()]
+
+    def count(self, text: str) -> int:
+        """How many of the bot's messages to this customer contain ``text``."""
+        return sum(text in t for t in self.texts())
+
+    def current(self, message: ChatMessage) -> ChatMessage:
+        """``message`` as it is now (captions and buttons change after it was sent)."""
+        return next(m for m in self.messages() if m.message_id == message.message_id)
+
+    async def answer_after(self, before: int) -> str:
+        """The text of the first callback answer after the first ``before`` ones."""
+        tg = self.tg
+        answers = await tg.wait_for(lambda: tg.answers[before:], what="a callback answer")
+        return answers[0].text or ""
 
     async def send(
         self,
@@ -171,6 +197,19 @@ class Customer:
         before = len(self.messages())
         self.tg.send_text(self.id, text)
         return await self.wait_new(before, expect, timeout=timeout)
+
+    async def send_sticker(self, *, timeout: float = 10) -> ChatMessage:  # noqa: ASYNC109
+        """Send a sticker (a message without text); returns the bot's next new message."""
+        user: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": f"User{self.id}"}
+        user["language_code"] = self.language
+        chat = {"id": self.id, "type": "private", "first_name": user["first_name"]}
+        sticker: dict[str, Any] = {"file_id": f"CAACAgIAAxkBAAI{self.id}", "type": "regular"}
+        sticker |= {"file_unique_id": f"AgAD{self.id}", "width": 512, "height": 512}
+        sticker |= {"is_animated": False, "is_video": False, "emoji": "👍"}
+        before = len(self.messages())
+        message = {"message_id": 1_000_000 + before, "date": int(time.time()), "chat": chat}
+        self.tg.add_update({"message": message | {"from": user, "sticker": sticker}})
+        return await self.wait_new(before, timeout=timeout)
 
     async def wait_new(
         self,
@@ -201,6 +240,14 @@ class Customer:
 
     def press_data(self, message: ChatMessage, data: str) -> None:
         self.tg.press(self.id, message, data)
+
+    def press_together(self, label: str, times: int = 2) -> None:
+        """A double (or n-fold) tap: every press is queued before the bot can fetch any of them
+        (the fake hands out updates under this lock)."""
+        target, data = self.button(label)
+        with self.tg._lock:
+            for _ in range(times):
+                self.tg.press(self.id, target, data)
 
     async def press(
         self,
@@ -252,3 +299,12 @@ def caption_value(message: ChatMessage, label: str) -> str:
 
 def invoice_id_of(message: ChatMessage) -> str:
     return caption_value(message, "Invoice ")
+
+
+def amount_of(photo: ChatMessage) -> str:
+    """The exact amount an invoice photo asks for."""
+    return caption_value(photo, "Send exactly: ")
+
+
+def address_of(photo: ChatMessage) -> str:
+    return caption_value(photo, "Address: ")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from telegram import Update
 
 from bot import keyboards
-from bot.handlers.checkout import cancel_invoice, status_word
+from bot.handlers.checkout import cancel_invoice, refusal, status_word
 from bot.handlers.common import language, user_id
 from bot.services import BotContext, Services
 from payments import claims, errors
@@ -83,27 +83,31 @@ async def help_command(update: Update, context: BotContext) -> None:
 
 
 async def cancel(update: Update, context: BotContext) -> None:
-    """/cancel: the open invoice with nothing received; a choice when there are several."""
+    """/cancel: the open invoice with nothing received; a choice when there are several; the
+    reason when the only open ones have already received a payment."""
     message, uid = update.effective_message, user_id(update)
     if message is None or uid is None:
         return
     services, lang = context.services, language(update)
     texts = services.texts
     await services.payments.claims.stop_waiting(uid)
-    views = [
+    open_views = [
         v
-        for v in await services.payments.invoices.list_for_customer(uid, limit=20)
-        if v.status == st.PENDING
+        for v in await services.payments.invoices.list_for_customer(uid, limit=50)
+        if v.status in st.OPEN_STATUSES
     ]
-    if not views:
+    pending = [v for v in open_views if v.status == st.PENDING]
+    if not open_views:
         await message.reply_text(texts.get(lang, "cancel_none"))
-    elif len(views) == 1:
-        text, _ = await cancel_invoice(services, uid, lang, views[0])
+    elif not pending:  # a payment has been seen on each: say so rather than "nothing open"
+        await message.reply_text(refusal(services, lang, open_views[0]))
+    elif len(pending) == 1:
+        text, _ = await cancel_invoice(context, services, uid, lang, pending[0])
         await message.reply_text(text)
     else:
         await message.reply_text(
             texts.get(lang, "cancel_pick"),
-            reply_markup=keyboards.cancel_choices(texts, lang, views),
+            reply_markup=keyboards.cancel_choices(texts, lang, pending),
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from telegram import InputFile, Message, Update
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 
 from bot import callbacks as cb
 from bot import invoice_card, keyboards
@@ -30,7 +30,9 @@ async def create_invoice(
         )
     except errors.PaymentsError as exc:
         await answer(query)
-        await context.bot.send_message(chat.id, _creation_error(services, lang, exc, currency))
+        await context.bot.send_message(
+            chat.id, _creation_error(services, lang, exc, currency, network)
+        )
         if isinstance(exc, errors.NoFreeAmount):
             context.application.create_task(
                 services.payments.check_capacity(), name="capacity-check"
@@ -61,11 +63,12 @@ async def send_invoice_photo(
 
 
 def _creation_error(
-    services: Services, lang: str | None, exc: errors.PaymentsError, currency: str
+    services: Services, lang: str | None, exc: errors.PaymentsError, currency: str, code: str
 ) -> str:
     texts = services.texts
     coin = services.catalog.coin(currency)
-    network = coin.networks[0].label if coin and len(coin.networks) == 1 else currency
+    chosen = coin.network(code) if coin else None
+    network = chosen.label if chosen else code
     match exc:
         case errors.QuoteUnavailable() | errors.ExchangeError():
             return texts.get(lang, "error_prices")
@@ -153,6 +156,8 @@ async def refresh_caption(
         )
     except BadRequest as exc:  # "message is not modified": someone got there first
         log.debug("caption edit refused: %s", exc)
+    except TelegramError as exc:  # the outbox edits it too when the invoice ends
+        log.warning("could not refresh an invoice photo: %s", exc)
 
 
 async def on_claim(update: Update, context: BotContext) -> None:
@@ -184,32 +189,39 @@ async def on_cancel(update: Update, context: BotContext) -> None:
     if view is None:
         return
     services, lang = context.services, language(update)
-    text, cancelled = await cancel_invoice(services, uid, lang, view)
-    await answer(query, text, alert=not cancelled)
-    if cancelled is not None and query.message is not None:
-        for chat_id, message_id in await services.photos.of(view.id):
-            await _edit_photo(context, services, chat_id, message_id, lang, cancelled)
-        if isinstance(query.message, Message) and not query.message.photo:
-            await context.bot.send_message(query.message.chat.id, text)
+    text, cancelled = await cancel_invoice(context, services, uid, lang, view)
+    await answer(query, text, alert=cancelled is None)
+    # pressed under the /cancel choice (not under the photo): say it in the chat too
+    if cancelled is not None and isinstance(query.message, Message) and not query.message.photo:
+        await context.bot.send_message(query.message.chat.id, text)
 
 
 async def cancel_invoice(
-    services: Services, uid: int, lang: str | None, view: InvoiceView
+    context: BotContext, services: Services, uid: int, lang: str | None, view: InvoiceView
 ) -> tuple[str, InvoiceView | None]:
-    """Cancel an invoice with nothing received: (what to tell the customer, the new view)."""
+    """Cancel an invoice with nothing received, and mark its photos "CANCELLED - do not pay":
+    (what to tell the customer, the cancelled invoice or None when refused)."""
     texts = services.texts
     try:
         cancelled = await services.payments.invoices.cancel(view.id, customer_id=uid)
     except errors.InvalidTransition:
         current = await services.payments.invoices.get(view.id)
-        if current.status == st.PROCESSING:
-            reason = texts.get(lang, "cancel_reason_received")
-        else:
-            reason = texts.get(
-                lang, "cancel_reason_closed", status=status_word(services, lang, current.status)
-            )
-        return texts.get(lang, "cancel_refused", invoice=view.id, reason=reason), None
+        return refusal(services, lang, current), None
+    for chat_id, message_id in await services.photos.of(view.id):
+        await _edit_photo(context, services, chat_id, message_id, lang, cancelled)
     return texts.get(lang, "cancel_done", invoice=view.id), cancelled
+
+
+def refusal(services: Services, lang: str | None, view: InvoiceView) -> str:
+    """Why ``view`` cannot be cancelled."""
+    texts = services.texts
+    if view.status == st.PROCESSING:
+        reason = texts.get(lang, "cancel_reason_received")
+    else:
+        reason = texts.get(
+            lang, "cancel_reason_closed", status=status_word(services, lang, view.status)
+        )
+    return texts.get(lang, "cancel_refused", invoice=view.id, reason=reason)
 
 
 async def _edit_photo(
@@ -227,5 +239,7 @@ async def _edit_photo(
             caption=invoice_card.caption(services.texts, lang, view),
             reply_markup=None,
         )
-    except BadRequest as exc:
+    except BadRequest as exc:  # not modified, or the customer deleted the photo
         log.debug("caption edit refused: %s", exc)
+    except TelegramError as exc:  # the invoice is cancelled all the same; say that first
+        log.warning("could not mark an invoice photo cancelled: %s", exc)

@@ -43,6 +43,10 @@ MESSAGES: dict[str, str] = {
     "banner_expired": "⛔ <b>EXPIRED - do not pay</b>\n\n",
     "banner_cancelled": "⛔ <b>CANCELLED - do not pay</b>\n\n",
     "banner_closed": "⛔ <b>CLOSED - do not pay</b>\n\n",
+    "banner_partial": (
+        "⚠️ <b>PART RECEIVED</b>: now send exactly <code>{topup}</code> {coin} to the same "
+        "address, not the amount below.\n\n"
+    ),
     "button_check": "🔄 Check payment",
     "button_claim": "🧾 I paid: claim it",
     "button_cancel": "✖️ Cancel",
@@ -99,7 +103,7 @@ MESSAGES: dict[str, str] = {
     "error_busy": "The shop is very busy right now. Please try again in a few minutes.",
     "error_too_many": "You have {limit} open invoices. Pay or cancel one first (/cancel).",
     "error_rate_limited": "You've created many invoices in the last hour. Please try later.",
-    "error_unknown_choice": "That option is no longer offered. Here are the plans again.",
+    "error_unknown_choice": "That option is no longer offered. /plans shows what is.",
     "error_generic": "Something went wrong on our side. Please try again in a minute.",
     "stale_button": "This button is no longer valid.",
     "not_yours": "This invoice isn't yours.",
@@ -261,8 +265,8 @@ MESSAGES: dict[str, str] = {
         "{reason})."
     ),
     "alert_okx_auth": (
-        "🔑 OKX refused the API key: {error}. Deposits are not being read until it is fixed "
-        "(check the key, passphrase and IP whitelist)."
+        "🔑 OKX refused the API key: deposits are not being read until it is fixed.\n"
+        "Details: {error}"
     ),
     "alert_okx_down": "📡 OKX has not answered since {since}: {error}. Retrying every poll.",
     "alert_okx_recovered": "📡 OKX answers again (trouble since {since}); polling resumed.",

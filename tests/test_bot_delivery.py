@@ -1,0 +1,166 @@
+"""What the outbox tells a customer, and when: expiry, activation after a restart, activation
+through Telegram's faults (429, 5xx, a blocked bot), and the reminders before a subscription ends.
+The real Application against the fake Bot API and the fake OKX; time for payments is the test's
+ManualClock."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from payments.clock import DAY_MS, MINUTE_MS
+from payments.storage.schema import customers, outbox, subscriptions
+from tests.botkit import BotWorld, Customer, address_of, amount_of, invoice_id_of
+
+# --- expiry --------------------------------------------------------------------------------------
+
+
+async def test_an_unpaid_invoice_expires_and_its_photo_says_do_not_pay(tmp_path: Path) -> None:
+    async with BotWorld.open(tmp_path) as world, world.running():
+        alice = world.customer(801)
+        photo = await alice.buy("Pro", "USDT", "Tron (TRC20)")
+        world.clock.advance(119 * MINUTE_MS)
+        await world.polled()
+        assert alice.count("has expired") == 0
+
+        world.clock.advance(10 * MINUTE_MS)  # past the 120 min lifetime and the grace
+        expired = await alice.wait_text("has expired", timeout=15)
+        assert invoice_id_of(photo) in expired.plain
+        await world.tg.wait_for(lambda: "EXPIRED - do not pay" in alice.current(photo).plain)
+        assert alice.current(photo).reply_markup is None
+        assert [r["status"] for r in await world.invoices_of(alice.id)] == ["expired"]
+        assert "no open invoice" in (await alice.send("/cancel")).plain
+        answers = len(world.tg.answers)  # a client still showing the old buttons
+        alice.press_data(photo, alice.button("Check payment", photo)[1])
+        assert "is closed (expired). Do not pay it." in await alice.answer_after(answers)
+
+
+# --- restart -------------------------------------------------------------------------------------
+
+
+async def test_a_payment_made_while_the_bot_was_down_activates_once(tmp_path: Path) -> None:
+    async with BotWorld.open(tmp_path) as world:
+        alice = world.customer(901)
+        async with world.running():
+            photo = await alice.buy("Pro", "USDT", "Tron (TRC20)")
+        world.okx.add_deposit("USDT", "USDT-TRC20", amount_of(photo), to=address_of(photo))
+        world.clock.advance(5 * MINUTE_MS)
+        async with world.running():
+            await alice.wait_text("Payment received", timeout=15)
+            await world.tg.wait_for(lambda: "PAID" in alice.current(photo).plain)
+            assert "30 days left" in (await alice.send("/status")).plain
+            await world.polled()
+        assert alice.count("Payment received") == 1
+        sent = [c.params.get("text", "") for c in world.tg.calls("sendMessage", chat_id=alice.id)]
+        assert sum("Payment received" in str(t) for t in sent) == 1
+
+
+# --- Telegram faults on the activation message ---------------------------------------------------
+
+
+async def outbox_state(world: BotWorld, customer: Customer, kind: str) -> tuple[object, ...]:
+    """(status, attempts, last_error) of the one outbox message of ``kind`` to ``customer``;
+    () while there is none."""
+    rows = [
+        (r["status"], r["attempts"], r["last_error"])
+        for r in await world.rows(outbox)
+        if r["customer_id"] == customer.id and r["kind"] == kind and r["audience"] == "customer"
+    ]
+    assert len(rows) <= 1, rows
+    return rows[0] if rows else ()
+
+
+async def until_outbox(
+    world: BotWorld, customer: Customer, kind: str, status: str, attempts: int
+) -> str:
+    """Until the message is in ``status`` after ``attempts`` failed tries; its last error."""
+    for _ in range(300):
+        state = await outbox_state(world, customer, kind)
+        if state[:2] == (status, attempts):
+            return str(state[2])
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{kind} to {customer.id}: {state}, not {(status, attempts)}")
+
+
+async def test_activation_survives_429_and_502_and_a_blocked_customer(tmp_path: Path) -> None:
+    async with BotWorld.open(tmp_path) as world, world.running():
+        alice, bob, carol = world.customer(1001), world.customer(1002), world.customer(1003)
+        a_photo = await alice.buy("Pro", "USDT", "Tron (TRC20)")
+        b_photo = await bob.buy("Pro", "BTC", None)
+        sends = len(world.tg.calls("sendMessage", chat_id=alice.id))
+
+        # 429: the rate limiter waits retry_after and tries again, twice; the third 429 goes
+        # back to the outbox, which waits retry_after on the payments clock. Then a 502: the
+        # outbox backs off (10 s after a second failure). A real deployment's clock moves by
+        # itself; here the test moves it.
+        world.tg.fail_next("sendMessage", "429", count=3, chat_id=alice.id, retry_after=1)
+        world.tg.fail_next("sendMessage", "502", chat_id=alice.id)
+        world.okx.add_deposit("USDT", "USDT-TRC20", amount_of(a_photo), to=address_of(a_photo))
+        assert "429" in await until_outbox(world, alice, "invoice.paid", "pending", 1)
+        world.clock.advance(1_000)
+        assert "network" in await until_outbox(world, alice, "invoice.paid", "pending", 2)
+        assert alice.count("Payment received") == 0
+        world.clock.advance(9_000)
+        await world.tg.wait_idle(quiet_s=0.3)
+        assert alice.count("Payment received") == 0
+        world.clock.advance(1_000)
+        await alice.wait_text("Payment received", timeout=15)
+        await until_outbox(world, alice, "invoice.paid", "sent", 2)
+        assert len(world.tg.calls("sendMessage", chat_id=alice.id)) - sends == 5
+        assert alice.count("Payment received") == 1
+
+        # Forbidden: bob blocked the bot before his payment arrived
+        world.tg.block(bob.id)
+        world.okx.add_deposit("BTC", "BTC-Bitcoin", amount_of(b_photo), to=address_of(b_photo))
+
+        await until_outbox(world, bob, "invoice.paid", "unreachable", 1)
+        rows = {r["id"]: r["unreachable"] for r in await world.rows(customers)}
+        assert rows[bob.id] is True and rows[alice.id] is False
+        assert bob.count("Payment received") == 0  # nothing could be delivered
+
+        # ... the bot keeps serving everybody else
+        assert "Welcome" in (await carol.send("/start")).plain
+        assert "30 days left" in (await alice.send("/status")).plain
+        # bob unblocks and writes again: reachable again, and his subscription is there
+        world.tg.unblock(bob.id)
+        await bob.send("/start", expect="Welcome")
+        rows = {r["id"]: r["unreachable"] for r in await world.rows(customers)}
+        assert rows[bob.id] is False
+        assert "30 days left" in (await bob.send("/status")).plain
+
+
+# --- reminders and the end of a subscription -----------------------------------------------------
+
+
+async def test_reminders_3_days_and_1_day_before_the_end_then_the_end(tmp_path: Path) -> None:
+    async with BotWorld.open(tmp_path) as world, world.running():
+        alice = world.customer(1101)
+        photo = await alice.buy("Pro", "USDT", "Tron (TRC20)")
+        world.okx.add_deposit("USDT", "USDT-TRC20", amount_of(photo), to=address_of(photo))
+        await alice.wait_text("Payment received", timeout=15)
+        [sub] = await world.rows(subscriptions)
+        ends_at = int(sub["ends_at"])
+
+        world.clock.set(ends_at - 3 * DAY_MS + MINUTE_MS)
+        three = await alice.wait_text("day(s) left", timeout=10)
+        assert "(3 day(s) left)" in three.plain and "Pro" in three.plain
+        assert [text for text, _ in world.tg.buttons(three)] == ["Renew Pro"]
+        await world.tg.wait_idle(quiet_s=0.5)
+        assert alice.count("day(s) left") == 1  # once, however often the job runs
+
+        world.clock.set(ends_at - DAY_MS + MINUTE_MS)
+        one = await alice.wait_text("(1 day(s) left)", timeout=10)
+        assert [text for text, _ in world.tg.buttons(one)] == ["Renew Pro"]
+
+        before = len(alice.messages())
+        menu = await alice.press("Renew Pro", message=one, expect="Which coin")
+        assert menu.message_id not in [m.message_id for m in alice.messages()[:before]]
+        assert alice.current(one).plain == one.plain  # the reminder itself is left as it was
+        assert "BTC" in [text for text, _ in world.tg.buttons(menu)]
+
+        world.clock.set(ends_at + MINUTE_MS)
+        ended = await alice.wait_text("subscription has ended", timeout=10)
+        assert [text for text, _ in world.tg.buttons(ended)] == ["Renew Pro"]
+        status = await alice.send("/status")
+        assert "no active subscription" in status.plain
+        assert alice.count("day(s) left") == 2 and alice.count("has ended") == 1
