@@ -22,11 +22,11 @@ import random
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import LoopbackServer
 from tests.fakes.okx_auth import check_request
 from tests.fakes.okx_state import ClockLike, OkxParamError, OkxState
 
@@ -66,8 +66,10 @@ def okx_error(code: str, msg: str, status: int = 200) -> web.Response:
     return web.json_response(envelope([], code, msg), status=status)
 
 
-class FakeOkx(OkxState):
+class FakeOkx(OkxState, LoopbackServer):
     """The fake OKX server; see the module docstring."""
+
+    name = "fake-okx"
 
     def __init__(
         self,
@@ -80,12 +82,11 @@ class FakeOkx(OkxState):
         port: int = 0,
         hang_s: float = 5.0,
     ) -> None:
-        super().__init__(clock)
+        OkxState.__init__(self, clock)
+        LoopbackServer.__init__(self, host, port)
         self.api_key = api_key
         self.secret = secret
         self.passphrase = passphrase
-        self.host = host
-        self.port = port
         self.hang_s = hang_s  # how long a "timeout" fault hangs (ended early by stop())
         self.base_url = ""
         self._log: list[RequestLog] = []
@@ -94,11 +95,6 @@ class FakeOkx(OkxState):
         self._fault_kinds: tuple[str, ...] = ()
         self._fault_prefix: str | None = None
         self._random = random.Random(0)
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._stopping: asyncio.Event | None = None
-        self._startup_error: BaseException | None = None
         self._routes: dict[str, tuple[Handler, bool]] = {
             "/api/v5/public/time": (self._public_time, False),
             "/api/v5/public/instruments": (self._instruments, False),
@@ -110,75 +106,8 @@ class FakeOkx(OkxState):
             "/api/v5/account/config": (self._account_config, True),
         }
 
-    # --- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> FakeOkx:
-        if self._thread is not None:
-            raise RuntimeError("FakeOkx is already running")
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="fake-okx")
-        self._thread.daemon = True
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("FakeOkx did not start within 10 s")
-        if self._startup_error is not None:
-            self._thread.join()
-            self._thread = None
-            raise RuntimeError("FakeOkx could not start") from self._startup_error
-        return self
-
-    def stop(self) -> None:
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        if thread is None or loop is None:
-            return
-        if stopping is not None:
-            loop.call_soon_threadsafe(stopping.set)  # ends "timeout" hangs now
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(15)
-        self._thread = None
-        self._loop = None
-
-    def __enter__(self) -> FakeOkx:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as exc:
-            self._startup_error = exc
-            ready.set()
-            loop.close()
-            return
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            if self._runner is not None:
-                loop.run_until_complete(self._runner.cleanup())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stopping = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.port = int(port)
-        self.base_url = f"http://{host}:{port}"
+    async def started(self) -> None:
+        self.base_url = self.root_url
 
     # --- faults and request log ---------------------------------------------------------------
 
@@ -267,7 +196,7 @@ class FakeOkx(OkxState):
 
     # --- request handling ---------------------------------------------------------------------
 
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         params = {key: request.query[key] for key in request.query}
         with self._lock:

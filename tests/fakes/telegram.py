@@ -25,12 +25,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.loopback import LoopbackServer
 from tests.fakes.telegram_state import (
     METHODS,
     ApiError,
@@ -69,8 +69,11 @@ class _Fault:
     description: str | None
 
 
-class FakeTelegram(TelegramState):
+class FakeTelegram(TelegramState, LoopbackServer):
     """The fake Bot API server; see the module docstring."""
+
+    name = "fake-telegram"
+    client_max_size = 50 * 1024 * 1024
 
     def __init__(
         self,
@@ -81,101 +84,32 @@ class FakeTelegram(TelegramState):
         *,
         hang_s: float = 30.0,
     ) -> None:
-        super().__init__(token)
-        self.host = host
-        self.port = port
+        TelegramState.__init__(self, token)
+        LoopbackServer.__init__(self, host, port)
         self.delay_ms = delay_ms  # every answer is delayed this long
         self.hang_s = hang_s  # how long a "timeout" fault hangs (ended early by stop())
         self.base_url = ""  # http://127.0.0.1:PORT/bot, for ApplicationBuilder().base_url()
         self.base_file_url = ""
         self._faults: list[_Fault] = []
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._stopping: asyncio.Event | None = None
-        self._startup_error: BaseException | None = None
         self._waiters: set[asyncio.Future[None]] = set()
         self._poll_generation = 0
         self._in_flight = 0
         self._last_activity = time.monotonic()
         self._delivery: asyncio.Task[None] | None = None
 
-    # --- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> FakeTelegram:
-        if self._thread is not None:
-            raise RuntimeError("FakeTelegram is already running")
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="fake-telegram")
-        self._thread.daemon = True
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("FakeTelegram did not start within 10 s")
-        if self._startup_error is not None:
-            self._thread.join()
-            self._thread = None
-            raise RuntimeError("FakeTelegram could not start") from self._startup_error
-        return self
-
-    def stop(self) -> None:
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        if thread is None or loop is None:
-            return
-        if stopping is not None:
-            loop.call_soon_threadsafe(stopping.set)  # ends hangs and long polls now
-        loop.call_soon_threadsafe(self._wake)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(15)
-        self._thread = None
-        self._loop = None
-
-    def __enter__(self) -> FakeTelegram:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as exc:
-            self._startup_error = exc
-            ready.set()
-            loop.close()
-            return
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            if self._runner is not None:
-                loop.run_until_complete(self._runner.cleanup())
-            if self._delivery is not None:
-                self._delivery.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    loop.run_until_complete(self._delivery)
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stopping = asyncio.Event()
-        app = web.Application(client_max_size=50 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.port = int(port)
-        self.base_url = f"http://{host}:{port}/bot"
-        self.base_file_url = f"http://{host}:{port}/file/bot"
+    async def started(self) -> None:
+        self.base_url = f"{self.root_url}/bot"
+        self.base_file_url = f"{self.root_url}/file/bot"
         self._delivery = asyncio.create_task(self._deliver_webhooks())
+
+    def stopping(self) -> None:
+        self._wake()  # ends long polls now
+
+    async def cleanup(self) -> None:
+        if self._delivery is not None:
+            self._delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._delivery
 
     # --- waking long polls and the webhook sender ---------------------------------------------
 
@@ -253,7 +187,7 @@ class FakeTelegram(TelegramState):
 
     # --- request handling ---------------------------------------------------------------------
 
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
         if request.path.startswith(f"/file/bot{self.token}/"):
             path = request.path.removeprefix(f"/file/bot{self.token}/")
             with self._lock:

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import html
 import io
 import itertools
-import re
 import secrets
 import threading
 import time
@@ -27,16 +25,15 @@ from typing import Any
 
 from PIL import Image
 
+from tests.fakes.telegram_html import ApiError as ApiError
+from tests.fakes.telegram_html import bad_request as bad_request
+from tests.fakes.telegram_html import parse_html as parse_html
+from tests.fakes.telegram_html import utf16_len as utf16_len
+
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are"
     " exactly the same as a current content and reply markup of the message"
 )
-_ENTITY_TAGS = {"b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline"}
-_ENTITY_TAGS |= {"ins": "underline", "s": "strikethrough", "strike": "strikethrough"}
-_ENTITY_TAGS |= {"del": "strikethrough", "tg-spoiler": "spoiler", "span": "spoiler"}
-_ENTITY_TAGS |= {"a": "text_link", "code": "code", "pre": "pre", "blockquote": "blockquote"}
-_ENTITY_TAGS |= {"tg-emoji": "custom_emoji"}
-_ATTR = re.compile(r"""([a-zA-Z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
 TRUE_METHODS: tuple[str, ...] = (
     "setChatMenuButton",
     "sendChatAction",
@@ -56,24 +53,6 @@ METHODS: tuple[str, ...] = (
 METHODS += ("setMyCommands", "getMyCommands", "deleteMyCommands", "sendMessage", "sendPhoto")
 METHODS += ("editMessageText", "editMessageCaption", "editMessageReplyMarkup", "deleteMessage")
 METHODS += ("answerCallbackQuery", "getFile")
-
-
-class ApiError(Exception):
-    """A refusal: HTTP ``status`` with ``description`` (and ``parameters``, e.g. retry_after)."""
-
-    def __init__(self, status: int, description: str, parameters: dict[str, Any] | None = None):
-        super().__init__(description)
-        self.status = status
-        self.description = description
-        self.parameters = parameters
-
-    def body(self) -> dict[str, Any]:
-        body = {"ok": False, "error_code": self.status, "description": self.description}
-        return body | ({"parameters": self.parameters} if self.parameters else {})
-
-
-def bad_request(what: str) -> ApiError:
-    return ApiError(400, f"Bad Request: {what}")
 
 
 @dataclass
@@ -116,64 +95,6 @@ class CallbackAnswer:
     text: str | None
     show_alert: bool
     url: str | None = None
-
-
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
-    """Telegram's HTML parse mode: (plain text, entities), or ApiError like Telegram's parser."""
-    out: list[str] = []
-    pos = 0  # in UTF-16 code units, as entity offsets are
-    stack: list[tuple[str, int, dict[str, Any]]] = []
-    entities: list[dict[str, Any]] = []
-    i = 0
-    while True:
-        lt = text.find("<", i)
-        chunk = html.unescape(text[i : len(text) if lt < 0 else lt])
-        out.append(chunk)
-        pos += utf16_len(chunk)
-        if lt < 0:
-            break
-        at = f"at byte offset {len(text[:lt].encode())}"
-        gt = text.find(">", lt)
-        if gt < 0:
-            raise bad_request(f"can't parse entities: Unclosed start tag {at}")
-        closing = text.startswith("</", lt)
-        inner = text[lt + (2 if closing else 1) : gt].strip()
-        name = re.split(r"\s", inner, maxsplit=1)[0].lower()
-        if closing:
-            if not stack:
-                raise bad_request(f"can't parse entities: Unexpected end tag {at}")
-            if stack[-1][0] != name:
-                raise bad_request(
-                    f'can\'t parse entities: Unmatched end tag {at}, expected "</{stack[-1][0]}>",'
-                    f' found "</{name}>"'
-                )
-            _, start, found = stack.pop()
-            if pos > start and found.get("type"):
-                entities.append({"offset": start, "length": pos - start, **found})
-        else:
-            if name not in _ENTITY_TAGS:
-                raise bad_request(f'can\'t parse entities: Unsupported start tag "{name}" {at}')
-            attrs = {m[1].lower(): m[2] or m[3] or m[4] for m in _ATTR.finditer(inner)}
-            extra: dict[str, Any] = {"type": _ENTITY_TAGS[name]}
-            if name == "span" and attrs.get("class") != "tg-spoiler":
-                raise bad_request('can\'t parse entities: Tag "span" must have class "tg-spoiler"')
-            if name == "a":
-                extra = {"type": "text_link", "url": attrs["href"]} if "href" in attrs else {}
-            elif name == "tg-emoji":
-                extra["custom_emoji_id"] = attrs.get("emoji-id", "")
-            stack.append((name, pos, extra))
-        i = gt + 1
-    if stack:
-        raise bad_request(
-            "can't parse entities: Can't find end tag corresponding to start tag"
-            f' "{stack[-1][0]}"'
-        )
-    entities.sort(key=lambda e: (e["offset"], -e["length"]))
-    return "".join(out), entities
 
 
 def flat_buttons(markup: dict[str, Any] | None) -> list[tuple[str, str | None]]:
