@@ -200,8 +200,11 @@ def register_handlers(application: BotApplication) -> None:
         ("user", admin.user),
         ("grant", admin.grant),
     ]
+    # new messages only: CommandHandler also takes edited ones by default, and an admin fixing
+    # a typo in an old "/grant 1 pro 7" must not grant again (edits are ignored altogether)
+    new_private = private & filters.UpdateType.MESSAGE
     for name, callback in commands:
-        application.add_handler(CommandHandler(name, callback, filters=private))
+        application.add_handler(CommandHandler(name, callback, filters=new_private))
     buttons: list[tuple[type[object], Handler]] = [
         (cb.Menu, catalog.on_menu),
         (cb.ChoosePlan, catalog.on_plan),
@@ -219,5 +222,5 @@ def register_handlers(application: BotApplication) -> None:
         application.add_handler(CallbackQueryHandler(callback, pattern=_on(action)))
     application.add_handler(CallbackQueryHandler(stale_button))
     # anything else a customer sends: a claim's tx hash when one is awaited, else the help
-    application.add_handler(MessageHandler(private & filters.UpdateType.MESSAGE, account.text))
+    application.add_handler(MessageHandler(new_private, account.text))
     application.add_error_handler(errors.on_error)

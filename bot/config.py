@@ -36,7 +36,11 @@ def mask_url(url: str) -> str:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,  # "PORT=" in a .env template means unset, not "not a number"
     )
 
     telegram_bot_token: SecretStr
@@ -165,7 +169,9 @@ def load_settings(
         if env is None:
             return Settings(_env_file=env_file)  # type: ignore[call-arg]
         values: dict[str, Any] = {
-            k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields
+            k.lower(): v
+            for k, v in env.items()
+            if k.lower() in Settings.model_fields and v.strip()  # empty means unset
         }
         return _GivenSettings(_env_file=None, **values)  # type: ignore[call-arg]
     except ValidationError as exc:

@@ -15,7 +15,9 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-QUEUE_BOUND = 1024  # updates accepted before PTB's own fetching waits
+# PTB's semaphore around do_process_update: updates past this many wait in FIFO order (PTB's
+# fetcher itself never waits: it starts a task per update)
+QUEUE_BOUND = 1024
 
 
 class ChatOrderedProcessor(BaseUpdateProcessor):

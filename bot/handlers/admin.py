@@ -8,20 +8,22 @@ whoever sent the update (a forwarded admin message carries the forwarder's id, n
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Awaitable
 from decimal import Decimal
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 
 from bot import callbacks as cb
 from bot import keyboards
-from bot.handlers.common import answer, user_id
+from bot.handlers.common import answer, language, user_id
 from bot.services import BotContext, Services
 from bot.texts import Html
 from payments import errors
 from payments.admin import AdminResult
 from payments.facts import DepositFacts, InvoiceFacts
 from payments.money import format_amount
-from payments.subscriptions import is_active
+from payments.subscriptions import days_left, is_active
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ async def _refuse(update: Update, context: BotContext) -> bool:
     services = context.services
     if services.is_admin(user_id(update)):
         return False
-    text = services.texts.get(None, "admin_only")
+    text = services.texts.get(language(update), "admin_only")
     if update.callback_query is not None:
         await answer(update.callback_query, text, alert=True)
     elif update.effective_message is not None:
@@ -47,8 +49,37 @@ async def _reply(update: Update, text: str, markup: InlineKeyboardMarkup | None 
         await message.reply_text(text, reply_markup=markup)
 
 
+async def _send(
+    query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """The outcome of a button, as a new message in the chat of the button (or, for a button
+    without its message, in the admin's private chat: an action is never done silently)."""
+    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+    await query.get_bot().send_message(chat_id, text, reply_markup=markup)
+
+
+async def _attempt(
+    update: Update, services: Services, action: Awaitable[AdminResult]
+) -> AdminResult | None:
+    """The action's result, or None after telling the admin why it was refused."""
+    try:
+        return await action
+    except errors.PaymentsError as exc:
+        await _reply(update, services.texts.get(None, "admin_refused", reason=str(exc)))
+        return None
+
+
 def _args(context: BotContext) -> list[str]:
     return [a.strip() for a in (context.args or []) if a.strip()]
+
+
+_TELEGRAM_ID = re.compile(r"[0-9]{1,16}")  # ASCII digits only: "²".isdigit() is True
+_DAYS = re.compile(r"[0-9]{1,6}")
+
+
+def _number(text: str, shape: re.Pattern[str]) -> int | None:
+    """A whole number written in ASCII digits within ``shape``; None for anything else."""
+    return int(text) if shape.fullmatch(text) else None
 
 
 # --- /pending ------------------------------------------------------------------------------------
@@ -68,17 +99,20 @@ async def on_page(update: Update, context: BotContext) -> None:
         return
     await answer(query)
     text, markup = await pending_page(context.services, action.page)
-    if query.message is not None:
-        await query.get_bot().send_message(query.message.chat.id, text, reply_markup=markup)
+    await _send(query, text, markup)
 
 
 async def pending_page(services: Services, page: int) -> tuple[str, InlineKeyboardMarkup | None]:
     texts = services.texts
-    overview = await services.payments.admin.pending(limit=PAGE_SIZE, offset=page * PAGE_SIZE)
+    queue = services.payments.admin
+    overview = await queue.pending(limit=PAGE_SIZE, offset=page * PAGE_SIZE)
     totals = (overview.open_total, overview.review_total, overview.unmatched_total)
     if not any(totals):
         return texts.get(None, "admin_pending_empty"), None
     pages = max(-(-t // PAGE_SIZE) for t in totals)
+    if page >= pages:  # an old "Older »" after the queue shrank: its last page
+        page = pages - 1
+        overview = await queue.pending(limit=PAGE_SIZE, offset=page * PAGE_SIZE)
     lines = [texts.get(None, "admin_pending_title", page=page + 1, pages=pages)]
     buttons: list[str] = []
     sections = (
@@ -161,8 +195,7 @@ async def on_confirm(update: Update, context: BotContext) -> None:
         return
     await answer(query)
     text, markup = await _confirm(context.services, action.invoice, None, force=action.force)
-    if query.message is not None:
-        await query.get_bot().send_message(query.message.chat.id, text, reply_markup=markup)
+    await _send(query, text, markup)
 
 
 async def _confirm(
@@ -171,33 +204,22 @@ async def _confirm(
     texts = services.texts
     try:
         result = await services.payments.admin.confirm(invoice_id, deposit, force=force)
-    except errors.InvalidTransition as exc:
-        if deposit is None and not force and "second confirmation" in str(exc):
+    except errors.PaymentsError as exc:
+        second_tap = isinstance(exc, errors.InvalidTransition) and "second confirmation" in str(exc)
+        if second_tap and deposit is None and not force:
             return await _ask_force(services, invoice_id)
         return texts.get(None, "admin_refused", reason=str(exc)), None
-    except errors.PaymentsError as exc:
-        return texts.get(None, "admin_refused", reason=str(exc)), None
-    return texts.get(
-        None, "admin_confirmed", invoice=invoice_id, until=_until(services, result)
-    ), None
+    until = texts.date(result.ends_at)
+    return texts.get(None, "admin_confirmed", invoice=invoice_id, until=until), None
 
 
 async def _ask_force(
     services: Services, invoice_id: str
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    view = await services.payments.invoices.get(invoice_id)
-    text = services.texts.get(
-        None,
-        "admin_confirm_without_deposit",
-        invoice=invoice_id,
-        plan=view.plan_name,
-        customer=view.customer_id,
-    )
-    return text, keyboards.force_confirm(services.texts, invoice_id)
-
-
-def _until(services: Services, result: AdminResult) -> str:
-    return services.texts.date(result.ends_at)
+    view, texts = await services.payments.invoices.get(invoice_id), services.texts
+    key = "admin_confirm_without_deposit"
+    text = texts.get(None, key, invoice=view.id, plan=view.plan_name, customer=view.customer_id)
+    return text, keyboards.force_confirm(texts, invoice_id)
 
 
 async def reject(update: Update, context: BotContext) -> None:
@@ -216,9 +238,7 @@ async def on_reject(update: Update, context: BotContext) -> None:
     if query is None or not isinstance(action, cb.AdminReject) or await _refuse(update, context):
         return
     await answer(query)
-    if query.message is not None:
-        text = await _reject(context.services, action.invoice)
-        await query.get_bot().send_message(query.message.chat.id, text)
+    await _send(query, await _reject(context.services, action.invoice))
 
 
 async def _reject(services: Services, invoice_id: str) -> str:
@@ -239,15 +259,10 @@ async def reassign(update: Update, context: BotContext) -> None:
         await _reply(update, texts.get(None, "admin_usage_reassign"))
         return
     invoice_id = args[1].upper()
-    try:
-        result = await services.payments.admin.reassign(args[0], invoice_id)
-    except errors.PaymentsError as exc:
-        await _reply(update, texts.get(None, "admin_refused", reason=str(exc)))
-        return
-    await _reply(
-        update,
-        texts.get(None, "admin_reassigned", invoice=invoice_id, until=_until(services, result)),
-    )
+    result = await _attempt(update, services, services.payments.admin.reassign(args[0], invoice_id))
+    if result is not None:
+        until = texts.date(result.ends_at)
+        await _reply(update, texts.get(None, "admin_reassigned", invoice=invoice_id, until=until))
 
 
 async def refunded(update: Update, context: BotContext) -> None:
@@ -258,12 +273,8 @@ async def refunded(update: Update, context: BotContext) -> None:
     if len(args) != 1:
         await _reply(update, texts.get(None, "admin_usage_refunded"))
         return
-    try:
-        await services.payments.admin.refunded(args[0])
-    except errors.PaymentsError as exc:
-        await _reply(update, texts.get(None, "admin_refused", reason=str(exc)))
-        return
-    await _reply(update, texts.get(None, "admin_refunded_done", deposit=args[0]))
+    if await _attempt(update, services, services.payments.admin.refunded(args[0])) is not None:
+        await _reply(update, texts.get(None, "admin_refunded_done", deposit=args[0]))
 
 
 async def grant(update: Update, context: BotContext) -> None:
@@ -271,21 +282,16 @@ async def grant(update: Update, context: BotContext) -> None:
         return
     args, services = _args(context), context.services
     texts = services.texts
-    days: int | None = None
-    if (
-        len(args) not in (2, 3)
-        or not args[0].isdigit()
-        or (len(args) == 3 and not args[2].isdigit())
-    ):
+    customer = _number(args[0], _TELEGRAM_ID) if len(args) in (2, 3) else None
+    days = _number(args[2], _DAYS) if len(args) == 3 else None
+    if customer is None or (len(args) == 3 and days is None):
         await _reply(update, texts.get(None, "admin_usage_grant"))
         return
-    if len(args) == 3:
-        days = int(args[2])
-    customer, plan_id = int(args[0]), args[1].lower()
-    try:
-        result = await services.payments.admin.grant(customer, plan_id, days)
-    except errors.PaymentsError as exc:
-        await _reply(update, texts.get(None, "admin_refused", reason=str(exc)))
+    plan_id = args[1].lower()
+    result = await _attempt(
+        update, services, services.payments.admin.grant(customer, plan_id, days)
+    )
+    if result is None:
         return
     plan = services.catalog.plan(plan_id)
     await _reply(
@@ -296,7 +302,7 @@ async def grant(update: Update, context: BotContext) -> None:
             days=days if days is not None else (plan.days if plan else "?"),
             plan=plan.name if plan else plan_id,
             customer=customer,
-            until=_until(services, result),
+            until=texts.date(result.ends_at),
         ),
     )
 
@@ -364,10 +370,11 @@ async def user(update: Update, context: BotContext) -> None:
         return
     args, services = _args(context), context.services
     texts = services.texts
-    if len(args) != 1 or not args[0].isdigit():
+    customer_id = _number(args[0], _TELEGRAM_ID) if len(args) == 1 else None
+    if customer_id is None:
         await _reply(update, texts.get(None, "admin_usage_user"))
         return
-    overview = await services.payments.admin.user(int(args[0]))
+    overview = await services.payments.admin.user(customer_id)
     if overview is None:
         await _reply(update, texts.get(None, "admin_user_unknown", customer=args[0]))
         return
@@ -378,7 +385,7 @@ async def user(update: Update, context: BotContext) -> None:
             "status_line" if is_active(s, now) else "status_expired_line",
             plan=_plan_name(services, s.plan_id),
             until=texts.date(s.ends_at),
-            days_left=max(0, (s.ends_at - now) // 86_400_000),
+            days_left=days_left(s, now),  # rounded up, as the customer's /status shows
         )
         for s in overview.subscriptions
     )

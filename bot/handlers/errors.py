@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from telegram import Update
-from telegram.error import Forbidden, NetworkError, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.handlers.common import language
 from bot.services import BotContext
@@ -25,20 +25,36 @@ async def on_error(update: object, context: BotContext) -> None:
     if isinstance(error, Forbidden):
         log.info("a user blocked the bot while we answered: %s", error)
         return
-    if isinstance(error, NetworkError):
+    if isinstance(error, RetryAfter) or (
+        isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+    ):  # transient; BadRequest is a NetworkError in PTB's tree, but it means our request is wrong
         log.warning("Telegram request failed while handling an update: %s", error)
         return
     log.error("unhandled error while handling an update: %s", _describe(error), exc_info=error)
-    if not isinstance(update, Update) or update.effective_chat is None:
+    if isinstance(update, Update):
+        await _tell_user(update, context)
+
+
+async def _tell_user(update: Update, context: BotContext) -> None:
+    """A polite line, never internals: as the button's alert when the query is still open
+    (the handler may have answered it already), else as a message in a private chat."""
+    try:
+        text = context.services.texts.get(language(update), "error_generic")
+    except RuntimeError:  # not started (services closed): nothing sensible to say
         return
-    if update.effective_chat.type != "private":
+    query = update.callback_query
+    if query is not None:
+        try:
+            await query.answer(text, show_alert=True)
+            return
+        except TelegramError as exc:
+            log.debug("the query was answered already: %s", exc)
+    chat = update.effective_chat
+    if chat is None or chat.type != "private":
         return
     try:
-        if update.callback_query is not None:
-            await update.callback_query.answer()
-        text = context.services.texts.get(language(update), "error_generic")
-        await context.bot.send_message(update.effective_chat.id, text)
-    except (TelegramError, RuntimeError) as exc:
+        await context.bot.send_message(chat.id, text)
+    except TelegramError as exc:
         log.warning("could not tell the user about the error: %s", exc)
 
 
