@@ -12,23 +12,26 @@ from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
-    AIORateLimiter,
+    Application,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     Defaults,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
 from bot import callbacks as cb
 from bot import jobs
 from bot.config import Settings
-from bot.handlers import account, admin, catalog, checkout, errors
+from bot.handlers import account, admin, catalog, checkout, errors, presence
 from bot.handlers.common import answer, language
 from bot.ordering import ChatOrderedProcessor
 from bot.qr import QrRenderer
+from bot.requests import RetryingRateLimiter
+from bot.seen import SeenRecently
 from bot.sender import OutboxSender
 from bot.services import BotApplication, BotContext, BotData, PollGate, Services
 from bot.texts import Texts
@@ -52,6 +55,16 @@ CUSTOMER_COMMANDS = [
 ]
 
 Handler = Callable[[Update, BotContext], Any]
+
+
+class SubsbotApplication(Application[Any, Any, Any, Any, Any, Any]):
+    """Stops the jobs first: PTB's stop() marks the application stopped while it drains the
+    update queue, and a job firing in between would be created as an orphan task."""
+
+    async def stop(self) -> None:
+        if self.job_queue is not None:
+            await self.job_queue.stop(wait=True)
+        await super().stop()
 
 
 def build_application(
@@ -100,7 +113,8 @@ def build_application(
             )
         )
         .concurrent_updates(ChatOrderedProcessor(CONCURRENT_UPDATES))
-        .rate_limiter(AIORateLimiter(max_retries=rate_limit_retries))
+        .rate_limiter(RetryingRateLimiter(max_retries=rate_limit_retries))
+        .application_class(SubsbotApplication)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build(),
@@ -142,7 +156,16 @@ async def open_services(
         directory_ready = False
     texts = Texts(settings.zone)
     customers, photos = payments.customers, payments.photos
-    sender = OutboxSender(application.bot, payments, customers, photos, texts, settings.admin_ids)
+    seen = SeenRecently()
+    sender = OutboxSender(
+        application.bot,
+        payments,
+        customers,
+        photos,
+        texts,
+        settings.admin_ids,
+        on_unreachable=seen.forget,
+    )
     cycle = PaymentCycle(payments)
 
     async def poll_then_send() -> None:
@@ -163,6 +186,7 @@ async def open_services(
         poll=PollGate(poll_then_send),
         admin_ids=frozenset(settings.admin_ids),
         timings=timings,
+        seen=seen,
         directory_ready=directory_ready,
     )
 
@@ -183,6 +207,8 @@ async def stale_button(update: Update, context: BotContext) -> None:
 
 def register_handlers(application: BotApplication) -> None:
     private = filters.ChatType.PRIVATE
+    # first, for every update, without stopping it: the customer is reachable, in this language
+    application.add_handler(TypeHandler(Update, presence.touch), group=-1)
     commands: list[tuple[str, Handler]] = [
         ("start", catalog.start),
         ("plans", catalog.plans),

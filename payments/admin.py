@@ -181,6 +181,11 @@ class AdminService:
             target, version = await _invoice(conn, invoice_id)
             if target.status not in CONFIRMABLE:
                 raise InvalidTransition(f"invoice {invoice_id} is {target.status} already")
+            if deposit.currency != target.currency:
+                raise InvalidTransition(
+                    f"deposit {deposit.dep_id} is {deposit.currency}, "
+                    f"invoice {invoice_id} is {target.currency}"
+                )
             if deposit.disposition == st.DEP_ATTACHED and deposit.invoice_id is not None:
                 await _detach_and_revoke(conn, deposit, deposit.invoice_id, now)
             elif deposit.disposition == st.DEP_REFUNDED:

@@ -238,7 +238,9 @@ class Applier:
             if self.rules.states.classify(deposit.state) == "on_hold":
                 key = f"dep:{deposit.dep_id}:hold:{deposit.state}"
                 payload = _deposit_payload(deposit)
-                await self.notifier.admins(notify.ADMIN_ON_HOLD, key, **payload)
+                await self.notifier.admins(
+                    notify.ADMIN_ON_HOLD, key, **payload, invoice_id=invoice.id
+                )
                 await self.notifier.customer(invoice, notify.PAYMENT_ON_HOLD, key)
         if verdict.status == st.PAID and invoice.status != st.PAID:
             await on_paid(self.conn, invoice, self.now, received=received, exceptions=exceptions)

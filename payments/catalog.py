@@ -147,7 +147,7 @@ def _parse_plan(index: int, raw_any: Any) -> Plan:
     raw = _table(raw_any, where)
     plan_id = _text(raw, "id", where)
     where = f"plan {plan_id!r}"
-    if not _ID.match(plan_id):
+    if not _ID.fullmatch(plan_id):
         raise ConfigError(f"{where}: id must be 1-24 characters of a-z, 0-9, '-' or '_'")
     price = _decimal(raw, "price_usd", where)
     if price <= 0:
@@ -171,7 +171,7 @@ def _parse_coin(index: int, raw_any: Any) -> Coin:
     raw = _table(raw_any, where)
     symbol = _text(raw, "symbol", where)
     where = f"coin {symbol!r}"
-    if not _SYMBOL.match(symbol):
+    if not _SYMBOL.fullmatch(symbol):
         raise ConfigError(f"{where}: symbol must be 2-10 capital letters or digits")
     scale = raw.get("scale", DEFAULT_SCALE)
     if isinstance(scale, bool) or not isinstance(scale, int) or not 0 <= scale <= 18:
@@ -198,7 +198,7 @@ def _parse_network(symbol: str, index: int, raw_any: Any) -> Network:
     where = f"coin {symbol!r} networks[{index}]"
     raw = _table(raw_any, where)
     code = _text(raw, "code", where)
-    if not _CODE.match(code):
+    if not _CODE.fullmatch(code):
         raise ConfigError(f"{where}: code must be 2-12 capital letters or digits (got {code!r})")
     chain = _text(raw, "chain", where)
     if not chain.startswith(f"{symbol}-"):

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 FAILING_SINCE = "okx.failing_since"  # OKX time of the first failed poll of this outage
 FAILING_KIND = "okx.failing_kind"  # "auth" | "unavailable"
 ALERTED = "okx.failing_alerted"  # the outage start that admins have been told about
+ALERTED_KIND = "okx.failing_alerted_kind"  # what they were told it was
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,13 @@ class PaymentCycle:
                 since = now
                 await set_value(conn, FAILING_SINCE, since, now)
             await set_value(conn, FAILING_KIND, kind, now)
-            if await get_int(conn, ALERTED) == since:
-                return
+            if await get_int(conn, ALERTED) == since and (
+                kind != "auth" or await get_value(conn, ALERTED_KIND) == "auth"
+            ):
+                return  # told already (an outage that turns into a refused key is told again)
             if kind == "auth" or now - since >= self.alert_after_ms:
                 await set_value(conn, ALERTED, since, now)
+                await set_value(conn, ALERTED_KIND, kind, now)
                 alert = notify.ADMIN_OKX_AUTH if kind == "auth" else notify.ADMIN_OKX_DOWN
                 await Notifier(conn, now).admins(
                     alert, f"okx:{kind}:{since}", since=since, error=error[:300]
@@ -88,4 +92,6 @@ class PaymentCycle:
                 await Notifier(conn, now).admins(
                     notify.ADMIN_OKX_RECOVERED, f"okx:recovered:{since}", since=since, failure=kind
                 )
-            await conn.execute(delete(kv).where(kv.c.key.in_((FAILING_SINCE, FAILING_KIND))))
+            await conn.execute(
+                delete(kv).where(kv.c.key.in_((FAILING_SINCE, FAILING_KIND, ALERTED_KIND)))
+            )

@@ -7,6 +7,8 @@ until the end of its monitoring window; then an admin takes it over and the cust
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,9 +18,10 @@ from payments.allocation import release_address
 from payments.clock import Clock
 from payments.config import PaymentSettings
 from payments.facts import InvoiceFacts
+from payments.money import format_amount
 from payments.notify import Notifier
 from payments.storage import Database
-from payments.storage.schema import invoices
+from payments.storage.schema import deposits, invoices
 
 
 async def expire_invoices(
@@ -79,7 +82,22 @@ async def _notify_expired(conn: AsyncConnection, row: InvoiceFacts, now: int) ->
     notifier = Notifier(conn, now)
     if st.PAID_PARTIAL in row.exceptions:
         key = f"inv:{row.id}:partial_expired"
-        await notifier.customer(row, notify.PAYMENT_PARTIAL_EXPIRED, key)
-        await notifier.admins(notify.ADMIN_PARTIAL_UNFINISHED, key, **notify.invoice_payload(row))
+        received = format_amount(await _received(conn, row.id), row.step)
+        await notifier.customer(row, notify.PAYMENT_PARTIAL_EXPIRED, key, received=received)
+        await notifier.admins(
+            notify.ADMIN_PARTIAL_UNFINISHED, key, **notify.invoice_payload(row, received=received)
+        )
     else:
         await notifier.customer(row, notify.INVOICE_EXPIRED, f"inv:{row.id}:expired")
+
+
+async def _received(conn: AsyncConnection, invoice_id: str) -> Decimal:
+    """What the deposits counted towards the invoice add up to (for the admin's message)."""
+    rows = await conn.execute(
+        select(deposits.c.amount).where(
+            deposits.c.invoice_id == invoice_id,
+            deposits.c.disposition == st.DEP_ATTACHED,
+            deposits.c.match_kind.in_(st.COUNTED_KINDS),
+        )
+    )
+    return sum((Decimal(amount) for (amount,) in rows), Decimal(0))

@@ -29,3 +29,13 @@ async def test_okx_down_at_start_up_the_bot_serves_and_recovers(tmp_path: Path) 
             await alice.press("Pro", expect="Which coin")
             photo = await alice.press("BTC", expect="Send exactly")
             assert "Bitcoin" in photo.plain
+
+
+async def test_a_telegram_5xx_on_a_reply_is_retried(tmp_path: Path) -> None:
+    async with BotWorld.open(tmp_path) as world, world.running():
+        alice = world.customer(102)
+        world.tg.fail_next("sendMessage", "502", count=2, chat_id=102)
+        reply = await alice.send("/help", expect="How it works")
+        assert alice.texts().count(reply.plain) == 1
+        failed = [c for c in world.tg.calls("sendMessage", chat_id=102) if not c.response_ok]
+        assert len(failed) == 2

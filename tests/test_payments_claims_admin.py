@@ -176,6 +176,17 @@ async def test_reassign_moves_the_deposit_and_revokes_the_old_period(shop: Shop)
     assert await shop.subscription_end(2) == shop.clock.now_ms() + 30 * DAY_MS
 
 
+async def test_reassign_refuses_a_deposit_in_another_coin(shop: Shop) -> None:
+    usdt = await shop.buy(1)
+    btc = await shop.buy(2, currency="BTC", network="BTC")
+    dep = shop.pay(usdt)
+    await shop.poll()
+    with pytest.raises(InvalidTransition, match="USDT"):
+        await shop.payments.admin.reassign(dep, btc.id)
+    assert (await shop.invoice(usdt.id)).status == st.PAID
+    assert (await shop.invoice(btc.id)).status == st.PENDING
+
+
 async def test_refunded_blocks_the_deposit_and_revokes_the_period(shop: Shop) -> None:
     invoice = await shop.buy(1)
     dep = shop.pay(invoice)

@@ -61,6 +61,22 @@ async def test_a_refused_key_is_told_at_once_and_only_once(shop: Shop) -> None:
     assert "rotated-on-okx" not in alert["payload"]["error"]
 
 
+async def test_an_outage_that_turns_into_a_refused_key_is_told_again(shop: Shop) -> None:
+    cycle = PaymentCycle(shop.payments)
+    shop.okx.fail_rate(1.0, ("server_error",))
+    for _ in range(7):
+        await cycle.run()
+        shop.clock.advance(MINUTE_MS)
+    assert len(await shop.messages("admin.okx_unreachable")) == 1
+    shop.okx.clear_faults()
+    shop.okx.secret = "rotated-on-okx"  # OKX is back, but the key no longer works
+    for _ in range(3):
+        await cycle.run()
+        shop.clock.advance(MINUTE_MS)
+    assert len(await shop.messages("admin.okx_auth_failed")) == 1
+    assert len(await shop.messages("admin.okx_unreachable")) == 1
+
+
 async def test_invoices_still_expire_while_okx_is_down_only_after_a_completed_poll(
     shop: Shop,
 ) -> None:
