@@ -21,7 +21,10 @@ async def create_invoice(
     update: Update, context: BotContext, plan_id: str, currency: str, network: str
 ) -> None:
     query, uid, chat = update.callback_query, user_id(update), update.effective_chat
-    if query is None or uid is None or chat is None:
+    if query is None or uid is None:
+        return
+    if chat is None:  # the menu message is gone: nothing to answer in
+        await answer(query, context.services.texts.get(language(update), "stale_button"))
         return
     services, lang = context.services, language(update)
     try:
