@@ -54,5 +54,8 @@ def configure(settings: Settings) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
     # httpx logs every request URL at INFO, and a Bot API URL contains the token
-    for chatty in ("httpx", "httpcore", "apscheduler", "aiosqlite", "alembic", "asyncio"):
+    for chatty in ("httpx", "httpcore", "aiosqlite", "alembic", "asyncio"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    # "skipped: maximum number of running instances reached" each time a poll outlasts the
+    # interval; the poll gate skips the overlap on purpose, and job errors reach PTB's handler
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)

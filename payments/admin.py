@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payments import notify
@@ -221,14 +221,32 @@ class AdminService:
 
     async def pending(self, *, limit: int = 20, offset: int = 0) -> PendingOverview:
         """The admin queue, newest first."""
+        # waiting for a decision: frozen; unpaid with a partial, late or held payment; or
+        # carrying a second payment (duplicate, after close) that is not refunded yet.
+        # Once an admin confirms, rejects or records the refund, it leaves the queue.
+        money_to_return = (
+            select(deposits.c.dep_id)
+            .where(
+                deposits.c.invoice_id == invoices.c.id,
+                deposits.c.disposition == st.DEP_ATTACHED,
+                deposits.c.match_kind.in_((st.KIND_DUPLICATE, st.KIND_AFTER_CLOSE)),
+            )
+            .exists()
+        )
         review = or_(
             invoices.c.frozen.is_(True),
-            *(
-                invoices.c.exceptions.contains(e)
-                for e in (st.PAID_PARTIAL, st.PAID_LATE, st.ON_HOLD, st.DUPLICATE)
+            and_(
+                invoices.c.status.in_(st.UNPAID_STATUSES),
+                or_(
+                    *(
+                        invoices.c.exceptions.contains(e)
+                        for e in (st.PAID_PARTIAL, st.PAID_LATE, st.ON_HOLD)
+                    )
+                ),
             ),
+            money_to_return,
         )
-        is_open = invoices.c.status.in_(st.OPEN_STATUSES)
+        is_open = and_(invoices.c.status.in_(st.OPEN_STATUSES), not_(review))
         in_review = (review, invoices.c.status != st.INVALID)
         is_unmatched = deposits.c.disposition == st.DEP_UNMATCHED
         async with self.db.read() as conn:

@@ -205,3 +205,24 @@ async def test_admin_reject_marks_invalid(shop: Shop) -> None:
     await shop.payments.admin.reject(invoice.id)
     rejected = await shop.invoice(invoice.id)
     assert rejected.status == st.INVALID and st.MARKED in rejected.exceptions
+
+
+async def test_the_queue_lists_a_case_once_and_forgets_it_once_decided(shop: Shop) -> None:
+    partial = await shop.buy(1)
+    shop.pay(partial, "10")  # alone on its address: a partial payment
+    await shop.poll()
+    paid = await shop.buy(2)
+    shop.pay(paid)
+    await shop.poll()
+    shop.clock.advance(MINUTE_MS)
+    second = shop.pay(paid)  # the same amount again: a duplicate, money to give back
+    await shop.poll()
+
+    queue = await shop.payments.admin.pending()
+    assert [i.id for i in queue.review_invoices] == [paid.id, partial.id]
+    assert queue.open_invoices == [] and (queue.open_total, queue.review_total) == (0, 2)
+
+    await shop.payments.admin.confirm(partial.id, force=True)
+    await shop.payments.admin.refunded(second)
+    queue = await shop.payments.admin.pending()
+    assert (queue.open_total, queue.review_total, queue.unmatched_total) == (0, 0, 0)
