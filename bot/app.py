@@ -34,7 +34,7 @@ from bot.requests import RetryingRateLimiter
 from bot.seen import SeenRecently
 from bot.sender import OutboxSender
 from bot.services import BotApplication, BotContext, BotData, PollGate, Services
-from bot.texts import Texts
+from bot.texts import DEFAULT_LANGUAGE, Texts
 from payments import PaymentCycle, Payments, load_catalog
 from payments.clock import Clock
 from payments.errors import ExchangeError, UnsafeApiKey
@@ -45,14 +45,7 @@ log = logging.getLogger(__name__)
 
 CONCURRENT_UPDATES = 16
 
-CUSTOMER_COMMANDS = [
-    BotCommand("start", "Plans and your subscription"),
-    BotCommand("plans", "Pick a plan"),
-    BotCommand("status", "Your subscription"),
-    BotCommand("history", "Your invoices"),
-    BotCommand("cancel", "Cancel an open invoice"),
-    BotCommand("help", "How paying works"),
-]
+CUSTOMER_COMMANDS = ("start", "plans", "status", "history", "cancel", "help")
 
 Handler = Callable[[Update, BotContext], Any]
 
@@ -87,10 +80,7 @@ def build_application(
             timings,
             directory_ready=services.directory_ready,
         )
-        try:
-            await application.bot.set_my_commands(CUSTOMER_COMMANDS)
-        except TelegramError as exc:  # a menu of commands is nice to have, not worth not starting
-            log.warning("could not set the bot's command menu: %s", exc)
+        await set_command_menus(application, services.texts)
 
     async def post_shutdown(application: BotApplication) -> None:
         services = application.bot_data.services
@@ -189,6 +179,20 @@ async def open_services(
         seen=seen,
         directory_ready=directory_ready,
     )
+
+
+async def set_command_menus(application: BotApplication, texts: Texts) -> None:
+    """The command menu in English for everyone, and in each other catalogue language for
+    clients set to it. A menu is nice to have: failing to set it does not stop start-up."""
+    for lang in texts.catalogue:
+        commands = [BotCommand(c, texts.get(lang, f"command_{c}")) for c in CUSTOMER_COMMANDS]
+        try:
+            if lang == DEFAULT_LANGUAGE:
+                await application.bot.set_my_commands(commands)
+            else:
+                await application.bot.set_my_commands(commands, language_code=lang)
+        except TelegramError as exc:
+            log.warning("could not set the %s command menu: %s", lang, exc)
 
 
 def _on(action: type[object]) -> Callable[[object], bool]:

@@ -53,3 +53,15 @@ def photo_index(customer: object, photo: object) -> int:
     assert isinstance(customer, Customer)
     ids = [m.message_id for m in customer.messages()]
     return ids.index(photo.message_id)  # type: ignore[attr-defined]
+
+
+async def test_the_command_menu_is_set_in_each_catalogue_language(tmp_path: Path) -> None:
+    async with BotWorld.open(tmp_path) as world, world.running():
+        menus = {
+            call.params.get("language_code", ""): [c["command"] for c in call.params["commands"]]
+            for call in world.tg.calls("setMyCommands")
+        }
+        assert menus[""] == ["start", "plans", "status", "history", "cancel", "help"]
+        assert menus["ru"] == menus[""]
+        ru = next(c for c in world.tg.calls("setMyCommands") if c.params.get("language_code"))
+        assert ru.params["commands"][0]["description"] == "Тарифы и ваша подписка"

@@ -20,6 +20,13 @@ MESSAGES: dict[str, str] = {
     "button_back": "« Back",
     "button_plans": "Plans",
     "button_renew": "Renew {plan}",
+    # the command menu (plain text, at most 256 characters each)
+    "command_start": "Plans and your subscription",
+    "command_plans": "Pick a plan",
+    "command_status": "Your subscription",
+    "command_history": "Your invoices",
+    "command_cancel": "Cancel an open invoice",
+    "command_help": "How paying works",
     # --- the invoice ---------------------------------------------------------------------------
     "invoice_caption": (
         "{banner}<b>{plan}</b>: {days} days, {price}\n"
