@@ -35,6 +35,7 @@ from payments.photos import InvoiceMessages
 log = logging.getLogger(__name__)
 
 CONCURRENT_RECIPIENTS = 8
+ADMIN_MEMORY = 1000  # admin alerts waiting for a retry whose delivered admins are remembered
 
 
 @dataclass
@@ -81,6 +82,7 @@ class OutboxSender:
         self.batch = batch
         self.on_unreachable = on_unreachable
         self._lock = asyncio.Lock()
+        self._admins_done: dict[int, set[int]] = {}  # outbox id -> admins who have it
 
     def _now(self) -> int:
         return self.payments.okx_clock.now_ms()
@@ -183,16 +185,26 @@ class OutboxSender:
         await self._send(message.customer_id, out)
 
     async def _to_admins(self, message: ob.OutboxMessage) -> None:
+        """Every admin once: when one send fails, the retry goes only to those who did not get
+        it (remembered in this process; after a crash an admin may see it twice)."""
         out = self.renderer.admin(message.kind, message.payload)
+        done = self._admins_done.pop(message.id, set())
         retry: _Retry | None = None
         for admin in self.admin_ids:
+            if admin in done:
+                continue
             try:
                 await self._send(admin, out)
+                done.add(admin)
             except _Unreachable:
                 log.warning("admin %s has blocked the bot or never started it", admin)
+                done.add(admin)
             except _Retry as exc:
                 retry = exc
         if retry is not None:
+            self._admins_done[message.id] = done
+            while len(self._admins_done) > ADMIN_MEMORY:
+                self._admins_done.pop(next(iter(self._admins_done)))
             raise retry
 
     async def _edit_photos(self, view: InvoiceView, lang: str | None, *, ended: bool) -> None:

@@ -39,3 +39,21 @@ async def test_a_telegram_5xx_on_a_reply_is_retried(tmp_path: Path) -> None:
         assert alice.texts().count(reply.plain) == 1
         failed = [c for c in world.tg.calls("sendMessage", chat_id=102) if not c.response_ok]
         assert len(failed) == 2
+
+
+async def test_an_admin_alert_retried_for_one_admin_is_not_repeated_to_the_other(
+    tmp_path: Path,
+) -> None:
+    async with BotWorld.open(tmp_path, env={"ADMIN_IDS": "900,901"}) as world, world.running():
+        first, second = world.customer(900), world.customer(901)
+        world.tg.fail_next("sendMessage", "502", count=3, chat_id=901)  # beyond quick retries
+        world.okx.add_deposit("USDT", "USDT-TRC20", "12.3456")  # nobody ordered this
+        await first.wait_text("Unmatched deposit", timeout=15)
+        for _ in range(40):  # the outbox retries 901 later (backoff on the payments clock)
+            world.clock.advance(10_000)
+            if second.count("Unmatched deposit"):
+                break
+            await asyncio.sleep(0.1)
+        await second.wait_text("Unmatched deposit")
+        await world.tg.wait_idle(quiet_s=0.3)
+        assert (first.count("Unmatched deposit"), second.count("Unmatched deposit")) == (1, 1)
