@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from telegram import Update
@@ -19,6 +20,10 @@ def main() -> int:
         print(f"subsbot: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings)
+    if settings.webhook_url:
+        logging.getLogger("bot").warning(
+            "WEBHOOK_URL is set, but this release serves long polling only; it is ignored"
+        )
     application = build_application(settings)
     try:
         application.run_polling(allowed_updates=Update.ALL_TYPES)
