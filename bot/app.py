@@ -127,13 +127,17 @@ async def open_services(
         base_url=settings.okx_api_url,
         clock=clock,
     )
-    payments = await Payments.open(
-        database_url=settings.database_url,
-        exchange=exchange,
-        catalog=catalog,
-        settings=settings.payment_settings(),
-        clock=clock,
-    )
+    try:
+        payments = await Payments.open(
+            database_url=settings.database_url,
+            exchange=exchange,
+            catalog=catalog,
+            settings=settings.payment_settings(),
+            clock=clock,
+        )
+    except BaseException:
+        await exchange.close()
+        raise
     directory_ready = True
     try:
         for warning in await payments.start_checks(allow_unsafe_key=settings.allow_unsafe_api_key):

@@ -12,7 +12,10 @@ stats = await payments.stats()                   # /stats
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from payments.admin import AdminService
 from payments.capacity import CapacityWarning, check_capacity
@@ -22,6 +25,7 @@ from payments.clock import Clock, ExchangeClock, SystemClock
 from payments.config import PaymentSettings
 from payments.customers import CustomerService
 from payments.directory import refresh_addresses, refresh_chains
+from payments.errors import DatabaseUnavailable
 from payments.exchange.base import Exchange
 from payments.exchange.okx import check_api_key
 from payments.expiry import expire_invoices
@@ -34,6 +38,10 @@ from payments.reminders import ReminderReport, run_reminders_and_expiry
 from payments.reports import ShopStats, shop_stats
 from payments.storage import Database
 from payments.storage.kv import get_int
+
+
+def _without_password(url: str) -> str:
+    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 @dataclass
@@ -65,7 +73,15 @@ class Payments:
     ) -> Payments:
         """Connect and migrate the database and wire the services (no OKX request yet)."""
         db = Database.from_url(database_url, schema=db_schema)
-        await db.migrate()
+        try:
+            await db.migrate()
+        except (OSError, SQLAlchemyError) as exc:  # unreachable, refused, no such database
+            await db.close()
+            first_line = (str(exc).splitlines() or [""])[0][:200]
+            raise DatabaseUnavailable(
+                f"DATABASE_URL: cannot open {_without_password(database_url)} "
+                f"({type(exc).__name__}: {first_line})"
+            ) from exc
         return cls.wire(db, exchange, catalog, settings or PaymentSettings(), clock)
 
     @classmethod

@@ -19,6 +19,10 @@ class ConfigError(PaymentsError):
     """The plans file or a setting is invalid; the message names the problem."""
 
 
+class DatabaseUnavailable(ConfigError):
+    """DATABASE_URL cannot be opened (unreachable, refused, no such database)."""
+
+
 class UnsafeApiKey(PaymentsError):
     """The OKX API key can trade or withdraw and ALLOW_UNSAFE_API_KEY is not set."""
 

@@ -97,3 +97,33 @@ def test_the_redaction_filter_removes_secrets_from_messages_and_tracebacks() -> 
     text = "\n".join(records)
     assert "SECRET-TOKEN" not in text and "passphrase-xyz" not in text
     assert text.count(REDACTED) >= 2
+
+
+async def test_a_refused_token_or_a_dead_database_stops_start_up_in_one_line(
+    tmp_path: Path,
+) -> None:
+    with FakeTelegram() as tg, FakeOkx() as okx:
+        cases = [
+            ({"TELEGRAM_BOT_TOKEN": "123456:NOT-THE-TOKEN"}, "TELEGRAM_BOT_TOKEN was refused"),
+            (
+                {"DATABASE_URL": "postgresql://shop:hunter22@127.0.0.1:1/shop"},
+                "DATABASE_URL: cannot open postgresql://shop:***@127.0.0.1:1/shop",
+            ),
+        ]
+        for change, expected in cases:
+            env = {**_env(tg, okx, tmp_path), **change}
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                cwd=tmp_path,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+            assert process.returncode == 2
+            last = err.decode().strip().splitlines()[-1]
+            assert last.startswith("subsbot: ") and expected in last
+            everything = out.decode() + err.decode()
+            assert "NOT-THE-TOKEN" not in everything and "hunter22" not in everything
