@@ -96,6 +96,23 @@ class BotWorld:
         async with running(application, poll_timeout=1):
             yield application
 
+    async def settled(self, timeout: float = 20) -> None:  # noqa: ASYNC109
+        """Until the running bot has taken every queued update and finished handling it (not
+        just until Telegram is quiet: a handler may be busy with the database or OKX)."""
+        application = self.apps[-1]
+        processor = application.update_processor
+
+        def idle() -> bool:
+            return (
+                self.tg.pending_updates() == 0
+                and application.update_queue.qsize() == 0
+                and processor.current_concurrent_updates == 0
+            )
+
+        for _ in range(2):  # twice: an update may be between the queue and its task
+            await self.tg.wait_for(idle, timeout, "the bot to finish its updates")
+            await self.tg.wait_idle(timeout, quiet_s=0.1)
+
     def customer(self, user_id: int, language: str = "en") -> Customer:
         self.tg.user(user_id, first_name=f"User{user_id}", language_code=language)
         return Customer(self, user_id, language)

@@ -126,7 +126,7 @@ async def settled(world: BotWorld) -> dict[str, Any]:
         return all(r["status"] != "pending" for r in rows)
 
     for _ in range(100):
-        await world.tg.wait_idle(quiet_s=0.4)
+        await world.settled()
         if outbox_done(await world.rows(outbox)):
             break
     return await snapshot(world)

@@ -90,7 +90,7 @@ class Arena:
             self.loop.close()
 
     async def rows(self) -> dict[str, list[dict[str, Any]]]:
-        await self.world.tg.wait_idle(quiet_s=0.1)
+        await self.world.settled()
         tables = {"invoices": invoices, "deposits": deposits, "subscriptions": subscriptions}
         return {name: await self.world.rows(table) for name, table in tables.items()}
 
