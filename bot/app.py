@@ -170,7 +170,6 @@ async def open_services(
     return Services(
         settings=settings,
         payments=payments,
-        cycle=cycle,
         customers=customers,
         photos=photos,
         texts=texts,

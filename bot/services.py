@@ -19,7 +19,7 @@ from bot.qr import QrRenderer
 from bot.seen import SeenRecently
 from bot.sender import OutboxSender
 from bot.texts import Texts
-from payments import Catalog, PaymentCycle, Payments
+from payments import Catalog, Payments
 from payments.customers import CustomerService
 from payments.photos import InvoiceMessages
 from payments.storefront import Storefront
@@ -51,10 +51,6 @@ class PollGate:
         self._last_finished = float("-inf")
         self.min_gap_s = min_gap_s
         self._pending: asyncio.Task[None] | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._lock.locked()
 
     async def run(self) -> bool:
         """Run a poll now unless one is running (then skip); True when this call polled."""
@@ -93,7 +89,6 @@ class PollGate:
 class Services:
     settings: Settings
     payments: Payments
-    cycle: PaymentCycle
     customers: CustomerService
     photos: InvoiceMessages
     texts: Texts

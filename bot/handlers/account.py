@@ -21,8 +21,9 @@ async def status(update: Update, context: BotContext) -> None:
     services, lang = context.services, language(update)
     texts = services.texts
     now = services.payments.okx_clock.now_ms()
+    subscriptions = await services.storefront.subscriptions(uid)
     lines = []
-    for sub in await services.storefront.subscriptions(uid):
+    for sub in subscriptions:
         plan = services.catalog.plan(sub.plan_id)
         name = plan.name if plan else sub.plan_id
         if is_active(sub, now):
@@ -39,7 +40,7 @@ async def status(update: Update, context: BotContext) -> None:
             lines.append(
                 texts.get(lang, "status_expired_line", plan=name, until=texts.date(sub.ends_at))
             )
-    if not any(is_active(s, now) for s in await services.storefront.subscriptions(uid)):
+    if not any(is_active(s, now) for s in subscriptions):
         lines.insert(0, texts.get(lang, "status_none"))
     else:
         lines.insert(0, texts.get(lang, "status_title"))

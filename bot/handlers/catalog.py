@@ -26,7 +26,6 @@ async def _menu(update: Update, context: BotContext, *, welcome: bool) -> None:
     if message is None or uid is None:
         return
     services, lang = context.services, language(update)
-    await services.customers.touch(uid, lang)
     await message.reply_text(
         await menu_text(context, uid, lang, welcome=welcome),
         reply_markup=keyboards.plans(services.texts, lang, services.catalog),

@@ -62,10 +62,6 @@ class Texts:
         moment = datetime.fromtimestamp(ms / 1000, tz=self.zone)
         return moment.strftime("%Y-%m-%d %H:%M ") + (moment.tzname() or self.zone.key)
 
-    def day(self, ms: int) -> str:
-        moment = datetime.fromtimestamp(ms / 1000, tz=self.zone)
-        return moment.strftime("%Y-%m-%d")
-
 
 def usd(value: Decimal) -> str:
     """$29 or $29.50: a price as a customer reads it."""
