@@ -30,9 +30,9 @@ from payments.clock import ManualClock
 from payments.storage import Database
 from payments.storage.schema import invoices
 from tests.conftest import PG_URL
-from tests.fakes.okx import FakeOkx
-from tests.fakes.telegram import FakeTelegram
-from tests.fakes.telegram_state import ChatMessage, flat_buttons
+from fakes.okx import FakeOkx
+from fakes.telegram import FakeTelegram
+from fakes.telegram_state import ChatMessage, flat_buttons
 
 ADMIN = 900
 HISTORY = "/api/v5/asset/deposit-history"

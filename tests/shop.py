@@ -22,7 +22,7 @@ from payments.invoices import InvoiceView
 from payments.poller import PollReport
 from payments.storage import Database, schema
 from payments.storage.schema import deposits, invoices, outbox, subscription_periods, subscriptions
-from tests.fakes.okx import FakeOkx
+from fakes.okx import FakeOkx
 
 
 @dataclass

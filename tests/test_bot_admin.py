@@ -10,7 +10,7 @@ from typing import Any
 
 from payments.storage.schema import claim_waits, deposits, invoices, outbox, subscriptions
 from tests.botkit import ADMIN, BotWorld, Customer, caption_value, invoice_id_of
-from tests.fakes.telegram_state import ChatMessage
+from fakes.telegram_state import ChatMessage
 
 TABLES = {
     "invoices": invoices,

@@ -19,7 +19,7 @@ from tests.botkit import (
     amount_of,
     invoice_id_of,
 )
-from tests.fakes.telegram_state import ChatMessage
+from fakes.telegram_state import ChatMessage
 from tests.test_bot_purchase import decode_qr
 
 # --- the QR code says what the caption says ------------------------------------------------------

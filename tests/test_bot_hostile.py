@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from bot import callbacks as cb
 from payments.storage.schema import deposits, invoices, subscriptions
 from tests.botkit import ADMIN, BotWorld, Customer, invoice_id_of
-from tests.fakes.telegram_state import ChatMessage
+from fakes.telegram_state import ChatMessage
 
 T = TypeVar("T")
 HOSTILE = settings(

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from bot.logs import REDACTED, RedactSecrets
-from tests.fakes.okx import FakeOkx
-from tests.fakes.telegram import FakeTelegram
+from fakes.okx import FakeOkx
+from fakes.telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
 

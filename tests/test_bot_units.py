@@ -141,7 +141,7 @@ def test_translations_use_english_keys_and_exactly_its_fields(lang: str) -> None
 
 @pytest.mark.parametrize("lang", sorted(CATALOGUE))
 def test_every_template_formats_and_is_valid_telegram_html(lang: str) -> None:
-    from tests.fakes.telegram_state import parse_html
+    from fakes.telegram_state import parse_html
 
     texts = Texts(ZoneInfo("UTC"))
     for key, template in CATALOGUE[lang].items():
@@ -492,7 +492,7 @@ def _admin_payloads() -> dict[str, dict[str, object]]:
 def test_every_admin_alert_renders_as_valid_html_with_its_facts() -> None:
     from bot.notifications import Renderer
     from payments import load_catalog
-    from tests.fakes.telegram_state import parse_html
+    from fakes.telegram_state import parse_html
 
     renderer = Renderer(Texts(ZoneInfo("UTC")), load_catalog())
     shown = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.okx import FakeOkx
+from fakes.okx import FakeOkx
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ from payments.directory import (
 )
 from payments.exchange.base import ChainInfo, PoolAddress
 from payments.storage import Database, schema
-from tests.fakes.stub_exchange import StubExchange
+from fakes.stub_exchange import StubExchange
 
 
 def chain(

@@ -18,7 +18,7 @@ from payments.errors import (
     UnsafeApiKey,
 )
 from payments.exchange import OkxExchange, check_api_key
-from tests.fakes.okx import FakeOkx
+from fakes.okx import FakeOkx
 
 HISTORY = "/api/v5/asset/deposit-history"
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from payments.clock import ManualClock
-from tests.fakes.okx import FakeOkx
-from tests.fakes.okx_auth import sign
-from tests.fakes.okx_state import OkxParamError
+from fakes.okx import FakeOkx
+from fakes.okx_auth import sign
+from fakes.okx_state import OkxParamError
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_lifecycle_and_standalone_runner() -> None:
     fake.stop()
     fake.stop()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.okx", "--port", "0"],
+        [sys.executable, "-m", "fakes.okx", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

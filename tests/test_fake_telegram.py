@@ -32,7 +32,7 @@ from telegram.error import (
 )
 from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes
 
-from tests.fakes.telegram import FakeTelegram
+from fakes.telegram import FakeTelegram
 
 USER = 4242
 
@@ -261,7 +261,7 @@ def test_standalone_main_and_lifecycle() -> None:
     with fake, pytest.raises(RuntimeError, match="already running"):
         fake.start()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.telegram", "--port", "0"],
+        [sys.executable, "-m", "fakes.telegram", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

@@ -10,7 +10,7 @@ from payments.clock import ExchangeClock, ManualClock
 from payments.errors import ExchangeUnavailable, QuoteUnavailable
 from payments.exchange.base import Ticker
 from payments.quotes import Quote, QuoteService, crypto_amount
-from tests.fakes.stub_exchange import StubExchange
+from fakes.stub_exchange import StubExchange
 
 CURRENCIES = ("BTC", "ETH", "USDT", "USDC", "SOL", "BNB")
 

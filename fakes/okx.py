@@ -7,9 +7,9 @@
 It verifies OK-ACCESS-KEY / -PASSPHRASE / -TIMESTAMP / -SIGN like OKX on private endpoints,
 answers with OKX's envelope and field names (numbers as strings), filters and pages the deposit
 history newest first, and injects faults (``fail_next``, ``fail_rate``). Data and controls
-(``add_deposit``, ``set_price`` ...) come from :class:`tests.fakes.okx_state.OkxState`.
+(``add_deposit``, ``set_price`` ...) come from :class:`fakes.okx_state.OkxState`.
 
-Standalone: ``python -m tests.fakes.okx --port 8765`` prints the URL and credentials.
+Standalone: ``python -m fakes.okx --port 8765`` prints the URL and credentials.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.loopback import LoopbackServer
-from tests.fakes.okx_auth import check_request
-from tests.fakes.okx_state import ClockLike, OkxParamError, OkxState
+from fakes.loopback import LoopbackServer
+from fakes.okx_auth import check_request
+from fakes.okx_state import ClockLike, OkxParamError, OkxState
 
 FAULT_KINDS = (
     "rate_limit",  # HTTP 429, code 50011

@@ -9,9 +9,9 @@
 It answers PTB's form-encoded, multipart and JSON requests with Telegram's envelope and shapes,
 long-polls ``getUpdates``, POSTs updates to a webhook, serves uploaded files and injects faults
 (``fail_next``, ``block``, ``delay_ms``). Users, messages and controls (``send_text``, ``press``,
-``messages`` ...) come from :class:`tests.fakes.telegram_state.TelegramState`.
+``messages`` ...) come from :class:`fakes.telegram_state.TelegramState`.
 
-Standalone: ``python -m tests.fakes.telegram --port 8081`` prints the base URL and token.
+Standalone: ``python -m fakes.telegram --port 8081`` prints the base URL and token.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any, TypeVar, cast
 import aiohttp
 from aiohttp import web
 
-from tests.fakes.loopback import LoopbackServer
-from tests.fakes.telegram_state import (
+from fakes.loopback import LoopbackServer
+from fakes.telegram_state import (
     METHODS,
     ApiError,
     ChatMessage,

@@ -1,6 +1,6 @@
 """The data behind the fake Telegram Bot API and the controls tests use to drive it (thread-safe).
 
-The HTTP layer (:mod:`tests.fakes.telegram`) calls :meth:`TelegramState.api` with parsed
+The HTTP layer (:mod:`fakes.telegram`) calls :meth:`TelegramState.api` with parsed
 parameters; tests call ``send_text`` / ``press`` / ... and read ``messages`` / ``requests`` / ...
 from any thread. Refusals are :class:`ApiError` carrying Telegram's own descriptions.
 
@@ -25,10 +25,10 @@ from typing import Any
 
 from PIL import Image
 
-from tests.fakes.telegram_html import ApiError as ApiError
-from tests.fakes.telegram_html import bad_request as bad_request
-from tests.fakes.telegram_html import parse_html as parse_html
-from tests.fakes.telegram_html import utf16_len as utf16_len
+from fakes.telegram_html import ApiError as ApiError
+from fakes.telegram_html import bad_request as bad_request
+from fakes.telegram_html import parse_html as parse_html
+from fakes.telegram_html import utf16_len as utf16_len
 
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are"

@@ -1,6 +1,6 @@
 """The data behind the fake OKX and the controls tests use to change it (thread-safe).
 
-The HTTP layer (:mod:`tests.fakes.okx`) reads rows from here; tests call the ``add_*`` /
+The HTTP layer (:mod:`fakes.okx`) reads rows from here; tests call the ``add_*`` /
 ``set_*`` methods from any thread while the server runs in its own.
 """
 
@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from payments.clock import Clock
-from tests.fakes import okx_data
+from fakes import okx_data
 
 ClockLike = Callable[[], int] | Clock  # a callable returning ms, or e.g. a ManualClock
 
