@@ -1,34 +1,74 @@
-"""``python -m bot`` (or ``subsbot``): run the bot with long polling, settings from the
-environment / .env. A setting, database or token that does not work stops start-up with one
-line naming it, never with a secret in it."""
+"""The command line (also the console script ``subsbot``)::
+
+    python -m bot run     # long polling, or the webhook service when WEBHOOK_URL is set
+    python -m bot check   # is everything set up? settings, plans, database, Telegram, OKX
+    python -m bot demo    # a whole purchase offline, against fakes of Telegram and OKX
+
+``python -m bot`` alone means ``run``. Settings come from the environment and ``.env``. A
+setting, database, port or token that does not work stops start-up with one line naming it,
+never with a secret in it.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import logging
 import sys
+from collections.abc import Sequence
 
-from telegram import Update
 from telegram.error import InvalidToken, NetworkError
 
 from bot import logs
-from bot.app import build_application
 from bot.config import Settings, load_settings
 from payments.errors import PaymentsError
 
 log = logging.getLogger("bot")
 
+COMMANDS = {
+    "run": "run the bot: long polling, or the webhook service when WEBHOOK_URL is set",
+    "check": "check the settings, plans, database, Telegram and OKX; non-zero on any problem",
+    "demo": "a whole purchase offline against fake Telegram and OKX servers (no keys needed)",
+}
 
-def main() -> int:
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="subsbot", description="Telegram storefront for crypto subscriptions paid into OKX"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{run,check,demo}")
+    for name, text in COMMANDS.items():
+        sub.add_parser(name, help=text, description=text)
+    demo = sub.choices["demo"]
+    demo.add_argument(
+        "--image", default="subsbot-demo-invoice.png", help="where to write the invoice image"
+    )
+    args = parser.parse_args(argv)
+    command = args.command or "run"
+    if command == "demo":
+        from bot.demo import run_demo
+
+        return run_demo(image=args.image)
     try:
         settings = load_settings()
     except PaymentsError as exc:
         print(f"subsbot: {exc}", file=sys.stderr)
         return 2
+    if command == "check":
+        from bot.check import run_check
+
+        return asyncio.run(run_check(settings))
     logs.configure(settings)
-    if settings.webhook_url:
-        log.warning("WEBHOOK_URL is set, but this release serves long polling only; it is ignored")
+    return run(settings)
+
+
+def run(settings: Settings) -> int:
+    from bot.serve import run as serve
+
     try:
-        build_application(settings).run_polling(allowed_updates=Update.ALL_TYPES)
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        return 0
     except Exception as exc:
         problem = startup_problem(exc, settings)
         if problem is None:

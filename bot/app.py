@@ -66,8 +66,10 @@ def build_application(
     clock: Clock | None = None,
     timings: jobs.Timings | None = None,
     rate_limit_retries: int = 2,
+    webhook: bool = False,
 ) -> BotApplication:
-    """The bot, not yet started. ``clock`` (tests) replaces the host's clock for payments."""
+    """The bot, not yet started. ``clock`` (tests) replaces the host's clock for payments.
+    ``webhook``: no Updater; a web server feeds ``application.update_queue`` instead."""
     timings = timings or jobs.Timings()
 
     async def post_init(application: BotApplication) -> None:
@@ -88,10 +90,12 @@ def build_application(
         if services is not None:
             await services.close()
 
+    builder = ApplicationBuilder()
+    if webhook:
+        builder = builder.updater(None)
     application = cast(
         BotApplication,
-        ApplicationBuilder()
-        .token(settings.telegram_bot_token.get_secret_value())
+        builder.token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.bot_api_base_url)
         .base_file_url(settings.bot_file_base_url)
         .context_types(ContextTypes(context=BotContext, bot_data=BotData))

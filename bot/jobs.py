@@ -20,16 +20,28 @@ SUBSCRIPTIONS = "subscriptions"
 DIRECTORY = "refresh-directory"
 DIRECTORY_RETRY = "refresh-directory-retry"
 
-__all__ = ["Timings", "schedule"]
+__all__ = ["OUTBOX", "POLL", "Timings", "schedule", "stall_limits"]
+
+
+def stall_limits(poll_seconds: float, timings: Timings) -> dict[str, float]:
+    """How long each singleton job may go without finishing a run before this process counts
+    as stalled (three missed runs and a minute of slack: a slow OKX is not a stall)."""
+    return {POLL: 3 * poll_seconds + 60, OUTBOX: 3 * timings.outbox + 60}
 
 
 async def poll_deposits(context: BotContext) -> None:
     """Poll OKX and expire what ran out (PaymentCycle), then send what it caused."""
-    await context.services.poll.run()
+    try:
+        await context.services.poll.run()
+    finally:
+        context.services.heartbeats.beat(POLL)
 
 
 async def send_outbox(context: BotContext) -> None:
-    report = await context.services.sender.send_due()
+    try:
+        report = await context.services.sender.send_due()
+    finally:
+        context.services.heartbeats.beat(OUTBOX)
     if report.retried or report.unreachable:
         log.info(
             "outbox: %d sent, %d to retry, %d unreachable",
@@ -59,6 +71,7 @@ async def refresh_directory(context: BotContext) -> None:
         if queue is not None:
             queue.run_once(refresh_directory, retry, name=DIRECTORY_RETRY)
         return
+    services.directory_ready = True
     await services.payments.check_capacity()
 
 

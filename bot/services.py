@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +86,27 @@ class PollGate:
             await asyncio.gather(self._pending, return_exceptions=True)
 
 
+class Heartbeats:
+    """When each singleton job last finished a run (monotonic seconds), for ``/healthz``: a job
+    that stops finishing (the scheduler died, a call hangs) makes this process unhealthy."""
+
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+        self._now = now
+        self._since = now()
+        self._last: dict[str, float] = {}
+
+    def beat(self, job: str) -> None:
+        self._last[job] = self._now()
+
+    def age(self, job: str) -> float:
+        """Seconds since ``job`` last finished (since start-up when it never has)."""
+        return self._now() - self._last.get(job, self._since)
+
+    def stalled(self, limits: dict[str, float]) -> list[str]:
+        """The jobs whose last run is older than their limit (seconds)."""
+        return [job for job, limit in limits.items() if self.age(job) > limit]
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -100,6 +122,7 @@ class Services:
     timings: Timings = field(default_factory=Timings)
     seen: SeenRecently = field(default_factory=SeenRecently)
     directory_ready: bool = True  # False: OKX did not answer at start-up
+    heartbeats: Heartbeats = field(default_factory=Heartbeats)
 
     @property
     def catalog(self) -> Catalog:

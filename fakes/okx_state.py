@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from payments.clock import Clock
 from fakes import okx_data
+from payments.clock import Clock
 
 ClockLike = Callable[[], int] | Clock  # a callable returning ms, or e.g. a ManualClock
 

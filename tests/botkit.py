@@ -11,6 +11,7 @@ the test moves; PTB's JobQueue runs on real time with short intervals.
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -25,17 +26,19 @@ from bot.app import build_application
 from bot.config import Settings, load_settings
 from bot.jobs import Timings
 from bot.runner import running
+from bot.serve import Served, serving
 from bot.services import BotApplication
+from fakes.okx import FakeOkx
+from fakes.telegram import FakeTelegram
+from fakes.telegram_state import ChatMessage, flat_buttons
 from payments.clock import ManualClock
 from payments.storage import Database
 from payments.storage.schema import invoices
 from tests.conftest import PG_URL
-from fakes.okx import FakeOkx
-from fakes.telegram import FakeTelegram
-from fakes.telegram_state import ChatMessage, flat_buttons
 
 ADMIN = 900
 HISTORY = "/api/v5/asset/deposit-history"
+WEBHOOK_SECRET = "webhook-secret_0123456789"
 FAST = Timings(outbox=0.1, subscriptions=0.2, directory=3600, directory_retry=0.2, first_poll=0.05)
 
 
@@ -95,6 +98,28 @@ class BotWorld:
         self.apps.append(application)
         async with running(application, poll_timeout=1):
             yield application
+
+    @asynccontextmanager
+    async def serving(
+        self, *, webhook: bool = True, timings: Timings = FAST, env: Mapping[str, str] | None = None
+    ) -> AsyncIterator[Served]:
+        """The bot as ``python -m bot run`` serves it, with its HTTP server on a free loopback
+        port (``served.base_url``). ``webhook``: the fake Bot API POSTs updates to it (with
+        WEBHOOK_SECRET); otherwise long polling with PORT set. ``env``: extra settings."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        sock.setblocking(False)
+        port = int(sock.getsockname()[1])
+        extra = {"HOST": "127.0.0.1", "PORT": str(port)}
+        if webhook:
+            extra |= {"WEBHOOK_URL": f"http://127.0.0.1:{port}", "WEBHOOK_SECRET": WEBHOOK_SECRET}
+        settings = load_settings({**self.env, **extra, **(env or {})})
+        async with serving(
+            settings, clock=self.clock, timings=timings, sock=sock, poll_timeout=1
+        ) as served:
+            self.apps.append(served.application)
+            yield served
 
     async def settled(self, timeout: float = 20) -> None:  # noqa: ASYNC109
         """Until the running bot has taken every queued update and finished handling it (not

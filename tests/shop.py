@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from fakes.okx import FakeOkx
 from payments import states as st
 from payments.catalog import load_catalog
 from payments.clock import MINUTE_MS, ManualClock
@@ -22,7 +23,6 @@ from payments.invoices import InvoiceView
 from payments.poller import PollReport
 from payments.storage import Database, schema
 from payments.storage.schema import deposits, invoices, outbox, subscription_periods, subscriptions
-from fakes.okx import FakeOkx
 
 
 @dataclass

@@ -8,9 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from fakes.telegram_state import ChatMessage
 from payments.storage.schema import claim_waits, deposits, invoices, outbox, subscriptions
 from tests.botkit import ADMIN, BotWorld, Customer, caption_value, invoice_id_of
-from fakes.telegram_state import ChatMessage
 
 TABLES = {
     "invoices": invoices,

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bot.jobs import Timings
+from fakes.telegram_state import ChatMessage
 from payments.clock import MINUTE_MS
 from payments.storage.schema import invoices
 from tests.botkit import (
@@ -19,7 +20,6 @@ from tests.botkit import (
     amount_of,
     invoice_id_of,
 )
-from fakes.telegram_state import ChatMessage
 from tests.test_bot_purchase import decode_qr
 
 # --- the QR code says what the caption says ------------------------------------------------------

@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from bot import callbacks as cb
+from fakes.telegram_state import ChatMessage
 from payments.storage.schema import deposits, invoices, subscriptions
 from tests.botkit import ADMIN, BotWorld, Customer, invoice_id_of
-from fakes.telegram_state import ChatMessage
 
 T = TypeVar("T")
 HOSTILE = settings(

@@ -491,8 +491,8 @@ def _admin_payloads() -> dict[str, dict[str, object]]:
 
 def test_every_admin_alert_renders_as_valid_html_with_its_facts() -> None:
     from bot.notifications import Renderer
-    from payments import load_catalog
     from fakes.telegram_state import parse_html
+    from payments import load_catalog
 
     renderer = Renderer(Texts(ZoneInfo("UTC")), load_catalog())
     shown = {}

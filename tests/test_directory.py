@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
+from fakes.stub_exchange import StubExchange
 from payments.allocation import take_address
 from payments.catalog import Catalog, load_catalog
 from payments.clock import HOUR_MS, ManualClock
@@ -17,7 +18,6 @@ from payments.directory import (
 )
 from payments.exchange.base import ChainInfo, PoolAddress
 from payments.storage import Database, schema
-from fakes.stub_exchange import StubExchange
 
 
 def chain(

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from fakes.okx import FakeOkx
 from payments.clock import HOUR_MS, ManualClock
 from payments.errors import (
     ExchangeAuthError,
@@ -18,7 +19,6 @@ from payments.errors import (
     UnsafeApiKey,
 )
 from payments.exchange import OkxExchange, check_api_key
-from fakes.okx import FakeOkx
 
 HISTORY = "/api/v5/asset/deposit-history"
 

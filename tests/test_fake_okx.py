@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from payments.clock import ManualClock
 from fakes.okx import FakeOkx
 from fakes.okx_auth import sign
 from fakes.okx_state import OkxParamError
+from payments.clock import ManualClock
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ from decimal import Decimal
 
 import pytest
 
+from fakes.stub_exchange import StubExchange
 from payments.clock import ExchangeClock, ManualClock
 from payments.errors import ExchangeUnavailable, QuoteUnavailable
 from payments.exchange.base import Ticker
 from payments.quotes import Quote, QuoteService, crypto_amount
-from fakes.stub_exchange import StubExchange
 
 CURRENCIES = ("BTC", "ETH", "USDT", "USDC", "SOL", "BNB")
 

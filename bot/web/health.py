@@ -1,0 +1,59 @@
+"""``GET /healthz`` (DESIGN section 9): 503 only when this process cannot do its job (the
+database cannot be read, the Telegram application is not running, or its singleton jobs have
+stalled). OKX trouble is reported as "degraded" with 200: restarting the service would not fix
+OKX, and the admins are told about it by the payment cycle."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from bot.jobs import stall_limits
+from bot.web.deps import Context
+from payments.health import check_health
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["health"], summary="Health check for the hosting platform")
+async def healthz(context: Context) -> JSONResponse:
+    application, settings = context.application, context.settings
+    services = application.bot_data.services
+    problems: list[str] = []
+    body: dict[str, Any] = {
+        "mode": "webhook" if context.webhook else "polling",
+        "role": "primary",  # the only replica (the lease between replicas is not wired yet)
+        "telegram": "running" if application.running else "stopped",
+    }
+    if not application.running or services is None:
+        problems.append("the Telegram application is not running")
+        body["status"] = "unavailable"
+        body["problems"] = problems
+        return JSONResponse(body, status_code=503)
+    health = await check_health(services.payments.db)
+    body["database"] = "ok" if health.database else "unreachable"
+    if not health.database:
+        log.warning("health check: the database cannot be read (%s)", health.database_error)
+        problems.append("the database cannot be read")
+    body["okx"] = health.okx or "unknown"
+    if health.okx_failing_since is not None:
+        body["okx_failing_since_ms"] = health.okx_failing_since
+    limits = stall_limits(settings.payment_poll_seconds, services.timings)
+    stalled = services.heartbeats.stalled(limits)
+    body["jobs"] = {
+        job: {"seconds_since_last_run": round(services.heartbeats.age(job), 1)} for job in limits
+    }
+    if stalled:
+        problems.append("jobs stalled: " + ", ".join(stalled))
+    if problems:
+        body["status"] = "unavailable"
+        body["problems"] = problems
+        return JSONResponse(body, status_code=503)
+    degraded = health.okx != "ok" or not services.directory_ready
+    body["status"] = "degraded" if degraded else "ok"
+    return JSONResponse(body, status_code=200)
