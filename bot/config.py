@@ -26,6 +26,7 @@ from payments.config import PaymentSettings
 from payments.errors import ConfigError
 
 QrPayload = Literal["default", "uri", "address"]
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule for secret_token
 _URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:)[^/]*@")
 
 
@@ -98,12 +99,21 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {name!r} (e.g. UTC, Europe/Berlin)") from None
         return name
 
-    @field_validator("telegram_api_url", "okx_api_url")
+    @field_validator("telegram_api_url", "okx_api_url", "webhook_url")
     @classmethod
-    def _http_url(cls, url: str) -> str:
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
         if not url.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return url.rstrip("/")
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and not _WEBHOOK_SECRET.fullmatch(secret.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return secret
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
