@@ -7,15 +7,25 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import httpx
+import pytest
 
 from bot.logs import REDACTED, RedactSecrets
 from fakes.okx import FakeOkx
 from fakes.telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _env(tg: FakeTelegram, okx: FakeOkx, tmp_path: Path) -> dict[str, str]:
@@ -64,10 +74,11 @@ async def test_the_bot_process_answers_and_never_logs_a_secret(tmp_path: Path) -
             assert secret not in logs
 
 
-def test_a_missing_setting_stops_start_up_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["bot"], ["bot", "run"]])
+def test_a_missing_setting_stops_start_up_naming_it(tmp_path: Path, command: list[str]) -> None:
     env = {"PATH": os.environ.get("PATH", ""), "ADMIN_IDS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, timeout=60
+        [sys.executable, "-m", *command], cwd=tmp_path, env=env, capture_output=True, timeout=60
     )
     assert result.returncode == 2
     lines = result.stderr.decode().strip().splitlines()
@@ -127,3 +138,66 @@ async def test_a_refused_token_or_a_dead_database_stops_start_up_in_one_line(
             assert last.startswith("subsbot: ") and expected in last
             everything = out.decode() + err.decode()
             assert "NOT-THE-TOKEN" not in everything and "hunter22" not in everything
+
+
+async def test_the_webhook_service_process_answers_reports_health_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    with FakeTelegram() as tg, FakeOkx() as okx:
+        port = free_port()
+        secret = "process-webhook-secret"
+        env = _env(tg, okx, tmp_path) | {
+            "WEBHOOK_URL": f"http://127.0.0.1:{port}",
+            "WEBHOOK_SECRET": secret,
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "API_TOKEN": "process-api-token-123",
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            await tg.wait_for(lambda: tg.webhook, timeout=30, what="setWebhook")
+            assert tg.webhook is not None
+            assert tg.webhook["url"] == f"http://127.0.0.1:{port}/telegram/webhook"
+            tg.send_text(101, "/start")  # delivered by POST to the process
+            reply = await tg.wait_for(lambda: tg.bot_messages(101), 30, "a webhook answer")
+            assert "Welcome" in reply[0].plain
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                health = await http.get("/healthz")
+            assert (health.status_code, health.json()["mode"]) == (200, "webhook")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+        logs = output.decode()
+        assert process.returncode == 0, logs
+        assert "HTTP server on 127.0.0.1" in logs and "stopping" in logs
+        for value in (tg.token, okx.secret, okx.passphrase, secret, "process-api-token-123"):
+            assert value not in logs
+
+
+def test_a_port_in_use_stops_start_up_in_one_line(tmp_path: Path) -> None:
+    with FakeTelegram() as tg, FakeOkx() as okx, socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = int(taken.getsockname()[1])
+        env = _env(tg, okx, tmp_path) | {"HOST": "127.0.0.1", "PORT": str(port)}
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", "run"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert result.stderr.decode().strip().splitlines() == [
+        f"subsbot: PORT: cannot listen on 127.0.0.1:{port} (Address already in use)"
+    ]
+    assert tg.bot_messages(101) == [] and tg.webhook is None  # nothing started
