@@ -269,19 +269,22 @@ async def test_an_okx_outage_is_degraded_with_200_and_told_to_the_admins_once(
 
 
 async def test_a_stopped_application_is_503(tmp_path: Path) -> None:
-    async with BotWorld.open(tmp_path) as world, world.serving() as served:  # noqa: SIM117
-        async with httpx.AsyncClient(base_url=served.base_url) as http:
-            assert (await http.get("/healthz")).status_code == 200
-            await served.application.stop()
-            answer = await http.get("/healthz")
-            assert answer.status_code == 503
-            assert answer.json()["telegram"] == "stopped"
-            refused = await http.post(
-                "/telegram/webhook",
-                json=start_update(7006, 101),
-                headers={SECRET_HEADER: WEBHOOK_SECRET},
-            )
-            assert refused.status_code == 503  # Telegram keeps it and retries
+    async with (
+        BotWorld.open(tmp_path) as world,
+        world.serving() as served,
+        httpx.AsyncClient(base_url=served.base_url) as http,
+    ):
+        assert (await http.get("/healthz")).status_code == 200
+        await served.application.stop()
+        answer = await http.get("/healthz")
+        assert answer.status_code == 503
+        assert answer.json()["telegram"] == "stopped"
+        refused = await http.post(
+            "/telegram/webhook",
+            json=start_update(7006, 101),
+            headers={SECRET_HEADER: WEBHOOK_SECRET},
+        )
+        assert refused.status_code == 503  # Telegram keeps it and retries
 
 
 def test_a_job_that_stops_finishing_is_reported_stalled() -> None:
