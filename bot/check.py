@@ -1,9 +1,128 @@
-"""``python -m bot check`` (filled in by the CLI work)."""
+"""``python -m bot check``: is everything set up? One line per check, then ``ready`` or
+``N problem(s)`` (exit code 1).
+
+The settings (already loaded: a malformed one stopped the command before this), ADMIN_IDS, the
+webhook settings when WEBHOOK_URL is set, Telegram's ``getMe`` (which bot the token belongs to),
+then what ``python -m payments check`` checks (:func:`payments.cli.check_setup`): the plans file,
+the database, OKX's clock, the API key's permissions, every offered network, the prices and the
+deposit addresses. No secret is printed: every line is scrubbed of the token, the OKX key,
+secret and passphrase, the webhook secret, the API token and the database password.
+"""
 
 from __future__ import annotations
 
-from bot.config import Settings
+import logging
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+from telegram import Bot
+from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.request import HTTPXRequest
+
+from bot.config import Settings, mask_url
+from bot.logs import RedactSecrets, secrets_of
+from bot.web.webhook import webhook_url
+from payments.cli import OkxAccess, Report, check_setup, url_password
+
+TELEGRAM_TIMEOUT_S = 10.0
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 async def run_check(settings: Settings) -> int:
-    raise NotImplementedError
+    """Print the report to stdout; 0 when ready, 1 on any problem."""
+    secrets = [*secrets_of(settings), url_password(settings.database_url) or ""]
+    report = Report(secrets=secrets, echo=lambda line: print(line, flush=True))
+    with quiet_logging(report.secrets):
+        check_settings(settings, report)
+        await check_telegram(settings, report)
+        await check_setup(
+            report,
+            okx=OkxAccess(
+                settings.okx_api_key.get_secret_value(),
+                settings.okx_secret_key.get_secret_value(),
+                settings.okx_passphrase.get_secret_value(),
+                base_url=settings.okx_api_url,
+            ),
+            database_url=settings.database_url,
+            plans_file=settings.plans_file,
+            allow_unsafe=settings.allow_unsafe_api_key,
+            settings=settings.payment_settings(),
+        )
+    print(report.verdict, flush=True)
+    return report.exit_code
+
+
+def check_settings(settings: Settings, report: Report) -> None:
+    """What the settings alone can tell: admins, database URL (masked), the mode."""
+    count = len(settings.admin_ids)
+    report.ok(f"ADMIN_IDS: {count} admin{'s' if count != 1 else ''}")
+    report.ok(f"DATABASE_URL: {mask_url(settings.database_url)}")
+    if settings.allow_unsafe_api_key:
+        report.warn(
+            "ALLOW_UNSAFE_API_KEY is set: an OKX key that can trade or withdraw is accepted"
+        )
+    if not settings.webhook_url:
+        report.ok("mode: long polling (WEBHOOK_URL is not set)")
+        return
+    check_webhook(settings.webhook_url, report)
+
+
+def check_webhook(url: str, report: Report) -> None:
+    """Settings already refused a URL that is not http(s) and a secret Telegram would refuse."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and (parts.hostname or "") not in LOCAL_HOSTS:
+        report.warn(
+            f"WEBHOOK_URL: {webhook_url(url)} is not https: Telegram only delivers to https"
+        )
+    else:
+        report.ok(f"mode: webhook at {webhook_url(url)}")
+
+
+async def check_telegram(settings: Settings, report: Report) -> None:
+    """``getMe``: which bot the token belongs to, or why Telegram did not say."""
+    bot = Bot(
+        settings.telegram_bot_token.get_secret_value(),
+        base_url=settings.bot_api_base_url,
+        base_file_url=settings.bot_file_base_url,
+        request=HTTPXRequest(
+            connect_timeout=TELEGRAM_TIMEOUT_S,
+            read_timeout=TELEGRAM_TIMEOUT_S,
+            write_timeout=TELEGRAM_TIMEOUT_S,
+        ),
+    )
+    api = settings.telegram_api_url
+    try:
+        async with bot:
+            me = bot.bot
+    except InvalidToken:
+        report.fail(
+            "TELEGRAM_BOT_TOKEN was refused by Telegram"
+            f"{'' if api == 'https://api.telegram.org' else f' (at {api})'}"
+            " (copy it again from @BotFather)"
+        )
+        return
+    except NetworkError as exc:  # includes time-outs
+        report.fail(f"TELEGRAM_API_URL: cannot reach the Bot API at {api} ({exc})")
+        return
+    except TelegramError as exc:
+        report.fail(f"Telegram: getMe failed at {api} ({exc})")
+        return
+    where = "" if api == "https://api.telegram.org" else f" via {api}"
+    report.ok(f"Telegram: the token belongs to @{me.username} ({me.first_name}){where}")
+
+
+@contextmanager
+def quiet_logging(secrets: Iterable[str] = ()) -> Iterator[None]:
+    """Warnings and errors only, on stderr, scrubbed of ``secrets``; restored afterwards."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets(secrets))
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)

@@ -1,7 +1,226 @@
-"""``python -m bot demo`` (filled in by the CLI work)."""
+"""``python -m bot demo``: a whole purchase, offline, in a few seconds.
+
+The real bot (the same Application ``python -m bot run`` builds) runs against the fake Bot API
+and the fake OKX of :mod:`fakes`, both served on 127.0.0.1, with SQLite in a temporary
+directory. A customer, Alice, sends /start and presses Pro, USDT and Tron (TRC20); the invoice
+photo is written to ``--image``; the exact amount is then paid to the exact address on the fake
+OKX, and the bot's poller settles the invoice and tells Alice. The conversation is printed as it
+happens. No token, key or network is needed, and nothing is left running.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
-def run_demo(*, image: str) -> int:
-    raise NotImplementedError
+from bot.app import build_application
+from bot.check import quiet_logging
+from bot.config import load_settings
+from bot.jobs import Timings
+from bot.runner import running
+from fakes.okx import FakeOkx
+from fakes.telegram import FakeTelegram
+from fakes.telegram_state import ChatMessage
+from payments.catalog import load_catalog
+
+T = TypeVar("T")
+
+CUSTOMER_ID = 1001
+CUSTOMER_NAME = "Alice"
+ADMIN_ID = 900
+PLAN = "Pro"
+COIN = "USDT"
+CHAIN = "USDT-TRC20"
+STEP_TIMEOUT_S = 20.0
+TIMINGS = Timings(outbox=0.2, subscriptions=60, directory=3600, directory_retry=1, first_poll=0.2)
+INDENT = " " * 7
+
+
+class DemoFailed(Exception):
+    """A step did not happen: the message is the one-line reason."""
+
+
+def run_demo(*, image: str, step_timeout: float = STEP_TIMEOUT_S) -> int:
+    """Run the demo; 0 when the subscription was activated, 1 (with one line on stderr) if not."""
+    target = Path(image).expanduser().resolve()
+    if not target.parent.is_dir():
+        print(f"subsbot demo: --image: no directory {target.parent}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(demo(target, step_timeout=step_timeout))
+    except DemoFailed as exc:
+        print(f"subsbot demo: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line, not a traceback: the demo is for a first look
+        print(f"subsbot demo: stopped on {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def demo_env(tg: FakeTelegram, okx: FakeOkx, workdir: Path) -> dict[str, str]:
+    """The bot's settings, all pointing at the fakes (the fakes' own test credentials)."""
+    return {
+        "TELEGRAM_BOT_TOKEN": tg.token,
+        "TELEGRAM_API_URL": tg.base_url.removesuffix("/bot"),
+        "ADMIN_IDS": str(ADMIN_ID),
+        "OKX_API_KEY": okx.api_key,
+        "OKX_SECRET_KEY": okx.secret,
+        "OKX_PASSPHRASE": okx.passphrase,
+        "OKX_API_URL": okx.base_url,
+        "DATABASE_URL": f"sqlite:///{workdir / 'demo.sqlite3'}",
+        "PAYMENT_POLL_SECONDS": "1",
+    }
+
+
+async def demo(image: Path, *, step_timeout: float = STEP_TIMEOUT_S) -> None:
+    network = next(
+        n.label
+        for c in load_catalog().coins
+        if c.symbol == COIN
+        for n in c.networks
+        if n.chain == CHAIN
+    )
+    say(f"subsbot demo: {CUSTOMER_NAME} buys {PLAN} with {COIN} on {network}.")
+    say("The real bot runs against fake Telegram and OKX servers on 127.0.0.1, with SQLite in a")
+    say("temporary directory: no token, keys or network needed.")
+    say("")
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="subsbot-demo-")))
+        stack.enter_context(quiet_logging())
+        tg = stack.enter_context(FakeTelegram())
+        okx = stack.enter_context(FakeOkx())
+        settings = load_settings(demo_env(tg, okx, workdir))
+        application = build_application(settings, timings=TIMINGS)
+        async with running(application, poll_timeout=1):
+            chat = Chat(tg, CUSTOMER_ID, step_timeout)
+            tg.user(CUSTOMER_ID, first_name=CUSTOMER_NAME, language_code="en")
+            await purchase(chat, okx, network, image)
+
+
+async def purchase(chat: Chat, okx: FakeOkx, network: str, image: Path) -> None:
+    chat.send("/start")
+    await chat.expect("Welcome", "the welcome message")
+    chat.press(PLAN)
+    await chat.expect("Which coin", "the coin choice")
+    chat.press(COIN)
+    await chat.expect("Which network", "the network choice")
+    chat.press(network)
+    invoice = await chat.expect("Send exactly", "the invoice photo")
+    if invoice.photo is None:
+        raise DemoFailed("the invoice came without its QR code photo")
+    try:
+        await asyncio.to_thread(image.write_bytes, invoice.photo)
+    except OSError as exc:
+        raise DemoFailed(f"cannot write the invoice image to {image} ({exc.strerror})") from None
+    say(f"Invoice image written to {image}")
+    amount = caption_value(invoice, "Send exactly: ")
+    address = caption_value(invoice, "Address: ")
+    okx.add_deposit(COIN, CHAIN, amount, to=address)
+    say(f"okx  : deposit {amount} {COIN} on {CHAIN} to {address} seen (successful)")
+    await chat.expect("Payment received", "the activation message (the deposit poll)")
+
+
+class Chat:
+    """The customer's side of the private chat: sends, presses, and prints every new or edited
+    bot message once (edits that arrive later are printed again, marked as edits)."""
+
+    def __init__(self, tg: FakeTelegram, user_id: int, timeout: float) -> None:
+        self.tg = tg
+        self.user_id = user_id
+        self.timeout = timeout
+        self.shown: dict[int, ChatMessage] = {}  # each message as last printed
+
+    def send(self, text: str) -> None:
+        say(f"you  > {text}")
+        self.tg.send_text(self.user_id, text)
+
+    def press(self, label: str) -> None:
+        for message in reversed(self.tg.bot_messages(self.user_id)):
+            for row in _keyboard(message):
+                for button in row:
+                    text, data = str(button.get("text", "")), button.get("callback_data")
+                    if label in text and isinstance(data, str):
+                        say(f"you  > [{text}]")
+                        self.tg.press(self.user_id, message, data)
+                        return
+        raise DemoFailed(f"no button {label!r} in the chat")
+
+    async def expect(self, needle: str, what: str) -> ChatMessage:
+        """Print what the bot sends or edits until a message containing ``needle`` appears."""
+        return await wait_for(lambda: self._news(needle), self.timeout, what)
+
+    def _news(self, needle: str) -> ChatMessage | None:
+        for message in self.tg.bot_messages(self.user_id):
+            before = self.shown.get(message.message_id)
+            if message.deleted or (before is not None and before.edits >= message.edits):
+                continue
+            self.shown[message.message_id] = message
+            for line in render(message, before=before):
+                say(line)
+            if needle in message.plain:
+                return message
+        return None
+
+
+async def wait_for(
+    predicate: Callable[[], T | None],
+    timeout: float,  # noqa: ASYNC109 (polls a predicate; not an I/O timeout)
+    what: str,
+) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise DemoFailed(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def render(message: ChatMessage, *, before: ChatMessage | None = None) -> list[str]:
+    """``bot  < text`` (continuation lines indented), ``[photo]`` for a photo, buttons as
+    ``[Label] [Label]``, one keyboard row per line. An edit (``before``: the message as printed
+    last time) shows only the lines that are new, and says when the buttons went away."""
+    lines = message.plain.splitlines() or [""]
+    if before is not None:
+        old = set(before.plain.splitlines())
+        lines = [line for line in lines if line not in old] or ["(same text)"]
+        while len(lines) > 1 and not lines[-1].strip():
+            lines.pop()
+    first = lines[0]
+    if message.photo is not None:
+        first = f"[photo] {first}"
+    if before is not None:
+        first = f"(edited) {first}"
+    out = [f"bot  < {first}"] + [f"{INDENT}{line}".rstrip() for line in lines[1:]]
+    keyboard = _keyboard(message)
+    for row in keyboard:
+        out.append(INDENT + " ".join(f"[{b.get('text', '')}]" for b in row))
+    if before is not None and not keyboard and _keyboard(before):
+        out.append(f"{INDENT}(no buttons any more)")
+    return out
+
+
+def caption_value(message: ChatMessage, label: str) -> str:
+    """The word after ``label`` on its line, e.g. the amount after "Send exactly: "."""
+    for line in message.plain.splitlines():
+        if line.startswith(label):
+            return line.removeprefix(label).split(" ")[0]
+    raise DemoFailed(f"the invoice has no {label.strip(': ')!r} line")
+
+
+def _keyboard(message: ChatMessage) -> list[list[dict[str, Any]]]:
+    rows = (message.reply_markup or {}).get("inline_keyboard") or []
+    return [list(row) for row in rows]
+
+
+def say(line: str) -> None:
+    print(line, flush=True)

@@ -1,8 +1,10 @@
-"""``python -m payments check`` as a merchant runs it: a subprocess against the fake OKX."""
+"""``python -m payments check`` and ``python -m bot check`` as a merchant runs them: against the
+fake OKX (and the fake Bot API), as real processes and in-process."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.check import check_settings, run_check
+from bot.config import load_settings
 from fakes.okx import FakeOkx
+from fakes.telegram import FakeTelegram
+from payments.cli import Report
+from payments.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,3 +89,207 @@ def test_wrong_secret_is_an_authentication_failure(okx: FakeOkx, tmp_path: Path)
     result = _check(env)
     assert result.returncode == 1
     assert "wrong-secret-123" not in result.stdout + result.stderr
+
+
+# --- python -m bot check ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def tg() -> Iterator[FakeTelegram]:
+    fake = FakeTelegram(token="654321:bot-token-SECRET-value").start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def _bot_env(tg: FakeTelegram, okx: FakeOkx, tmp_path: Path) -> dict[str, str]:
+    return {
+        "TELEGRAM_BOT_TOKEN": tg.token,
+        "TELEGRAM_API_URL": tg.base_url.removesuffix("/bot"),
+        "ADMIN_IDS": "900,901",
+        **_env(okx, tmp_path),
+    }
+
+
+def _secrets(tg: FakeTelegram, okx: FakeOkx) -> list[str]:
+    return [tg.token, okx.api_key, okx.secret, okx.passphrase]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _bot_check(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = await run_check(load_settings(env))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_bot_check_as_a_process_names_the_bot_and_is_ready(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path
+) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), **_bot_env(tg, okx, tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.rstrip().splitlines()
+    assert lines[-1] == "ready"
+    assert all(line.startswith(("  ok  ", "  warn")) for line in lines[:-1]), result.stdout
+    assert "@subsbot_test_bot" in result.stdout
+    assert "ADMIN_IDS: 2 admins" in result.stdout
+    assert "mode: long polling" in result.stdout
+    assert "USDT on USDT-TRC20: 1 deposit address(es) in the pool" in result.stdout
+    assert "API key: read-only" in result.stdout
+    for secret in _secrets(tg, okx):
+        assert secret not in result.stdout + result.stderr
+
+
+async def test_webhook_mode_is_ready_and_no_secret_is_printed(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hook = {"WEBHOOK_URL": "https://shop.example.com", "WEBHOOK_SECRET": "hook_secret-0123456789"}
+    hook["API_TOKEN"] = "api-token-0123456789"
+    code, out = await _bot_check({**_bot_env(tg, okx, tmp_path), **hook}, capsys)
+    assert code == 0, out
+    assert "mode: webhook at https://shop.example.com/telegram/webhook" in out
+    for secret in [*_secrets(tg, okx), hook["WEBHOOK_SECRET"], hook["API_TOKEN"]]:
+        assert secret not in out
+
+
+async def test_a_refused_token_is_a_fail_line(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {**_bot_env(tg, okx, tmp_path), "TELEGRAM_BOT_TOKEN": "654321:NOT-the-right-token"}
+    code, out = await _bot_check(env, capsys)
+    assert code == 1
+    assert "  FAIL  TELEGRAM_BOT_TOKEN was refused by Telegram" in out
+    assert out.strip().endswith("1 problem(s)")
+    assert "NOT-the-right-token" not in out
+    assert "USDT on USDT-TRC20: 1 deposit address(es) in the pool" in out  # the rest still ran
+
+
+async def test_an_unreachable_bot_api_names_telegram_api_url(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    code, out = await _bot_check({**_bot_env(tg, okx, tmp_path), "TELEGRAM_API_URL": dead}, capsys)
+    assert code == 1
+    assert f"  FAIL  TELEGRAM_API_URL: cannot reach the Bot API at {dead}" in out
+    assert tg.token not in out
+
+
+async def test_a_key_that_can_withdraw_fails(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    okx.set_permissions("read_only,withdraw", ip="203.0.113.7")
+    code, out = await _bot_check(_bot_env(tg, okx, tmp_path), capsys)
+    assert code == 1
+    [fail] = [line for line in out.splitlines() if line.startswith("  FAIL")]
+    assert '"withdraw" permission' in fail and "ALLOW_UNSAFE_API_KEY" in fail
+    assert "@subsbot_test_bot" in out
+
+
+async def test_an_unsafe_key_is_only_a_warning_when_allowed(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    okx.set_permissions("read_only,trade", ip="203.0.113.7")
+    env = {**_bot_env(tg, okx, tmp_path), "ALLOW_UNSAFE_API_KEY": "true"}
+    code, out = await _bot_check(env, capsys)
+    assert code == 0, out
+    assert "  warn  ALLOW_UNSAFE_API_KEY is set" in out
+    assert '  warn  The OKX API key has the "trade" permission' in out
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://shop:hunter22-pw@127.0.0.1:{port}/shop",  # nothing listens
+        "postgresql://shop:hunter22-pw@127.0.0.1:notaport/shop",  # the driver cannot parse it
+        "sqlite:///{file}/shop.sqlite3",  # under a file, not a directory
+    ],
+)
+async def test_a_database_that_cannot_be_opened_fails_without_its_password(
+    tg: FakeTelegram,
+    okx: FakeOkx,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    url: str,
+) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    url = url.format(port=_closed_port(), file=tmp_path / "a-file")
+    env = {**_bot_env(tg, okx, tmp_path), "DATABASE_URL": url}
+    code, out = await _bot_check(env, capsys)
+    assert code == 1
+    [fail] = [line for line in out.splitlines() if line.startswith("  FAIL")]
+    assert fail.startswith("  FAIL  DATABASE_URL: cannot open")
+    assert "hunter22" not in out
+    assert "API key: read-only" in out  # the key is still checked without a database
+    assert "  skip  networks, prices and deposit addresses" in out
+
+
+async def test_an_unreachable_okx_names_okx_api_url(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    code, out = await _bot_check({**_bot_env(tg, okx, tmp_path), "OKX_API_URL": dead}, capsys)
+    assert code == 1
+    assert f"  FAIL  OKX at {dead} (OKX_API_URL): " in out
+    assert "@subsbot_test_bot" in out
+
+
+def _settings_report(**env: str) -> Report:
+    base = {"TELEGRAM_BOT_TOKEN": "1:x", "ADMIN_IDS": "7", "OKX_API_KEY": "k"}
+    settings = load_settings({**base, "OKX_SECRET_KEY": "s", "OKX_PASSPHRASE": "p", **env})
+    report = Report()
+    check_settings(settings, report)
+    return report
+
+
+def test_webhook_settings() -> None:
+    local = _settings_report(WEBHOOK_URL="http://localhost:8080", WEBHOOK_SECRET="abc")
+    assert "  ok    mode: webhook at http://localhost:8080/telegram/webhook" in local.lines
+    assert local.problems == 0
+
+    plain = _settings_report(WEBHOOK_URL="http://shop.example.com", WEBHOOK_SECRET="abc")
+    assert any(line.startswith("  warn  WEBHOOK_URL:") and "https" in line for line in plain.lines)
+    assert plain.problems == 0
+
+    report = _settings_report()
+    assert report.lines[0] == "  ok    ADMIN_IDS: 1 admin"
+    assert "  ok    mode: long polling (WEBHOOK_URL is not set)" in report.lines
+
+    # a secret Telegram would refuse stops the command before any check, in one line
+    with pytest.raises(ConfigError) as refused:
+        load_settings(
+            {"TELEGRAM_BOT_TOKEN": "1:x", "ADMIN_IDS": "7", "OKX_API_KEY": "k"}
+            | {"OKX_SECRET_KEY": "s", "OKX_PASSPHRASE": "p", "WEBHOOK_URL": "https://a.example"}
+            | {"WEBHOOK_SECRET": "has spaces and !"}
+        )
+    assert str(refused.value).startswith("WEBHOOK_SECRET: must be 1-256 characters")
+    assert "has spaces" not in str(refused.value)
+
+
+def test_check_without_a_token_stops_in_one_line(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == ["subsbot: TELEGRAM_BOT_TOKEN is not set"]
+    assert result.stdout == ""

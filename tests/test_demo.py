@@ -1,0 +1,104 @@
+"""``python -m bot demo``: a whole purchase offline, as a real process without any setting, and
+in-process to see that nothing is left running and that a stuck step ends it in one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from bot.demo import run_demo
+
+
+def decode_qr(path: Path) -> str:
+    results = zxingcpp.read_barcodes(Image.open(BytesIO(path.read_bytes())))
+    assert len(results) == 1
+    return str(results[0].text)
+
+
+def value_after(output: str, label: str) -> str:
+    """The word after ``label`` on the first printed line that contains it."""
+    for line in output.splitlines():
+        if label in line:
+            return line.split(label, 1)[1].split(" ")[0]
+    raise AssertionError(f"no {label!r} in\n{output}")
+
+
+def test_the_demo_process_buys_pro_offline_and_writes_a_scannable_invoice(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    assert not any(k.startswith(("TELEGRAM", "OKX")) for k in env)
+    image = tmp_path / "x.png"
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "demo", "--image", str(image)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert result.stderr == ""  # logging stays quiet when nothing breaks
+    assert elapsed < 60
+
+    lines = out.rstrip().splitlines()
+    assert "you  > /start" in lines
+    assert any(line.startswith("bot  < Welcome!") for line in lines)
+    assert any(line.startswith("you  > [Pro") for line in lines)
+    assert "you  > [USDT]" in lines and "you  > [Tron (TRC20)]" in lines
+    assert any(line.startswith("bot  < [photo] Pro") for line in lines)
+    assert any("[Pro · $29 / 30 days]" in line for line in lines)  # buttons are shown
+    assert f"Invoice image written to {image}" in lines
+
+    amount = value_after(out, "Send exactly: ")
+    address = value_after(out, "Address: ")
+    assert f"okx  : deposit {amount} USDT on USDT-TRC20 to {address} seen" in out
+    assert lines[-1].startswith("bot  < ✅ Payment received for invoice ")
+    assert "Pro is active until" in lines[-1]
+    assert decode_qr(image) == address
+
+
+def test_in_process_nothing_is_left_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = set(threading.enumerate())
+    image = tmp_path / "invoice.png"
+    assert run_demo(image=str(image)) == 0
+    out = capsys.readouterr().out
+    assert "Payment received" in out.rstrip().splitlines()[-1]
+    assert image.read_bytes().startswith(b"\x89PNG")
+    assert set(threading.enumerate()) - before == set()
+
+
+def test_a_step_that_times_out_stops_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = set(threading.enumerate())
+    image = tmp_path / "never.png"
+    # 0 s: the first look for the welcome comes before the bot could have answered /start
+    assert run_demo(image=str(image), step_timeout=0) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "subsbot demo: timed out after 0 s waiting for the welcome message"
+    ]
+    assert not image.exists()
+    assert set(threading.enumerate()) - before == set()
+
+
+def test_an_image_path_in_a_missing_directory_is_refused_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_demo(image=str(tmp_path / "missing" / "x.png")) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("subsbot demo: --image: no directory ")
