@@ -67,3 +67,13 @@ class Storefront:
                 if tx_id:
                     txs.setdefault(invoice_id, []).append(tx_id)
         return [HistoryEntry(v, tuple(txs.get(v.id, ()))) for v in views]
+
+    async def tx_ids(self, invoice_id: str) -> tuple[str, ...]:
+        """The on-chain hashes of the deposits attached to one invoice, oldest first."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(deposits.c.tx_id)
+                .where(deposits.c.invoice_id == invoice_id)
+                .order_by(deposits.c.ts)
+            )
+            return tuple(tx_id for (tx_id,) in rows if tx_id)

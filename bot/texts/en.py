@@ -114,6 +114,17 @@ MESSAGES: dict[str, str] = {
     "error_generic": "Something went wrong on our side. Please try again in a minute.",
     "stale_button": "This button is no longer valid.",
     "not_yours": "This invoice isn't yours.",
+    # --- the JSON API (sent as plain text: tags stripped, entities unescaped) -------------------
+    "api_instructions": (
+        "Send exactly {amount} {coin} on {network} to {address}{tag_part} before {expires}. "
+        "Exchanges deduct their withdrawal fee from what you send: the amount that arrives must "
+        "be exact."
+    ),
+    "api_instructions_topup": (
+        "Part of the payment arrived. Now send exactly {topup} {coin} on {network} to "
+        "{address}{tag_part} before {expires}: this amount, not the original one."
+    ),
+    "api_instructions_tag": " with the MEMO/TAG {tag} (required)",
     # --- account ---------------------------------------------------------------------------------
     "status_none": "You have no active subscription. Pick a plan: /plans",
     "status_line": "<b>{plan}</b>: active until {until} ({days_left} days left)",

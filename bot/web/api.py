@@ -1,7 +1,390 @@
-"""The JSON API (filled in by the API work)."""
+"""The JSON API under ``/api``: create a crypto payment, follow it, list payments, the customer.
+
+Callers authenticate as a Mini App user (``tma``) or as the merchant's backend (``Bearer``), see
+:mod:`bot.web.auth`; a customer only ever sees their own payments (another's id is a 404, as an
+unknown one). Every error is ``{"error": "<stable_code>", "detail": "<text>"}``: call
+:func:`install_error_handlers` on the app so FastAPI's own errors take that shape too.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import html
+import logging
+import re
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Annotated, Any, cast
 
-router = APIRouter(prefix="/api")
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
+
+from bot import invoice_card
+from bot.services import Services
+from bot.texts import Html
+from bot.web import signing
+from bot.web.auth import CurrentUser, Principal
+from bot.web.deps import Context, ServicesDep, WebContext
+from bot.web.schemas import (
+    ApiError,
+    ErrorBody,
+    InitializeRequest,
+    PaymentCreated,
+    PaymentHistory,
+    PaymentStatus,
+    Status,
+    Subscription,
+    UserMe,
+    install_error_shape,
+)
+from bot.web.webhook import PATH as WEBHOOK_PATH
+from payments import InvoiceView, errors, states
+from payments.catalog import Catalog, Coin, Network, Plan
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+PaymentId = Annotated[str, Path(min_length=1, max_length=32, examples=["K7QW2M9D"])]
+
+
+def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorBody, "description": HTTPStatus(s).phrase} for s in statuses}
+
+
+router = APIRouter(prefix="/api", responses=_documented(503))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error as ``{"error", "detail"}`` (FastAPI's validation errors and 404s included,
+    never a stack trace), and request bodies under ``/api`` capped at 64 KiB (413)."""
+    install_error_shape(app, body_limit=MAX_BODY_BYTES, prefix=router.prefix + "/")
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/payments/crypto/initialize",
+    tags=["payments"],
+    summary="Create an invoice (or hand back the open one for the same choice)",
+    responses=_documented(401, 409, 413, 422, 429),
+)
+async def initialize(
+    user: CurrentUser,
+    body: InitializeRequest,
+    request: Request,
+    context: Context,
+    services: ServicesDep,
+) -> PaymentCreated:
+    plan, coin, network = _choice(services.catalog, body)
+    if user.scheme == "tma":
+        await services.customers.touch(user.user_id, user.language)
+    lang = await _language(services, user)
+    try:
+        view = await services.payments.invoices.create(
+            user.user_id, plan.id, coin.symbol, network.code, language=lang
+        )
+    except errors.PaymentsError as exc:
+        if isinstance(exc, errors.NoFreeAmount):
+            context.application.create_task(
+                services.payments.check_capacity(), name="capacity-check"
+            )
+        raise _creation_error(services, lang, exc, coin, network) from None
+    return PaymentCreated(
+        payment_id=view.id,
+        status=cast(Status, view.status),
+        plan=view.plan_id,
+        plan_name=view.plan_name,
+        deposit_address=view.address,
+        deposit_tag=view.tag,
+        crypto_currency=view.currency,
+        network=view.network,
+        network_label=view.network_label,
+        crypto_amount=view.amount_text,
+        amount_usd=str(view.price_usd),
+        expires_at=_iso(view.expires_at),
+        expires_in_seconds=_seconds_left(services, view),
+        instructions=_instructions(services, lang, view),
+        qr_png_url=_qr_link(request, context, view.id),
+        reused=view.reused,
+    )
+
+
+@router.get(
+    "/payments/crypto/status/{payment_id}",
+    tags=["payments"],
+    summary="One payment of the caller",
+    responses=_documented(401, 404, 422),
+)
+async def payment_status(
+    user: CurrentUser,
+    payment_id: PaymentId,
+    request: Request,
+    context: Context,
+    services: ServicesDep,
+) -> PaymentStatus:
+    try:
+        view = await services.payments.invoices.get(payment_id, customer_id=user.user_id)
+    except errors.InvoiceNotFound:
+        raise ApiError(404, "payment_not_found", "no such payment") from None
+    if view.status in states.OPEN_STATUSES:
+        services.poll.request()  # debounced, as the bot's "Check payment" button
+    tx_ids = await services.storefront.tx_ids(view.id)
+    lang = await _language(services, user)
+    return _payment(request, context, services, lang, view, tx_ids)
+
+
+@router.get(
+    "/payments/history",
+    tags=["payments"],
+    summary="The caller's payments, newest first",
+    responses=_documented(401, 422),
+)
+async def payment_history(
+    user: CurrentUser,
+    request: Request,
+    context: Context,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> PaymentHistory:
+    entries = await services.storefront.history(user.user_id, limit=limit)
+    lang = await _language(services, user)
+    return PaymentHistory(
+        payments=[_payment(request, context, services, lang, e.invoice, e.tx_ids) for e in entries]
+    )
+
+
+@router.get(
+    "/users/me",
+    tags=["users"],
+    summary="The caller and their subscriptions",
+    responses=_documented(401),
+)
+async def users_me(user: CurrentUser, services: ServicesDep) -> UserMe:
+    customer = await services.customers.get(user.user_id)
+    subscriptions = await services.storefront.subscriptions(user.user_id)
+    now_ms = services.payments.okx_clock.now_ms()
+    return UserMe(
+        id=user.user_id,
+        language=(customer.language if customer else None) or user.language,
+        created_at=_iso(customer.created_at) if customer else None,
+        subscriptions=[
+            Subscription(
+                id=s.id,
+                plan=s.plan_id,
+                plan_name=_plan_name(services.catalog, s.plan_id),
+                status=s.status,
+                started_at=_iso(s.started_at),
+                ends_at=_iso(s.ends_at),
+                active=s.status == "active" and s.ends_at > now_ms,
+            )
+            for s in subscriptions
+        ],
+    )
+
+
+@router.get(
+    "/payments/crypto/qr/{payment_id}.png",
+    tags=["payments"],
+    summary="The invoice's QR image (a signed link from initialize/status; no Authorization)",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The PNG the Telegram photo shows"},
+        **_documented(403, 404, 422),
+    },
+)
+async def qr_png(
+    payment_id: PaymentId,
+    expires: Annotated[int, Query(description="Unix time the link stops working")],
+    signature: Annotated[str, Query(max_length=128, description="hex HMAC-SHA256")],
+    context: Context,
+    services: ServicesDep,
+) -> Response:
+    now = context.now()
+    if not signing.verify(_link_key(context), payment_id, expires, signature, now=now):
+        raise ApiError(403, "bad_signature", "the link is invalid or expired: ask for a new one")
+    try:
+        view = await services.payments.invoices.get(payment_id)
+    except errors.InvoiceNotFound:
+        raise ApiError(404, "payment_not_found", "no such payment") from None
+    customer = await services.customers.get(view.customer_id)
+    lang = customer.language if customer else None
+    png = await services.qr.render(
+        invoice_card.payload(view, services.settings.qr_payload),
+        invoice_card.image_lines(services.texts, lang, view),
+    )
+    max_age = max(0, min(signing.LIFETIME_S, int(expires - now)))
+    return Response(
+        png, media_type="image/png", headers={"Cache-Control": f"private, max-age={max_age}"}
+    )
+
+
+# --- building answers ------------------------------------------------------------------------
+
+
+def _choice(catalog: Catalog, body: InitializeRequest) -> tuple[Plan, Coin, Network]:
+    """The plan, coin and network asked for, or a 422 that lists what is offered."""
+    plan = catalog.plan(body.plan)
+    if plan is None:
+        offered = ", ".join(p.id for p in catalog.plans)
+        raise ApiError(422, "unknown_plan", f"unknown plan {body.plan!r}; plans: {offered}")
+    coin = catalog.coin(body.crypto_currency.strip().upper())
+    if coin is None:
+        offered = ", ".join(catalog.currencies)
+        raise ApiError(
+            422,
+            "unknown_currency",
+            f"unknown crypto_currency {body.crypto_currency!r}; coins: {offered}",
+        )
+    codes = ", ".join(n.code for n in coin.networks)
+    if body.network is None:
+        if len(coin.networks) == 1:
+            return plan, coin, coin.networks[0]
+        raise ApiError(
+            422, "network_required", f"{coin.symbol} is offered on several networks: {codes}"
+        )
+    network = coin.network(body.network.strip().upper())
+    if network is None:
+        raise ApiError(
+            422,
+            "unknown_network",
+            f"{coin.symbol} is not offered on {body.network!r}; networks: {codes}",
+        )
+    return plan, coin, network
+
+
+def _creation_error(
+    services: Services, lang: str | None, exc: errors.PaymentsError, coin: Coin, network: Network
+) -> ApiError:
+    """The bot's own words for a refused invoice (see bot.handlers.checkout), as an ApiError."""
+    texts = services.texts
+    match exc:
+        case errors.QuoteUnavailable():
+            text = texts.get(lang, "error_prices")
+            return ApiError(503, "prices_unavailable", _plain(text), {"Retry-After": "30"})
+        case errors.ExchangeError():
+            text = texts.get(lang, "error_prices")
+            return ApiError(503, "exchange_unavailable", _plain(text), {"Retry-After": "30"})
+        case errors.DepositsDisabled():
+            text = texts.get(lang, "error_paused", coin=coin.symbol, network=network.label)
+            return ApiError(409, "deposits_paused", _plain(text))
+        case errors.BelowMinimumDeposit():
+            text = texts.get(lang, "error_below_minimum", coin=coin.symbol, network=network.label)
+            return ApiError(422, "below_minimum_deposit", _plain(text))
+        case errors.NoFreeAmount():
+            text = texts.get(lang, "error_busy")
+            return ApiError(503, "busy", _plain(text), {"Retry-After": "120"})
+        case errors.TooManyOpenInvoices():
+            limit = services.settings.max_open_invoices
+            text = texts.get(lang, "error_too_many", limit=limit)
+            return ApiError(429, "too_many_open_invoices", _plain(text))
+        case errors.InvoiceRateLimited():
+            text = texts.get(lang, "error_rate_limited")
+            return ApiError(429, "rate_limited", _plain(text), {"Retry-After": "600"})
+        case errors.UnknownChoice():
+            text = texts.get(lang, "error_unknown_choice")
+            return ApiError(422, "unknown_choice", _plain(text))
+    log.warning("invoice creation refused: %s", type(exc).__name__)
+    return ApiError(500, "internal_error", _plain(texts.get(lang, "error_generic")))
+
+
+def _payment(
+    request: Request,
+    context: WebContext,
+    services: Services,
+    lang: str | None,
+    view: InvoiceView,
+    tx_ids: tuple[str, ...],
+) -> PaymentStatus:
+    is_open = view.status in states.OPEN_STATUSES
+    return PaymentStatus(
+        payment_id=view.id,
+        status=cast(Status, view.status),
+        confirmed=view.status == states.PAID,
+        plan=view.plan_id,
+        plan_name=view.plan_name,
+        tx_hash=tx_ids[0] if tx_ids else None,
+        tx_hashes=list(tx_ids),
+        crypto_currency=view.currency,
+        network=view.network,
+        network_label=view.network_label,
+        crypto_amount=view.amount_text,
+        topup_amount=view.topup_amount_text if is_open else None,
+        amount_usd=str(view.price_usd),
+        deposit_address=view.address,
+        deposit_tag=view.tag,
+        exceptions=sorted(view.exceptions),
+        created_at=_iso(view.created_at),
+        expires_at=_iso(view.expires_at),
+        expires_in_seconds=_seconds_left(services, view),
+        paid_at=_iso(view.paid_at) if view.paid_at is not None else None,
+        instructions=_instructions(services, lang, view) if is_open else None,
+        qr_png_url=_qr_link(request, context, view.id) if is_open else None,
+    )
+
+
+def _instructions(services: Services, lang: str | None, view: InvoiceView) -> str:
+    """What to send, plain text: the exact amount (or the top-up after a partial payment)."""
+    texts = services.texts
+    tag_part = texts.get(lang, "api_instructions_tag", tag=view.tag) if view.tag else ""
+    if view.topup_amount_text:
+        text = texts.get(
+            lang,
+            "api_instructions_topup",
+            topup=view.topup_amount_text,
+            coin=view.currency,
+            network=view.network_label,
+            address=view.address,
+            tag_part=Html(tag_part),
+            expires=texts.date(view.monitor_until),
+        )
+    else:
+        text = texts.get(
+            lang,
+            "api_instructions",
+            amount=view.amount_text,
+            coin=view.currency,
+            network=view.network_label,
+            address=view.address,
+            tag_part=Html(tag_part),
+            expires=texts.date(view.expires_at),
+        )
+    return _plain(text)
+
+
+async def _language(services: Services, user: Principal) -> str | None:
+    """The Mini App's language, else the one the bot knows for the customer."""
+    if user.language:
+        return user.language
+    customer = await services.customers.get(user.user_id)
+    return customer.language if customer else None
+
+
+def _qr_link(request: Request, context: WebContext, payment_id: str) -> str:
+    base = context.settings.webhook_url  # the public base URL when set
+    base = base.rstrip("/").removesuffix(WEBHOOK_PATH) if base else str(request.base_url)
+    return signing.qr_link(base, _link_key(context), payment_id, now=context.now())
+
+
+def _link_key(context: WebContext) -> bytes:
+    return signing.link_key(context.settings.telegram_bot_token.get_secret_value())
+
+
+def _seconds_left(services: Services, view: InvoiceView) -> int:
+    return max(0, (view.expires_at - services.payments.okx_clock.now_ms()) // 1000)
+
+
+def _plan_name(catalog: Catalog, plan_id: str) -> str:
+    plan = catalog.plan(plan_id)
+    return plan.name if plan else plan_id
+
+
+def _iso(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _plain(text: str) -> str:
+    """Telegram HTML as plain text: tags dropped, entities unescaped."""
+    return html.unescape(_TAG.sub("", text))

@@ -34,4 +34,5 @@ def create_web_app(
         app.include_router(webhook.router)
     app.include_router(health.router)
     app.include_router(api.router)
+    api.install_error_handlers(app)
     return app

@@ -1,0 +1,218 @@
+"""The JSON API's wire format: request and response models (they make ``/openapi.json``) and
+the one error shape, ``{"error": "<stable_code>", "detail": "<human text>"}``, with the
+exception handlers that answer every error in it.
+
+Amounts travel as strings (DESIGN section 3): ``Decimal(crypto_amount)`` is the exact amount to
+send. Times are ISO 8601 in UTC (``2026-01-15T12:05:00Z``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Literal
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+Status = Literal["pending", "processing", "paid", "expired", "cancelled", "invalid"]
+
+
+class ApiError(HTTPException):
+    """An answer of the API that is an error: status, stable code, human detail."""
+
+    def __init__(
+        self, status: int, error: str, detail: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(status, detail, dict(headers) if headers else None)
+        self.error = error
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="A stable, machine-readable code", examples=["unknown_plan"])
+    detail: str = Field(description="What went wrong, for a person")
+
+
+class InitializeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan: str = Field(min_length=1, max_length=64, examples=["pro"])
+    crypto_currency: str = Field(min_length=1, max_length=16, examples=["USDT"])
+    network: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        examples=["TRC20"],
+        description="Required when the coin is offered on several networks",
+    )
+
+
+class PaymentCreated(BaseModel):
+    payment_id: str
+    status: Status
+    plan: str
+    plan_name: str
+    deposit_address: str
+    deposit_tag: str | None = Field(description="A memo/tag the deposit must carry, if any")
+    crypto_currency: str
+    network: str = Field(examples=["TRC20"])
+    network_label: str = Field(examples=["Tron (TRC20)"])
+    crypto_amount: str = Field(
+        description="The exact amount to send (it must ARRIVE exactly)", examples=["29.0037"]
+    )
+    amount_usd: str = Field(examples=["29"])
+    expires_at: str
+    expires_in_seconds: int
+    instructions: str = Field(description="Plain text for the customer")
+    qr_png_url: str = Field(description="Signed link to the invoice's QR image (10 minutes)")
+    reused: bool = Field(description="An open invoice for the same choice was handed back")
+
+
+class PaymentStatus(BaseModel):
+    payment_id: str
+    status: Status
+    confirmed: bool = Field(description='True exactly when status is "paid"')
+    plan: str
+    plan_name: str
+    tx_hash: str | None = Field(description="The first attached deposit's transaction hash")
+    tx_hashes: list[str]
+    crypto_currency: str
+    network: str
+    network_label: str
+    crypto_amount: str
+    topup_amount: str | None = Field(
+        description="After a partial payment: the exact amount still to send"
+    )
+    amount_usd: str
+    deposit_address: str
+    deposit_tag: str | None
+    exceptions: list[str] = Field(examples=[["paid_over"]])
+    created_at: str
+    expires_at: str
+    expires_in_seconds: int
+    paid_at: str | None
+    instructions: str | None = Field(description="While the invoice is open: what to send")
+    qr_png_url: str | None = Field(description="While the invoice is open: a fresh signed link")
+
+
+class PaymentHistory(BaseModel):
+    payments: list[PaymentStatus] = Field(description="Newest first")
+
+
+class Subscription(BaseModel):
+    id: int
+    plan: str
+    plan_name: str
+    status: str = Field(examples=["active", "expired"])
+    started_at: str
+    ends_at: str
+    active: bool = Field(description="Running now (active and not past its end)")
+
+
+class UserMe(BaseModel):
+    id: int
+    language: str | None
+    created_at: str | None = Field(description="None until the customer first wrote or paid")
+    subscriptions: list[Subscription]
+
+
+# --- answering errors: one JSON shape, bodies capped -----------------------------------------
+
+_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    503: "unavailable",
+}
+
+
+def error_response(
+    status: int, error: str, detail: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def install_error_shape(app: FastAPI, *, body_limit: int, prefix: str) -> None:
+    """Every error as ``{"error", "detail"}`` (validation errors, unknown routes and crashes
+    too, never a stack trace); request bodies under ``prefix`` capped at ``body_limit``."""
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)
+    app.add_middleware(_BodyCap, limit=body_limit, prefix=prefix)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    error = exc.error if isinstance(exc, ApiError) else _CODES.get(status, f"http_{status}")
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    if status in (204, 304):
+        return Response(status_code=status, headers=exc.headers)
+    return error_response(status, error, detail, exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = list(exc.errors())
+    if any(p.get("type") == "json_invalid" for p in problems):
+        return error_response(422, "invalid_json", "the request body is not valid JSON")
+    parts = []
+    for problem in problems[:5]:
+        where = ".".join(str(part) for part in problem.get("loc", ()))
+        parts.append(f"{where}: {problem.get('msg', 'invalid')}")
+    return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # the server logs the traceback (the exception is raised on after this answer)
+    log.error(
+        "API request failed: %s %s (%s)", request.method, request.url.path, type(exc).__name__
+    )
+    return error_response(500, "internal_error", "something went wrong on our side")
+
+
+class _BodyCap:
+    """Refuses (413) a request body over ``limit`` bytes under ``prefix``: by its declared
+    Content-Length before reading, or as soon as more than that has arrived."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, prefix: str) -> None:
+        self.app = app
+        self.limit = limit
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope["path"]).startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._too_large()(scope, receive, send)
+            return
+        received = 0
+
+        async def capped() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:  # FastAPI re-raises it; _http_error answers
+                    raise ApiError(413, "body_too_large", self._detail())
+            return message
+
+        await self.app(scope, capped, send)
+
+    def _detail(self) -> str:
+        return f"the request body is larger than {self.limit // 1024} KiB"
+
+    def _too_large(self) -> Response:
+        return error_response(413, "body_too_large", self._detail())
