@@ -56,24 +56,22 @@ class Storefront:
         views = await self.invoices.list_for_customer(customer_id, limit=limit)
         if not views:
             return []
+        txs = await self._tx_ids([v.id for v in views])
+        return [HistoryEntry(v, txs.get(v.id, ())) for v in views]
+
+    async def tx_ids(self, invoice_id: str) -> tuple[str, ...]:
+        """The on-chain hashes of the deposits attached to one invoice, oldest first."""
+        return (await self._tx_ids([invoice_id])).get(invoice_id, ())
+
+    async def _tx_ids(self, invoice_ids: list[str]) -> dict[str, tuple[str, ...]]:
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select(deposits.c.invoice_id, deposits.c.tx_id)
-                .where(deposits.c.invoice_id.in_([v.id for v in views]))
+                .where(deposits.c.invoice_id.in_(invoice_ids))
                 .order_by(deposits.c.ts)
             )
             txs: dict[str, list[str]] = {}
             for invoice_id, tx_id in rows:
                 if tx_id:
                     txs.setdefault(invoice_id, []).append(tx_id)
-        return [HistoryEntry(v, tuple(txs.get(v.id, ()))) for v in views]
-
-    async def tx_ids(self, invoice_id: str) -> tuple[str, ...]:
-        """The on-chain hashes of the deposits attached to one invoice, oldest first."""
-        async with self.db.read() as conn:
-            rows = await conn.execute(
-                select(deposits.c.tx_id)
-                .where(deposits.c.invoice_id == invoice_id)
-                .order_by(deposits.c.ts)
-            )
-            return tuple(tx_id for (tx_id,) in rows if tx_id)
+        return {invoice_id: tuple(ids) for invoice_id, ids in txs.items()}

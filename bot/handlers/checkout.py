@@ -10,6 +10,7 @@ from telegram.error import BadRequest, TelegramError
 from bot import callbacks as cb
 from bot import invoice_card, keyboards
 from bot.handlers.common import answer, language, user_id
+from bot.refusals import invoice_refusal
 from bot.services import BotContext, Services
 from payments import InvoiceView, errors
 from payments import states as st
@@ -68,27 +69,19 @@ async def send_invoice_photo(
 def _creation_error(
     services: Services, lang: str | None, exc: errors.PaymentsError, currency: str, code: str
 ) -> str:
-    texts = services.texts
     coin = services.catalog.coin(currency)
     chosen = coin.network(code) if coin else None
-    network = chosen.label if chosen else code
-    match exc:
-        case errors.QuoteUnavailable() | errors.ExchangeError():
-            return texts.get(lang, "error_prices")
-        case errors.DepositsDisabled():
-            return texts.get(lang, "error_paused", coin=currency, network=network)
-        case errors.BelowMinimumDeposit():
-            return texts.get(lang, "error_below_minimum", coin=currency, network=network)
-        case errors.NoFreeAmount():
-            return texts.get(lang, "error_busy")
-        case errors.TooManyOpenInvoices():
-            return texts.get(lang, "error_too_many", limit=services.settings.max_open_invoices)
-        case errors.InvoiceRateLimited():
-            return texts.get(lang, "error_rate_limited")
-        case errors.UnknownChoice():
-            return texts.get(lang, "error_unknown_choice")
-    log.warning("invoice creation refused: %s", type(exc).__name__)
-    return texts.get(lang, "error_generic")
+    refusal = invoice_refusal(
+        services.texts,
+        lang,
+        exc,
+        coin=currency,
+        network=chosen.label if chosen else code,
+        max_open=services.settings.max_open_invoices,
+    )
+    if refusal.status == 500:
+        log.warning("invoice creation refused: %s", type(exc).__name__)
+    return refusal.text
 
 
 async def _own_invoice(update: Update, context: BotContext, invoice_id: str) -> InvoiceView | None:

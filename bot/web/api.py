@@ -18,6 +18,7 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 
 from bot import invoice_card
+from bot.refusals import invoice_refusal
 from bot.services import Services
 from bot.texts import Html
 from bot.web import signing
@@ -254,36 +255,19 @@ def _choice(catalog: Catalog, body: InitializeRequest) -> tuple[Plan, Coin, Netw
 def _creation_error(
     services: Services, lang: str | None, exc: errors.PaymentsError, coin: Coin, network: Network
 ) -> ApiError:
-    """The bot's own words for a refused invoice (see bot.handlers.checkout), as an ApiError."""
-    texts = services.texts
-    match exc:
-        case errors.QuoteUnavailable():
-            text = texts.get(lang, "error_prices")
-            return ApiError(503, "prices_unavailable", _plain(text), {"Retry-After": "30"})
-        case errors.ExchangeError():
-            text = texts.get(lang, "error_prices")
-            return ApiError(503, "exchange_unavailable", _plain(text), {"Retry-After": "30"})
-        case errors.DepositsDisabled():
-            text = texts.get(lang, "error_paused", coin=coin.symbol, network=network.label)
-            return ApiError(409, "deposits_paused", _plain(text))
-        case errors.BelowMinimumDeposit():
-            text = texts.get(lang, "error_below_minimum", coin=coin.symbol, network=network.label)
-            return ApiError(422, "below_minimum_deposit", _plain(text))
-        case errors.NoFreeAmount():
-            text = texts.get(lang, "error_busy")
-            return ApiError(503, "busy", _plain(text), {"Retry-After": "120"})
-        case errors.TooManyOpenInvoices():
-            limit = services.settings.max_open_invoices
-            text = texts.get(lang, "error_too_many", limit=limit)
-            return ApiError(429, "too_many_open_invoices", _plain(text))
-        case errors.InvoiceRateLimited():
-            text = texts.get(lang, "error_rate_limited")
-            return ApiError(429, "rate_limited", _plain(text), {"Retry-After": "600"})
-        case errors.UnknownChoice():
-            text = texts.get(lang, "error_unknown_choice")
-            return ApiError(422, "unknown_choice", _plain(text))
-    log.warning("invoice creation refused: %s", type(exc).__name__)
-    return ApiError(500, "internal_error", _plain(texts.get(lang, "error_generic")))
+    """The bot's own words for a refused invoice (bot.refusals), as an ApiError."""
+    refusal = invoice_refusal(
+        services.texts,
+        lang,
+        exc,
+        coin=coin.symbol,
+        network=network.label,
+        max_open=services.settings.max_open_invoices,
+    )
+    if refusal.status == 500:
+        log.warning("invoice creation refused: %s", type(exc).__name__)
+    retry = {"Retry-After": str(refusal.retry_after_s)} if refusal.retry_after_s else None
+    return ApiError(refusal.status, refusal.code, _plain(refusal.text), retry)
 
 
 def _payment(
