@@ -16,6 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import make_url
 
+from bot.config import load_settings
+from bot.serve import http_port
 from bot.services import Heartbeats
 from tests.botkit import ADMIN, WEBHOOK_SECRET, BotWorld
 from tests.conftest import PG_URL
@@ -301,3 +303,15 @@ def test_a_job_that_stops_finishing_is_reported_stalled() -> None:
     now[0] += 200
     beats.beat("send-outbox")
     assert beats.stalled(limits) == ["poll-deposits"]  # never finished since start-up
+
+
+def test_http_is_served_in_webhook_mode_always_and_with_long_polling_only_when_port_is_set() -> (
+    None
+):
+    base = {"TELEGRAM_BOT_TOKEN": "1:x", "ADMIN_IDS": "7", "OKX_API_KEY": "k"}
+    base |= {"OKX_SECRET_KEY": "s", "OKX_PASSPHRASE": "p"}
+    hook = {"WEBHOOK_URL": "https://shop.example.com", "WEBHOOK_SECRET": "abc"}
+    assert http_port(load_settings(base)) is None  # two laptops' bots never fight over a port
+    assert http_port(load_settings(base | {"PORT": "9000"})) == 9000
+    assert http_port(load_settings(base | hook)) == 8080
+    assert http_port(load_settings(base | hook | {"PORT": "10000"})) == 10000  # Render's PORT
