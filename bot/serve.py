@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import FastAPI
 from telegram import Update
+from telegram.error import BadRequest
 
 from bot.app import build_application
 from bot.config import Settings
@@ -133,11 +134,14 @@ async def serving(
 async def _set_webhook(application: BotApplication, settings: Settings) -> None:
     assert settings.webhook_url is not None and settings.webhook_secret is not None
     url = webhook_url(settings.webhook_url)
-    await application.bot.set_webhook(
-        url,
-        secret_token=settings.webhook_secret.get_secret_value(),
-        allowed_updates=Update.ALL_TYPES,
-    )
+    try:
+        await application.bot.set_webhook(
+            url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=Update.ALL_TYPES,
+        )
+    except BadRequest as exc:  # e.g. "bad webhook: An HTTPS URL must be provided for webhook"
+        raise ConfigError(f"WEBHOOK_URL: Telegram refused the webhook {url} ({exc})") from None
     log.info("webhook set to %s", url)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import make_url
 from bot.config import load_settings
 from bot.serve import http_port
 from bot.services import Heartbeats
+from payments.errors import ConfigError
 from tests.botkit import ADMIN, WEBHOOK_SECRET, BotWorld
 from tests.conftest import PG_URL
 
@@ -315,3 +316,17 @@ def test_http_is_served_in_webhook_mode_always_and_with_long_polling_only_when_p
     assert http_port(load_settings(base | {"PORT": "9000"})) == 9000
     assert http_port(load_settings(base | hook)) == 8080
     assert http_port(load_settings(base | hook | {"PORT": "10000"})) == 10000  # Render's PORT
+
+
+async def test_a_webhook_telegram_refuses_stops_start_up_naming_webhook_url(
+    tmp_path: Path,
+) -> None:
+    async with BotWorld.open(tmp_path) as world:
+        refusal = "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+        world.tg.fail_next("setWebhook", "bad_request", description=refusal)
+        with pytest.raises(ConfigError) as stopped:
+            async with world.serving(webhook=True):
+                pytest.fail("the bot must not start with a webhook Telegram refused")
+        assert str(stopped.value).startswith("WEBHOOK_URL: Telegram refused the webhook http://")
+        assert "an https url must be provided" in str(stopped.value).lower()
+        assert world.tg.webhook is None
