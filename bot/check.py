@@ -28,6 +28,7 @@ from payments.cli import OkxAccess, Report, check_setup, url_password
 
 TELEGRAM_TIMEOUT_S = 10.0
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+TELEGRAM_WEBHOOK_PORTS = {443, 80, 88, 8443}
 
 
 async def run_check(settings: Settings) -> int:
@@ -72,9 +73,16 @@ def check_settings(settings: Settings, report: Report) -> None:
 def check_webhook(url: str, report: Report) -> None:
     """Settings already refused a URL that is not http(s) and a secret Telegram would refuse."""
     parts = urlsplit(url)
-    if parts.scheme != "https" and (parts.hostname or "") not in LOCAL_HOSTS:
+    local = (parts.hostname or "") in LOCAL_HOSTS
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if parts.scheme != "https" and not local:
         report.warn(
             f"WEBHOOK_URL: {webhook_url(url)} is not https: Telegram only delivers to https"
+        )
+    elif port not in TELEGRAM_WEBHOOK_PORTS and not local:
+        report.warn(
+            f"WEBHOOK_URL: Telegram delivers only to ports 443, 80, 88 and 8443, not {port} "
+            "(the public URL's port, not PORT)"
         )
     else:
         report.ok(f"mode: webhook at {webhook_url(url)}")

@@ -264,6 +264,11 @@ def test_webhook_settings() -> None:
     assert any(line.startswith("  warn  WEBHOOK_URL:") and "https" in line for line in plain.lines)
     assert plain.problems == 0
 
+    odd_port = _settings_report(WEBHOOK_URL="https://shop.example.com:8080", WEBHOOK_SECRET="abc")
+    assert any("ports 443, 80, 88 and 8443, not 8080" in line for line in odd_port.lines)
+    render = _settings_report(WEBHOOK_URL="https://shop.onrender.com", WEBHOOK_SECRET="abc")
+    assert "  ok    mode: webhook at https://shop.onrender.com/telegram/webhook" in render.lines
+
     report = _settings_report()
     assert report.lines[0] == "  ok    ADMIN_IDS: 1 admin"
     assert "  ok    mode: long polling (WEBHOOK_URL is not set)" in report.lines
