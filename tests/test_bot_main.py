@@ -22,6 +22,22 @@ from fakes.telegram import FakeTelegram
 ROOT = Path(__file__).resolve().parent.parent
 
 
+async def _bot_process(
+    cwd: Path, env: dict[str, str], *args: str, merge_stderr: bool = True
+) -> asyncio.subprocess.Process:
+    """``python -m bot [args]`` as a merchant starts it, its output piped to the test."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -48,15 +64,7 @@ def _env(tg: FakeTelegram, okx: FakeOkx, tmp_path: Path) -> dict[str, str]:
 async def test_the_bot_process_answers_and_never_logs_a_secret(tmp_path: Path) -> None:
     with FakeTelegram() as tg, FakeOkx() as okx:
         env = _env(tg, okx, tmp_path)
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+        process = await _bot_process(tmp_path, env)
         try:
             tg.send_text(101, "/start")
             reply = await tg.wait_for(
@@ -123,15 +131,7 @@ async def test_a_refused_token_or_a_dead_database_stops_start_up_in_one_line(
         ]
         for change, expected in cases:
             env = {**_env(tg, okx, tmp_path), **change}
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                cwd=tmp_path,
-                env=env,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
+            process = await _bot_process(tmp_path, env, merge_stderr=False)
             out, err = await asyncio.wait_for(process.communicate(), timeout=60)
             assert process.returncode == 2
             last = err.decode().strip().splitlines()[-1]
@@ -153,16 +153,7 @@ async def test_the_webhook_service_process_answers_reports_health_and_stops_on_s
             "PORT": str(port),
             "API_TOKEN": "process-api-token-123",
         }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+        process = await _bot_process(tmp_path, env, "run")
         try:
             await tg.wait_for(lambda: tg.webhook, timeout=30, what="setWebhook")
             assert tg.webhook is not None
