@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int | None = Field(default=None, ge=1, le=65535)
     api_token: SecretStr | None = None
+    grace_days: int = Field(default=0, ge=0, le=365)
+    merchant_webhook_urls: Annotated[tuple[str, ...], NoDecode] = ()
+    merchant_webhook_secret: SecretStr | None = None
     log_level: str = "INFO"
 
     @field_validator("admin_ids", mode="before")
@@ -89,6 +92,23 @@ class Settings(BaseSettings):
         if any(i <= 0 for i in ids):
             raise ValueError("Telegram user ids are positive numbers")
         return ids
+
+    @field_validator("merchant_webhook_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, raw: Any) -> Any:
+        if isinstance(raw, str):
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+        return raw
+
+    @field_validator("merchant_webhook_urls")
+    @classmethod
+    def _http_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        for number, url in enumerate(urls, 1):
+            if not url.startswith(("http://", "https://")) or len(url) > 500:
+                raise ValueError(f"URL number {number} must start with http:// or https://")
+        if len(set(urls)) != len(urls):
+            raise ValueError("a URL is listed twice")
+        return urls
 
     @field_validator("timezone")
     @classmethod
@@ -119,6 +139,13 @@ class Settings(BaseSettings):
     def _webhook_needs_secret(self) -> Settings:
         if self.webhook_url and not self.webhook_secret:
             raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_URL is set")
+        if self.merchant_webhook_urls and not self.merchant_webhook_secret:
+            raise ValueError(
+                "MERCHANT_WEBHOOK_SECRET is required when MERCHANT_WEBHOOK_URLS is set"
+            )
+        secret = self.merchant_webhook_secret
+        if secret is not None and len(secret.get_secret_value()) < 16:
+            raise ValueError("MERCHANT_WEBHOOK_SECRET must be at least 16 characters")
         self.payment_settings()  # the core's own range checks, named by variable
         return self
 

@@ -26,6 +26,7 @@ class Plan:
     price_usd: Decimal
     days: int
     description: str = ""
+    chats: tuple[int, ...] = ()  # Telegram channels / groups a subscriber may join
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,16 @@ class Catalog:
     @property
     def currencies(self) -> tuple[str, ...]:
         return tuple(c.symbol for c in self.coins)
+
+    @property
+    def plan_chats(self) -> dict[str, tuple[int, ...]]:
+        """Plan id -> the chats it grants, for the plans that grant any."""
+        return {p.id: p.chats for p in self.plans if p.chats}
+
+    @property
+    def chats(self) -> tuple[int, ...]:
+        """Every chat some plan grants, each once, in plans-file order."""
+        return tuple(dict.fromkeys(chat for p in self.plans for chat in p.chats))
 
 
 def default_plans_path() -> Path:
@@ -163,7 +174,25 @@ def _parse_plan(index: int, raw_any: Any) -> Plan:
         price_usd=price,
         days=days,
         description=_text(raw, "description", where, required=False),
+        chats=_chats(raw.get("chats", []), where),
     )
+
+
+def _chats(raw: Any, where: str) -> tuple[int, ...]:
+    """Chat ids as Telegram gives them: channels and supergroups are -100..., groups negative."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: chats must be a list of chat ids, e.g. [-1001234567890]")
+    chats: list[int] = []
+    for value in raw:
+        if isinstance(value, bool) or not isinstance(value, int) or value >= 0:
+            raise ConfigError(
+                f"{where}: chat {value!r} is not a channel or group id "
+                "(a negative number such as -1001234567890; forward a post to @userinfobot)"
+            )
+        if value in chats:
+            raise ConfigError(f"{where}: chat {value} is listed twice")
+        chats.append(value)
+    return tuple(chats)
 
 
 def _parse_coin(index: int, raw_any: Any) -> Coin:

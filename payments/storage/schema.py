@@ -266,3 +266,88 @@ leases = Table(
     Column("token", BigInteger, nullable=False),  # fencing token, grows on every take-over
     Column("expires_at", BigInteger, nullable=False),
 )
+
+# Chat access (channels and groups a plan grants): one row per (customer, chat) with its state,
+# so granting and removing survive restarts and are idempotent. States: payments/access.
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), nullable=False),
+    Column("chat_id", BigInteger, nullable=False),
+    Column("plan_id", String(32), nullable=False),  # the plan that granted it (renew button)
+    Column("state", String(16), nullable=False),  # pending | invited | member | left | removed
+    Column("link", String(200), nullable=True),  # the invite link sent last
+    Column("invited_at", BigInteger, nullable=True),
+    Column("joined_at", BigInteger, nullable=True),
+    Column("removed_at", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),  # failed invite / removal attempts
+    Column("next_attempt_at", BigInteger, nullable=False, default=0),
+    Column("last_error", String(300), nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("customer_id", "chat_id"),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "chat_id", "state"),
+)
+
+# Every invite link the bot created, so a join through it names the buyer it was made for.
+access_links = Table(
+    "access_links",
+    metadata,
+    Column("link", String(200), primary_key=True),
+    Column("membership_id", Integer, ForeignKey("memberships.id"), nullable=False),
+    Column("chat_id", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_by", BigInteger, nullable=True),  # who joined through it
+    Column("revoked_at", BigInteger, nullable=True),
+    Index(None, "membership_id"),
+)
+
+# Merchant webhooks: events written in the transaction of what they report, then delivered to
+# each MERCHANT_WEBHOOK_URLS entry (one delivery row per event and URL, every attempt recorded).
+merchant_events = Table(
+    "merchant_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_key", String(200), nullable=False, unique=True),  # one event per occurrence
+    Column("public_id", String(40), nullable=False, unique=True),  # "evt_..." sent to receivers
+    Column("type", String(40), nullable=False),  # invoice.paid, subscription.activated, ...
+    Column("order_key", String(80), nullable=False),  # delivered in order within one key
+    Column("payload", Text, nullable=False),  # JSON, amounts as strings
+    Column("created_at", BigInteger, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", Integer, ForeignKey("merchant_events.id"), nullable=False),
+    Column("url", String(500), nullable=False),
+    Column("order_key", String(80), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("give_up_at", BigInteger, nullable=False),
+    Column("claimed_until", BigInteger, nullable=False, default=0),
+    Column("claim_token", String(40), nullable=True),
+    Column("last_status", Integer, nullable=True),  # HTTP status of the last attempt
+    Column("last_error", String(300), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger, nullable=True),
+    UniqueConstraint("event_id", "url"),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "url", "order_key", "status"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", Integer, ForeignKey("webhook_deliveries.id"), nullable=False),
+    Column("attempted_at", BigInteger, nullable=False),
+    Column("status_code", Integer, nullable=True),  # None: no HTTP answer (refused, time-out)
+    Column("error", String(300), nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Index(None, "delivery_id"),
+)
