@@ -9,9 +9,13 @@
 It answers PTB's form-encoded, multipart and JSON requests with Telegram's envelope and shapes,
 long-polls ``getUpdates``, POSTs updates to a webhook, serves uploaded files and injects faults
 (``fail_next``, ``block``, ``delay_ms``). Users, messages and controls (``send_text``, ``press``,
-``messages`` ...) come from :class:`fakes.telegram_state.TelegramState`.
+``messages`` ...) come from :class:`fakes.telegram_state.TelegramState`; channels, groups,
+members, invite links and join requests (``add_chat``, ``join_by_link``, ``members`` ...) from
+:class:`fakes.telegram_chats.TelegramChats`. ``allowed_updates`` is remembered between calls and
+by default excludes ``chat_member``, as on Telegram.
 
-Standalone: ``python -m fakes.telegram --port 8081`` prints the base URL and token.
+Standalone: ``python -m fakes.telegram --port 8081 [--chat -100123...]`` prints the base URL and
+token (each ``--chat`` adds a channel where the bot is an administrator with every right).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from fakes.telegram_state import (
     METHODS,
     ApiError,
     ChatMessage,
+    SentRequest,
     TelegramState,
     bad_request,
     flat_buttons,
@@ -46,6 +51,8 @@ JSON_KEYS = {"reply_markup", "allowed_updates", "commands", "entities", "caption
 JSON_KEYS |= {"link_preview_options", "reply_parameters", "scope", "menu_button"}
 INT_KEYS = {"chat_id", "message_id", "offset", "limit", "timeout", "user_id", "cache_time"}
 BOOL_KEYS = {"show_alert", "drop_pending_updates", "disable_notification", "protect_content"}
+INT_KEYS |= {"expire_date", "member_limit", "until_date"}
+BOOL_KEYS |= {"only_if_banned", "creates_join_request", "revoke_messages"}
 CANONICAL = {name.lower(): name for name in METHODS}
 WEBHOOK_CONFLICT = (
     "Conflict: can't use getUpdates method while webhook is active;"
@@ -96,6 +103,10 @@ class FakeTelegram(TelegramState, LoopbackServer):
         self._in_flight = 0
         self._last_activity = time.monotonic()
         self._delivery: asyncio.Task[None] | None = None
+        # benchmarks: when each update was first handed out (time.time(), by update_id), and
+        # callbacks run in the server loop after every answered request (request, result)
+        self.handed_out: dict[int, float] = {}
+        self.observers: list[Callable[[SentRequest, Any], None]] = []
 
     async def started(self) -> None:
         self.base_url = f"{self.root_url}/bot"
@@ -225,6 +236,8 @@ class FakeTelegram(TelegramState, LoopbackServer):
             self._last_activity = time.monotonic() if not polling else self._last_activity
         with self._lock:
             entry.response_ok = True
+        for observer in self.observers:
+            observer(entry, result)
         return web.json_response({"ok": True, "result": result})
 
     @staticmethod
@@ -263,7 +276,8 @@ class FakeTelegram(TelegramState, LoopbackServer):
                 if secret is not None and not _SECRET.fullmatch(str(secret)):
                     raise bad_request("secret token contains unallowed characters")
                 hook = {"url": str(params["url"]), "secret_token": secret}
-                hook["allowed_updates"] = params.get("allowed_updates") or None
+                allowed = params.get("allowed_updates")  # None keeps the setting, [] resets it
+                hook["allowed_updates"] = allowed if isinstance(allowed, list) else None
             with self._lock:
                 self.webhook, self.webhook_error = hook, None
                 if params.get("drop_pending_updates"):
@@ -299,6 +313,7 @@ class FakeTelegram(TelegramState, LoopbackServer):
             remaining = deadline - loop.time()
             if batch or remaining <= 0 or self._stopping.is_set():
                 self._last_activity = time.monotonic() if batch else self._last_activity
+                self._hand_out(batch)
                 return batch
             if generation != self._poll_generation:
                 raise ApiError(409, POLL_CONFLICT)
@@ -318,6 +333,7 @@ class FakeTelegram(TelegramState, LoopbackServer):
                     await waiter
                     continue
                 self._waiters.discard(waiter)
+                self._hand_out(batch)
                 secret = hook.get("secret_token")
                 headers = {"X-Telegram-Bot-Api-Secret-Token": str(secret)} if secret else {}
                 try:
@@ -337,6 +353,11 @@ class FakeTelegram(TelegramState, LoopbackServer):
                 with self._lock:
                     self.webhook_error = (int(time.time()), error)
                 await asyncio.sleep(0.2)
+
+    def _hand_out(self, batch: list[dict[str, Any]]) -> None:
+        now = time.time()
+        for update in batch:
+            self.handed_out.setdefault(update["update_id"], now)
 
     # --- waiting (from the test's own event loop) ---------------------------------------------
 
@@ -400,8 +421,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", default="123456:TEST-TOKEN")
+    parser.add_argument("--chat", type=int, action="append", default=[], help="add a channel")
     args = parser.parse_args(argv)
     fake = FakeTelegram(token=args.token, host=args.host, port=args.port).start()
+    for chat_id in args.chat:
+        fake.add_chat(chat_id)
     print(fake.base_url, flush=True)
     print(json.dumps({"token": fake.token, "base_file_url": fake.base_file_url}), flush=True)
     try:

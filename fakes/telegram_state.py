@@ -25,6 +25,7 @@ from typing import Any
 
 from PIL import Image
 
+from fakes.telegram_chats import CHAT_API, CHAT_METHODS, TelegramChats, update_allowed
 from fakes.telegram_html import ApiError as ApiError
 from fakes.telegram_html import bad_request as bad_request
 from fakes.telegram_html import parse_html as parse_html
@@ -52,7 +53,7 @@ METHODS: tuple[str, ...] = (
 )
 METHODS += ("setMyCommands", "getMyCommands", "deleteMyCommands", "sendMessage", "sendPhoto")
 METHODS += ("editMessageText", "editMessageCaption", "editMessageReplyMarkup", "deleteMessage")
-METHODS += ("answerCallbackQuery", "getFile")
+METHODS += ("answerCallbackQuery", "getFile", *CHAT_METHODS)
 
 
 @dataclass
@@ -120,7 +121,7 @@ class _File:
     sizes: list[dict[str, Any]]  # every PhotoSize of the upload this file belongs to
 
 
-class TelegramState:
+class TelegramState(TelegramChats):
     """Users, chats, messages, files and the update queue of one fake bot."""
 
     def __init__(self, token: str) -> None:
@@ -146,6 +147,8 @@ class TelegramState:
         self._ids = itertools.count(1)
         self.webhook: dict[str, Any] | None = None  # url, secret_token, allowed_updates
         self.webhook_error: tuple[int, str] | None = None
+        self._allowed_updates: list[str] | None = None  # None: Telegram's default set
+        self._init_chats()
 
     def _notify(self) -> None:
         """Called after the update queue changed (the server wakes its pollers)."""
@@ -281,14 +284,18 @@ class TelegramState:
         self, offset: int | None, limit: int, allowed: list[str] | None
     ) -> list[dict[str, Any]]:
         """Drop updates before ``offset`` (the last -offset kept if negative) and of types not
-        in ``allowed``; return up to ``limit`` of the rest."""
+        allowed; return up to ``limit`` of the rest. ``allowed`` replaces the remembered
+        allowed_updates ([]: back to the default, all but chat_member and reactions); None
+        keeps it, as Telegram does."""
         with self._lock:
             if offset is not None and offset < 0:
                 self._updates = self._updates[offset:]
             elif offset is not None:
                 self._updates = [u for u in self._updates if u["update_id"] >= offset]
-            if allowed:
-                self._updates = [u for u in self._updates if set(u) - {"update_id"} <= set(allowed)]
+            if allowed is not None:
+                self._allowed_updates = list(allowed) or None
+            kinds = self._allowed_updates
+            self._updates = [u for u in self._updates if update_allowed(u, kinds)]
             return copy.deepcopy(self._updates[:limit])
 
     def pending_updates(self) -> int:
@@ -443,6 +450,8 @@ class TelegramState:
                 f = self._files[file_id]
                 info = {"file_id": file_id, "file_unique_id": f.unique_id, "file_path": f.path}
                 return info | {"file_size": len(f.data)}
+            if method in CHAT_API:
+                return self._chat_api(method, params)
         raise ApiError(404, "Not Found")
 
     def _send_photo(self, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
