@@ -2,10 +2,10 @@
 ``N problem(s)`` (exit code 1).
 
 The settings (already loaded: a malformed one stopped the command before this), ADMIN_IDS, the
-webhook settings when WEBHOOK_URL is set, Telegram's ``getMe`` (which bot the token belongs to),
-then what ``python -m payments check`` checks (:func:`payments.cli.check_setup`): the plans file,
-the database, OKX's clock, the API key's permissions, every offered network, the prices and the
-deposit addresses. No secret is printed: every line is scrubbed of the token, the OKX key,
+webhook settings when WEBHOOK_URL is set, Telegram's ``getMe`` (which bot the token belongs to)
+and the bot's rights in the plans' paid chats, then what ``python -m payments check`` checks
+(:func:`payments.cli.check_setup`): the plans file, the database, OKX's clock, the API key's
+permissions, every offered network, the prices and the deposit addresses. No secret is printed: every line is scrubbed of the token, the OKX key,
 secret and passphrase, the webhook secret, the API token and the database password.
 """
 
@@ -21,10 +21,13 @@ from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.request import HTTPXRequest
 
+from bot.access import chat_rights
 from bot.config import Settings, mask_url
 from bot.logs import RedactSecrets, secrets_of
 from bot.web.webhook import webhook_url
+from payments.catalog import load_catalog
 from payments.cli import OkxAccess, Report, check_setup, url_password
+from payments.errors import ConfigError
 
 TELEGRAM_TIMEOUT_S = 10.0
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -60,6 +63,13 @@ def check_settings(settings: Settings, report: Report) -> None:
     count = len(settings.admin_ids)
     report.ok(f"ADMIN_IDS: {count} admin{'s' if count != 1 else ''}")
     report.ok(f"DATABASE_URL: {mask_url(settings.database_url)}")
+    hooks = settings.merchant_webhook_urls  # hosts only: a path or query may carry a token
+    hosts = ", ".join(urlsplit(url).hostname or "?" for url in hooks)
+    report.ok(
+        f"MERCHANT_WEBHOOK_URLS: {len(hooks)} URL(s) ({hosts})"
+        if hooks
+        else "MERCHANT_WEBHOOK_URLS: not set (no webhooks to your backend)"
+    )
     if settings.allow_unsafe_api_key:
         report.warn(
             "ALLOW_UNSAFE_API_KEY is set: an OKX key that can trade or withdraw is accepted"
@@ -104,6 +114,7 @@ async def check_telegram(settings: Settings, report: Report) -> None:
     try:
         async with bot:
             me = bot.bot
+            await check_chats(bot, settings, report)
     except InvalidToken:
         report.fail(
             "TELEGRAM_BOT_TOKEN was refused by Telegram"
@@ -119,6 +130,17 @@ async def check_telegram(settings: Settings, report: Report) -> None:
         return
     where = "" if api == "https://api.telegram.org" else f" via {api}"
     report.ok(f"Telegram: the token belongs to @{me.username} ({me.first_name}){where}")
+
+
+async def check_chats(bot: Bot, settings: Settings, report: Report) -> None:
+    """The paid chats of the plans file: is the bot an administrator that can invite and ban?
+    (A plans file that does not load is reported by the plans check.)"""
+    try:
+        chats = load_catalog(settings.plans_file).chats
+    except ConfigError:
+        return
+    for rights in await chat_rights(bot, chats):
+        (report.fail if rights.problem else report.ok)(f"paid {rights.line()}")
 
 
 @contextmanager

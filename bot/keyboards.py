@@ -71,6 +71,12 @@ def renew(texts: Texts, lang: str | None, plan: Plan) -> InlineKeyboardMarkup:
     )
 
 
+def join_link(texts: Texts, lang: str | None, chat: str, link: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(texts.get(lang, "access_join_button", chat=chat), url=link)]]
+    )
+
+
 def cancel_choices(
     texts: Texts, lang: str | None, views: Sequence[InvoiceView]
 ) -> InlineKeyboardMarkup:

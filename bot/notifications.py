@@ -11,7 +11,7 @@ from telegram import InlineKeyboardMarkup
 
 from bot import keyboards
 from bot.texts import Html, Texts
-from payments import Catalog, InvoiceView, notify, states
+from payments import Catalog, InvoiceView, access, notify, states
 from payments.reminders import KIND_EXPIRED, KIND_REMINDER
 
 # kinds after which the invoice photo's caption says the invoice has ended
@@ -57,6 +57,9 @@ _ADMIN_KEYS = {
     notify.ADMIN_OKX_RECOVERED: "alert_okx_recovered",
     notify.ADMIN_CLOCK: "alert_clock",
     notify.ADMIN_CAPACITY: "alert_capacity",
+    notify.ADMIN_WEBHOOK_FAILED: "alert_webhook_failed",
+    access.ADMIN_FAILING: "alert_access_failing",
+    access.ADMIN_CHAT_RIGHTS: "alert_chat_rights",
 }
 
 
@@ -124,10 +127,38 @@ class Renderer:
                     until=t.date(p.get("ends_at")),
                 )
             )
+        if kind in (access.INVITE, access.REMOVED_KIND):
+            return self._access(lang, kind, p)
         key = _CUSTOMER_KEYS.get(kind)
         if key is None:
             raise UnknownKind(kind)
         return Outgoing(t.get(lang, key, **common))
+
+    def _access(self, lang: str | None, kind: str, p: Mapping[str, Any]) -> Outgoing:
+        t = self.texts
+        chat = p.get("chat_title") or str(p.get("chat_id", ""))
+        plan_id = str(p.get("plan_id", ""))
+        if kind == access.INVITE:
+            key = "access_invite_replaced" if p.get("replaced") else "access_invite"
+            link = str(p.get("link", ""))
+            text = t.get(
+                lang,
+                key,
+                plan=self._plan_name(plan_id),
+                chat=chat,
+                until=t.date(p.get("expires_at")),
+                link=link,
+            )
+            return Outgoing(text, keyboards.join_link(t, lang, chat, link))
+        plan = self.catalog.plan(plan_id)
+        text = t.get(
+            lang,
+            "access_removed",
+            plan=self._plan_name(plan_id),
+            chat=chat,
+            ended=t.date(p.get("ended_at")),
+        )
+        return Outgoing(text, keyboards.renew(t, lang, plan) if plan else None)
 
     def admin(self, kind: str, payload: Mapping[str, Any]) -> Outgoing:
         t, p = self.texts, payload
@@ -161,6 +192,10 @@ class Renderer:
             "free": p.get("free", ""),
             "total": p.get("total", ""),
             "advice": "",
+            "chat": p.get("chat_title") or p.get("chat_id", ""),
+            "chat_id": p.get("chat_id", ""),
+            "action": p.get("action", ""),
+            "problems": "\n".join(str(line) for line in p.get("problems") or []),
         }
         if kind == notify.ADMIN_UNMATCHED:
             values["amount"] = p.get("deposit_amount", "")
@@ -172,6 +207,9 @@ class Renderer:
             values["invoice_part"] = f" on invoice {p['invoice_id']}"
         if kind in (notify.ADMIN_DUPLICATE, notify.ADMIN_AFTER_CLOSE):
             values["amount"] = p.get("deposit_amount", "")
+        if kind == notify.ADMIN_WEBHOOK_FAILED:
+            names = ("url", "delivery_id", "event_id", "event_type", "attempts")
+            values.update({name: p.get(name, "") for name in names})
         if kind == notify.ADMIN_CAPACITY:
             advice = (
                 "alert_capacity_addresses"

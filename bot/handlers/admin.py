@@ -16,7 +16,7 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 
 from bot import callbacks as cb
 from bot import keyboards
-from bot.handlers.common import answer, language, user_id
+from bot.handlers.common import answer, refuse_non_admin
 from bot.services import BotContext, Services
 from bot.texts import Html
 from payments import errors
@@ -30,17 +30,7 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 5
 
 
-async def _refuse(update: Update, context: BotContext) -> bool:
-    """True (after telling them) when the sender is not an admin."""
-    services = context.services
-    if services.is_admin(user_id(update)):
-        return False
-    text = services.texts.get(language(update), "admin_only")
-    if update.callback_query is not None:
-        await answer(update.callback_query, text, alert=True)
-    elif update.effective_message is not None:
-        await update.effective_message.reply_text(text)
-    return True
+_refuse = refuse_non_admin
 
 
 async def _reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:

@@ -7,6 +7,8 @@ import logging
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 
+from bot.services import BotContext
+
 log = logging.getLogger(__name__)
 
 
@@ -18,6 +20,20 @@ def language(update: Update) -> str | None:
 def user_id(update: Update) -> int | None:
     user = update.effective_user
     return user.id if user else None
+
+
+async def refuse_non_admin(update: Update, context: BotContext) -> bool:
+    """True (after telling them) when the sender is not in ADMIN_IDS: admin commands and
+    buttons change nothing for anyone else."""
+    services = context.services
+    if services.is_admin(user_id(update)):
+        return False
+    text = services.texts.get(language(update), "admin_only")
+    if update.callback_query is not None:
+        await answer(update.callback_query, text, alert=True)
+    elif update.effective_message is not None:
+        await update.effective_message.reply_text(text)
+    return True
 
 
 async def answer(query: CallbackQuery, text: str | None = None, *, alert: bool = False) -> None:

@@ -1,0 +1,194 @@
+"""The Telegram half of chat access: invite links, removals and the bot's rights in its chats.
+
+:class:`payments.access.AccessService` says what is due and records what happened; this module
+makes the Bot API calls. A removal is a ban followed by an unban with ``only_if_banned``, so the
+person can come back through a new link when they renew (an unban without that flag would also
+remove a current member: Telegram's trap).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from telegram import Bot, ChatMemberAdministrator, ChatMemberOwner
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
+
+from payments.access import LINK_LIFETIME_MS, AccessService, Due
+from payments.clock import Clock
+
+log = logging.getLogger(__name__)
+
+# the rights a paid chat needs, and how a problem is named to the merchant
+RIGHTS = {
+    "can_invite_users": "to invite users (can_invite_users)",
+    "can_restrict_members": "to ban members (can_restrict_members)",
+}
+
+
+@dataclass(frozen=True)
+class ChatRights:
+    chat_id: int
+    title: str
+    problem: str | None  # None: the bot can do everything it needs there
+
+    def line(self) -> str:
+        name = f"chat {self.chat_id}" + (f" ({self.title})" if self.title else "")
+        return f"{name}: {self.problem or 'ok, the bot can invite and remove members'}"
+
+
+async def chat_rights(bot: Bot, chats: Iterable[int]) -> list[ChatRights]:
+    """For each chat: is the bot an administrator there, with the rights to invite and to ban?
+    A chat Telegram does not answer for is reported, never raised."""
+    me = await bot.get_me()
+    out: list[ChatRights] = []
+    for chat_id in chats:
+        title = ""
+        try:
+            chat = await bot.get_chat(chat_id)
+            title = chat.title or ""
+            member = await bot.get_chat_member(chat_id, me.id)
+        except (BadRequest, Forbidden) as exc:
+            problem = f"Telegram says {exc.message!r}: add the bot to it as an administrator"
+            out.append(ChatRights(chat_id, title, problem))
+            continue
+        if isinstance(member, ChatMemberOwner):
+            out.append(ChatRights(chat_id, title, None))
+            continue
+        if not isinstance(member, ChatMemberAdministrator):
+            problem = f"the bot is not an administrator there (it is {member.status})"
+            out.append(ChatRights(chat_id, title, problem))
+            continue
+        missing = [words for right, words in RIGHTS.items() if not getattr(member, right, False)]
+        lacks = f"the bot lacks the right {' and '.join(missing)}" if missing else None
+        out.append(ChatRights(chat_id, title, lacks))
+    return out
+
+
+@dataclass(frozen=True)
+class AccessReport:
+    invited: int = 0
+    removed: int = 0
+    failed: int = 0
+
+
+class AccessWorker:
+    """Runs what is due (the ``chat-access`` job) and acts on joins (the chat handlers)."""
+
+    def __init__(self, bot: Bot, service: AccessService, clock: Clock) -> None:
+        self.bot = bot
+        self.service = service
+        self.clock = clock
+        self.titles: dict[int, str] = {}
+
+    @property
+    def chats(self) -> tuple[int, ...]:
+        return self.service.chats
+
+    def title(self, chat_id: int) -> str:
+        return self.titles.get(chat_id) or str(chat_id)
+
+    async def _title(self, chat_id: int) -> str:
+        """The chat's title, asked of Telegram once (the rights check also fills it in)."""
+        if chat_id not in self.titles:
+            try:
+                self.titles[chat_id] = (await self.bot.get_chat(chat_id)).title or ""
+            except (BadRequest, Forbidden):
+                return str(chat_id)  # the invite or removal will report the real problem
+        return self.title(chat_id)
+
+    async def check_rights(self) -> list[ChatRights]:
+        """Check every paid chat, remember titles, and tell the admins what is wrong."""
+        if not self.chats:
+            return []
+        report = await chat_rights(self.bot, self.chats)
+        self.titles.update({r.chat_id: r.title for r in report if r.title})
+        problems = [r.line() for r in report if r.problem]
+        for line in problems:
+            log.warning("paid chat: %s", line)
+        await self.service.report_rights(problems)
+        return report
+
+    async def run(self) -> AccessReport:
+        """Grant what subscriptions now entitle, send the links, remove who is no longer
+        entitled. Stops early when Telegram cannot be reached (the next run continues)."""
+        if not self.service.enabled:
+            return AccessReport()
+        await self.service.sync()
+        invited = removed = failed = 0
+        try:
+            for item in await self.service.due_invites():
+                if await self.invite(item):
+                    invited += 1
+                else:
+                    failed += 1
+            for item in await self.service.due_removals():
+                if await self.remove(item):
+                    removed += 1
+                else:
+                    failed += 1
+        except NetworkError as exc:  # time-out, 5xx, 429 after retries: not the chat's fault
+            log.warning("chat access: Telegram unreachable, continuing later: %s", exc)
+        return AccessReport(invited, removed, failed)
+
+    async def invite(self, item: Due, *, replaced: bool = False) -> bool:
+        expires_ms = self.clock.now_ms() + LINK_LIFETIME_MS
+        try:
+            link = await self.bot.create_chat_invite_link(
+                item.chat_id,
+                expire_date=datetime.fromtimestamp(expires_ms / 1000, tz=UTC),
+                member_limit=1,
+                name=f"subsbot #{item.membership_id}"[:32],
+            )
+        except (BadRequest, Forbidden) as exc:
+            await self._failed(item, "create invite links", exc)
+            return False
+        kept = await self.service.invited(
+            item,
+            link=link.invite_link,
+            expires_at=expires_ms,
+            chat_title=await self._title(item.chat_id),
+            replaced=replaced,
+        )
+        if not kept:  # someone else (a concurrent run) sent a link first
+            await self._revoke(item.chat_id, [link.invite_link])
+        return kept
+
+    async def remove(self, item: Due) -> bool:
+        try:
+            await self.kick(item.chat_id, item.customer_id)
+        except (BadRequest, Forbidden) as exc:
+            await self._failed(item, "remove members", exc)
+            return False
+        links = await self.service.removed(item, chat_title=await self._title(item.chat_id))
+        await self._revoke(item.chat_id, links)
+        return True
+
+    async def kick(self, chat_id: int, user_id: int) -> None:
+        """Remove from the chat without a lasting ban: they may come back with a new link."""
+        await self.bot.ban_chat_member(chat_id, user_id)
+        await self.bot.unban_chat_member(chat_id, user_id, only_if_banned=True)
+
+    async def expel(self, chat_id: int, user_id: int, link: str | None) -> None:
+        """Someone joined through a link made for another customer: out, and the link dies."""
+        try:
+            await self.kick(chat_id, user_id)
+        except TelegramError as exc:
+            log.warning("could not remove %s from %s: %s", user_id, chat_id, exc)
+        if link is not None:
+            await self._revoke(chat_id, [link])
+
+    async def _revoke(self, chat_id: int, links: Iterable[str]) -> None:
+        for link in links:
+            try:
+                await self.bot.revoke_chat_invite_link(chat_id, link)
+            except TelegramError as exc:  # expired or already revoked: nothing to undo
+                log.info("could not revoke an invite link of %s: %s", chat_id, exc)
+
+    async def _failed(self, item: Due, action: str, exc: TelegramError) -> None:
+        log.warning("chat %s: cannot %s: %s", item.chat_id, action, exc.message)
+        await self.service.failed(
+            item, action=action, error=exc.message, chat_title=await self._title(item.chat_id)
+        )

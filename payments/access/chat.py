@@ -1,0 +1,215 @@
+"""What happens in the chat (joins, join requests, leaving), /join and the admins' view."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import func, select, update
+
+from payments import outbox
+from payments.access.model import (
+    HELD,
+    INVITE,
+    INVITED,
+    LEFT,
+    LINK_LIFETIME_MS,
+    MEMBER,
+    PENDING,
+    AccessBase,
+    ChatMembers,
+    Due,
+    JoinOutcome,
+)
+from payments.storage.db import insert_ignore
+from payments.storage.schema import access_links, memberships
+from payments.storage.schema import subscriptions as subs
+
+
+class ChatEvents(AccessBase):
+    # --- what happens in the chat ----------------------------------------------------------
+
+    async def joined(self, chat_id: int, user_id: int, link: str | None) -> JoinOutcome:
+        """Someone joined ``chat_id`` (through ``link`` when Telegram says so)."""
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            owner = None
+            if link is not None:
+                owner = (
+                    await conn.execute(
+                        select(memberships.c.id, memberships.c.customer_id, memberships.c.plan_id)
+                        .join(access_links, access_links.c.membership_id == memberships.c.id)
+                        .where(access_links.c.link == link, access_links.c.chat_id == chat_id)
+                    )
+                ).first()
+                if owner is not None:
+                    await conn.execute(
+                        update(access_links)
+                        .where(access_links.c.link == link, access_links.c.used_by.is_(None))
+                        .values(used_by=user_id)
+                    )
+            entitled = (
+                await conn.execute(select(self._entitled(chat_id, user_id, now)))
+            ).scalar_one()
+            again: Due | None = None
+            if owner is not None and owner.customer_id != user_id:
+                # someone else's link (it admits one person, so the buyer is not in): the buyer
+                # gets a new one, and the person who used it goes unless they are entitled too
+                result = await conn.execute(
+                    update(memberships)
+                    .where(memberships.c.id == owner.id, memberships.c.state == INVITED)
+                    .values(state=PENDING, next_attempt_at=now, updated_at=now)
+                )
+                if result.rowcount:
+                    again = Due(owner.id, owner.customer_id, chat_id, owner.plan_id, PENDING, 0)
+            if not entitled:  # through our link: out (a stranger without one is not our business)
+                if owner is not None:
+                    return JoinOutcome("intruder", owner.customer_id, link, again)
+                return JoinOutcome("stranger")
+            values = {"state": MEMBER, "joined_at": now, "updated_at": now}
+            result = await conn.execute(
+                update(memberships)
+                .where(memberships.c.customer_id == user_id, memberships.c.chat_id == chat_id)
+                .values(**values)
+            )
+            if not result.rowcount:
+                plan_id = await self._granting_plan(conn, user_id, chat_id)
+                await insert_ignore(
+                    conn,
+                    memberships,
+                    {
+                        "customer_id": user_id,
+                        "chat_id": chat_id,
+                        "plan_id": plan_id,
+                        "attempts": 0,
+                        "next_attempt_at": 0,
+                        **values,
+                    },
+                    ["customer_id", "chat_id"],
+                )
+            mine = owner is not None and owner.customer_id == user_id
+            return JoinOutcome("buyer" if mine else "entitled", buyer=user_id, reinvite=again)
+
+    async def may_join(self, chat_id: int, user_id: int) -> bool:
+        """A join request: approve a customer entitled to the chat, decline anyone else."""
+        now = self.clock.now_ms()
+        async with self.db.read() as conn:
+            return bool(
+                (await conn.execute(select(self._entitled(chat_id, user_id, now)))).scalar_one()
+            )
+
+    async def left(self, chat_id: int, user_id: int) -> None:
+        """A member left (or was removed by a chat admin): remember it; no new link unasked."""
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(memberships)
+                .where(
+                    memberships.c.customer_id == user_id,
+                    memberships.c.chat_id == chat_id,
+                    memberships.c.state == MEMBER,
+                )
+                .values(state=LEFT, updated_at=now)
+            )
+
+    async def request_links(
+        self, customer_id: int, titles: Mapping[int, str] | None = None
+    ) -> tuple[int, int]:
+        """/join: a fresh link for each entitled chat the customer is not in (an unused link
+        that expired, or one they left). Returns (links on the way, chats already joined)."""
+        now = self.clock.now_ms()
+        renewed = joined = 0
+        async with self.db.transaction() as conn:
+            rows = await conn.execute(
+                select(memberships).where(
+                    memberships.c.customer_id == customer_id, memberships.c.state.in_(HELD)
+                )
+            )
+            for row in rows.mappings():
+                if not (
+                    await conn.execute(select(self._entitled(row["chat_id"], customer_id, now)))
+                ).scalar_one():
+                    continue
+                if row["state"] == MEMBER:
+                    joined += 1
+                    continue
+                stale_link = (
+                    row["state"] == INVITED
+                    and (row["invited_at"] or 0) + LINK_LIFETIME_MS <= now + 60_000
+                )
+                if row["state"] == PENDING or row["state"] == LEFT or stale_link:
+                    await conn.execute(
+                        update(memberships)
+                        .where(memberships.c.id == row["id"], memberships.c.state == row["state"])
+                        .values(state=PENDING, next_attempt_at=now, updated_at=now)
+                    )
+                    renewed += 1
+                else:  # a link that still works: send it again
+                    await outbox.enqueue(
+                        conn,
+                        key=f"c:access:{row['id']}:again:{now}",
+                        audience="customer",
+                        customer_id=customer_id,
+                        kind=INVITE,
+                        payload={
+                            "chat_id": row["chat_id"],
+                            "chat_title": (titles or {}).get(row["chat_id"], ""),
+                            "plan_id": row["plan_id"],
+                            "link": row["link"],
+                            "expires_at": (row["invited_at"] or now) + LINK_LIFETIME_MS,
+                            "replaced": False,
+                        },
+                        now_ms=now,
+                    )
+                    renewed += 1
+        return renewed, joined
+
+    # --- admins ----------------------------------------------------------------------------
+
+    async def members(self, plan_id: str, *, limit: int = 10) -> list[ChatMembers]:
+        """/members: per chat of the plan, members and pending invites, soonest ends first."""
+        out: list[ChatMembers] = []
+        plans_of = {chat: self.plans_for(chat) for chat in self.plan_chats.get(plan_id, ())}
+        async with self.db.read() as conn:
+            for chat_id, plans in plans_of.items():
+                counts: dict[str, int] = dict(
+                    (
+                        await conn.execute(
+                            select(memberships.c.state, func.count())
+                            .where(memberships.c.chat_id == chat_id)
+                            .group_by(memberships.c.state)
+                        )
+                    ).all()
+                )
+                ends = func.max(subs.c.ends_at)
+                rows = await conn.execute(
+                    select(memberships.c.customer_id, ends)
+                    .join(subs, subs.c.customer_id == memberships.c.customer_id)
+                    .where(
+                        memberships.c.chat_id == chat_id,
+                        memberships.c.state == MEMBER,
+                        subs.c.plan_id.in_(plans),
+                    )
+                    .group_by(memberships.c.customer_id)
+                    .order_by(ends, memberships.c.customer_id)
+                    .limit(limit)
+                )
+                out.append(
+                    ChatMembers(
+                        chat_id=chat_id,
+                        members=int(counts.get(MEMBER, 0)),
+                        invited=int(counts.get(INVITED, 0)) + int(counts.get(PENDING, 0)),
+                        next_ends=[(int(c), int(e) + self.grace_ms) for c, e in rows],
+                    )
+                )
+        return out
+
+    async def state(self, customer_id: int, chat_id: int) -> str | None:
+        async with self.db.read() as conn:
+            return (
+                await conn.execute(
+                    select(memberships.c.state).where(
+                        memberships.c.customer_id == customer_id,
+                        memberships.c.chat_id == chat_id,
+                    )
+                )
+            ).scalar_one_or_none()

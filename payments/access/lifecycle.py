@@ -1,0 +1,270 @@
+"""Keeping memberships in step with subscriptions: invites and removals due, and what the
+Telegram layer did about them (with the customer's message in the same transaction)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payments import outbox
+from payments.access.model import (
+    _ERROR_MAX,
+    ADMIN_CHAT_RIGHTS,
+    ADMIN_FAILING,
+    HELD,
+    INVITE,
+    INVITED,
+    LEFT,
+    MEMBER,
+    PENDING,
+    REMOVED,
+    REMOVED_KIND,
+    AccessBase,
+    Due,
+    _backoff,
+    _due,
+)
+from payments.clock import DAY_MS
+from payments.storage import kv
+from payments.storage.db import insert_ignore
+from payments.storage.schema import access_links, memberships
+from payments.storage.schema import subscriptions as subs
+
+
+class Lifecycle(AccessBase):
+    # --- what is due ---------------------------------------------------------------------------
+
+    async def sync(self, *, limit: int = 500) -> int:
+        """Give every entitled customer a membership row to invite (pending); returns how many.
+
+        A customer already holding access (pending, invited, member, left) is left alone: a
+        renewal changes nothing in the chat. A removed one becomes pending again."""
+        now = self.clock.now_ms()
+        granted = 0
+        async with self.db.transaction() as conn:
+            for chat_id in self.chats:
+                held = exists().where(
+                    memberships.c.customer_id == subs.c.customer_id,
+                    memberships.c.chat_id == chat_id,
+                    memberships.c.state.in_(HELD),
+                )
+                rows = (
+                    await conn.execute(
+                        select(subs.c.customer_id, subs.c.plan_id)
+                        .where(
+                            subs.c.plan_id.in_(self.plans_for(chat_id)),
+                            subs.c.ends_at + self.grace_ms > now,
+                            ~held,
+                        )
+                        .order_by(subs.c.customer_id, subs.c.plan_id)
+                        .limit(limit)
+                    )
+                ).all()
+                seen: set[int] = set()
+                for customer_id, plan_id in rows:
+                    if customer_id in seen:  # two plans grant the same chat
+                        continue
+                    seen.add(customer_id)
+                    granted += await self._grant(conn, customer_id, chat_id, plan_id, now)
+        return granted
+
+    async def _grant(
+        self, conn: AsyncConnection, customer_id: int, chat_id: int, plan_id: str, now: int
+    ) -> int:
+        values = {"plan_id": plan_id, "state": PENDING, "attempts": 0, "next_attempt_at": now}
+        inserted = await insert_ignore(
+            conn,
+            memberships,
+            {"customer_id": customer_id, "chat_id": chat_id, "updated_at": now, **values},
+            ["customer_id", "chat_id"],
+        )
+        if inserted:
+            return 1
+        result = await conn.execute(
+            update(memberships)
+            .where(
+                memberships.c.customer_id == customer_id,
+                memberships.c.chat_id == chat_id,
+                memberships.c.state == REMOVED,
+            )
+            .values(**values, last_error=None, updated_at=now)
+        )
+        return int(result.rowcount or 0)
+
+    async def due_invites(self, *, limit: int = 50) -> list[Due]:
+        now = self.clock.now_ms()
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(memberships)
+                .where(memberships.c.state == PENDING, memberships.c.next_attempt_at <= now)
+                .order_by(memberships.c.next_attempt_at, memberships.c.id)
+                .limit(limit)
+            )
+            return [_due(row) for row in rows.mappings()]
+
+    async def due_removals(self, *, limit: int = 50) -> list[Due]:
+        """Memberships whose customer is no longer entitled. A pending one (no link sent yet)
+        is closed here silently; the others need the bot to act in the chat."""
+        now = self.clock.now_ms()
+        due: list[Due] = []
+        async with self.db.transaction() as conn:
+            for chat_id in self.chats:
+                stale = and_(
+                    memberships.c.chat_id == chat_id,
+                    memberships.c.state.in_(HELD),
+                    memberships.c.next_attempt_at <= now,
+                    ~self._entitled(chat_id, memberships.c.customer_id, now),
+                )
+                rows = await conn.execute(
+                    select(memberships).where(stale).order_by(memberships.c.id).limit(limit)
+                )
+                for row in rows.mappings():
+                    if row["state"] == PENDING:
+                        await self._close(conn, row["id"], frozenset({PENDING}), now)
+                    else:
+                        due.append(_due(row))
+        return due
+
+    # --- what the Telegram layer did -----------------------------------------------------------
+
+    async def invited(
+        self, item: Due, *, link: str, expires_at: int, chat_title: str, replaced: bool = False
+    ) -> bool:
+        """A link was created: record it and queue the customer's message (one transaction).
+        False when the membership moved on meanwhile (the link is then revoked by the caller)."""
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                update(memberships)
+                .where(memberships.c.id == item.membership_id, memberships.c.state == PENDING)
+                .values(
+                    state=INVITED,
+                    link=link,
+                    invited_at=now,
+                    attempts=0,
+                    last_error=None,
+                    updated_at=now,
+                )
+            )
+            if int(result.rowcount or 0) != 1:
+                return False
+            await conn.execute(
+                access_links.insert().values(
+                    link=link,
+                    membership_id=item.membership_id,
+                    chat_id=item.chat_id,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+            )
+            await outbox.enqueue(
+                conn,
+                key=f"c:access:{item.membership_id}:invite:{link[-40:]}",
+                audience="customer",
+                customer_id=item.customer_id,
+                kind=INVITE,
+                payload={
+                    "chat_id": item.chat_id,
+                    "chat_title": chat_title,
+                    "plan_id": item.plan_id,
+                    "link": link,
+                    "expires_at": expires_at,
+                    "replaced": replaced,
+                },
+                now_ms=now,
+            )
+            await self._recovered(conn, item.chat_id)
+        return True
+
+    async def removed(self, item: Due, *, chat_title: str) -> list[str]:
+        """The member was banned and unbanned (or never joined): close the membership, tell a
+        customer who was in the chat, and return the links still to revoke."""
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            # the ban itself makes Telegram report the member as gone: any held state closes
+            if not await self._close(conn, item.membership_id, HELD, now):
+                return []
+            if item.state in (MEMBER, LEFT):
+                ended = await self._access_end(conn, item.customer_id, item.chat_id)
+                await outbox.enqueue(
+                    conn,
+                    key=f"c:access:{item.membership_id}:removed:{now}",
+                    audience="customer",
+                    customer_id=item.customer_id,
+                    kind=REMOVED_KIND,
+                    payload={
+                        "chat_id": item.chat_id,
+                        "chat_title": chat_title,
+                        "plan_id": item.plan_id,
+                        "ended_at": ended,
+                    },
+                    now_ms=now,
+                )
+            await self._recovered(conn, item.chat_id)
+            live = (
+                access_links.c.membership_id == item.membership_id,
+                access_links.c.revoked_at.is_(None),
+                access_links.c.used_by.is_(None),
+                access_links.c.expires_at > now,
+            )
+            links = list((await conn.execute(select(access_links.c.link).where(*live))).scalars())
+            await conn.execute(update(access_links).where(*live).values(revoked_at=now))
+            return links
+
+    async def failed(self, item: Due, *, action: str, error: str, chat_title: str) -> None:
+        """Telegram refused (the bot lost its rights?): try again later; the admins are told
+        once per chat until an action there succeeds again."""
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(memberships)
+                .where(memberships.c.id == item.membership_id)
+                .values(
+                    attempts=memberships.c.attempts + 1,
+                    next_attempt_at=now + _backoff(item.attempts),
+                    last_error=error[:_ERROR_MAX],
+                    updated_at=now,
+                )
+            )
+            flag = f"access.failing.{item.chat_id}"
+            if await kv.get_value(conn, flag) in (None, ""):
+                await kv.set_value(conn, flag, str(now), now)
+                await outbox.enqueue(
+                    conn,
+                    key=f"a:access:{item.chat_id}:failing:{now}",
+                    audience="admins",
+                    customer_id=None,
+                    kind=ADMIN_FAILING,
+                    payload={
+                        "chat_id": item.chat_id,
+                        "chat_title": chat_title,
+                        "action": action,
+                        "error": error[:_ERROR_MAX],
+                    },
+                    now_ms=now,
+                )
+
+    async def _recovered(self, conn: AsyncConnection, chat_id: int) -> None:
+        flag = f"access.failing.{chat_id}"
+        if await kv.get_value(conn, flag) not in (None, ""):
+            await kv.set_value(conn, flag, "", self.clock.now_ms())
+
+    async def report_rights(self, problems: Sequence[str]) -> bool:
+        """Tell the admins what the bot cannot do in its chats, once per distinct set a day."""
+        if not problems:
+            return False
+        now = self.clock.now_ms()
+        digest = hashlib.sha256("\n".join(problems).encode()).hexdigest()[:16]
+        async with self.db.transaction() as conn:
+            return await outbox.enqueue(
+                conn,
+                key=f"a:access:rights:{now // DAY_MS}:{digest}",
+                audience="admins",
+                customer_id=None,
+                kind=ADMIN_CHAT_RIGHTS,
+                payload={"problems": list(problems)},
+                now_ms=now,
+            )

@@ -1,0 +1,224 @@
+"""Paid channel and group access, end to end: the real Application against the fake Bot API
+(which models chats, members, invite links and join requests) and the fake OKX. Time for
+payments is the test's ManualClock (it starts at the wall clock, which the fake's links use)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from payments.catalog import default_plans_path
+from payments.clock import DAY_MS, MINUTE_MS
+from tests.botkit import ADMIN, BotWorld, Customer, address_of, amount_of
+
+CLUB = -1001234567890
+LINK = re.compile(r"https://t\.me/\+\S+")
+
+
+def plans_with_chat(tmp_path: Path, chats: str = f"[{CLUB}]") -> Path:
+    """The bundled plans file with the Pro plan granting ``chats``."""
+    text = default_plans_path().read_text(encoding="utf-8")
+    text = text.replace('id = "pro"\n', f'id = "pro"\nchats = {chats}\n', 1)
+    path = tmp_path / "plans.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@asynccontextmanager
+async def club_world(
+    tmp_path: Path, *, env: dict[str, str] | None = None, **chat: object
+) -> AsyncIterator[BotWorld]:
+    plans = plans_with_chat(tmp_path)
+    async with BotWorld.open(tmp_path, env={"PLANS_FILE": str(plans), **(env or {})}) as world:
+        world.tg.add_chat(CLUB, title="Pro Club", **chat)  # type: ignore[arg-type]
+        yield world
+
+
+async def pay(world: BotWorld, customer: Customer) -> None:
+    photo = await customer.buy("Pro", "USDT", "Tron (TRC20)")
+    world.okx.add_deposit("USDT", "USDT-TRC20", amount_of(photo), to=address_of(photo))
+    world.clock.advance(MINUTE_MS)
+
+
+async def invite_link(customer: Customer, expect: str = "Join with this link") -> str:
+    message = await customer.wait_text(expect, timeout=15)
+    found = LINK.search(message.plain)
+    assert found, message.plain
+    return found.group(0)
+
+
+async def test_a_paid_plan_sends_a_single_use_link_the_buyer_joins_and_a_second_user_cannot(
+    tmp_path: Path,
+) -> None:
+    async with club_world(tmp_path) as world, world.running():
+        alice, mallory = world.customer(1101), world.customer(1102)
+        await pay(world, alice)
+        await alice.wait_text("Payment received", timeout=15)
+        link = await invite_link(alice)
+        message = alice.messages()[-1]
+        assert "Pro Club" in message.plain
+        assert world.tg.buttons(message) == [("Join Pro Club", None)]  # a URL button
+        [created] = world.tg.invite_links(CLUB)
+        assert created["member_limit"] == 1 and created["creates_join_request"] is False
+        assert DAY_MS - 5 * MINUTE_MS < created["expire_date"] * 1000 - world.clock.now_ms()
+
+        assert world.tg.join_by_link(alice.id, link) == "joined"
+        assert world.tg.join_by_link(mallory.id, link) == "used_up"
+        await world.settled()
+        assert world.tg.members(CLUB) >= {alice.id}
+        assert mallory.id not in world.tg.members(CLUB)
+        report = await world.customer(ADMIN).send("/members pro", expect="Pro Club")
+        assert "1 members" in report.plain and str(alice.id) in report.plain
+
+
+async def test_someone_else_using_the_link_is_removed_and_the_buyer_gets_a_new_one(
+    tmp_path: Path,
+) -> None:
+    async with club_world(tmp_path) as world, world.running():
+        alice, mallory = world.customer(1201), world.customer(1202)
+        await pay(world, alice)
+        first = await invite_link(alice)
+
+        assert world.tg.join_by_link(mallory.id, first) == "joined"  # alice shared it
+        second = await invite_link(alice, "Someone else used your invite link")
+        await world.tg.wait_for(lambda: world.tg.member_status(CLUB, mallory.id) == "left")
+        assert second != first
+        assert next(x for x in world.tg.invite_links(CLUB) if x["invite_link"] == first)[
+            "is_revoked"
+        ]
+        bans = [c.params for c in world.tg.calls("banChatMember")]
+        assert [int(b["user_id"]) for b in bans] == [mallory.id]
+        assert world.tg.join_by_link(alice.id, second) == "joined"
+        await world.settled()
+        assert alice.id in world.tg.members(CLUB)
+
+
+async def test_expiry_removes_the_member_with_ban_then_unban_and_tells_them(
+    tmp_path: Path,
+) -> None:
+    async with club_world(tmp_path) as world, world.running():
+        alice = world.customer(1301)
+        await pay(world, alice)
+        assert world.tg.join_by_link(alice.id, await invite_link(alice)) == "joined"
+        await world.settled()
+
+        world.clock.advance(30 * DAY_MS)
+        removed = await alice.wait_text("so you were removed from", timeout=15)
+        assert "Pro Club" in removed.plain
+        assert [label for label, _ in world.tg.buttons(removed)] == ["Renew Pro"]
+        assert world.tg.member_status(CLUB, alice.id) == "left"  # not banned: may come back
+        calls = [
+            (c.method, int(c.params["user_id"]), c.params.get("only_if_banned"))
+            for c in world.tg.requests
+            if c.method in ("banChatMember", "unbanChatMember")
+        ]
+        assert calls == [("banChatMember", alice.id, None), ("unbanChatMember", alice.id, True)]
+
+        await world.settled()  # nothing more happens on the next runs
+        await world.polled()
+        assert alice.count("so you were removed from") == 1
+        assert len(world.tg.calls("banChatMember")) == 1
+
+
+async def test_a_renewal_before_the_end_changes_nothing_in_the_chat(tmp_path: Path) -> None:
+    async with club_world(tmp_path) as world, world.running():
+        alice = world.customer(1401)
+        await pay(world, alice)
+        assert world.tg.join_by_link(alice.id, await invite_link(alice)) == "joined"
+        await world.settled()
+        world.clock.advance(25 * DAY_MS)
+        await pay(world, alice)  # renews: 35 more days from the old end
+        await world.tg.wait_for(lambda: alice.count("Payment received") == 2, timeout=15)
+
+        world.clock.advance(6 * DAY_MS)  # past the first end
+        await world.polled()
+        await world.settled()
+        assert alice.id in world.tg.members(CLUB)
+        assert world.tg.calls("banChatMember") == []
+        assert len(world.tg.invite_links(CLUB)) == 1  # no second link either
+        assert alice.count("so you were removed from") == 0
+
+
+async def test_grace_days_delay_the_removal(tmp_path: Path) -> None:
+    async with club_world(tmp_path, env={"GRACE_DAYS": "2"}) as world, world.running():
+        alice = world.customer(1501)
+        await pay(world, alice)
+        assert world.tg.join_by_link(alice.id, await invite_link(alice)) == "joined"
+        await world.settled()
+        world.clock.advance(31 * DAY_MS)
+        await alice.wait_text("has ended", timeout=15)  # the subscription itself ended
+        await world.settled()
+        assert alice.id in world.tg.members(CLUB)
+        world.clock.advance(2 * DAY_MS)
+        await alice.wait_text("so you were removed from", timeout=15)
+        assert world.tg.member_status(CLUB, alice.id) == "left"
+
+
+async def test_join_requests_are_approved_for_subscribers_and_declined_for_anyone_else(
+    tmp_path: Path,
+) -> None:
+    async with club_world(tmp_path) as world, world.running():
+        alice, stranger = world.customer(1601), world.customer(1602)
+        await pay(world, alice)
+        await invite_link(alice)
+        world.tg.request_join(alice.id, CLUB)
+        world.tg.request_join(stranger.id, CLUB)
+        await world.tg.wait_for(lambda: not world.tg.join_requests(CLUB), timeout=15)
+        assert alice.id in world.tg.members(CLUB)
+        assert stranger.id not in world.tg.members(CLUB)
+        assert [int(c.params["user_id"]) for c in world.tg.calls("declineChatJoinRequest")] == [
+            stranger.id
+        ]
+
+
+async def test_join_sends_a_new_link_when_the_first_one_expired_unused(tmp_path: Path) -> None:
+    async with club_world(tmp_path) as world, world.running():
+        alice = world.customer(1701)
+        assert "None of your running subscriptions" in (await alice.send("/join")).plain
+        await pay(world, alice)
+        first = await invite_link(alice)
+        world.clock.advance(DAY_MS + MINUTE_MS)
+        before = len(alice.messages())
+        assert "on the way" in (await alice.send("/join")).plain
+        fresh = await alice.wait_new(before, "Join with this link", timeout=15)
+        second = LINK.findall(fresh.plain)[0]
+        assert second != first
+        assert world.tg.join_by_link(alice.id, second) == "joined"
+        await world.settled()
+        assert "already in every chat" in (await alice.send("/join")).plain
+
+
+async def test_members_is_for_admins_only(tmp_path: Path) -> None:
+    async with club_world(tmp_path) as world, world.running():
+        assert "for the shop's admins" in (await world.customer(1801).send("/members pro")).plain
+        usage = await world.customer(ADMIN).send("/members", expect="Usage")
+        assert "pro" in usage.plain
+
+
+async def test_missing_ban_rights_are_reported_to_admins_and_removal_retries_after_the_fix(
+    tmp_path: Path,
+) -> None:
+    async with club_world(tmp_path, bot_rights={"can_restrict_members": False}) as world:
+        admin = world.customer(ADMIN)
+        async with world.running():
+            alert = await admin.wait_text("cannot manage its paid chats", timeout=15)
+            assert "lacks the right to ban members (can_restrict_members)" in alert.plain
+            alice = world.customer(1901)
+            await pay(world, alice)
+            assert world.tg.join_by_link(alice.id, await invite_link(alice)) == "joined"
+            await world.settled()
+            world.clock.advance(30 * DAY_MS)
+            failing = await admin.wait_text("Cannot remove members in", timeout=15)
+            assert "Pro Club" in failing.plain
+            world.clock.advance(10 * MINUTE_MS)  # several retries: still one alert
+            await world.polled()
+            await world.settled()
+            assert admin.count("Cannot remove members in") == 1
+            assert alice.id in world.tg.members(CLUB)
+
+            world.tg.set_bot_rights(CLUB, can_restrict_members=True)
+            world.clock.advance(2 * 60 * MINUTE_MS)  # past the retry backoff
+            await alice.wait_text("so you were removed from", timeout=15)
+            assert alice.id not in world.tg.members(CLUB)
