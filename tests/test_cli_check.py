@@ -16,6 +16,7 @@ from bot.check import check_settings, run_check
 from bot.config import load_settings
 from fakes.okx import FakeOkx
 from fakes.telegram import FakeTelegram
+from payments.catalog import default_plans_path
 from payments.cli import Report
 from payments.errors import ConfigError
 
@@ -298,3 +299,24 @@ def test_check_without_a_token_stops_in_one_line(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == ["subsbot: TELEGRAM_BOT_TOKEN is not set"]
     assert result.stdout == ""
+
+
+async def test_paid_chats_name_the_missing_right_and_fail(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plans = default_plans_path().read_text(encoding="utf-8")
+    plans = plans.replace('id = "pro"\n', 'id = "pro"\nchats = [-1001, -1002, -1003]\n', 1)
+    (tmp_path / "plans.toml").write_text(plans, encoding="utf-8")
+    tg.add_chat(-1001, title="Ready Club")
+    tg.add_chat(-1002, title="No Bans", bot_rights={"can_restrict_members": False})
+    env = {**_bot_env(tg, okx, tmp_path), "PLANS_FILE": str(tmp_path / "plans.toml")}
+    code, out = await _bot_check(env, capsys)
+    assert code == 1, out
+    lines = out.splitlines()
+    assert "  ok    paid chat -1001 (Ready Club): ok, the bot can invite and remove members" in lines
+    [no_bans] = [line for line in lines if "-1002" in line]
+    assert no_bans.startswith("  FAIL") and "lacks the right to ban members" in no_bans
+    [missing] = [line for line in lines if "-1003" in line]
+    assert missing.startswith("  FAIL") and "Chat not found" in missing
+    assert "add the bot to it as an administrator" in missing
+    assert lines[-1] == "2 problem(s)"
