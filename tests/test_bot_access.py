@@ -222,3 +222,19 @@ async def test_missing_ban_rights_are_reported_to_admins_and_removal_retries_aft
             world.clock.advance(2 * 60 * MINUTE_MS)  # past the retry backoff
             await alice.wait_text("so you were removed from", timeout=15)
             assert alice.id not in world.tg.members(CLUB)
+
+
+async def test_in_webhook_mode_a_removal_due_while_the_bot_was_down_happens_after_restart(
+    tmp_path: Path,
+) -> None:
+    async with club_world(tmp_path) as world:
+        alice = world.customer(2001)
+        async with world.serving(webhook=True):
+            await pay(world, alice)
+            assert world.tg.join_by_link(alice.id, await invite_link(alice)) == "joined"
+            await world.settled()
+            assert "1 members" in (await world.customer(ADMIN).send("/members pro")).plain
+        world.clock.advance(31 * DAY_MS)  # the end passes while the bot is down
+        async with world.serving(webhook=True):
+            await alice.wait_text("so you were removed from", timeout=15)
+            assert world.tg.member_status(CLUB, alice.id) == "left"
