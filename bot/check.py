@@ -5,8 +5,9 @@ The settings (already loaded: a malformed one stopped the command before this), 
 webhook settings when WEBHOOK_URL is set, Telegram's ``getMe`` (which bot the token belongs to)
 and the bot's rights in the plans' paid chats, then what ``python -m payments check`` checks
 (:func:`payments.cli.check_setup`): the plans file, the database, OKX's clock, the API key's
-permissions, every offered network, the prices and the deposit addresses. No secret is printed: every line is scrubbed of the token, the OKX key,
-secret and passphrase, the webhook secret, the API token and the database password.
+permissions, every offered network, the prices and the deposit addresses, and how many merchant
+webhook URLs are set. No secret is printed: every line is scrubbed of the token, the OKX key,
+secret and passphrase, the webhook secrets, the API token and the database password.
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ def secrets_of(settings: Settings) -> list[str]:
         settings.okx_passphrase,
         settings.webhook_secret,
         settings.api_token,
+        settings.merchant_webhook_secret,
     ]
     return [v.get_secret_value() for v in values if v is not None]
 

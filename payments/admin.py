@@ -33,6 +33,7 @@ from payments.states import format_exceptions
 from payments.storage import Database
 from payments.storage.schema import deposits, invoices
 from payments.subscriptions import SubscriptionView, credit_period, get_subscriptions, revoke_period
+from payments.webhooks import emit
 
 CONFIRMABLE = st.UNPAID_STATUSES | {st.CANCELLED, st.INVALID}
 MAX_GRANT_DAYS = 3650
@@ -95,6 +96,7 @@ class AdminService:
                 source="grant",
             )
             assert credit is not None  # only an invoice can have been credited already
+            await emit.subscription_credited(conn, credit, customer_id, now, None)
             await Notifier(conn, now).to_customer(
                 customer_id,
                 notify.SUBSCRIPTION_GRANTED,

@@ -25,6 +25,7 @@ from payments.settlement import Verdict, evaluate
 from payments.states import format_exceptions
 from payments.storage.schema import deposits, invoices
 from payments.subscriptions import credit_period
+from payments.webhooks import emit
 
 
 class ConcurrentChange(PaymentsError):
@@ -54,6 +55,7 @@ class Applier:
         self.touched: set[str] = set()
         self.new_money: set[str] = set()  # invoices that received a counted deposit just now
         self.paid: list[str] = []
+        self.events: list[dict[str, Any]] = []  # merchant events, written by finish()
 
     # --- deposits ----------------------------------------------------------------------------
 
@@ -72,6 +74,7 @@ class Applier:
         await self._write_deposits()
         await self._settle_touched()
         await self.notifier.flush()
+        await emit.flush(self.conn, self.events)
 
     def _set_deposit(
         self, deposit: DepositFacts, expected: str, target: str, **values: Any
@@ -149,6 +152,7 @@ class Applier:
             reason=decision.reason,
             candidate_invoice_id=decision.candidate_invoice_id,
         )
+        self.events.append(emit.unmatched_row(deposit, decision.reason, self.now))
 
     async def _freeze(self, decision: Freeze, deposit: DepositFacts) -> None:
         invoice = await load_invoice(self.conn, decision.invoice_id)
@@ -243,9 +247,18 @@ class Applier:
                 )
                 await self.notifier.customer(invoice, notify.PAYMENT_ON_HOLD, key)
         if verdict.status == st.PAID and invoice.status != st.PAID:
-            await on_paid(self.conn, invoice, self.now, received=received, exceptions=exceptions)
+            await on_paid(
+                self.conn,
+                invoice,
+                self.now,
+                received=received,
+                exceptions=exceptions,
+                notifier=self.notifier,  # buffered: one INSERT for every message of the batch
+            )
             self.paid.append(invoice.id)
         elif verdict.late_review:
+            if invoice.status != st.EXPIRED:  # a late payment ends it as expired
+                await emit.invoice_expired(self.conn, invoice, self.now)
             payload = notify.invoice_payload(invoice, received=received, exceptions=exceptions)
             await self.notifier.admins(
                 notify.ADMIN_LATE_REVIEW, f"inv:{invoice.id}:late", **payload
@@ -329,9 +342,11 @@ async def on_paid(
     exceptions: list[str],
     source: str = "payment",
     tell_admins: bool = True,
+    notifier: Notifier | None = None,
 ) -> int | None:
     """What follows an invoice turning paid, in the same transaction: the subscription period
-    (once per invoice), the address back to the pool, and the messages. Returns the new end."""
+    (once per invoice), the address back to the pool, and the messages (through ``notifier``
+    when given, e.g. a buffered one the caller flushes). Returns the new end."""
     credit = await credit_period(
         conn,
         customer_id=invoice.customer_id,
@@ -342,9 +357,12 @@ async def on_paid(
         source=source,
     )
     await release_address(conn, invoice_id=invoice.id, now_ms=now)
+    await emit.invoice_paid(
+        conn, invoice, now, received=received, exceptions=exceptions, credit=credit
+    )
     ends_at = credit.ends_at if credit is not None else None
     extra = {"received": received, "exceptions": exceptions, "ends_at": ends_at}
-    notifier = Notifier(conn, now)
+    notifier = notifier or Notifier(conn, now)
     key = f"inv:{invoice.id}:paid"
     await notifier.customer(invoice, notify.INVOICE_PAID, key, **extra)
     if tell_admins:

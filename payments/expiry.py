@@ -22,6 +22,7 @@ from payments.money import format_amount
 from payments.notify import Notifier
 from payments.storage import Database
 from payments.storage.schema import deposits, invoices
+from payments.webhooks import emit
 
 
 async def expire_invoices(
@@ -79,6 +80,7 @@ async def expire_invoices(
 
 
 async def _notify_expired(conn: AsyncConnection, row: InvoiceFacts, now: int) -> None:
+    await emit.invoice_expired(conn, row, now)
     notifier = Notifier(conn, now)
     if st.PAID_PARTIAL in row.exceptions:
         key = f"inv:{row.id}:partial_expired"

@@ -41,6 +41,9 @@ ADMIN_CLOCK = "admin.clock_offset"
 # free unique amounts (per currency and plan) or pool addresses (per chain) running low:
 # currency, plan_id or chain, free, total, what ("amounts" | "addresses")
 ADMIN_CAPACITY = "admin.capacity_low"
+# a merchant webhook was given up on after 3 days: url (no query), delivery_id, event_id,
+# event_type, attempts, error
+ADMIN_WEBHOOK_FAILED = "admin.webhook_failed"
 
 
 def invoice_payload(invoice: InvoiceFacts, **extra: Any) -> dict[str, Any]:

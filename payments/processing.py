@@ -36,6 +36,7 @@ from payments.quotes import QuoteService
 from payments.snapshot import clear_flags, load_pending, load_snapshot, pending_currencies
 from payments.storage import Database
 from payments.storage.schema import deposits
+from payments.webhooks import emit
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,11 @@ class DepositProcessor:
                 tx_id=row["tx_id"],
                 reason="decision_error",
             )
+            if row["disposition"] == st.DEP_NEW:
+                fields = {k: row[k] for k in ("dep_id", "currency", "chain", "amount", "tx_id")}
+                await emit.deposit_unmatched(
+                    conn, **fields, ts=row["ts"], reason="decision_error", now_ms=now
+                )
 
     async def _process_batch_with_retry(self, size: int) -> ProcessReport | None:
         for attempt in range(5):

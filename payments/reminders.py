@@ -17,6 +17,7 @@ from payments import outbox
 from payments.clock import DAY_MS
 from payments.storage.schema import subscriptions as subs
 from payments.subscriptions import ACTIVE, EXPIRED
+from payments.webhooks import emit
 
 KIND_REMINDER = "subscription.reminder"
 KIND_EXPIRED = "subscription.expired"
@@ -98,6 +99,14 @@ async def run_reminders_and_expiry(
                 customer_id=row.customer_id,
                 kind=KIND_EXPIRED,
                 payload={"plan_id": row.plan_id, "ends_at": row.ends_at},
+                now_ms=now_ms,
+            )
+            await emit.subscription_expired(
+                conn,
+                subscription_id=row.id,
+                customer_id=row.customer_id,
+                plan_id=row.plan_id,
+                ends_at=row.ends_at,
                 now_ms=now_ms,
             )
             expired += 1

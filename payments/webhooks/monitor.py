@@ -1,0 +1,130 @@
+"""What admins see of the webhooks (``/webhooks``) and what they can do (``/redeliver``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, func, or_, select, update
+
+from payments.storage.db import Database
+from payments.storage.schema import merchant_events as events
+from payments.storage.schema import webhook_deliveries as deliveries
+from payments.webhooks.store import (
+    DELIVERED,
+    FAILED,
+    GIVE_UP_AFTER_MS,
+    PENDING,
+    STATUSES,
+    safe_url,
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A delivery that failed at least once and is not delivered (yet)."""
+
+    delivery_id: int
+    event_id: str  # the public "evt_..." id
+    event_type: str
+    status: str  # pending (will retry) | failed (given up)
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    next_attempt_at: int | None  # None once given up
+
+
+@dataclass(frozen=True)
+class UrlOverview:
+    url: str  # scheme, host and path only
+    delivered: int
+    pending: int
+    failed: int
+    problems: list[Problem]  # newest first
+
+
+async def overview(db: Database, urls: Sequence[str], *, limit: int = 5) -> list[UrlOverview]:
+    """Per configured URL: deliveries by status and the latest ``limit`` problems."""
+    result: list[UrlOverview] = []
+    async with db.read() as conn:
+        for url in urls:
+            counts = dict.fromkeys(STATUSES, 0)
+            rows = await conn.execute(
+                select(deliveries.c.status, func.count())
+                .where(deliveries.c.url == url)
+                .group_by(deliveries.c.status)
+            )
+            for status, count in rows:
+                counts[str(status)] = int(count)
+            troubled = await conn.execute(
+                select(
+                    deliveries.c.id,
+                    events.c.public_id,
+                    events.c.type,
+                    deliveries.c.status,
+                    deliveries.c.attempts,
+                    deliveries.c.last_status,
+                    deliveries.c.last_error,
+                    deliveries.c.next_attempt_at,
+                )
+                .select_from(deliveries.join(events, events.c.id == deliveries.c.event_id))
+                .where(
+                    deliveries.c.url == url,
+                    or_(
+                        deliveries.c.status == FAILED,
+                        (deliveries.c.status == PENDING) & (deliveries.c.attempts > 0),
+                    ),
+                )
+                .order_by(deliveries.c.id.desc())
+                .limit(limit)
+            )
+            problems = [
+                Problem(
+                    delivery_id=row.id,
+                    event_id=row.public_id,
+                    event_type=row.type,
+                    status=row.status,
+                    attempts=row.attempts,
+                    last_status=row.last_status,
+                    last_error=row.last_error,
+                    next_attempt_at=row.next_attempt_at if row.status == PENDING else None,
+                )
+                for row in troubled
+            ]
+            result.append(
+                UrlOverview(
+                    url=safe_url(url),
+                    delivered=counts[DELIVERED],
+                    pending=counts[PENDING],
+                    failed=counts[FAILED],
+                    problems=problems,
+                )
+            )
+    return result
+
+
+async def redeliver(
+    db: Database, urls: Sequence[str], *, now_ms: int, delivery_id: int | None = None
+) -> int:
+    """Send again from now, with a fresh three-day window: one delivery (any status, even a
+    delivered one) or, with ``delivery_id`` None, every failed one. Returns how many."""
+    if not urls:
+        return 0
+    where: list[ColumnElement[bool]] = [deliveries.c.url.in_(list(urls))]
+    if delivery_id is None:
+        where.append(deliveries.c.status == FAILED)
+    else:
+        where.append(deliveries.c.id == delivery_id)
+    async with db.transaction() as conn:
+        result = await conn.execute(
+            update(deliveries)
+            .where(*where)
+            .values(
+                status=PENDING,
+                attempts=0,
+                next_attempt_at=now_ms,
+                give_up_at=now_ms + GIVE_UP_AFTER_MS,
+                delivered_at=None,
+            )
+        )
+    return int(result.rowcount or 0)
