@@ -15,6 +15,8 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    ChatJoinRequestHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     Defaults,
@@ -25,8 +27,10 @@ from telegram.ext import (
 
 from bot import callbacks as cb
 from bot import jobs
+from bot.access import AccessWorker
 from bot.config import Settings
-from bot.handlers import account, admin, catalog, checkout, errors, presence
+from bot.handlers import access, account, admin, catalog, checkout, errors, presence
+from bot.handlers import webhooks as merchant_webhooks
 from bot.handlers.common import answer, language
 from bot.ordering import ChatOrderedProcessor
 from bot.qr import QrRenderer
@@ -36,10 +40,12 @@ from bot.sender import OutboxSender
 from bot.services import BotApplication, BotContext, BotData, PollGate, Services
 from bot.texts import DEFAULT_LANGUAGE, Texts
 from payments import PaymentCycle, Payments, load_catalog
+from payments.access import AccessService
 from payments.clock import Clock
 from payments.errors import ExchangeError, UnsafeApiKey
 from payments.exchange.okx import OkxExchange
 from payments.storefront import Storefront
+from payments.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +73,11 @@ def build_application(
     timings: jobs.Timings | None = None,
     rate_limit_retries: int = 2,
     webhook: bool = False,
+    rate_limit: bool = True,
 ) -> BotApplication:
     """The bot, not yet started. ``clock`` (tests) replaces the host's clock for payments.
-    ``webhook``: no Updater; a web server feeds ``application.update_queue`` instead."""
+    ``webhook``: no Updater; a web server feeds ``application.update_queue`` instead.
+    ``rate_limit`` False (benchmarks only): no AIORateLimiter, to show the headroom."""
     timings = timings or jobs.Timings()
 
     async def post_init(application: BotApplication) -> None:
@@ -82,7 +90,9 @@ def build_application(
             timings,
             directory_ready=services.directory_ready,
         )
-        await set_command_menus(application, services.texts)
+        await set_command_menus(
+            application, services.texts, paid_chats=bool(services.catalog.chats)
+        )
 
     async def post_shutdown(application: BotApplication) -> None:
         services = application.bot_data.services
@@ -93,6 +103,8 @@ def build_application(
     builder = ApplicationBuilder()
     if webhook:
         builder = builder.updater(None)
+    if rate_limit:
+        builder = builder.rate_limiter(RetryingRateLimiter(max_retries=rate_limit_retries))
     application = cast(
         BotApplication,
         builder.token(settings.telegram_bot_token.get_secret_value())
@@ -107,7 +119,6 @@ def build_application(
             )
         )
         .concurrent_updates(ChatOrderedProcessor(CONCURRENT_UPDATES))
-        .rate_limiter(RetryingRateLimiter(max_retries=rate_limit_retries))
         .application_class(SubsbotApplication)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
@@ -165,6 +176,13 @@ async def open_services(
         on_unreachable=seen.forget,
     )
     cycle = PaymentCycle(payments)
+    webhook_sender = None
+    if settings.merchant_webhook_urls and settings.merchant_webhook_secret is not None:
+        secret = settings.merchant_webhook_secret.get_secret_value()
+        urls = settings.merchant_webhook_urls
+        webhook_sender = WebhookSender(payments.db, urls, secret, payments.okx_clock)
+        await webhook_sender.start()  # before the jobs: a new URL starts at the newest event
+    access = AccessService(payments.db, payments.okx_clock, catalog, grace_days=settings.grace_days)
 
     async def poll_then_send() -> None:
         report = await cycle.run()
@@ -182,17 +200,22 @@ async def open_services(
         sender=sender,
         poll=PollGate(poll_then_send),
         admin_ids=frozenset(settings.admin_ids),
+        access=AccessWorker(application.bot, access, payments.okx_clock),
         timings=timings,
         seen=seen,
         directory_ready=directory_ready,
+        webhooks=webhook_sender,
     )
 
 
-async def set_command_menus(application: BotApplication, texts: Texts) -> None:
+async def set_command_menus(
+    application: BotApplication, texts: Texts, *, paid_chats: bool = False
+) -> None:
     """The command menu in English for everyone, and in each other catalogue language for
     clients set to it. A menu is nice to have: failing to set it does not stop start-up."""
+    names = CUSTOMER_COMMANDS + (("join",) if paid_chats else ())
     for lang in texts.catalogue:
-        commands = [BotCommand(c, texts.get(lang, f"command_{c}")) for c in CUSTOMER_COMMANDS]
+        commands = [BotCommand(c, texts.get(lang, f"command_{c}")) for c in names]
         try:
             if lang == DEFAULT_LANGUAGE:
                 await application.bot.set_my_commands(commands)
@@ -236,6 +259,10 @@ def register_handlers(application: BotApplication) -> None:
         ("stats", admin.stats),
         ("user", admin.user),
         ("grant", admin.grant),
+        ("webhooks", merchant_webhooks.overview),
+        ("redeliver", merchant_webhooks.redeliver),
+        ("members", access.members),
+        ("join", access.join),
     ]
     # new messages only: CommandHandler also takes edited ones by default, and an admin fixing
     # a typo in an old "/grant 1 pro 7" must not grant again (edits are ignored altogether)
@@ -258,6 +285,12 @@ def register_handlers(application: BotApplication) -> None:
     for action, callback in buttons:
         application.add_handler(CallbackQueryHandler(callback, pattern=_on(action)))
     application.add_handler(CallbackQueryHandler(stale_button))
+    # paid channels and groups: who joins or leaves, join requests, the bot's own rights
+    application.add_handler(ChatMemberHandler(access.on_chat_member, ChatMemberHandler.CHAT_MEMBER))
+    application.add_handler(
+        ChatMemberHandler(access.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER)
+    )
+    application.add_handler(ChatJoinRequestHandler(access.on_join_request))
     # anything else a customer sends: a claim's tx hash when one is awaited, else the help
     application.add_handler(MessageHandler(new_private, account.text))
     application.add_error_handler(errors.on_error)

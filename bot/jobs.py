@@ -19,6 +19,9 @@ OUTBOX = "send-outbox"
 SUBSCRIPTIONS = "subscriptions"
 DIRECTORY = "refresh-directory"
 DIRECTORY_RETRY = "refresh-directory-retry"
+ACCESS = "chat-access"
+CHAT_RIGHTS = "chat-rights"
+WEBHOOKS = "merchant-webhooks"
 
 __all__ = ["OUTBOX", "POLL", "Timings", "schedule", "stall_limits"]
 
@@ -56,6 +59,13 @@ async def subscriptions(context: BotContext) -> None:
     await context.services.payments.remind_and_expire()
 
 
+async def merchant_webhooks(context: BotContext) -> None:
+    """Deliver the merchant events to MERCHANT_WEBHOOK_URLS (nothing when none is set)."""
+    sender = context.services.webhooks
+    if sender is not None:
+        await sender.run()
+
+
 async def refresh_directory(context: BotContext) -> None:
     """Chain status (canDep, minDep, fee), deposit addresses, and the capacity alerts.
 
@@ -75,6 +85,24 @@ async def refresh_directory(context: BotContext) -> None:
     await services.payments.check_capacity()
 
 
+async def chat_access(context: BotContext) -> None:
+    """Invite links for new subscribers, removal of those whose access ended."""
+    report = await context.services.access.run()
+    if report.invited or report.removed or report.failed:
+        await context.services.sender.send_due()  # the links and goodbyes go out now
+        log.info(
+            "chat access: %d invited, %d removed, %d failed",
+            report.invited,
+            report.removed,
+            report.failed,
+        )
+
+
+async def chat_rights(context: BotContext) -> None:
+    """Is the bot still an administrator with the rights it needs in every paid chat?"""
+    await context.services.access.check_rights()
+
+
 def schedule(
     job_queue: JobQueue[BotContext],
     poll_seconds: float,
@@ -89,5 +117,12 @@ def schedule(
     job_queue.run_repeating(
         subscriptions, timings.subscriptions, first=timings.first_poll, name=SUBSCRIPTIONS
     )
+    job_queue.run_repeating(chat_access, timings.access, first=timings.first_poll, name=ACCESS)
+    job_queue.run_repeating(
+        chat_rights, timings.chat_rights, first=timings.first_poll, name=CHAT_RIGHTS
+    )
     first = timings.directory if directory_ready else timings.first_poll
     job_queue.run_repeating(refresh_directory, timings.directory, first=first, name=DIRECTORY)
+    job_queue.run_repeating(
+        merchant_webhooks, timings.webhooks, first=timings.webhooks, name=WEBHOOKS
+    )

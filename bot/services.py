@@ -15,6 +15,7 @@ from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot
 
+from bot.access import AccessWorker
 from bot.config import Settings
 from bot.qr import QrRenderer
 from bot.seen import SeenRecently
@@ -24,6 +25,7 @@ from payments import Catalog, Payments
 from payments.customers import CustomerService
 from payments.photos import InvoiceMessages
 from payments.storefront import Storefront
+from payments.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,9 @@ class Timings:
     directory: float = 3600.0
     directory_retry: float = 60.0  # after a failed refresh (OKX down)
     first_poll: float = 1.0
+    access: float = 5.0  # invite links to send, members to remove
+    chat_rights: float = 3600.0  # the bot's rights in its paid chats
+    webhooks: float = 5.0  # merchant webhooks (MERCHANT_WEBHOOK_URLS)
 
 
 class PollGate:
@@ -119,10 +124,12 @@ class Services:
     sender: OutboxSender
     poll: PollGate
     admin_ids: frozenset[int]
+    access: AccessWorker
     timings: Timings = field(default_factory=Timings)
     seen: SeenRecently = field(default_factory=SeenRecently)
     directory_ready: bool = True  # False: OKX did not answer at start-up
     heartbeats: Heartbeats = field(default_factory=Heartbeats)
+    webhooks: WebhookSender | None = None  # None: no MERCHANT_WEBHOOK_URLS
 
     @property
     def catalog(self) -> Catalog:
@@ -134,6 +141,8 @@ class Services:
     async def close(self) -> None:
         await self.poll.close()
         self.qr.close()
+        if self.webhooks is not None:
+            await self.webhooks.close()
         await self.payments.close()
 
 

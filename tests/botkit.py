@@ -39,7 +39,9 @@ from tests.conftest import PG_URL
 ADMIN = 900
 HISTORY = "/api/v5/asset/deposit-history"
 WEBHOOK_SECRET = "webhook-secret_0123456789"
-FAST = Timings(outbox=0.1, subscriptions=0.2, directory=3600, directory_retry=0.2, first_poll=0.05)
+FAST = Timings(
+    outbox=0.1, subscriptions=0.2, directory=3600, directory_retry=0.2, first_poll=0.05, access=0.1
+)
 
 
 @dataclass

@@ -151,6 +151,37 @@ MESSAGES: dict[str, str] = {
         "transaction hash."
     ),
     "unknown": "I didn't understand that. /help shows what I can do.",
+    # --- chat access (channels and groups a plan grants) ---------------------------------------
+    "access_invite": (
+        "🔑 Your <b>{plan}</b> includes <b>{chat}</b>. Join with this link: it admits one "
+        "person (you) and works until {until}.\n{link}"
+    ),
+    "access_invite_replaced": (
+        "⚠️ Someone else used your invite link to <b>{chat}</b>; they were removed. Here is a new "
+        "link, for you only (do not share it), valid until {until}:\n{link}"
+    ),
+    "access_join_button": "Join {chat}",
+    "access_removed": (
+        "Your <b>{plan}</b> subscription ended on {ended}, so you were removed from "
+        "<b>{chat}</b>. Renew to get back in:"
+    ),
+    "join_on_the_way": "🔑 New invite links are on the way ({count}).",
+    "join_all_joined": "You are already in every chat your subscription includes.",
+    "join_nothing": "None of your running subscriptions includes a channel or group.",
+    "command_join": "Invite links to your paid chats",
+    "members_usage": "Usage: /members &lt;plan&gt; (plans with chats: {plans})",
+    "members_none": (
+        "No plan gives access to a chat. Add <code>chats = [...]</code> to a plan in the plans "
+        "file."
+    ),
+    "members_chat": "<b>{chat}</b> (<code>{chat_id}</code>): {members} members, {invited} invited",
+    "members_next": "  {customer}: until {until}",
+    "alert_access_failing": (
+        "🚫 Cannot {action} in <b>{chat}</b> (<code>{chat_id}</code>): {error}\n"
+        "Make the bot an administrator there with the rights to invite users and to ban "
+        "members. It keeps retrying."
+    ),
+    "alert_chat_rights": "🚫 The bot cannot manage its paid chats:\n{problems}",
     # --- progress messages (from the outbox) ----------------------------------------------------
     "payment_detected": (
         "💡 Payment of {received} {coin} for invoice {invoice} seen. Waiting for network "
@@ -247,6 +278,20 @@ MESSAGES: dict[str, str] = {
     ),
     "admin_reachable": "reachable",
     "admin_unreachable": "blocked the bot",
+    # --- merchant webhooks (/webhooks, /redeliver) ----------------------------------------------
+    "webhooks_none": "No webhook URL is configured (MERCHANT_WEBHOOK_URLS).",
+    "webhooks_title": "<b>Webhooks</b>",
+    "webhooks_url": "<b>{url}</b>: {delivered} delivered · {pending} pending · {failed} failed",
+    "webhooks_problem": (
+        "  #{delivery} {type} <code>{event}</code> · tries: {attempts} · {outcome} · {when}"
+    ),
+    "webhooks_next": "next try {when}",
+    "webhooks_gave_up": "given up",
+    "webhooks_hint": "/redeliver &lt;delivery id&gt; or /redeliver failed sends again.",
+    "admin_usage_redeliver": "Usage: /redeliver &lt;delivery id&gt; or /redeliver failed",
+    "redeliver_one": "Delivery #{delivery} goes out again within seconds.",
+    "redeliver_failed": "{count} failed deliveries go out again within seconds.",
+    "redeliver_unknown": "No delivery #{delivery} to a configured webhook URL.",
     # --- admin alerts (from the outbox) ------------------------------------------------------
     "alert_paid": (
         "💰 Paid: invoice <code>{invoice}</code> · {plan} · {amount} {coin} {network} · "
@@ -294,5 +339,10 @@ MESSAGES: dict[str, str] = {
     ),
     "alert_capacity_amounts": "Raise AMOUNT_OFFSET_CAP_PERCENT or offer another network.",
     "alert_capacity_addresses": "New invoices now share addresses; add addresses in OKX.",
+    "alert_webhook_failed": (
+        "🪝 Webhook to {url} given up after 3 days: {event_type} <code>{event_id}</code> "
+        "(delivery #{delivery_id}, {attempts} attempts, last: {error}). /webhooks lists the "
+        "failures; /redeliver failed sends them again."
+    ),
     "alert_generic": "ℹ️ {kind}: {details}",
 }
