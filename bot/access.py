@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from telegram import Bot, ChatMemberAdministrator, ChatMemberOwner
-from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from payments.access import LINK_LIFETIME_MS, AccessService, Due
 from payments.clock import Clock
@@ -129,7 +129,7 @@ class AccessWorker:
                     removed += 1
                 else:
                     failed += 1
-        except NetworkError as exc:  # time-out, 5xx, 429 after retries: not the chat's fault
+        except (NetworkError, RetryAfter) as exc:  # time-out, 5xx, 429: not the chat's fault
             log.warning("chat access: Telegram unreachable, continuing later: %s", exc)
         return AccessReport(invited, removed, failed)
 

@@ -17,7 +17,6 @@ from payments.access.model import (
     HELD,
     INVITE,
     INVITED,
-    LEFT,
     MEMBER,
     PENDING,
     REMOVED,
@@ -187,7 +186,7 @@ class Lifecycle(AccessBase):
             # the ban itself makes Telegram report the member as gone: any held state closes
             if not await self._close(conn, item.membership_id, HELD, now):
                 return []
-            if item.state in (MEMBER, LEFT):
+            if item.state == MEMBER:  # one who left on their own is not told they were removed
                 ended = await self._access_end(conn, item.customer_id, item.chat_id)
                 await outbox.enqueue(
                     conn,
