@@ -411,7 +411,7 @@ def test_benchmark_runs_on_tiny_sizes(capsys: pytest.CaptureFixture[str]) -> Non
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split() == ["qr", "render", "ms/image", "png", "bytes"]
     rows = {line[:34].strip(): line[34:].split() for line in lines[1:]}
-    assert len(rows) == 8
+    assert len(rows) == 9
     assert int(rows["fast path render_invoice_png"][1]) > 0
     assert rows["qrcode matrix only (make)"][1] == "-"
 
