@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import and_, bindparam, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -47,14 +47,23 @@ async def load_snapshot(
     scales: Mapping[str, int] | None = None,
 ) -> Snapshot:
     """Only the rows these deposits could concern: cost follows deposits, not open invoices."""
-    keys = {(d.currency, d.amount_units) for d in batch if d.amount_units is not None}
+    units_by_currency: dict[str, set[int]] = {}
+    for d in batch:
+        if d.amount_units is not None:
+            units_by_currency.setdefault(d.currency, set()).add(d.amount_units)
     found: dict[tuple[str, int], ReservationFacts] = {}
-    key_list = sorted(keys)
-    for start in range(0, len(key_list), 500):
-        chunk = key_list[start : start + 500]
+    # currency = ? AND amount_units IN (...), not (currency, amount_units) IN ((...), ...):
+    # PostgreSQL tests every row of the currency against each pair of a row-value list (0.35 s
+    # for 500 deposits against 100,000 reservations), and hashes a plain IN list
+    chunks = [
+        (currency, sorted(units)[start : start + 500])
+        for currency, units in sorted(units_by_currency.items())
+        for start in range(0, len(units), 500)
+    ]
+    for currency, chunk in chunks:
         rows = await conn.execute(
             select(reservations).where(
-                tuple_(reservations.c.currency, reservations.c.amount_units).in_(chunk)
+                reservations.c.currency == currency, reservations.c.amount_units.in_(chunk)
             )
         )
         for r in rows.mappings():
