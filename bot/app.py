@@ -100,7 +100,7 @@ def build_application(
         if services is not None:
             await services.close()
 
-    builder = ApplicationBuilder()
+    builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = ApplicationBuilder()
     if webhook:
         builder = builder.updater(None)
     if rate_limit:

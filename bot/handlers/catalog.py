@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+import weakref
+
 from telegram import Update
 
 from bot import callbacks as cb
@@ -10,7 +14,29 @@ from bot.handlers import checkout
 from bot.handlers.common import answer, edit_or_send, language, user_id
 from bot.services import BotContext
 from bot.texts import usd
+from payments import Network
+from payments.storefront import Storefront
 from payments.subscriptions import days_left, is_active
+
+# The coins and networks taking deposits change when the directory is refreshed (hourly); every
+# menu tap read them from the database. A stale menu is harmless: creating the invoice checks
+# the chain again. Empty answers are not kept (OKX may be back in a moment).
+OFFERED_TTL_S = 2.0
+_offered: weakref.WeakKeyDictionary[Storefront, tuple[float, dict[str, list[Network]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def offered(storefront: Storefront) -> dict[str, list[Network]]:
+    """``storefront.offered()``, reused for OFFERED_TTL_S seconds."""
+    now = time.monotonic()
+    kept = _offered.get(storefront)
+    if kept is not None and now - kept[0] < OFFERED_TTL_S:
+        return kept[1]
+    fresh = await storefront.offered()
+    if fresh:
+        _offered[storefront] = (now, fresh)
+    return fresh
 
 
 async def start(update: Update, context: BotContext) -> None:
@@ -88,17 +114,22 @@ async def on_plan(update: Update, context: BotContext) -> None:
     if plan is None:
         await answer(query, texts.get(lang, "error_unknown_choice"), alert=True)
         return
-    await answer(query)
-    offered = await services.storefront.offered()
-    coins = [c for c in services.catalog.coins if c.symbol in offered]
-    text = texts.get(lang, "choose_coin", plan=plan.name, price=usd(plan.price_usd), days=plan.days)
-    if not coins:
-        text = texts.get(lang, "no_coins")
-    markup = keyboards.coins(texts, lang, plan, coins)
-    if isinstance(action, cb.Renew) and query.message is not None:
-        await query.get_bot().send_message(query.message.chat.id, text, reply_markup=markup)
-    else:
-        await edit_or_send(query, text, markup)
+    answered = asyncio.ensure_future(answer(query))  # no round trip before the menu
+    try:
+        open_coins = await offered(services.storefront)
+        coins = [c for c in services.catalog.coins if c.symbol in open_coins]
+        text = texts.get(
+            lang, "choose_coin", plan=plan.name, price=usd(plan.price_usd), days=plan.days
+        )
+        if not coins:
+            text = texts.get(lang, "no_coins")
+        markup = keyboards.coins(texts, lang, plan, coins)
+        if isinstance(action, cb.Renew) and query.message is not None:
+            await query.get_bot().send_message(query.message.chat.id, text, reply_markup=markup)
+        else:
+            await edit_or_send(query, text, markup)
+    finally:
+        await answered
 
 
 async def on_coin(update: Update, context: BotContext) -> None:
@@ -110,19 +141,22 @@ async def on_coin(update: Update, context: BotContext) -> None:
     services, lang = context.services, language(update)
     texts = services.texts
     plan, coin = services.catalog.plan(action.plan), services.catalog.coin(action.coin)
-    networks = (await services.storefront.offered()).get(action.coin, [])
+    networks = (await offered(services.storefront)).get(action.coin, [])
     if plan is None or coin is None or not networks:
         await answer(query, texts.get(lang, "error_unknown_choice"), alert=True)
         return
     if len(networks) == 1 and len(coin.networks) == 1:
         await checkout.create_invoice(update, context, plan.id, coin.symbol, networks[0].code)
         return
-    await answer(query)
-    await edit_or_send(
-        query,
-        texts.get(lang, "choose_network", coin=coin.symbol),
-        keyboards.networks(texts, lang, plan, coin, networks),
-    )
+    answered = asyncio.ensure_future(answer(query))
+    try:
+        await edit_or_send(
+            query,
+            texts.get(lang, "choose_network", coin=coin.symbol),
+            keyboards.networks(texts, lang, plan, coin, networks),
+        )
+    finally:
+        await answered
 
 
 async def on_network(update: Update, context: BotContext) -> None:

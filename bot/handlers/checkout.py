@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from telegram import InputFile, Message, Update
@@ -42,8 +43,11 @@ async def create_invoice(
                 services.payments.check_capacity(), name="capacity-check"
             )
         return
-    await answer(query)
-    await send_invoice_photo(context, services, chat.id, lang, view)
+    answered = asyncio.ensure_future(answer(query))  # the spinner stops while the QR renders
+    try:
+        await send_invoice_photo(context, services, chat.id, lang, view)
+    finally:
+        await answered
 
 
 async def send_invoice_photo(
