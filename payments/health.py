@@ -28,7 +28,7 @@ class Health:
 async def check_health(db: Database, *, timeout_s: float = 3.0) -> Health:
     """Read the project's own tables (a reachable server with no schema is not healthy)."""
     try:
-        async with asyncio.timeout(timeout_s), db.read() as conn:
+        async with asyncio.timeout(timeout_s), db.read(fresh=True) as conn:
             await conn.execute(select(kv.c.key).limit(1))
             since = await get_int(conn, FAILING_SINCE)
             kind = await get_value(conn, FAILING_KIND)
