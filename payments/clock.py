@@ -58,7 +58,21 @@ class ExchangeClock:
         return self.observe(server, sent, self.local.now_ms())
 
     def observe(self, server_ms: int, sent_local_ms: int, received_local_ms: int) -> int:
-        """Record OKX's time from one request; returns the new offset (ms)."""
-        midpoint = (sent_local_ms + received_local_ms) // 2
-        self.offset_ms = server_ms - midpoint
+        """Record OKX's time from one request; returns the new offset (ms).
+
+        A sample whose round trip took longer than MAX_SAMPLE_RTT_MS says little (the answer
+        could come from anywhere in it: a stalled request, or the host's clock stepping while
+        it was in flight) and leaves the offset as it was."""
+        self.offset_ms = offset_from(server_ms, sent_local_ms, received_local_ms, self.offset_ms)
         return self.offset_ms
+
+
+MAX_SAMPLE_RTT_MS = 10_000
+
+
+def offset_from(server_ms: int, sent_local_ms: int, received_local_ms: int, previous: int) -> int:
+    """Server time minus the local midpoint of the request, or ``previous`` for a sample whose
+    round trip is too long (or negative: the local clock stepped back) to trust."""
+    if not 0 <= received_local_ms - sent_local_ms <= MAX_SAMPLE_RTT_MS:
+        return previous
+    return server_ms - (sent_local_ms + received_local_ms) // 2

@@ -186,3 +186,14 @@ async def test_an_unconfigured_currency_is_a_programming_error(clock: ManualCloc
     _, quotes = make(clock)
     with pytest.raises(ValueError):
         await quotes.quote("DOGE")
+
+
+def test_a_clock_sample_with_a_long_round_trip_keeps_the_offset() -> None:
+    """A time request that stalled, or during which the host's clock stepped, says little: the
+    offset measured before stays (else a jump of a day would shift OKX time by half a day)."""
+    local = ManualClock(1_000_000)
+    clock = ExchangeClock(local)
+    assert clock.observe(1_000_600, 1_000_000, 1_000_200) == 500  # 200 ms round trip
+    assert clock.observe(5_000_000_000, 1_000_000, 1_000_000 + 86_400_000) == 500
+    assert clock.observe(1_000_600, 1_000_000, 999_000) == 500  # the local clock stepped back
+    assert clock.observe(1_010_000, 1_000_000, 1_009_000) == 5_500  # 9 s: still trusted

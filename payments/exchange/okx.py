@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from payments.clock import Clock, SystemClock
+from payments.clock import Clock, SystemClock, offset_from
 from payments.errors import (
     ExchangeAuthError,
     ExchangeDataError,
@@ -255,7 +255,7 @@ class OkxExchange:
         if not rows:
             raise ExchangeDataError("OKX public/time answered no rows")
         server = parse_integer(rows[0], "ts")
-        self._offset_ms = server - (sent + received) // 2
+        self._offset_ms = offset_from(server, sent, received, self._offset_ms)
         return server
 
     async def fetch_tickers(self, currencies: Sequence[str]) -> dict[str, Ticker]:
