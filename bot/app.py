@@ -84,12 +84,8 @@ def build_application(
         services = await open_services(application, settings, clock, timings)
         application.bot_data.services = services
         assert application.job_queue is not None
-        jobs.schedule(
-            application.job_queue,
-            settings.payment_poll_seconds,
-            timings,
-            directory_ready=services.directory_ready,
-        )
+        jobs.schedule(application.job_queue, settings.payment_poll_seconds, timings)
+        services.start_background(jobs.load_directory(services, application.job_queue))
         await set_command_menus(
             application, services.texts, paid_chats=bool(services.catalog.chats)
         )
@@ -153,16 +149,17 @@ async def open_services(
     except BaseException:
         await exchange.close()
         raise
-    directory_ready = True
+    # Only the key is checked before serving (an unsafe one stops start-up). Chains and
+    # addresses load in the background right after (jobs.load_directory): about a second of
+    # rate-limited OKX requests that would otherwise delay the first update.
     try:
-        for warning in await payments.start_checks(allow_unsafe_key=settings.allow_unsafe_api_key):
+        for warning in await payments.check_key(allow_unsafe_key=settings.allow_unsafe_api_key):
             log.warning("%s", warning)
     except UnsafeApiKey:
         await payments.close()
         raise
     except ExchangeError as exc:  # OKX down or the key refused: serve the bot, keep retrying
         log.error("OKX start-up checks failed (the poller keeps trying): %s", exc)
-        directory_ready = False
     texts = Texts(settings.zone)
     customers, photos = payments.customers, payments.photos
     seen = SeenRecently()
@@ -203,7 +200,7 @@ async def open_services(
         access=AccessWorker(application.bot, access, payments.okx_clock),
         timings=timings,
         seen=seen,
-        directory_ready=directory_ready,
+        directory_ready=False,
         webhooks=webhook_sender,
     )
 

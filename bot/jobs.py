@@ -9,7 +9,7 @@ from typing import cast
 
 from telegram.ext import JobQueue
 
-from bot.services import BotContext, Timings
+from bot.services import BotContext, Services, Timings
 from payments.errors import ExchangeError
 
 log = logging.getLogger(__name__)
@@ -67,21 +67,28 @@ async def merchant_webhooks(context: BotContext) -> None:
 
 
 async def refresh_directory(context: BotContext) -> None:
-    """Chain status (canDep, minDep, fee), deposit addresses, and the capacity alerts.
+    """Chain status (canDep, minDep, fee), deposit addresses, and the capacity alerts."""
+    await load_directory(context.services, cast("JobQueue[BotContext] | None", context.job_queue))
 
-    When OKX does not answer, try again soon rather than in an hour: without the
-    directory no network is offered to customers."""
-    services = context.services
+
+async def load_directory(services: Services, queue: JobQueue[BotContext] | None) -> None:
+    """The hourly refresh, and the first load right after start-up (in the background, so the
+    bot answers meanwhile; customers choosing a coin wait for it). When OKX does not answer,
+    try again soon rather than in an hour: without the directory no network is offered."""
     try:
         await services.payments.refresh_directory()
     except ExchangeError as exc:
+        services.directory_tried.set()
         retry = services.timings.directory_retry
         log.warning("could not refresh OKX's chains and addresses (retry in %s s): %s", retry, exc)
-        queue = cast("JobQueue[BotContext] | None", context.job_queue)
         if queue is not None:
             queue.run_once(refresh_directory, retry, name=DIRECTORY_RETRY)
         return
+    except BaseException:
+        services.directory_tried.set()
+        raise
     services.directory_ready = True
+    services.directory_tried.set()
     await services.payments.check_capacity()
 
 
@@ -103,15 +110,9 @@ async def chat_rights(context: BotContext) -> None:
     await context.services.access.check_rights()
 
 
-def schedule(
-    job_queue: JobQueue[BotContext],
-    poll_seconds: float,
-    timings: Timings,
-    *,
-    directory_ready: bool = True,
-) -> None:
-    """Every job, by name. ``directory_ready`` False (OKX did not answer at start-up): refresh
-    chains and addresses right away instead of in an hour."""
+def schedule(job_queue: JobQueue[BotContext], poll_seconds: float, timings: Timings) -> None:
+    """Every job, by name. The first load of chains and addresses is not a job: post_init
+    starts it in the background (:func:`load_directory`), which retries soon if OKX is down."""
     job_queue.run_repeating(poll_deposits, poll_seconds, first=timings.first_poll, name=POLL)
     job_queue.run_repeating(send_outbox, timings.outbox, first=timings.outbox, name=OUTBOX)
     job_queue.run_repeating(
@@ -121,8 +122,9 @@ def schedule(
     job_queue.run_repeating(
         chat_rights, timings.chat_rights, first=timings.first_poll, name=CHAT_RIGHTS
     )
-    first = timings.directory if directory_ready else timings.first_poll
-    job_queue.run_repeating(refresh_directory, timings.directory, first=first, name=DIRECTORY)
+    job_queue.run_repeating(
+        refresh_directory, timings.directory, first=timings.directory, name=DIRECTORY
+    )
     job_queue.run_repeating(
         merchant_webhooks, timings.webhooks, first=timings.webhooks, name=WEBHOOKS
     )

@@ -7,9 +7,10 @@ key: ``ContextTypes(context=BotContext, bot_data=BotData)``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,7 +128,10 @@ class Services:
     access: AccessWorker
     timings: Timings = field(default_factory=Timings)
     seen: SeenRecently = field(default_factory=SeenRecently)
-    directory_ready: bool = True  # False: OKX did not answer at start-up
+    directory_ready: bool = True  # False: chains and addresses not loaded (yet), OKX down
+    # set once the first load of chains and addresses was tried (at start-up, in the background)
+    directory_tried: asyncio.Event = field(default_factory=asyncio.Event)
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
     heartbeats: Heartbeats = field(default_factory=Heartbeats)
     webhooks: WebhookSender | None = None  # None: no MERCHANT_WEBHOOK_URLS
 
@@ -135,10 +139,32 @@ class Services:
     def catalog(self) -> Catalog:
         return self.payments.catalog
 
+    async def directory_settled(self, timeout_s: float = 15.0) -> None:
+        """Until the first load of chains and addresses was tried: a customer tapping a coin in
+        the first second after start-up waits for it instead of seeing no network."""
+        if not self.directory_tried.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self.directory_tried.wait()
+
     def is_admin(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.admin_ids
 
+    def start_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Start-up work that must not hold up serving (awaited or cancelled in close())."""
+
+        def done(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("start-up task failed", exc_info=task.exception())
+
+        task = asyncio.get_running_loop().create_task(work, name="subsbot-startup")
+        task.add_done_callback(done)
+        self._background.append(task)
+
     async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.poll.close()
         self.qr.close()
         if self.webhooks is not None:

@@ -116,11 +116,13 @@ class Payments:
     async def start_checks(self, *, allow_unsafe_key: bool) -> list[str]:
         """Refuse an API key that can trade or withdraw; load chain status and the address pool.
         Returns warnings (e.g. no IP whitelist, a chain without an address)."""
-        warnings = check_api_key(
-            await self.exchange.fetch_key_info(), allow_unsafe=allow_unsafe_key
-        )
+        warnings = await self.check_key(allow_unsafe_key=allow_unsafe_key)
         await self.refresh_directory()
         return warnings
+
+    async def check_key(self, *, allow_unsafe_key: bool) -> list[str]:
+        """Refuse an API key that can trade or withdraw (UnsafeApiKey); returns warnings."""
+        return check_api_key(await self.exchange.fetch_key_info(), allow_unsafe=allow_unsafe_key)
 
     async def refresh_directory(self) -> None:
         """Chain status (canDep, minDep, fee) and every deposit address; hourly."""

@@ -416,6 +416,7 @@ async def test_pending_pages_through_twelve_open_invoices(tmp_path: Path) -> Non
         admin = world.customer(ADMIN)
         services = app.bot_data.services
         assert services is not None
+        await services.directory_settled()  # chains and addresses load just after start-up
         created: list[str] = []
         choices = [("pro", "TRC20"), ("pro", "ERC20"), ("enterprise", "TRC20")]
         for customer in (201, 202, 203, 204):

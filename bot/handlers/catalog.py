@@ -116,6 +116,7 @@ async def on_plan(update: Update, context: BotContext) -> None:
         return
     answered = asyncio.ensure_future(answer(query))  # no round trip before the menu
     try:
+        await services.directory_settled()
         open_coins = await offered(services.storefront)
         coins = [c for c in services.catalog.coins if c.symbol in open_coins]
         text = texts.get(
@@ -141,6 +142,7 @@ async def on_coin(update: Update, context: BotContext) -> None:
     services, lang = context.services, language(update)
     texts = services.texts
     plan, coin = services.catalog.plan(action.plan), services.catalog.coin(action.coin)
+    await services.directory_settled()
     networks = (await offered(services.storefront)).get(action.coin, [])
     if plan is None or coin is None or not networks:
         await answer(query, texts.get(lang, "error_unknown_choice"), alert=True)

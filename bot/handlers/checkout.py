@@ -29,6 +29,7 @@ async def create_invoice(
         await answer(query, context.services.texts.get(language(update), "stale_button"))
         return
     services, lang = context.services, language(update)
+    await services.directory_settled()
     try:
         view = await services.payments.invoices.create(
             uid, plan_id, currency, network, language=lang

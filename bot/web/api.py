@@ -79,6 +79,7 @@ async def initialize(
     if user.scheme == "tma":
         await services.customers.touch(user.user_id, user.language)
     lang = await _language(services, user)
+    await services.directory_settled()
     try:
         view = await services.payments.invoices.create(
             user.user_id, plan.id, coin.symbol, network.code, language=lang
