@@ -40,17 +40,15 @@ LIMITS = """## What limits it
   PostgreSQL the reservations of the deposits' amounts used to be looked up with a row-value
   IN list, which PostgreSQL checks against every reservation of the currency (0.35 s a batch
   at 100,000 open invoices); it is now a plain IN list per currency, which it hashes.
-- **Cold start** (2.3 s on a quiet machine, more while others use it) is three parts of
-  about a second or less each: imports (python-telegram-bot, SQLAlchemy, pydantic settings,
-  then ccxt's OKX client when the exchange is made); opening the database (Alembic alone is
-  0.3 s to import, even when there is nothing to migrate); and OKX's start-up checks, which run
-  before the bot polls Telegram: the key, the chains and one deposit-address request per coin,
-  paced by ccxt under OKX's rate limits. The pacing now counts over a rolling second (a burst
-  goes out at once up to that second's budget) instead of one request every 0.18 s, which saves
-  about 0.6 s; the requests past the first second's budget still wait about a second. Loading
-  the addresses after polling starts (the jobs already retry when the checks fail) would take
-  that second off; it changes the start-up order in `bot/app.py` and is left to its owner.
-  FastAPI and uvicorn are only imported when there is an HTTP server (webhook mode or PORT).
+- **Cold start** is now imports (python-telegram-bot, SQLAlchemy, pydantic settings, then
+  ccxt's OKX client when the exchange is made), opening the database (Alembic alone is 0.3 s
+  to import, even when there is nothing to migrate) and one OKX request: the key's
+  permissions, which must be checked before serving (an unsafe key stops start-up). OKX's
+  chains and deposit addresses, about a second of rate-limited requests, load in the
+  background once the bot is serving; a customer choosing a coin in that second waits for
+  them. ccxt paces OKX over a rolling second (a burst goes out at once up to that second's
+  budget) instead of one request every 0.18 s. FastAPI and uvicorn are only imported when
+  there is an HTTP server (webhook mode or PORT).
 - **Idle RSS**: ccxt's package imports every exchange it ships (about 90 MB); the bot now loads
   only its OKX client (`payments.exchange.ccxt_loader`), which saves about 50 MB. The rest is
   python-telegram-bot, SQLAlchemy and pydantic.
