@@ -137,6 +137,9 @@ async def session(
     with _child(delay_ms) as conn:
         fake = await asyncio.get_running_loop().run_in_executor(None, conn.recv)
         async with bot(kind, fake, webhook=webhook, rate_limit=rate_limit) as application:
+            services = getattr(application.bot_data, "services", None)
+            if services is not None:  # subsbot: OKX's chains load just after start-up
+                await services.directory_settled()
             uids = list(range(FIRST_UID, FIRST_UID + customers))
             await _ask(conn, "customers", script or SCRIPTS[kind], uids, auto)
             yield conn, application
