@@ -25,10 +25,10 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench._b2_bulk import ADDRESS, insert_open_invoices
 from payments.clock import MINUTE_MS
 from payments.storage import Database
-from tests.shop import Shop, open_shop
+from tests.shop import BULK_ADDRESS as ADDRESS
+from tests.shop import Shop, insert_open_invoices, open_shop
 
 HISTORY = "/api/v5/asset/deposit-history"
 THROTTLE_S_PER_REQUEST = 1 / 5.5  # ccxt's pacing of the asset endpoints

@@ -140,7 +140,7 @@ async def _count(db: Database, query: object) -> int:
 
 async def _load(db: Database, okx: FakeOkx, count: int, limit_s: float) -> int:
     """``count`` open invoices, then ``count // 10`` deposits (half pay one): paid invoices."""
-    from bench._b2_bulk import insert_open_invoices
+    from tests.shop import insert_open_invoices
 
     now = time.time_ns() // 1_000_000
     made = await insert_open_invoices(db, count, now_ms=now)
