@@ -55,7 +55,7 @@ class Lifecycle(AccessBase):
                         select(subs.c.customer_id, subs.c.plan_id)
                         .where(
                             subs.c.plan_id.in_(self.plans_for(chat_id)),
-                            subs.c.ends_at + self.grace_ms > now,
+                            subs.c.ends_at > now - self.grace_ms,
                             ~held,
                         )
                         .order_by(subs.c.customer_id, subs.c.plan_id)

@@ -93,7 +93,7 @@ class AccessBase:
         return exists().where(
             subs.c.customer_id == customer,
             subs.c.plan_id.in_(self.plans_for(chat_id)),
-            subs.c.ends_at + self.grace_ms > now,
+            subs.c.ends_at > now - self.grace_ms,
         )
 
     # --- helpers ---------------------------------------------------------------------------
