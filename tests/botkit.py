@@ -99,6 +99,7 @@ class BotWorld:
         application = build_application(self.settings, clock=self.clock, timings=timings)
         self.apps.append(application)
         async with running(application, poll_timeout=1):
+            await _loaded(application)
             yield application
 
     @asynccontextmanager
@@ -121,6 +122,7 @@ class BotWorld:
             settings, clock=self.clock, timings=timings, sock=sock, poll_timeout=1
         ) as served:
             self.apps.append(served.application)
+            await _loaded(served.application)
             yield served
 
     async def settled(self, timeout: float = 20) -> None:  # noqa: ASYNC109
@@ -174,6 +176,14 @@ class BotWorld:
         start = self.okx.count(HISTORY)
         await self.tg.wait_for(lambda: self.okx.count(HISTORY) >= start + 2, what="a full poll")
         await self.tg.wait_idle()
+
+
+async def _loaded(application: BotApplication) -> None:
+    """Until OKX's chains and addresses were loaded (or failed to), as the bot does just after
+    start-up in the background: tests start from the state they describe, not mid-load."""
+    services = application.bot_data.services
+    if services is not None:
+        await services.directory_settled()
 
 
 async def _admin_connection() -> Any:
