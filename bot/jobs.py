@@ -68,13 +68,16 @@ async def merchant_webhooks(context: BotContext) -> None:
 
 async def refresh_directory(context: BotContext) -> None:
     """Chain status (canDep, minDep, fee), deposit addresses, and the capacity alerts."""
-    await load_directory(context.services, cast("JobQueue[BotContext] | None", context.job_queue))
+    services = context.services
+    if await load_directory(services, cast("JobQueue[BotContext] | None", context.job_queue)):
+        await services.payments.check_capacity()
 
 
-async def load_directory(services: Services, queue: JobQueue[BotContext] | None) -> None:
+async def load_directory(services: Services, queue: JobQueue[BotContext] | None) -> bool:
     """The hourly refresh, and the first load right after start-up (in the background, so the
     bot answers meanwhile; customers choosing a coin wait for it). When OKX does not answer,
-    try again soon rather than in an hour: without the directory no network is offered."""
+    try again soon rather than in an hour: without the directory no network is offered.
+    Returns whether it loaded (the capacity alerts follow on the hourly runs)."""
     try:
         await services.payments.refresh_directory()
     except ExchangeError as exc:
@@ -83,13 +86,17 @@ async def load_directory(services: Services, queue: JobQueue[BotContext] | None)
         log.warning("could not refresh OKX's chains and addresses (retry in %s s): %s", retry, exc)
         if queue is not None:
             queue.run_once(refresh_directory, retry, name=DIRECTORY_RETRY)
-        return
+        return False
     except BaseException:
         services.directory_tried.set()
         raise
     services.directory_ready = True
     services.directory_tried.set()
-    await services.payments.check_capacity()
+    return True
+
+
+async def first_directory_load(services: Services, queue: JobQueue[BotContext] | None) -> None:
+    await load_directory(services, queue)
 
 
 async def chat_access(context: BotContext) -> None:
