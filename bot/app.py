@@ -85,7 +85,7 @@ def build_application(
         application.bot_data.services = services
         assert application.job_queue is not None
         jobs.schedule(application.job_queue, settings.payment_poll_seconds, timings)
-        services.start_background(jobs.first_directory_load(services, application.job_queue))
+        services.start_background(jobs.load_directory(services, application.job_queue))
         await set_command_menus(
             application, services.texts, paid_chats=bool(services.catalog.chats)
         )

@@ -95,10 +95,6 @@ async def load_directory(services: Services, queue: JobQueue[BotContext] | None)
     return True
 
 
-async def first_directory_load(services: Services, queue: JobQueue[BotContext] | None) -> None:
-    await load_directory(services, queue)
-
-
 async def chat_access(context: BotContext) -> None:
     """Invite links for new subscribers, removal of those whose access ended."""
     report = await context.services.access.run()

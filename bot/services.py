@@ -131,7 +131,7 @@ class Services:
     directory_ready: bool = True  # False: chains and addresses not loaded (yet), OKX down
     # set once the first load of chains and addresses was tried (at start-up, in the background)
     directory_tried: asyncio.Event = field(default_factory=asyncio.Event)
-    _background: list[asyncio.Task[None]] = field(default_factory=list)
+    _background: list[asyncio.Task[object]] = field(default_factory=list)
     heartbeats: Heartbeats = field(default_factory=Heartbeats)
     webhooks: WebhookSender | None = None  # None: no MERCHANT_WEBHOOK_URLS
 
@@ -150,10 +150,10 @@ class Services:
     def is_admin(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.admin_ids
 
-    def start_background(self, work: Coroutine[Any, Any, None]) -> None:
+    def start_background(self, work: Coroutine[Any, Any, object]) -> None:
         """Start-up work that must not hold up serving (awaited or cancelled in close())."""
 
-        def done(task: asyncio.Task[None]) -> None:
+        def done(task: asyncio.Task[object]) -> None:
             if not task.cancelled() and task.exception() is not None:
                 log.error("start-up task failed", exc_info=task.exception())
 
