@@ -1,6 +1,11 @@
 """JobQueue jobs. Each logs and reports its errors (to the error handler, via PTB) and runs again
 at its next interval; an overlapping run is skipped (APScheduler's max_instances=1, and the
-poll gate's lock for the extra polls "Check payment" asks for). Names are the keys."""
+poll gate's lock for the extra polls "Check payment" asks for). Names are the keys.
+
+The singleton jobs (poll, outbox, subscriptions, chat access, merchant webhooks) do their work
+only on the replica holding the lease (:mod:`bot.replica`); on a standby a run returns at once
+(and still counts as a run for the health check). "replica-lease" takes or renews the lease on
+every replica; chat rights and the directory refresh run everywhere."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import cast
 
 from telegram.ext import JobQueue
 
+from bot.replica import LeaseTimes
 from bot.services import BotContext, Services, Timings
 from payments.errors import ExchangeError
 
@@ -22,14 +28,34 @@ DIRECTORY_RETRY = "refresh-directory-retry"
 ACCESS = "chat-access"
 CHAT_RIGHTS = "chat-rights"
 WEBHOOKS = "merchant-webhooks"
+LEASE = "replica-lease"
+POLL_NOW = "poll-deposits-now"  # the first poll of a replica that just took the lease over
 
-__all__ = ["OUTBOX", "POLL", "Timings", "schedule", "stall_limits"]
+__all__ = ["LEASE", "OUTBOX", "POLL", "Timings", "schedule", "stall_limits"]
 
 
 def stall_limits(poll_seconds: float, timings: Timings) -> dict[str, float]:
-    """How long each singleton job may go without finishing a run before this process counts
-    as stalled (three missed runs and a minute of slack: a slow OKX is not a stall)."""
-    return {POLL: 3 * poll_seconds + 60, OUTBOX: 3 * timings.outbox + 60}
+    """How long each singleton job and the lease job may go without finishing a run before this
+    process counts as stalled (three missed runs and a minute of slack: a slow OKX is not a
+    stall). A standby counts only the lease job (see bot.web.health)."""
+    lease = LeaseTimes.for_poll(poll_seconds)
+    return {
+        POLL: 3 * poll_seconds + 60,
+        OUTBOX: 3 * timings.outbox + 60,
+        LEASE: 3 * lease.renew_s + 60,
+    }
+
+
+async def renew_lease(context: BotContext) -> None:
+    """Take or renew the lease; a replica that just took it over polls at once."""
+    services = context.services
+    try:
+        promoted = await services.replica.renew()
+    finally:
+        services.heartbeats.beat(LEASE)
+    queue = cast("JobQueue[BotContext] | None", context.job_queue)
+    if promoted and queue is not None:
+        queue.run_once(poll_deposits, 0, name=POLL_NOW)
 
 
 async def poll_deposits(context: BotContext) -> None:
@@ -56,13 +82,14 @@ async def send_outbox(context: BotContext) -> None:
 
 async def subscriptions(context: BotContext) -> None:
     """Reminders 3 days and 1 day before the end; expiry at the end."""
-    await context.services.payments.remind_and_expire()
+    if context.services.replica.primary:
+        await context.services.payments.remind_and_expire()
 
 
 async def merchant_webhooks(context: BotContext) -> None:
     """Deliver the merchant events to MERCHANT_WEBHOOK_URLS (nothing when none is set)."""
     sender = context.services.webhooks
-    if sender is not None:
+    if sender is not None and context.services.replica.primary:
         await sender.run()
 
 
@@ -97,6 +124,8 @@ async def load_directory(services: Services, queue: JobQueue[BotContext] | None)
 
 async def chat_access(context: BotContext) -> None:
     """Invite links for new subscribers, removal of those whose access ended."""
+    if not context.services.replica.primary:
+        return
     report = await context.services.access.run()
     if report.invited or report.removed or report.failed:
         await context.services.sender.send_due()  # the links and goodbyes go out now
@@ -115,7 +144,10 @@ async def chat_rights(context: BotContext) -> None:
 
 def schedule(job_queue: JobQueue[BotContext], poll_seconds: float, timings: Timings) -> None:
     """Every job, by name. The first load of chains and addresses is not a job: post_init
-    starts it in the background (:func:`load_directory`), which retries soon if OKX is down."""
+    starts it in the background (:func:`load_directory`), which retries soon if OKX is down.
+    post_init tried the lease once already, so a single replica polls at ``first_poll``."""
+    lease = LeaseTimes.for_poll(poll_seconds)
+    job_queue.run_repeating(renew_lease, lease.renew_s, first=lease.renew_s, name=LEASE)
     job_queue.run_repeating(poll_deposits, poll_seconds, first=timings.first_poll, name=POLL)
     job_queue.run_repeating(send_outbox, timings.outbox, first=timings.outbox, name=OUTBOX)
     job_queue.run_repeating(

@@ -69,9 +69,11 @@ class OutboxSender:
         *,
         batch: int = 50,
         on_unreachable: Callable[[int], None] | None = None,
+        allowed: Callable[[], bool] = lambda: True,
     ) -> None:
         """``on_unreachable(customer_id)``: called when a customer turns out to have blocked
-        the bot (the bot then records it the next time they write)."""
+        the bot (the bot then records it the next time they write). ``allowed``: send only
+        while it says so (the replica holding the lease; a standby leaves it to the holder)."""
         self.bot = bot
         self.payments = payments
         self.customers = customers
@@ -81,6 +83,7 @@ class OutboxSender:
         self.admin_ids = tuple(admin_ids)
         self.batch = batch
         self.on_unreachable = on_unreachable
+        self.allowed = allowed
         self._lock = asyncio.Lock()
         self._admins_done: dict[int, set[int]] = {}  # outbox id -> admins who have it
 
@@ -88,9 +91,10 @@ class OutboxSender:
         return self.payments.okx_clock.now_ms()
 
     async def send_due(self, *, max_batches: int = 20) -> SendReport:
-        """Send what is due, batch after batch; skipped (empty report) while another run works."""
+        """Send what is due, batch after batch; skipped (empty report) while another run works
+        or on a standby replica."""
         report = SendReport()
-        if self._lock.locked():
+        if self._lock.locked() or not self.allowed():
             return report
         async with self._lock:
             for _ in range(max_batches):

@@ -19,6 +19,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from bot.access import AccessWorker
 from bot.config import Settings
 from bot.qr import QrRenderer
+from bot.replica import Replica
 from bot.seen import SeenRecently
 from bot.sender import OutboxSender
 from bot.texts import Texts
@@ -49,19 +50,28 @@ class PollGate:
     """One deposit poll at a time, and "check now" taps debounced to at most one extra poll.
 
     A tap asks for a poll; it runs only when none is running and the last one finished more
-    than ``min_gap_s`` ago. Taps never call OKX themselves (DESIGN section 5).
+    than ``min_gap_s`` ago. Taps never call OKX themselves (DESIGN section 5). ``allowed``: only
+    while it says so (the replica holding the lease); a standby's taps read the database only.
     """
 
-    def __init__(self, run: Callable[[], Awaitable[Any]], *, min_gap_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        run: Callable[[], Awaitable[Any]],
+        *,
+        min_gap_s: float = 15.0,
+        allowed: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._run = run
+        self._allowed = allowed
         self._lock = asyncio.Lock()
         self._last_finished = float("-inf")
         self.min_gap_s = min_gap_s
         self._pending: asyncio.Task[None] | None = None
 
     async def run(self) -> bool:
-        """Run a poll now unless one is running (then skip); True when this call polled."""
-        if self._lock.locked():
+        """Run a poll now unless one is running or this is a standby (then skip); True when
+        this call polled."""
+        if self._lock.locked() or not self._allowed():
             return False
         async with self._lock:
             try:
@@ -73,6 +83,8 @@ class PollGate:
     def request(self) -> bool:
         """Ask for a poll soon (debounced); True when one was scheduled."""
         now = asyncio.get_running_loop().time()
+        if not self._allowed():
+            return False
         if self._lock.locked() or (self._pending is not None and not self._pending.done()):
             return False
         if now - self._last_finished < self.min_gap_s:
@@ -126,6 +138,7 @@ class Services:
     poll: PollGate
     admin_ids: frozenset[int]
     access: AccessWorker
+    replica: Replica  # the lease: whether this process runs the singleton jobs
     timings: Timings = field(default_factory=Timings)
     seen: SeenRecently = field(default_factory=SeenRecently)
     directory_ready: bool = True  # False: chains and addresses not loaded (yet), OKX down
@@ -166,6 +179,7 @@ class Services:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.poll.close()
+        await self.replica.release()  # after the last poll: the next holder starts clean
         self.qr.close()
         if self.webhooks is not None:
             await self.webhooks.close()

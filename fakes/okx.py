@@ -20,6 +20,7 @@ import contextlib
 import json
 import random
 import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,7 @@ class RequestLog:
     path: str
     params: dict[str, str]
     ts: int  # the fake's clock when the request arrived
+    key: str = ""  # the OK-ACCESS-KEY header as sent ("" on public requests)
 
 
 @dataclass
@@ -87,6 +89,7 @@ class FakeOkx(OkxState, LoopbackServer):
         self.api_key = api_key
         self.secret = secret
         self.passphrase = passphrase
+        self._keys: dict[str, tuple[str, str]] = {}  # add_key: more API keys, key -> secret, pass
         self.hang_s = hang_s  # how long a "timeout" fault hangs (ended early by stop())
         self.base_url = ""
         self._log: list[RequestLog] = []
@@ -95,6 +98,7 @@ class FakeOkx(OkxState, LoopbackServer):
         self._fault_kinds: tuple[str, ...] = ()
         self._fault_prefix: str | None = None
         self._random = random.Random(0)
+        self.faults_injected: Counter[str] = Counter()  # kind -> how many faults were applied
         self._routes: dict[str, tuple[Handler, bool]] = {
             "/api/v5/public/time": (self._public_time, False),
             "/api/v5/public/instruments": (self._instruments, False),
@@ -142,10 +146,21 @@ class FakeOkx(OkxState, LoopbackServer):
             self._faults.clear()
             self._fault_rate = 0.0
 
-    def count(self, path: str | None = None) -> int:
-        """How many requests arrived (for ``path``, or in all), faults and refusals included."""
+    def add_key(self, api_key: str, secret: str, passphrase: str) -> None:
+        """Accept one more API key (e.g. one per replica, to see which of them calls OKX: every
+        request's ``key`` is in :attr:`requests`)."""
         with self._lock:
-            return sum(1 for r in self._log if path is None or r.path == path)
+            self._keys[api_key] = (secret, passphrase)
+
+    def count(self, path: str | None = None, *, key: str | None = None) -> int:
+        """How many requests arrived (for ``path``, or in all; sent with API key ``key``, or
+        with any), faults and refusals included."""
+        with self._lock:
+            return sum(
+                1
+                for r in self._log
+                if (path is None or r.path == path) and (key is None or r.key == key)
+            )
 
     def queries(self, path: str) -> list[dict[str, str]]:
         """The query parameters of each request to ``path``, oldest first."""
@@ -173,6 +188,8 @@ class FakeOkx(OkxState, LoopbackServer):
 
     async def _apply_fault(self, fault: _Fault) -> web.Response | None:
         kind = fault.kind
+        with self._lock:
+            self.faults_injected[kind] += 1
         if kind == "rate_limit":
             return okx_error("50011", "Too Many Requests", status=429)
         if kind in ("server_error", "unavailable"):
@@ -200,7 +217,8 @@ class FakeOkx(OkxState, LoopbackServer):
         path = request.path
         params = {key: request.query[key] for key in request.query}
         with self._lock:
-            self._log.append(RequestLog(request.method, path, params, self.now_ms()))
+            key = request.headers.get("OK-ACCESS-KEY", "")
+            self._log.append(RequestLog(request.method, path, params, self.now_ms(), key))
         fault = self._take_fault(path)
         if fault is not None:
             faulted = await self._apply_fault(fault)
@@ -222,14 +240,20 @@ class FakeOkx(OkxState, LoopbackServer):
             return okx_error(exc.code, exc.msg, status=400)
 
     async def _authenticate(self, request: web.Request) -> web.Response | None:
+        given = request.headers.get("OK-ACCESS-KEY", "")
+        with self._lock:
+            extra = self._keys.get(given)
+        api_key, (secret, passphrase) = (
+            (given, extra) if extra is not None else (self.api_key, (self.secret, self.passphrase))
+        )
         refusal = check_request(
             request.headers,
             request.method,
             request.raw_path,
             await request.text(),
-            api_key=self.api_key,
-            secret=self.secret,
-            passphrase=self.passphrase,
+            api_key=api_key,
+            secret=secret,
+            passphrase=passphrase,
             now_ms=self.now_ms(),
         )
         return None if refusal is None else okx_error(*refusal, status=401)

@@ -120,3 +120,17 @@ async def current(conn: AsyncConnection, name: str) -> Lease | None:
     if row is None:
         return None
     return Lease(row.name, row.holder, int(row.token), int(row.expires_at))
+
+
+@dataclass(frozen=True)
+class LeaseStore:
+    """One lease's calls bound to its database: what a replica uses (it holds no SQL)."""
+
+    db: Database
+    name: str
+
+    async def acquire(self, *, holder: str, now_ms: int, ttl_ms: int) -> Lease | None:
+        return await acquire(self.db, name=self.name, holder=holder, now_ms=now_ms, ttl_ms=ttl_ms)
+
+    async def release(self, lease: Lease) -> None:
+        await release(self.db, lease)

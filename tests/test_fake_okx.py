@@ -143,14 +143,24 @@ def test_faults_counts_and_query_log(fake: FakeOkx) -> None:
 
 
 def test_random_faults_are_reproducible(clock: ManualClock) -> None:
+    counted: list[dict[str, int]] = []
+
     def run() -> list[int]:
         with FakeOkx(clock=clock) as server:
             server.fail_rate(0.5, ["rate_limit", "maintenance"], seed=7)
-            return [get(server, "/api/v5/public/time")[0] for _ in range(12)]
+            statuses = [get(server, "/api/v5/public/time")[0] for _ in range(12)]
+            counted.append(dict(server.faults_injected))
+            return statuses
 
     first = run()
     assert first == run()
     assert {200, 429} <= set(first) or {200, 503} <= set(first)
+    # every fault is counted by kind: 429 is a rate limit, 503 maintenance
+    assert counted[0] == {
+        kind: n
+        for kind, n in (("rate_limit", first.count(429)), ("maintenance", first.count(503)))
+        if n
+    }
 
 
 def test_lifecycle_and_standalone_runner() -> None:
@@ -179,3 +189,27 @@ def test_lifecycle_and_standalone_runner() -> None:
         process.wait(10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_more_api_keys_are_accepted_and_each_request_records_its_key(fake: FakeOkx) -> None:
+    """add_key: one key per replica, so a test sees which replica called OKX."""
+    path = "/api/v5/asset/deposit-history"
+    fake.add_key("replica-b", "secret-b", "pass-b")
+    stamp = iso(fake.now_ms())
+    as_b = {
+        "OK-ACCESS-KEY": "replica-b",
+        "OK-ACCESS-PASSPHRASE": "pass-b",
+        "OK-ACCESS-TIMESTAMP": stamp,
+        "OK-ACCESS-SIGN": sign("secret-b", stamp, "GET", path),
+    }
+    assert get(fake, path, headers=as_b)[0] == 200
+    assert get(fake, path)[0] == 200  # the first key still works
+    signed_with_a = as_b | {"OK-ACCESS-SIGN": sign(fake.secret, stamp, "GET", path)}
+    status, body = get(fake, path, headers=signed_with_a)
+    assert (status, body["code"]) == (401, "50113")  # each key has its own secret
+    wrong_pass = as_b | {"OK-ACCESS-PASSPHRASE": fake.passphrase}
+    assert get(fake, path, headers=wrong_pass)[1]["code"] == "50105"
+    assert [r.key for r in fake.requests] == ["replica-b", fake.api_key, "replica-b", "replica-b"]
+    assert fake.count(path, key="replica-b") == 3 and fake.count(path, key=fake.api_key) == 1
+    get(fake, "/api/v5/public/time", headers={"OK-ACCESS-KEY": ""})
+    assert fake.requests[-1].key == "" and fake.count(key="") == 1

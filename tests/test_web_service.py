@@ -141,7 +141,8 @@ async def test_health_is_ok_when_everything_works(tmp_path: Path) -> None:
         body = answer.json()
         assert body["status"] == "ok"
         assert (body["database"], body["okx"], body["telegram"]) == ("ok", "ok", "running")
-        assert set(body["jobs"]) == {"poll-deposits", "send-outbox"}
+        assert set(body["jobs"]) == {"poll-deposits", "send-outbox", "replica-lease"}
+        assert body["role"] == "primary"  # the only replica takes the lease at start-up
 
 
 async def test_health_turns_503_while_the_sqlite_database_is_gone_and_200_after(

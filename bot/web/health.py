@@ -1,7 +1,11 @@
 """``GET /healthz`` (DESIGN section 9): 503 only when this process cannot do its job (the
 database cannot be read, the Telegram application is not running, or its singleton jobs have
 stalled). OKX trouble is reported as "degraded" with 200: restarting the service would not fix
-OKX, and the admins are told about it by the payment cycle."""
+OKX, and the admins are told about it by the payment cycle.
+
+``role``: "primary" when this replica holds the lease (it runs the poller, the outbox sender
+and the other singleton jobs), else "standby" (it serves updates and the API only). A standby is
+200 and is stalled only when its lease job stops running (it could never take over)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from bot.jobs import stall_limits
+from bot.jobs import LEASE, stall_limits
 from bot.web.deps import Context
 from payments.health import check_health
 
@@ -27,7 +31,6 @@ async def healthz(context: Context) -> JSONResponse:
     problems: list[str] = []
     body: dict[str, Any] = {
         "mode": "webhook" if context.webhook else "polling",
-        "role": "primary",  # the only replica (the lease between replicas is not wired yet)
         "telegram": "running" if application.running else "stopped",
     }
     if not application.running or services is None:
@@ -35,6 +38,10 @@ async def healthz(context: Context) -> JSONResponse:
         body["status"] = "unavailable"
         body["problems"] = problems
         return JSONResponse(body, status_code=503)
+    replica = services.replica
+    body["role"] = replica.role
+    if replica.primary and replica.lease is not None:
+        body["lease_token"] = replica.lease.token
     health = await check_health(services.payments.db)
     body["database"] = "ok" if health.database else "unreachable"
     if not health.database:
@@ -44,7 +51,8 @@ async def healthz(context: Context) -> JSONResponse:
     if health.okx_failing_since is not None:
         body["okx_failing_since_ms"] = health.okx_failing_since
     limits = stall_limits(settings.payment_poll_seconds, services.timings)
-    stalled = services.heartbeats.stalled(limits)
+    counted = limits if replica.primary else {LEASE: limits[LEASE]}
+    stalled = services.heartbeats.stalled(counted)
     body["jobs"] = {
         job: {"seconds_since_last_run": round(services.heartbeats.age(job), 1)} for job in limits
     }
