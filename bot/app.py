@@ -34,16 +34,19 @@ from bot.handlers import webhooks as merchant_webhooks
 from bot.handlers.common import answer, language
 from bot.ordering import ChatOrderedProcessor
 from bot.qr import QrRenderer
-from bot.requests import RetryingRateLimiter
+from bot.replica import LeaseTimes, Replica
+from bot.requests import ReadableUpdates, RetryingRateLimiter
 from bot.seen import SeenRecently
 from bot.sender import OutboxSender
 from bot.services import BotApplication, BotContext, BotData, PollGate, Services
 from bot.texts import DEFAULT_LANGUAGE, Texts
 from payments import PaymentCycle, Payments, load_catalog
 from payments.access import AccessService
+from payments.catalog import default_plans_path
 from payments.clock import Clock
-from payments.errors import ExchangeError, UnsafeApiKey
+from payments.errors import ConfigError, ExchangeError, UnsafeApiKey
 from payments.exchange.okx import OkxExchange
+from payments.lease import LeaseStore
 from payments.storefront import Storefront
 from payments.webhooks import WebhookSender
 
@@ -58,10 +61,15 @@ Handler = Callable[[Update, BotContext], Any]
 
 class SubsbotApplication(Application[Any, Any, Any, Any, Any, Any]):
     """Stops the jobs first: PTB's stop() marks the application stopped while it drains the
-    update queue, and a job firing in between would be created as an orphan task."""
+    update queue, and a job firing in between would be created as an orphan task. The scheduler
+    is paused first: JobQueue.stop(wait=True) waits for the runs in flight while the scheduler
+    still fires new ones, and its shutdown then cancels those (logged as errors, and they ran on
+    after the services were closed)."""
 
     async def stop(self) -> None:
         if self.job_queue is not None:
+            if self.job_queue.scheduler.running:
+                self.job_queue.scheduler.pause()
             await self.job_queue.stop(wait=True)
         await super().stop()
 
@@ -84,6 +92,7 @@ def build_application(
         services = await open_services(application, settings, clock, timings)
         application.bot_data.services = services
         assert application.job_queue is not None
+        await services.replica.renew()  # before the first poll: a single replica polls at once
         jobs.schedule(application.job_queue, settings.payment_poll_seconds, timings)
         services.start_background(jobs.load_directory(services, application.job_queue))
         await set_command_menus(
@@ -104,6 +113,7 @@ def build_application(
     application = cast(
         BotApplication,
         builder.token(settings.telegram_bot_token.get_secret_value())
+        .get_updates_request(ReadableUpdates(connection_pool_size=1))  # PTB's default pool
         .base_url(settings.bot_api_base_url)
         .base_file_url(settings.bot_file_base_url)
         .context_types(ContextTypes(context=BotContext, bot_data=BotData))
@@ -149,20 +159,32 @@ async def open_services(
     except BaseException:
         await exchange.close()
         raise
-    # Only the key is checked before serving (an unsafe one stops start-up). Chains and
-    # addresses load in the background right after (jobs.load_directory): about a second of
-    # rate-limited OKX requests that would otherwise delay the first update.
+    # Before serving: the key (an unsafe one stops start-up) and that OKX lists every network
+    # of the plans file (a misspelt coin or chain stops it too), one request each. Chain status
+    # and addresses load in the background right after (jobs.load_directory): about a second
+    # of rate-limited OKX requests that would otherwise delay the first update.
     try:
         for warning in await payments.check_key(allow_unsafe_key=settings.allow_unsafe_api_key):
             log.warning("%s", warning)
+        unlisted = await payments.unlisted_chains()
     except UnsafeApiKey:
         await payments.close()
         raise
     except ExchangeError as exc:  # OKX down or the key refused: serve the bot, keep retrying
         log.error("OKX start-up checks failed (the poller keeps trying): %s", exc)
+    else:
+        if unlisted:  # a misspelt coin or chain in the plans file: a setting to fix
+            await payments.close()
+            plans_file = settings.plans_file or default_plans_path()
+            raise ConfigError(
+                f"PLANS_FILE {plans_file}: OKX does not list {', '.join(unlisted)}"
+                " (python -m bot check shows every chain)"
+            )
     texts = Texts(settings.zone)
     customers, photos = payments.customers, payments.photos
     seen = SeenRecently()
+    lease_times = LeaseTimes.for_poll(settings.payment_poll_seconds)
+    replica = Replica(LeaseStore(payments.db, "jobs"), payments.okx_clock.local, lease_times)
     sender = OutboxSender(
         application.bot,
         payments,
@@ -171,6 +193,7 @@ async def open_services(
         texts,
         settings.admin_ids,
         on_unreachable=seen.forget,
+        allowed=lambda: replica.primary,
     )
     cycle = PaymentCycle(payments)
     webhook_sender = None
@@ -195,9 +218,10 @@ async def open_services(
         qr=QrRenderer(),
         storefront=Storefront(payments.db, catalog, payments.invoices, payments.okx_clock),
         sender=sender,
-        poll=PollGate(poll_then_send),
+        poll=PollGate(poll_then_send, allowed=lambda: replica.primary),
         admin_ids=frozenset(settings.admin_ids),
         access=AccessWorker(application.bot, access, payments.okx_clock),
+        replica=replica,
         timings=timings,
         seen=seen,
         directory_ready=False,

@@ -59,6 +59,10 @@ class Payments:
     claims: ClaimService
     customers: CustomerService
     photos: InvoiceMessages
+    # a key check that has not passed (OKX down or the key refused at start-up): each poll
+    # runs it again first, and reads no deposit until it passes
+    key_check_pending: bool = False
+    allow_unsafe_key: bool = False
 
     @classmethod
     async def open(
@@ -121,8 +125,30 @@ class Payments:
         return warnings
 
     async def check_key(self, *, allow_unsafe_key: bool) -> list[str]:
-        """Refuse an API key that can trade or withdraw (UnsafeApiKey); returns warnings."""
-        return check_api_key(await self.exchange.fetch_key_info(), allow_unsafe=allow_unsafe_key)
+        """Refuse an API key that can trade or withdraw (UnsafeApiKey); returns warnings. Until
+        the check passes it stays pending, and the payment cycle reads no deposit before it has
+        run it again (OKX down at start-up must not let a key skip the check)."""
+        self.key_check_pending, self.allow_unsafe_key = True, allow_unsafe_key
+        warnings = check_api_key(
+            await self.exchange.fetch_key_info(), allow_unsafe=allow_unsafe_key
+        )
+        self.key_check_pending = False
+        return warnings
+
+    async def unlisted_chains(self) -> list[str]:
+        """The catalogue's networks OKX does not list at all (a coin or chain name that is wrong
+        in the plans file), as "COIN network CODE (chain)"; one request. OKX listing a chain with
+        deposits suspended is not this: that is a status, refreshed hourly."""
+        listed = {
+            (info.currency, info.chain)
+            for info in await self.exchange.fetch_chains(list(self.catalog.currencies))
+        }
+        return [
+            f"{coin.symbol} network {network.code} ({network.chain})"
+            for coin in self.catalog.coins
+            for network in coin.networks
+            if (coin.symbol, network.chain) not in listed
+        ]
 
     async def refresh_directory(self) -> None:
         """Chain status (canDep, minDep, fee) and every deposit address; hourly."""

@@ -17,7 +17,7 @@ from sqlalchemy import delete
 from payments import notify
 from payments.clock import MINUTE_MS
 from payments.core import Payments
-from payments.errors import ExchangeAuthError, ExchangeError
+from payments.errors import ExchangeAuthError, ExchangeError, UnsafeApiKey
 from payments.notify import Notifier
 from payments.poller import PollReport
 from payments.storage.kv import get_int, get_value, set_value
@@ -47,7 +47,15 @@ class PaymentCycle:
         poll: PollReport | None = None
         error: str | None = None
         try:
+            if self.payments.key_check_pending:  # it could not finish at start-up
+                allow = self.payments.allow_unsafe_key
+                for warning in await self.payments.check_key(allow_unsafe_key=allow):
+                    log.warning("%s", warning)
             poll = await self.payments.poller.poll()
+        except UnsafeApiKey as exc:  # refused as at start-up: no deposit is read with it
+            error = str(exc)
+            log.error("OKX API key refused: %s", exc)
+            await self._failing("auth", error)
         except ExchangeAuthError as exc:
             error = str(exc)
             log.error("OKX refused the API key: %s", exc)

@@ -153,6 +153,9 @@ def install_error_shape(app: FastAPI, *, body_limit: int, prefix: str) -> None:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI answers a body that is not UTF-8 with a bare 400: it is invalid JSON too
+        return error_response(422, "invalid_json", "the request body is not valid JSON")
     status = exc.status_code
     error = exc.error if isinstance(exc, ApiError) else _CODES.get(status, f"http_{status}")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase

@@ -32,7 +32,7 @@ def normalize_url(url: str) -> str:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: e.g. a port that is not a number
         raise ConfigError("DATABASE_URL is not a valid database URL") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -72,7 +72,13 @@ class Database:
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database or ""
             if database and database != ":memory:":
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                folder = Path(database).expanduser().parent
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:  # a file in the way, no permission, read-only disk
+                    raise ConfigError(
+                        f"DATABASE_URL: cannot create the folder {folder} ({exc.strerror})"
+                    ) from exc
             connect_args["timeout"] = 30
             if database in ("", ":memory:"):
                 raise ConfigError("DATABASE_URL: an in-memory SQLite database is not supported")
