@@ -26,7 +26,8 @@ from payments.config import PaymentSettings
 from payments.errors import ConfigError
 
 QrPayload = Literal["default", "uri", "address"]
-_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule for secret_token
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")  # Telegram's characters; 16+ ours
+MIN_SECRET = 16  # shorter secrets are guessable, and the log filter skips very short ones
 _URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:)[^/]*@")
 
 
@@ -132,8 +133,17 @@ class Settings(BaseSettings):
     @classmethod
     def _telegram_secret(cls, secret: SecretStr | None) -> SecretStr | None:
         if secret is not None and not _WEBHOOK_SECRET.fullmatch(secret.get_secret_value()):
-            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+            raise ValueError(
+                "must be 16-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's characters)"
+            )
         return secret
+
+    @field_validator("api_token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < MIN_SECRET:
+            raise ValueError(f"must be at least {MIN_SECRET} characters")
+        return token
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
@@ -144,7 +154,7 @@ class Settings(BaseSettings):
                 "MERCHANT_WEBHOOK_SECRET is required when MERCHANT_WEBHOOK_URLS is set"
             )
         secret = self.merchant_webhook_secret
-        if secret is not None and len(secret.get_secret_value()) < 16:
+        if secret is not None and len(secret.get_secret_value()) < MIN_SECRET:
             raise ValueError("MERCHANT_WEBHOOK_SECRET must be at least 16 characters")
         self.payment_settings()  # the core's own range checks, named by variable
         return self

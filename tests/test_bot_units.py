@@ -311,7 +311,7 @@ def _problem(**changes: str | None) -> str:
         load_settings(env)
     message = str(raised.value)
     assert "\n" not in message
-    for secret in (*SECRETS.values(), "wh-s3cr3t", "db-s3cr3t"):
+    for secret in (*SECRETS.values(), "wh-s3cr3t-0123456789", "db-s3cr3t"):
         assert secret not in message
     return message
 
@@ -346,7 +346,11 @@ def test_bad_admin_ids_are_named(value: str) -> None:
 def test_a_webhook_needs_its_secret() -> None:
     assert "WEBHOOK_SECRET" in _problem(WEBHOOK_URL="https://shop.example/tg")
     settings = load_settings(
-        {**BASE_ENV, "WEBHOOK_URL": "https://shop.example", "WEBHOOK_SECRET": "wh-s3cr3t"}
+        {
+            **BASE_ENV,
+            "WEBHOOK_URL": "https://shop.example",
+            "WEBHOOK_SECRET": "wh-s3cr3t-0123456789",
+        }
     )
     assert settings.webhook_secret is not None
 
@@ -377,18 +381,28 @@ def test_the_given_mapping_is_all_that_is_read(monkeypatch: pytest.MonkeyPatch) 
     assert load_settings(BASE_ENV).port is None
 
 
+def test_guessable_webhook_secrets_and_api_tokens_are_refused() -> None:
+    hook = {"WEBHOOK_URL": "https://shop.example"}
+    short = _problem(**hook, WEBHOOK_SECRET="wh-s3cr3t")
+    assert short.startswith("WEBHOOK_SECRET: must be 16-256 characters"), short
+    assert "wh-s3cr3t" not in short
+    token = _problem(API_TOKEN="api-s3cr3t")
+    assert token.startswith("API_TOKEN: must be at least 16 characters"), token
+    assert "api-s3cr3t" not in token
+
+
 def test_secrets_never_appear_in_repr() -> None:
     settings = load_settings(
         {
             **BASE_ENV,
             "WEBHOOK_URL": "https://shop.example",
-            "WEBHOOK_SECRET": "wh-s3cr3t",
-            "API_TOKEN": "api-s3cr3t",
+            "WEBHOOK_SECRET": "wh-s3cr3t-0123456789",
+            "API_TOKEN": "api-s3cr3t-0123456789",
             "DATABASE_URL": "postgresql://shop:db-s3cr3t@db.example/shop",
         }
     )
     shown = repr(settings) + str(settings)
-    for secret in (*SECRETS.values(), "wh-s3cr3t", "api-s3cr3t", "db-s3cr3t"):
+    for secret in (*SECRETS.values(), "wh-s3cr3t-0123456789", "api-s3cr3t-0123456789", "db-s3cr3t"):
         assert secret not in shown
     assert "db.example" in shown and repr(settings).startswith("Settings(")
     assert settings.database_url == "postgresql://shop:db-s3cr3t@db.example/shop"

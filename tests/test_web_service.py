@@ -312,7 +312,7 @@ def test_http_is_served_in_webhook_mode_always_and_with_long_polling_only_when_p
 ):
     base = {"TELEGRAM_BOT_TOKEN": "1:x", "ADMIN_IDS": "7", "OKX_API_KEY": "k"}
     base |= {"OKX_SECRET_KEY": "s", "OKX_PASSPHRASE": "p"}
-    hook = {"WEBHOOK_URL": "https://shop.example.com", "WEBHOOK_SECRET": "abc"}
+    hook = {"WEBHOOK_URL": "https://shop.example.com", "WEBHOOK_SECRET": "abc_0123456789abcdef"}
     assert http_port(load_settings(base)) is None  # two laptops' bots never fight over a port
     assert http_port(load_settings(base | {"PORT": "9000"})) == 9000
     assert http_port(load_settings(base | hook)) == 8080
