@@ -274,11 +274,16 @@ def _fewer_decimals_than_step(amount_units: int, invoice: InvoiceFacts) -> bool:
 
 
 def _already_has(book: _Book, invoice_id: str, amount_units: int) -> bool:
-    """A second deposit of the very same unique amount is a duplicate, not a second credit."""
+    """A second deposit of the very same unique amount is a duplicate, not a second credit.
+    Only deposits matched by a reservation count: a partial payment of the same amount as the
+    top-up asked after it (a customer paying in two equal halves) is not that amount paid."""
     return any(
-        d.amount_units == amount_units and d.match_kind in st.COUNTED_KINDS
+        d.amount_units == amount_units and d.match_kind in _BY_RESERVATION
         for d in book.deposits_of(invoice_id)
     )
+
+
+_BY_RESERVATION = frozenset({st.KIND_EXACT, st.KIND_TOPUP})
 
 
 def _eligible(deposit: DepositFacts, invoice: InvoiceFacts, book: _Book, rules: MatchRules) -> bool:

@@ -137,6 +137,20 @@ def test_topup_reservation_attaches_as_topup_and_only_once() -> None:
     ]
 
 
+def test_topup_of_the_same_amount_as_the_partial_payment_counts() -> None:
+    # a customer who pays in two equal halves: the top-up asked equals the partial payment
+    # (soak finding: the top-up was taken for a second payment of the partial's amount)
+    partial = invoice("A", status="processing", address="TAddrA", topup="14.5019")
+    snap = snapshot(
+        partial,
+        B,
+        extra=[reservation(partial, "14.5019", kind="topup")],
+        attached={"A": [as_attached(deposit("d0", "14.5019", to="TAddrA"), "A", "partial")]},
+    )
+    topup = deposit("d1", "14.5019", to="TAddrA", ts=T + 20 * MIN)
+    assert match_deposits([topup], snap, RULES) == [Attach("d1", "A", "topup")]
+
+
 @pytest.mark.parametrize(("ts1", "ts2"), [(T + 5 * MIN, T + 9 * MIN), (T + 9 * MIN, T + 9 * MIN)])
 def test_two_same_exact_deposits_in_one_batch(ts1: int, ts2: int) -> None:
     batch = [deposit("d2", ts=ts2), deposit("d1", ts=ts1)]
