@@ -20,14 +20,15 @@ log = logging.getLogger("bot.errors")
 async def on_error(update: object, context: BotContext) -> None:
     error = context.error
     if context.job is not None:
+        if _transient(error):  # the job runs again at its next interval
+            log.warning("job %s: a Telegram request failed: %s", context.job.name, error)
+            return
         log.error("job %s failed: %s", context.job.name, _describe(error), exc_info=error)
         return
     if isinstance(error, Forbidden):
         log.info("a user blocked the bot while we answered: %s", error)
         return
-    if isinstance(error, RetryAfter) or (
-        isinstance(error, NetworkError) and not isinstance(error, BadRequest)
-    ):  # transient; BadRequest is a NetworkError in PTB's tree, but it means our request is wrong
+    if _transient(error):
         log.warning("Telegram request failed while handling an update: %s", error)
         return
     log.error("unhandled error while handling an update: %s", _describe(error), exc_info=error)
@@ -56,6 +57,14 @@ async def _tell_user(update: Update, context: BotContext) -> None:
         await context.bot.send_message(chat.id, text)
     except TelegramError as exc:
         log.warning("could not tell the user about the error: %s", exc)
+
+
+def _transient(error: BaseException | None) -> bool:
+    """A 429, a time-out or a 5xx from Telegram. BadRequest is a NetworkError in PTB's tree,
+    but it means our request is wrong."""
+    return isinstance(error, RetryAfter) or (
+        isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+    )
 
 
 def _describe(error: BaseException | None) -> str:

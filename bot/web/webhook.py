@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
 from telegram import Update
 
 from bot.web.deps import Context
@@ -63,7 +64,11 @@ async def telegram_webhook(request: Request, context: Context) -> Response:
     ):
         log.warning("webhook request refused: wrong or missing secret token")
         return _problem(403, "forbidden")
-    body = await _read_capped(request, MAX_BODY_BYTES)
+    try:
+        body = await _read_capped(request, MAX_BODY_BYTES)
+    except ClientDisconnect:  # Telegram gave up (its time-out) before the body came: it retries
+        log.info("webhook request abandoned by the client before its body arrived")
+        return _problem(400, "the request was abandoned")
     if body is None:
         return _problem(413, "request body too large")
     try:
