@@ -9,11 +9,13 @@ remove a current member: Telegram's trap).
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from telegram import Bot, ChatMemberAdministrator, ChatMemberOwner
+from telegram import Bot, ChatMember, ChatMemberAdministrator, ChatMemberOwner
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from payments.access import LINK_LIFETIME_MS, AccessService, Due
@@ -67,6 +69,16 @@ async def chat_rights(bot: Bot, chats: Iterable[int]) -> list[ChatRights]:
     return out
 
 
+_IN = {ChatMember.OWNER, ChatMember.ADMINISTRATOR, ChatMember.MEMBER}
+LOOK_EVERY_S = 20.0
+
+
+def is_in_chat(member: ChatMember) -> bool:
+    if member.status == ChatMember.RESTRICTED:
+        return bool(getattr(member, "is_member", False))
+    return member.status in _IN
+
+
 @dataclass(frozen=True)
 class AccessReport:
     invited: int = 0
@@ -82,6 +94,7 @@ class AccessWorker:
         self.service = service
         self.clock = clock
         self.titles: dict[int, str] = {}
+        self._looked: dict[int, float] = {}  # chat id -> when a member was last looked up
 
     @property
     def chats(self) -> tuple[int, ...]:
@@ -129,6 +142,11 @@ class AccessWorker:
                     removed += 1
                 else:
                     failed += 1
+            for item in await self.service.unconfirmed(limit=2 * len(self.chats)):
+                now = time.monotonic()
+                if now - self._looked.get(item.chat_id, -math.inf) >= LOOK_EVERY_S:
+                    self._looked[item.chat_id] = now
+                    await self.confirm(item)
         except (NetworkError, RetryAfter) as exc:  # time-out, 5xx, 429: not the chat's fault
             log.warning("chat access: Telegram unreachable, continuing later: %s", exc)
         return AccessReport(invited, removed, failed)
@@ -155,6 +173,23 @@ class AccessWorker:
         if not kept:  # someone else (a concurrent run) sent a link first
             await self._revoke(item.chat_id, [link.invite_link])
         return kept
+
+    async def confirm(self, item: Due) -> None:
+        """Ask the chat whether an invited customer is in (their join's update may have been
+        lost in a crash); record the join, or look again later. At most one look-up per chat
+        every LOOK_EVERY_S: the rate limiter counts it against the chat's 20 requests a minute,
+        which the invite links need (three a minute leave them 17)."""
+        try:
+            member = await self.bot.get_chat_member(item.chat_id, item.customer_id)
+        except (BadRequest, Forbidden) as exc:
+            log.info("chat %s: cannot look up %s: %s", item.chat_id, item.customer_id, exc)
+            member = None
+        if member is not None and is_in_chat(member):
+            outcome = await self.service.joined(item.chat_id, item.customer_id, None)
+            if outcome.kind != "stranger":
+                log.info("chat %s: %s is in; recorded the join", item.chat_id, item.customer_id)
+                return
+        await self.service.looked_at(item)
 
     async def remove(self, item: Due) -> bool:
         try:

@@ -4,12 +4,14 @@ payments is the test's ManualClock (it starts at the wall clock, which the fake'
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from payments.catalog import default_plans_path
+from payments.access import AccessService
+from payments.catalog import default_plans_path, load_catalog
 from payments.clock import DAY_MS, MINUTE_MS
 from tests.botkit import ADMIN, BotWorld, Customer, address_of, amount_of
 
@@ -239,3 +241,27 @@ async def test_in_webhook_mode_a_removal_due_while_the_bot_was_down_happens_afte
         async with world.serving(webhook=True):
             await alice.wait_text("so you were removed from", timeout=15)
             assert world.tg.member_status(CLUB, alice.id) == "left"
+
+
+async def test_a_join_whose_update_never_arrived_is_found_by_asking_telegram(
+    tmp_path: Path,
+) -> None:
+    # soak finding: a bot killed between fetching a chat_member update and handling it never
+    # hears of the join, and the membership stayed "invited" while the customer was in
+    async with club_world(tmp_path) as world:
+        alice = world.customer(1101)
+        async with world.running():
+            await pay(world, alice)
+            link = await invite_link(alice)
+        assert world.tg.join_by_link(alice.id, link) == "joined"  # while the bot is down
+        lost = world.tg.take_updates(None, 100, ["chat_member"])  # ... and the update is lost
+        world.tg.take_updates(lost[-1]["update_id"] + 1, 0, [])
+        async with world.running(), world.database() as db:
+            access = AccessService(db, world.clock, load_catalog(world.settings.plans_file))
+            assert await access.state(alice.id, CLUB) == "invited"
+            world.clock.advance(2 * MINUTE_MS)  # the bot asks the chat after a minute
+            for _ in range(100):
+                if await access.state(alice.id, CLUB) == "member":
+                    break
+                await asyncio.sleep(0.1)
+            assert await access.state(alice.id, CLUB) == "member"

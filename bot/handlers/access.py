@@ -5,21 +5,14 @@ from __future__ import annotations
 
 import logging
 
-from telegram import ChatMember, ChatMemberUpdated, Update
+from telegram import ChatMemberUpdated, Update
 from telegram.error import TelegramError
 
+from bot.access import is_in_chat
 from bot.handlers.common import language, refuse_non_admin, user_id
 from bot.services import BotContext
 
 log = logging.getLogger(__name__)
-
-_IN = {ChatMember.OWNER, ChatMember.ADMINISTRATOR, ChatMember.MEMBER}
-
-
-def _is_in(member: ChatMember) -> bool:
-    if member.status == ChatMember.RESTRICTED:
-        return bool(getattr(member, "is_member", False))
-    return member.status in _IN
 
 
 async def on_chat_member(update: Update, context: BotContext) -> None:
@@ -28,7 +21,7 @@ async def on_chat_member(update: Update, context: BotContext) -> None:
     if change is None or change.chat.id not in access.chats:
         return
     chat_id, user = change.chat.id, change.new_chat_member.user
-    was_in, is_in = _is_in(change.old_chat_member), _is_in(change.new_chat_member)
+    was_in, is_in = is_in_chat(change.old_chat_member), is_in_chat(change.new_chat_member)
     if user.is_bot or was_in == is_in:
         return
     if not is_in:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 
 from payments import outbox
 from payments.access.model import (
@@ -19,9 +19,11 @@ from payments.access.model import (
     ChatMembers,
     Due,
     JoinOutcome,
+    _due,
 )
+from payments.clock import MINUTE_MS
 from payments.storage.db import insert_ignore
-from payments.storage.schema import access_links, memberships
+from payments.storage.schema import access_links, customers, memberships
 from payments.storage.schema import subscriptions as subs
 
 
@@ -202,6 +204,40 @@ class ChatEvents(AccessBase):
                     )
                 )
         return out
+
+    # --- joins the bot did not hear of -------------------------------------------------------
+
+    async def unconfirmed(self, *, after_ms: int = MINUTE_MS, limit: int = 20) -> list[Due]:
+        """Invited customers not seen joining for ``after_ms`` since the link or the last look,
+        least recently looked at first. A bot killed between fetching a ``chat_member`` update
+        and handling it never hears of that join (updates are delivered at most once), so the
+        Telegram layer asks the chat about these (``bot.access.AccessWorker.confirm``)."""
+        now = self.clock.now_ms()
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(memberships)
+                .where(
+                    memberships.c.state == INVITED,
+                    memberships.c.chat_id.in_(self.chats),
+                    memberships.c.updated_at <= now - after_ms,
+                    ~exists().where(  # blocked the bot: never got the link, cannot have joined
+                        customers.c.id == memberships.c.customer_id, customers.c.unreachable
+                    ),
+                )
+                .order_by(memberships.c.updated_at, memberships.c.id)
+                .limit(limit)
+            )
+            return [_due(row) for row in rows.mappings()]
+
+    async def looked_at(self, item: Due) -> None:
+        """Not in the chat (yet): look again after another ``unconfirmed`` wait."""
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(memberships)
+                .where(memberships.c.id == item.membership_id, memberships.c.state == INVITED)
+                .values(updated_at=now)
+            )
 
     async def state(self, customer_id: int, chat_id: int) -> str | None:
         async with self.db.read() as conn:
