@@ -24,12 +24,15 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -62,6 +65,7 @@ POLL_CONFLICT = (
     "Conflict: terminated by other getUpdates request;"
     " make sure that only one bot instance is running"
 )
+RATE_EXEMPT = frozenset({"getupdates", "setwebhook"})  # fail_rate never fails these
 _API_PATH = re.compile(r"/bot([^/]+)/([A-Za-z]+)/?")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
@@ -98,11 +102,19 @@ class FakeTelegram(TelegramState, LoopbackServer):
         self.base_url = ""  # http://127.0.0.1:PORT/bot, for ApplicationBuilder().base_url()
         self.base_file_url = ""
         self._faults: list[_Fault] = []
+        self._rate = 0.0  # fail_rate: the share of calls that fail, and how
+        self._rate_kinds: tuple[str, ...] = ()
+        self._rate_hang_s: float | None = None
+        self._rate_random = random.Random(0)
+        self.faults_injected: Counter[str] = Counter()  # kind -> how many faults were applied
         self._waiters: set[asyncio.Future[None]] = set()
         self._poll_generation = 0
         self._in_flight = 0
         self._last_activity = time.monotonic()
         self._delivery: asyncio.Task[None] | None = None
+        self._backends: list[str] | None = None  # balance_webhooks: replicas' root URLs
+        self._next_backend = 0
+        self.webhook_backends: Counter[str] = Counter()  # backend -> updates it accepted
         # benchmarks: when each update was first handed out (time.time(), by update_id), and
         # callbacks run in the server loop after every answered request (request, result)
         self.handed_out: dict[int, float] = {}
@@ -161,10 +173,31 @@ class FakeTelegram(TelegramState, LoopbackServer):
         with self._lock:
             self._faults.extend(fault for _ in range(count))
 
+    def fail_rate(
+        self,
+        rate: float,
+        kinds: Sequence[str] = ("429", "500", "timeout"),
+        seed: int = 0,
+        *,
+        hang_s: float | None = None,
+    ) -> None:
+        """Fail each Bot API call but getUpdates and setWebhook with probability ``rate`` (0
+        turns it off), the kind chosen at random; a 429 says retry after 1 s, a "timeout" hangs
+        ``hang_s`` (default ``self.hang_s``). ``faults_injected`` counts every applied fault."""
+        for kind in kinds:
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown fault kind {kind!r}; one of {FAULT_KINDS}")
+        with self._lock:
+            self._rate = rate
+            self._rate_kinds = tuple(kinds)
+            self._rate_hang_s = hang_s
+            self._rate_random = random.Random(seed)
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
             self._blocked.clear()
+            self._rate = 0.0
 
     def reset(self) -> None:
         self.clear_faults()
@@ -177,9 +210,15 @@ class FakeTelegram(TelegramState, LoopbackServer):
                     fault.chat_id is None or str(fault.chat_id) == str(params.get("chat_id"))
                 ):
                     return self._faults.pop(i)
+            exempt = self._rate <= 0 or method.lower() in RATE_EXEMPT
+            if not exempt and self._rate_random.random() < self._rate:
+                kind = self._rate_random.choice(self._rate_kinds)
+                return _Fault("*", kind, None, 1, self._rate_hang_s, None)
         return None
 
     async def _apply_fault(self, fault: _Fault) -> ApiError:
+        with self._lock:
+            self.faults_injected[fault.kind] += 1
         if fault.kind == "429":
             n = fault.retry_after
             return ApiError(429, f"Too Many Requests: retry after {n}", {"retry_after": n})
@@ -321,6 +360,59 @@ class FakeTelegram(TelegramState, LoopbackServer):
             await asyncio.wait({waiter}, timeout=remaining)
             self._waiters.discard(waiter)
 
+    def balance_webhooks(self, backends: Sequence[str] | None) -> None:
+        """Deliver webhook updates to ``backends`` (root URLs, "http://127.0.0.1:PORT"), as a
+        load balancer in front of replicas: each update goes to one of them, keeping the path
+        and query of the URL the bot registered; they take turns (round-robin), and one that
+        refuses the connection, times out or answers 5xx is skipped for that update (the next
+        is tried, like a balancer's health check). When all fail, the update is retried as
+        without balancing. ``webhook_backends`` counts the updates each backend accepted.
+        None (or empty): deliver to the registered URL again."""
+        with self._lock:
+            self._backends = [url.rstrip("/") for url in backends] if backends else None
+            self._next_backend = 0
+        self._notify()
+
+    def _webhook_targets(self, url: str) -> list[tuple[str | None, str]]:
+        """(backend, URL) to try in order for one delivery: the registered URL alone, or every
+        backend starting with the next in turn."""
+        with self._lock:
+            backends = list(self._backends) if self._backends else None
+            start = self._next_backend
+            if backends:
+                self._next_backend = (start + 1) % len(backends)
+        if not backends:
+            return [(None, url)]
+        parts = urlsplit(url)
+        tail = parts.path + (f"?{parts.query}" if parts.query else "")
+        return [(backend, backend + tail) for backend in backends[start:] + backends[:start]]
+
+    async def _post_update(
+        self, session: aiohttp.ClientSession, hook: dict[str, Any], update: dict[str, Any]
+    ) -> str | None:
+        """POST one update (through the balancer when one is set); None when it was accepted,
+        else the error Telegram would report in getWebhookInfo."""
+        secret = hook.get("secret_token")
+        headers = {"X-Telegram-Bot-Api-Secret-Token": str(secret)} if secret else {}
+        timeout = aiohttp.ClientTimeout(total=10)
+        error: str | None = None
+        for backend, url in self._webhook_targets(hook["url"]):
+            try:
+                async with session.post(
+                    url, json=update, headers=headers, timeout=timeout
+                ) as response:
+                    if response.ok:
+                        if backend is not None:
+                            with self._lock:
+                                self.webhook_backends[backend] += 1
+                        return None
+                    error = f"Wrong response from the webhook: {response.status} {response.reason}"
+                    if response.status < 500:
+                        return error  # a balancer passes a 4xx on: no other backend is tried
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error = f"Connection failed: {exc!r}"
+        return error
+
     async def _deliver_webhooks(self) -> None:
         """POST queued updates to the webhook one at a time, retrying every 0.2 s on failure."""
         async with aiohttp.ClientSession() as session:
@@ -334,19 +426,7 @@ class FakeTelegram(TelegramState, LoopbackServer):
                     continue
                 self._waiters.discard(waiter)
                 self._hand_out(batch)
-                secret = hook.get("secret_token")
-                headers = {"X-Telegram-Bot-Api-Secret-Token": str(secret)} if secret else {}
-                try:
-                    timeout = aiohttp.ClientTimeout(total=10)
-                    async with session.post(
-                        hook["url"], json=batch[0], headers=headers, timeout=timeout
-                    ) as response:
-                        wrong = (
-                            f"Wrong response from the webhook: {response.status} {response.reason}"
-                        )
-                        error = None if response.ok else wrong
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    error = f"Connection failed: {exc!r}"
+                error = await self._post_update(session, hook, batch[0])
                 if error is None:
                     self.take_updates(batch[0]["update_id"] + 1, 0, None)
                     continue

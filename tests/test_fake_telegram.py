@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -292,3 +293,105 @@ async def test_wait_for_times_out_with_a_dump(fake: FakeTelegram, bot: Bot) -> N
     fake.reset()
     assert fake.messages(USER) == [] and fake.requests == []
     await asyncio.sleep(0)
+
+
+async def test_fail_rate_fails_a_share_of_calls_but_never_get_updates(
+    fake: FakeTelegram, bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    fake.fail_rate(0.5, kinds=("429", "500"), seed=7)
+    outcomes: dict[str, int] = {"ok": 0, "429": 0, "500": 0}
+    for i in range(60):
+        try:
+            await bot.send_message(USER, f"m{i}")
+            outcomes["ok"] += 1
+        except RetryAfter as limited:
+            assert limited.retry_after == timedelta(seconds=1)
+            outcomes["429"] += 1
+        except NetworkError:
+            outcomes["500"] += 1
+    for _ in range(20):  # the long poll is never failed
+        assert await bot.get_updates(timeout=0) == ()
+    assert all(count > 5 for count in outcomes.values()), outcomes
+    assert dict(fake.faults_injected) == {"429": outcomes["429"], "500": outcomes["500"]}
+    assert len(fake.messages(USER)) == outcomes["ok"]  # a failed call delivered nothing
+    fake.fail_rate(0)
+    await bot.send_message(USER, "after")
+    assert fake.messages(USER)[-1].plain == "after"
+
+
+async def test_fail_rate_timeouts_hang_and_are_counted(fake: FakeTelegram, bot: Bot) -> None:
+    fake.fail_rate(1.0, kinds=("timeout",), hang_s=2)
+    with pytest.raises(TimedOut):
+        await bot.send_message(USER, "lost", read_timeout=0.2)
+    await fake.wait_for(lambda: fake.faults_injected["timeout"] == 1, what="the timeout counted")
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        fake.fail_rate(0.1, kinds=("teapot",))
+    fake.fail_rate(0)
+    await fake.wait_idle(timeout=10)  # the hung call has given up by now
+    assert fake.messages(USER) == []
+
+
+async def test_balanced_webhooks_take_turns_and_skip_a_dead_or_failing_backend(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    """balance_webhooks: a load balancer in front of replicas, keeping the registered path and
+    query; a backend that refuses the connection or answers 5xx is skipped for that update."""
+    received: dict[str, list[str]] = {"a": [], "b": []}
+    broken: set[str] = set()
+
+    def receiver(name: str) -> web.Application:
+        async def hook(request: web.Request) -> web.Response:
+            if name in broken:
+                return web.Response(status=503)
+            assert request.query["replica"] == "x"  # the registered URL's query is kept
+            assert request.headers.get("X-Telegram-Bot-Api-Secret-Token") == "s3cret"
+            update = Update.de_json(await request.json(), bot)
+            assert update.message is not None
+            received[name].append(update.message.text or "")
+            return web.Response()
+
+        app = web.Application()
+        app.router.add_post("/telegram/webhook", hook)
+        return app
+
+    runners = [web.AppRunner(receiver(name)) for name in ("a", "b")]
+    roots: list[str] = []
+    for runner in runners:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        roots.append(f"http://127.0.0.1:{runner.addresses[0][1]}")
+    with socket.socket() as closed:  # a port nobody listens on: a dead replica
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    try:
+        await bot.set_webhook(
+            "https://shop.example/telegram/webhook?replica=x", secret_token="s3cret"
+        )
+        fake.balance_webhooks([roots[0], roots[1] + "/"])
+        for i in range(4):
+            fake.send_text(USER, f"m{i}")
+        await fake.wait_for(lambda: fake.pending_updates() == 0, 10, "four deliveries")
+        assert received == {"a": ["m0", "m2"], "b": ["m1", "m3"]}  # round-robin, in order
+        assert fake.webhook_backends == {roots[0]: 2, roots[1]: 2}
+
+        fake.balance_webhooks([dead, roots[0], roots[1]])
+        broken.add("b")
+        for i in range(4, 10):
+            fake.send_text(USER, f"m{i}")
+        await fake.wait_for(lambda: fake.pending_updates() == 0, 10, "six more deliveries")
+        assert received["a"] == ["m0", "m2", *(f"m{i}" for i in range(4, 10))]
+        assert fake.webhook_backends[dead] == 0 and fake.webhook_backends[roots[0]] == 8
+
+        fake.balance_webhooks([dead, roots[1]])  # every backend fails: retried until one works
+        fake.send_text(USER, "late")
+        await fake.wait_for(lambda: fake.webhook_error is not None, 10, "a failed delivery")
+        assert fake.pending_updates() == 1
+        broken.clear()
+        await fake.wait_for(lambda: fake.pending_updates() == 0, 10, "the retried delivery")
+        assert received["b"][-1] == "late"
+        fake.balance_webhooks(None)  # back to the registered URL (unreachable here)
+        assert fake.webhook is not None and fake.webhook["url"].startswith("https://shop.example")
+    finally:
+        for runner in runners:
+            await runner.cleanup()

@@ -1,0 +1,214 @@
+"""What goes wrong during a soak: faults injected into the fakes, and SIGKILL crashes of the bot.
+
+* Faults (:class:`Faults`): OKX answers 50011 (HTTP 429), HTTP 500 or hangs past the client's
+  time-out on a share of requests; Telegram answers 429 (retry_after 1), 500 or hangs past PTB's
+  time-out on a share of Bot API calls (never getUpdates / setWebhook); the merchant's backend
+  (:class:`FlakyReceiver`) answers 500 to a share of webhook deliveries.
+* Crashes (:class:`Crasher`): SIGKILL at a random moment, "mid-poll" (the next deposit-history
+  request hangs and the bot is killed while the fake holds it) and "mid-send" (killed by the fake
+  Telegram the moment an activation message has been delivered, before the bot gets the answer,
+  so the outbox does not know it was sent), then started again with the same environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from bot.texts.en import MESSAGES
+from fakes.okx import FakeOkx
+from fakes.receiver import Received, WebhookReceiver
+from fakes.telegram import FakeTelegram
+from fakes.telegram_state import SentRequest
+
+HISTORY = "/api/v5/asset/deposit-history"
+OKX_KINDS = ("rate_limit", "server_error", "timeout")
+TELEGRAM_KINDS = ("429", "500", "timeout")
+OKX_HANG_S = 11.0  # longer than the bot's 10 s OKX time-out: a real time-out
+TELEGRAM_HANG_S = 6.0  # longer than PTB's 5 s read time-out
+# what the activation message starts with ("✅ Payment received for invoice ")
+ACTIVATION = MESSAGES["invoice_paid"].split("{invoice}")[0]
+
+
+class ShiftedClock:
+    """Real time plus an offset that only grows: the fake OKX's clock. The bot synchronises its
+    own OKX clock to it at every poll (payments/clock.py), so moving it moves the bot's notion of
+    OKX time, as a long wait would, without waiting."""
+
+    def __init__(self) -> None:
+        self._offset_ms = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        return time.time_ns() // 1_000_000 + self._offset_ms
+
+    def advance_to(self, target_ms: int) -> int:
+        """Move the clock forward to ``target_ms`` (never back); returns the offset now."""
+        with self._lock:
+            self._offset_ms = max(self._offset_ms, target_ms - time.time_ns() // 1_000_000)
+            return self._offset_ms
+
+    @property
+    def offset_ms(self) -> int:
+        return self._offset_ms
+
+
+class FlakyReceiver(WebhookReceiver):
+    """The merchant's backend answering 500 to a share of deliveries (every request recorded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rate = 0.0
+        self._random = random.Random(0)
+        self.failed = 0
+
+    def fail_rate(self, rate: float, seed: int = 0) -> None:
+        with self._lock:
+            self._rate, self._random = rate, random.Random(seed)
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            fail = self._rate > 0 and self._random.random() < self._rate
+            self.failed += int(fail)
+        if not fail:
+            return await super().dispatch(request)
+        body = await request.read()
+        received = Received(request.path, request.query_string, dict(request.headers), body, 500)
+        with self._lock:
+            self._received.append(received)
+        return web.Response(status=500, text="no")
+
+
+@dataclass
+class Faults:
+    tg: FakeTelegram
+    okx: FakeOkx
+    receiver: FlakyReceiver
+    rate: float
+    seed: int
+
+    def start(self) -> None:
+        if self.rate <= 0:
+            return
+        self.okx.hang_s = OKX_HANG_S
+        self.okx.fail_rate(self.rate, OKX_KINDS, seed=self.seed)
+        self.tg.fail_rate(self.rate, TELEGRAM_KINDS, seed=self.seed, hang_s=TELEGRAM_HANG_S)
+        self.receiver.fail_rate(self.rate, seed=self.seed)
+
+    def stop(self) -> None:
+        self.okx.fail_rate(0)
+        self.tg.fail_rate(0)  # not clear_faults(): that would unblock the customers who blocked
+        self.receiver.fail_rate(0)
+
+    def counts(self) -> dict[str, int]:
+        found = {f"okx:{k}": n for k, n in sorted(self.okx.faults_injected.items())}
+        found |= {f"telegram:{k}": n for k, n in sorted(self.tg.faults_injected.items())}
+        found["webhook:500"] = self.receiver.failed
+        return found
+
+
+Kill = Callable[[], Awaitable[int | None]]  # SIGKILL the target process; returns its pid
+
+
+@dataclass
+class Crasher:
+    """``count`` crashes, one every few seconds, cycling mid-poll, mid-send and random.
+
+    ``target`` names the pid to kill now (the replica holding the jobs lease, or the only one);
+    ``restart`` starts it again (None: leave it dead). A mid-poll or mid-send moment that does
+    not come within ``arm_s`` (nothing to send, say) falls back to a random kill."""
+
+    tg: FakeTelegram
+    okx: FakeOkx
+    faults: Faults
+    target: Callable[[], Awaitable[int | None]]
+    restart: Callable[[int], Awaitable[None]] | None
+    count: int
+    rng: random.Random
+    gap_s: tuple[float, float] = (3.0, 9.0)
+    arm_s: float = 30.0
+    after_kill: Callable[[], object] | None = None  # e.g. let OKX time pass (claims lapse)
+    where: list[str] = field(default_factory=list)
+
+    async def run(self) -> None:
+        kinds = ("mid-poll", "mid-send", "random")
+        for i in range(self.count):
+            await asyncio.sleep(self.rng.uniform(*self.gap_s))
+            kind = kinds[i % len(kinds)]
+            pid = await self.target()
+            if pid is None:
+                self.where.append("skipped (no process)")
+                continue
+            if kind == "mid-poll":
+                done = await self._mid_poll(pid)
+            elif kind == "mid-send":
+                done = await self._mid_send(pid)
+            else:
+                done = False
+            if not done:
+                _kill(pid)
+                kind = "random" if kind == "random" else f"random ({kind} did not come)"
+            self.where.append(kind)
+            if self.after_kill is not None:
+                self.after_kill()
+            if self.restart is not None:
+                await asyncio.sleep(self.rng.uniform(0.2, 2.0))  # down for a moment
+                await self.restart(pid)
+
+    async def _mid_poll(self, pid: int) -> bool:
+        """The next deposit-history request hangs; kill once the fake holds it."""
+        before = self.okx.count(HISTORY)
+        self.okx.fail_next(1, "timeout", HISTORY, hang_s=self.arm_s + 30)
+        if not await _until(lambda: self.okx.count(HISTORY) > before, self.arm_s):
+            self.okx.clear_faults()  # the hang was never taken: drop it, restore the rate
+            self.faults.start()
+            return False
+        await asyncio.sleep(self.rng.uniform(0, 0.3))
+        _kill(pid)
+        return True
+
+    async def _mid_send(self, pid: int) -> bool:
+        """Killed by the fake right after it delivered an activation message, before the answer
+        reaches the bot (observers run before the HTTP response is written)."""
+        fired = threading.Event()
+
+        def observer(request: SentRequest, result: Any) -> None:
+            text = str(request.params.get("text") or request.params.get("caption") or "")
+            if not fired.is_set() and text.startswith(ACTIVATION):
+                fired.set()
+                _kill(pid)
+
+        self.tg.observers.append(observer)
+        try:
+            return await _until(fired.is_set, self.arm_s)
+        finally:
+            self.tg.observers.remove(observer)
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+async def _until(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+def fault_figures(counts: Counter[str] | dict[str, int]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in counts.items()) or "none"

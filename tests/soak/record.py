@@ -1,0 +1,24 @@
+"""What the soak harness knows at the end of a run, for :func:`tests.soak.invariants.check`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fakes.okx import FakeOkx
+from fakes.receiver import WebhookReceiver
+from fakes.telegram import FakeTelegram
+
+
+@dataclass
+class SoakRecord:
+    database_url: str  # the bot's DATABASE_URL (sqlite:///... or postgresql://...)
+    tg: FakeTelegram
+    okx: FakeOkx
+    receiver: WebhookReceiver | None
+    logs: list[Path]  # every bot process's combined stdout/stderr file
+    # token, OKX secret, passphrase, webhook secret, API token, merchant secret
+    secrets: list[str]
+    customers: dict[int, str]  # user id -> scenario name (see SCENARIOS in customers.py)
+    blocked: set[int]  # customers who blocked the bot
+    chats: dict[str, list[int]]  # plan code -> paid chat ids (from the plans file)

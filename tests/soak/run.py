@@ -1,0 +1,284 @@
+"""One soak run, start to end (issue 6, "prove nothing is lost").
+
+1. The fakes start; the bot starts as ``python -m bot run`` (one long-polling process, or
+   ``replicas`` webhook processes on PostgreSQL); faults are injected at ``fault_rate`` and
+   ``crashes`` SIGKILLs begin (mid-poll, mid-send, random), each followed by a restart.
+2. Customers (see customers.py) arrive one every ``stagger_s``, buy, and pay per scenario.
+3. The fake OKX's clock jumps past every invoice's expiry: the unpaid ones expire, and the
+   "late" customers pay inside the monitoring window.
+4. It jumps past every monitoring window: "after_window" customers pay (never credited).
+5. Faults stop; the run waits until the bot has nothing left to do (observed in the database
+   and the fakes), stops it with SIGTERM, and checks each customer's intended outcome and the
+   invariants (tests/soak/invariants.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from payments import states as st
+from payments.clock import MINUTE_MS
+from payments.storage import schema as tables
+from tests.soak import invariants
+from tests.soak.customers import Customer, Shop, assign, outcome_violations
+from tests.soak.faults import Crasher, Faults
+from tests.soak.harness import ADMIN, CHATS, MONITOR_HOURS, TTL_MINUTES, Harness
+from tests.soak.record import SoakRecord
+
+LATE_GRACE_MS = 5 * MINUTE_MS  # PaymentSettings.late_grace_minutes
+# After each kill, OKX time moves on by the outbox's and the webhooks' claim lease (60 s), as if
+# the bot had been down that long: what the dead process had claimed becomes due again without
+# a minute of wall time per crash. (The bot's OKX clock follows at its next poll.)
+CLAIM_LAPSE_MS = 61_000
+# Errors that injected faults provoke and the bot handles: python-telegram-bot's rate limiter
+# logs (with a traceback) when a call got 429 three times in a row, then raises RetryAfter to
+# the caller (the outbox retries, a handler logs a warning).
+EXPECTED_LOG_RECORDS = (r"AIORateLimiter: Rate limit hit after maximum of \d+ retries",)
+
+
+@dataclass
+class SoakConfig:
+    customers: int = 60
+    crashes: int = 3
+    fault_rate: float = 0.1
+    seed: int = 1
+    database_url: str | None = None  # a PostgreSQL server URL; None: SQLite
+    replicas: int = 1
+    workdir: Path | None = None  # None: a temporary directory, removed afterwards
+    log_level: str = "INFO"
+    stagger_s: float = 0.25  # one new customer every this many seconds
+    settle_s: float = 240.0  # how long the bot may take to finish everything at the end
+    crash_gap_s: tuple[float, float] = (3.0, 9.0)
+
+
+@dataclass
+class SoakResult:
+    figures: dict[str, Any]
+    violations: list[str]
+    logs: list[Path] = field(default_factory=list)
+
+    def report(self) -> str:
+        lines = [f"{key}: {value}" for key, value in self.figures.items()]
+        lines += [f"VIOLATION: {v}" for v in self.violations]
+        return "\n".join(lines)
+
+
+async def run_soak(config: SoakConfig) -> SoakResult:
+    if config.workdir is not None:
+        return await _run(config, config.workdir)
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        return await _run(config, Path(tmp))
+
+
+async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
+    started = time.monotonic()
+    rng = random.Random(config.seed)
+    customers = assign(config.customers, rng)
+    violations: list[str] = []
+    async with Harness.open(
+        workdir,
+        pool=config.customers + 10,
+        database_url=config.database_url,
+        replicas=config.replicas,
+        log_level=config.log_level,
+    ) as h:
+        for replica in range(config.replicas):
+            await h.start(replica)
+        if config.replicas > 1:  # a load balancer in front of the replicas' webhook servers
+            h.tg.balance_webhooks([f"http://127.0.0.1:{port}" for port in h.ports])
+        faults = Faults(h.tg, h.okx, h.receiver, config.fault_rate, config.seed)
+        faults.start()
+        shop = Shop(h.tg, h.okx, random.Random(config.seed + 1))
+        joiner = asyncio.create_task(shop.keep_joining(customers))
+        crasher = Crasher(
+            h.tg,
+            h.okx,
+            faults,
+            target=lambda: _primary_pid(h),
+            restart=_restarter(h, config),
+            count=config.crashes,
+            rng=random.Random(config.seed + 2),
+            gap_s=config.crash_gap_s,
+            after_kill=lambda: h.clock.advance_to(h.clock() + CLAIM_LAPSE_MS),
+        )
+        crashing = asyncio.create_task(crasher.run())
+        try:
+            took: dict[int, float] = {}
+            await _gather(
+                _after(i * config.stagger_s, shop.first(c), took, c.id)
+                for i, c in enumerate(customers)
+            )
+            phase = time.monotonic()
+            first_s = phase - started
+            violations += await _past_expiry(h, customers)
+            await _gather(shop.late(c) for c in customers)
+            violations += await _past_window(h, customers, shop)
+            phases_s = time.monotonic() - phase
+            await crashing
+            faults.stop()
+            settling = time.monotonic()
+            left = await h.settle(shop.blocked, config.settle_s)
+            settle_s = time.monotonic() - settling
+            violations += [f"not settled after {config.settle_s} s: {what}" for what in left]
+        finally:
+            crashing.cancel()
+            joiner.cancel()
+            await h.stop_all()
+        violations += [
+            f"a bot process stopped with exit code {code} on SIGTERM"
+            for code in h.exit_codes
+            if code != 0
+        ]
+        invoices = await h.rows(tables.invoices)
+        deposits = await h.rows(tables.deposits)
+        events = await h.rows(tables.merchant_events)
+        violations += outcome_violations(
+            customers, invoices, deposits, lambda u: [m.plain for m in h.tg.bot_messages(u)]
+        )
+        record = SoakRecord(
+            database_url=h.database_url,
+            tg=h.tg,
+            okx=h.okx,
+            receiver=h.receiver,
+            logs=list(h.logs),
+            secrets=list(h.secrets.values()),
+            customers={c.id: c.scenario for c in customers},
+            blocked=set(shop.blocked),
+            chats={plan: list(ids) for plan, ids in CHATS.items()},
+        )
+        options = invariants.Options(
+            rules=invariants.default_rules(
+                workdir / "plans.toml", invoice_ttl_minutes=TTL_MINUTES, monitor_hours=MONITOR_HOURS
+            ),
+            now_ms=h.clock(),
+            expected_log_records=EXPECTED_LOG_RECORDS,
+        )
+        violations += await invariants.check(record, options)
+        people = [c.id for c in customers] + [ADMIN]
+        scenarios = {c.id: c.scenario for c in customers}
+        figures = {
+            "customers": f"{len(customers)} ({_counts(c.scenario for c in customers)})",
+            "database": "postgresql" if config.database_url else "sqlite",
+            "replicas": config.replicas,
+            "crashes": f"{len(crasher.where)} ({_counts(crasher.where)})",
+            "restarts that failed while starting": h.start_failures,
+            "fault rate": config.fault_rate,
+            "faults injected": ", ".join(f"{k} {n}" for k, n in faults.counts().items()),
+            "conversations (retries included)": sum(c.attempts for c in customers),
+            "deposits": len(h.okx.deposit_rows()),
+            "invoices": f"{len(invoices)} ({_counts(str(r['status']) for r in invoices)})",
+            "invoices settled": sum(r["status"] == st.PAID for r in invoices),
+            "bot messages": sum(len(h.tg.bot_messages(u)) for u in people),
+            "chat joins": ", ".join(f"{k} {n}" for k, n in sorted(shop.joined.items())),
+            "merchant events": len(events),
+            "webhook deliveries": f"{len(h.receiver.received)} received, "
+            f"{len(h.receiver.accepted())} accepted",
+            "OKX clock moved": f"{h.clock.offset_ms // 60_000} min",
+            "updates per replica": ", ".join(
+                f"{url.rsplit(':', 1)[-1]} {n}" for url, n in sorted(h.tg.webhook_backends.items())
+            )
+            or "(long polling)",
+            "time": f"first phase {first_s:.0f} s, late phases {phases_s:.0f} s, "
+            f"settling {settle_s:.0f} s",
+            "slowest customers": ", ".join(
+                f"{scenarios[k]} {v:.0f} s"
+                for k, v in sorted(took.items(), key=lambda t: -t[1])[:5]
+            ),
+            "violations": len(violations),
+            "wall time": f"{time.monotonic() - started:.0f} s",
+        }
+        return SoakResult(figures, violations, list(h.logs))
+
+
+async def _primary_pid(h: Harness) -> int | None:
+    bot = await h.primary()
+    return None if bot is None else bot.pid
+
+
+def _restarter(h: Harness, config: SoakConfig) -> Any:
+    """Restart each killed process, except with replicas the last one: it stays dead, and the
+    other replica must take over."""
+    done = 0
+
+    async def restart(pid: int) -> None:
+        nonlocal done
+        done += 1
+        if config.replicas > 1 and done == config.crashes:
+            for bot in h.processes.values():
+                if bot.pid == pid:
+                    await bot.process.wait()
+            h.processes = {r: b for r, b in h.processes.items() if b.pid != pid}
+            return
+        await h.restart(pid)
+
+    return restart
+
+
+async def _past_expiry(h: Harness, customers: list[Customer]) -> list[str]:
+    """Move OKX time past every invoice's expiry (and the late grace); wait until the unpaid
+    invoices the customers hold have expired."""
+    waiting = {i.id for c in customers if c.scenario in _UNPAID for i in c.invoices}
+    rows = await h.rows(tables.invoices)
+    if not rows:
+        return []
+    h.clock.advance_to(max(int(r["expires_at"]) for r in rows) + LATE_GRACE_MS + MINUTE_MS)
+    return await _until_status(h, waiting, {st.EXPIRED}, "expired after the jump past expiry")
+
+
+async def _past_window(h: Harness, customers: list[Customer], shop: Shop) -> list[str]:
+    """Move OKX time past every monitoring window; "after_window" customers pay then."""
+    rows = await h.rows(tables.invoices)
+    if not rows:
+        return []
+    h.clock.advance_to(max(int(r["monitor_until"]) for r in rows) + MINUTE_MS)
+    before = {d for c in customers for d in c.deposits}
+    for c in customers:
+        shop.after_window(c)
+    late = {d for c in customers for d in c.deposits} - before
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        seen = {str(r["dep_id"]): r for r in await h.rows(tables.deposits)}
+        if all(d in seen and seen[d]["disposition"] != st.DEP_NEW for d in late):
+            return []
+        await asyncio.sleep(0.5)
+    return [f"deposits after the window not decided in 180 s: {sorted(late)}"]
+
+
+_UNPAID = ("late", "after_window", "abandoned")
+
+
+async def _until_status(
+    h: Harness, ids: set[str], statuses: set[str], what: str, timeout_s: float = 180
+) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = {str(r["id"]): str(r["status"]) for r in await h.rows(tables.invoices)}
+        wrong = sorted(i for i in ids if rows.get(i) not in statuses)
+        if not wrong:
+            return []
+        if time.monotonic() >= deadline:
+            return [f"invoices not {what} in {timeout_s} s: {wrong}"]
+        await asyncio.sleep(0.5)
+
+
+async def _after(delay_s: float, work: Awaitable[None], took: dict[int, float], key: int) -> None:
+    await asyncio.sleep(delay_s)
+    started = time.monotonic()
+    await work
+    took[key] = time.monotonic() - started
+
+
+async def _gather(works: Iterable[Awaitable[None]]) -> None:
+    await asyncio.gather(*works)
+
+
+def _counts(items: Iterable[str]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in sorted(Counter(items).items()))
