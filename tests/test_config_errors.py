@@ -235,16 +235,21 @@ async def test_the_process_prints_one_line_and_nothing_else(
         assert results[name][1] == "", name
 
 
-async def test_coins_and_chains_okx_does_not_list_are_named_by_check(
-    fakes: tuple[FakeTelegram, FakeOkx], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    tg, okx = fakes
+def _unlisted_plans(tg: FakeTelegram, okx: FakeOkx, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A plans file with a chain OKX does not list (USDT-Nowhere) and a coin it does not know."""
     plans = tmp_path / "plans.toml"
     text = edited('chain = "USDT-Solana"', 'chain = "USDT-Nowhere"')
     text += '\n[[coins]]\nsymbol = "DOGEZ"\nstep = "0.0001"\n'
     text += 'networks = [{ code = "DOGE", chain = "DOGEZ-Dogecoin" }]\n'
     plans.write_text(text, encoding="utf-8")
-    env = _env(tg, okx, tmp_path) | {"PLANS_FILE": str(plans)}
+    return plans, _env(tg, okx, tmp_path) | {"PLANS_FILE": str(plans)}
+
+
+async def test_coins_and_chains_okx_does_not_list_are_named_by_check(
+    fakes: tuple[FakeTelegram, FakeOkx], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tg, okx = fakes
+    _, env = _unlisted_plans(tg, okx, tmp_path)
     code = await run_check(load_settings(env))
     output = capsys.readouterr().out
     assert code == 1, output
@@ -257,12 +262,7 @@ def test_a_coin_or_chain_okx_does_not_list_stops_start_up_naming_it(
     fakes: tuple[FakeTelegram, FakeOkx], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tg, okx = fakes
-    plans = tmp_path / "plans.toml"
-    text = edited('chain = "USDT-Solana"', 'chain = "USDT-Nowhere"')
-    text += '\n[[coins]]\nsymbol = "DOGEZ"\nstep = "0.0001"\n'
-    text += 'networks = [{ code = "DOGE", chain = "DOGEZ-Dogecoin" }]\n'
-    plans.write_text(text, encoding="utf-8")
-    env = _env(tg, okx, tmp_path) | {"PLANS_FILE": str(plans)}
+    plans, env = _unlisted_plans(tg, okx, tmp_path)
     secrets = [tg.token, okx.secret, okx.passphrase, okx.api_key]
     line = _assert_one_line(_in_process(env, capsys), "OKX does not list", secrets, "unlisted")
     assert line.startswith(f"subsbot: PLANS_FILE {plans}: "), line
