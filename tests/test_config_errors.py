@@ -187,7 +187,7 @@ def _database_cases(tmp_path: Path) -> dict[str, tuple[str, str]]:
         ),
         "sqlite_file_is_a_folder": (
             f"sqlite:///{tmp_path / 'a-folder.sqlite3'}",
-            "unable to open database file",
+            f"DATABASE_URL: {tmp_path / 'a-folder.sqlite3'} is a folder, not a database file",
         ),
         "unsupported_backend": (
             f"mysql://shop:{DB_PASSWORD}@127.0.0.1/shop",

@@ -79,6 +79,8 @@ class Database:
                     raise ConfigError(
                         f"DATABASE_URL: cannot create the folder {folder} ({exc.strerror})"
                     ) from exc
+            if database and Path(database).expanduser().is_dir():  # before aiosqlite's thread
+                raise ConfigError(f"DATABASE_URL: {database} is a folder, not a database file")
             connect_args["timeout"] = 30
             if database in ("", ":memory:"):
                 raise ConfigError("DATABASE_URL: an in-memory SQLite database is not supported")
