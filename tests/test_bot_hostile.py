@@ -358,6 +358,9 @@ def test_a_button_without_its_message_is_handled(tmp_path: Path) -> None:
         press_without_message(world, ADMIN, cb.encode(cb.AdminConfirm(invoice_id, force=True)))
         place.run(Customer(world, ADMIN).wait_text(f"Invoice {invoice_id} is paid (marked)"))
         assert place.run(world.invoice_row(invoice_id))["status"] == "paid"
+        # the activation goes out through the outbox: let it arrive before /start, or it is
+        # taken for the answer to /start
+        place.run(owner.wait_text(f"Payment received for invoice {invoice_id}"))
         invoice_id = invoice_id_of(place.run(owner.buy("Enterprise")))
         baseline = [place.run(place.rows())]
 
