@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from urllib.parse import unquote, urlsplit
 
 from bot.config import Settings
 
@@ -44,7 +45,18 @@ def secrets_of(settings: Settings) -> list[str]:
         settings.api_token,
         settings.merchant_webhook_secret,
     ]
-    return [v.get_secret_value() for v in values if v is not None]
+    secrets = [v.get_secret_value() for v in values if v is not None]
+    return secrets + database_passwords(settings.database_url)
+
+
+def database_passwords(url: str) -> list[str]:
+    """The password in DATABASE_URL as written and percent-decoded (a driver's error may quote
+    either); none for a URL without one or one that does not parse."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    return [password, unquote(password)] if password else []
 
 
 def configure(settings: Settings) -> None:

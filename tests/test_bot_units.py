@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from bot import callbacks as cb
 from bot.config import Settings, load_settings
+from bot.logs import RedactSecrets, secrets_of
 from bot.texts import CATALOGUE, DEFAULT_LANGUAGE, Html, Texts, fields
 from payments import states
 from payments.errors import ConfigError
@@ -406,6 +407,16 @@ def test_secrets_never_appear_in_repr() -> None:
         assert secret not in shown
     assert "db.example" in shown and repr(settings).startswith("Settings(")
     assert settings.database_url == "postgresql://shop:db-s3cr3t@db.example/shop"
+
+
+def test_the_database_password_is_redacted_from_logs_as_written_and_decoded() -> None:
+    url = "postgresql://shop:pa%40ss-word-9@db.internal:5432/shop"
+    secrets = secrets_of(load_settings({**BASE_ENV, "DATABASE_URL": url}))
+    assert "pa%40ss-word-9" in secrets and "pa@ss-word-9" in secrets
+    text = RedactSecrets(secrets).redact(f"{url} refused: password for shop:pa@ss-word-9")
+    assert text == "postgresql://shop:***@db.internal:5432/shop refused: password for shop:***"
+    sqlite = secrets_of(load_settings({**BASE_ENV, "DATABASE_URL": "sqlite:///data/shop.db"}))
+    assert len(sqlite) == len(secrets) - 2  # no password, nothing extra to redact
 
 
 # --- update ordering -----------------------------------------------------------------------------
