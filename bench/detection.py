@@ -30,6 +30,7 @@ from bot.jobs import Timings
 from bot.runner import running
 from bot.services import BotApplication
 from fakes.okx import FakeOkx
+from fakes.settings import bot_env
 from fakes.telegram import FakeTelegram
 from payments.clock import ManualClock
 from tests.botkit import BotWorld, Customer, address_of, amount_of
@@ -104,17 +105,8 @@ async def real(deposits: int, poll_s: float = 5, window_s: float = 10) -> list[f
     tg, okx = FakeTelegram().start(), FakeOkx().start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            env = {
-                "TELEGRAM_BOT_TOKEN": tg.token,
-                "TELEGRAM_API_URL": tg.base_url.removesuffix("/bot"),
-                "ADMIN_IDS": "900",
-                "OKX_API_KEY": okx.api_key,
-                "OKX_SECRET_KEY": okx.secret,
-                "OKX_PASSPHRASE": okx.passphrase,
-                "OKX_API_URL": okx.base_url,
-                "DATABASE_URL": f"sqlite:///{Path(tmp) / 'bench.sqlite3'}",
-                "PAYMENT_POLL_SECONDS": str(poll_s),
-            }
+            database_url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+            env = bot_env(tg, okx, database_url, PAYMENT_POLL_SECONDS=str(poll_s))
             world = BotWorld(tg, okx, ManualClock(), env["DATABASE_URL"], env)
             timings = Timings(outbox=2, subscriptions=3600, directory=3600, first_poll=0.5)
             application = build_application(load_settings(env), timings=timings)

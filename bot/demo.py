@@ -25,6 +25,7 @@ from bot.config import load_settings
 from bot.jobs import Timings
 from bot.runner import running
 from fakes.okx import FakeOkx
+from fakes.settings import bot_env
 from fakes.telegram import FakeTelegram
 from fakes.telegram_state import ChatMessage
 from payments.catalog import load_catalog
@@ -67,17 +68,8 @@ def run_demo(*, image: str, step_timeout: float = STEP_TIMEOUT_S) -> int:
 
 def demo_env(tg: FakeTelegram, okx: FakeOkx, workdir: Path) -> dict[str, str]:
     """The bot's settings, all pointing at the fakes (the fakes' own test credentials)."""
-    return {
-        "TELEGRAM_BOT_TOKEN": tg.token,
-        "TELEGRAM_API_URL": tg.base_url.removesuffix("/bot"),
-        "ADMIN_IDS": str(ADMIN_ID),
-        "OKX_API_KEY": okx.api_key,
-        "OKX_SECRET_KEY": okx.secret,
-        "OKX_PASSPHRASE": okx.passphrase,
-        "OKX_API_URL": okx.base_url,
-        "DATABASE_URL": f"sqlite:///{workdir / 'demo.sqlite3'}",
-        "PAYMENT_POLL_SECONDS": "1",
-    }
+    database_url = f"sqlite:///{workdir / 'demo.sqlite3'}"
+    return bot_env(tg, okx, database_url, admins=str(ADMIN_ID), PAYMENT_POLL_SECONDS="1")
 
 
 async def demo(image: Path, *, step_timeout: float = STEP_TIMEOUT_S) -> None:

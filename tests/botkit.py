@@ -29,6 +29,7 @@ from bot.runner import running
 from bot.serve import Served, serving
 from bot.services import BotApplication
 from fakes.okx import FakeOkx
+from fakes.settings import bot_env
 from fakes.telegram import FakeTelegram
 from fakes.telegram_state import ChatMessage, flat_buttons
 from payments.clock import ManualClock
@@ -71,17 +72,7 @@ class BotWorld:
             database_url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
         tg = FakeTelegram().start()
         okx = FakeOkx(clock=clock).start()
-        base = {
-            "TELEGRAM_BOT_TOKEN": tg.token,
-            "TELEGRAM_API_URL": tg.base_url.removesuffix("/bot"),
-            "ADMIN_IDS": str(ADMIN),
-            "OKX_API_KEY": okx.api_key,
-            "OKX_SECRET_KEY": okx.secret,
-            "OKX_PASSPHRASE": okx.passphrase,
-            "OKX_API_URL": okx.base_url,
-            "DATABASE_URL": database_url,
-            "PAYMENT_POLL_SECONDS": "0.3",
-        }
+        base = bot_env(tg, okx, database_url, admins=str(ADMIN), PAYMENT_POLL_SECONDS="0.3")
         try:
             yield cls(tg, okx, clock, database_url, {**base, **(env or {})})
         finally:

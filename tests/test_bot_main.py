@@ -17,6 +17,7 @@ import pytest
 
 from bot.logs import REDACTED, RedactSecrets
 from fakes.okx import FakeOkx
+from fakes.settings import bot_env
 from fakes.telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,20 +46,10 @@ def free_port() -> int:
 
 
 def _env(tg: FakeTelegram, okx: FakeOkx, tmp_path: Path) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "TELEGRAM_BOT_TOKEN": tg.token,
-        "TELEGRAM_API_URL": tg.base_url.removesuffix("/bot"),
-        "ADMIN_IDS": "900",
-        "OKX_API_KEY": okx.api_key,
-        "OKX_SECRET_KEY": okx.secret,
-        "OKX_PASSPHRASE": okx.passphrase,
-        "OKX_API_URL": okx.base_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'main.sqlite3'}",
-        "PAYMENT_POLL_SECONDS": "1",
-        "LOG_LEVEL": "DEBUG",
-    }
+    database_url = f"sqlite:///{tmp_path / 'main.sqlite3'}"
+    return bot_env(
+        tg, okx, database_url, home=tmp_path, PAYMENT_POLL_SECONDS="1", LOG_LEVEL="DEBUG"
+    )
 
 
 async def test_the_bot_process_answers_and_never_logs_a_secret(tmp_path: Path) -> None:

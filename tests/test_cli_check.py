@@ -15,6 +15,7 @@ import pytest
 from bot.check import check_settings, run_check
 from bot.config import load_settings
 from fakes.okx import FakeOkx
+from fakes.settings import bot_env
 from fakes.telegram import FakeTelegram
 from payments.catalog import default_plans_path
 from payments.cli import Report
@@ -105,12 +106,7 @@ def tg() -> Iterator[FakeTelegram]:
 
 
 def _bot_env(tg: FakeTelegram, okx: FakeOkx, tmp_path: Path) -> dict[str, str]:
-    return {
-        "TELEGRAM_BOT_TOKEN": tg.token,
-        "TELEGRAM_API_URL": tg.base_url.removesuffix("/bot"),
-        "ADMIN_IDS": "900,901",
-        **_env(okx, tmp_path),
-    }
+    return bot_env(tg, okx, f"sqlite:///{tmp_path / 'check.sqlite3'}", admins="900,901")
 
 
 def _secrets(tg: FakeTelegram, okx: FakeOkx) -> list[str]:

@@ -12,7 +12,6 @@ them (the bot itself keeps serving the rest of the catalogue)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import bot.__main__ as bot_main
 from bot.check import run_check
 from bot.config import load_settings
 from fakes.okx import FakeOkx
+from fakes.settings import bot_env
 from fakes.telegram import FakeTelegram
 from payments.catalog import default_plans_path
 
@@ -93,18 +93,7 @@ PLAN_CASES: dict[str, tuple[str, str]] = {
 
 
 def _env(tg: FakeTelegram, okx: FakeOkx, tmp_path: Path) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "TELEGRAM_BOT_TOKEN": tg.token,
-        "TELEGRAM_API_URL": tg.base_url.removesuffix("/bot"),
-        "ADMIN_IDS": "900",
-        "OKX_API_KEY": okx.api_key,
-        "OKX_SECRET_KEY": okx.secret,
-        "OKX_PASSPHRASE": okx.passphrase,
-        "OKX_API_URL": okx.base_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.sqlite3'}",
-    }
+    return bot_env(tg, okx, f"sqlite:///{tmp_path / 'shop.sqlite3'}", home=tmp_path)
 
 
 async def _run_all(runs: dict[str, dict[str, str]], cwd: Path) -> dict[str, Result]:

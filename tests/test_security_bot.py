@@ -5,7 +5,6 @@ secrets in logs, messages and answers; through the chat and the bot's process.""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sys
@@ -22,6 +21,7 @@ from bot import callbacks as cb
 from bot.app import CUSTOMER_COMMANDS
 from fakes.okx import FakeOkx
 from fakes.receiver import WebhookReceiver
+from fakes.settings import bot_env
 from fakes.telegram import FakeTelegram
 from fakes.telegram_state import ChatMessage, flat_buttons
 from payments.errors import UnsafeApiKey
@@ -175,20 +175,10 @@ async def test_txid_claims_cannot_steal_someone_elses_deposit(tmp_path: Path) ->
 
 
 def process_env(tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "TELEGRAM_BOT_TOKEN": tg.token,
-        "TELEGRAM_API_URL": tg.base_url.removesuffix("/bot"),
-        "ADMIN_IDS": str(ADMIN),
-        "OKX_API_KEY": okx.api_key,
-        "OKX_SECRET_KEY": okx.secret,
-        "OKX_PASSPHRASE": okx.passphrase,
-        "OKX_API_URL": okx.base_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'process.sqlite3'}",
-        "PAYMENT_POLL_SECONDS": "1",
-        **extra,
-    }
+    database_url = f"sqlite:///{tmp_path / 'process.sqlite3'}"
+    return bot_env(
+        tg, okx, database_url, admins=str(ADMIN), home=tmp_path, PAYMENT_POLL_SECONDS="1", **extra
+    )
 
 
 async def bot_process(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import signal
 import socket
@@ -30,6 +29,7 @@ from sqlalchemy.engine import make_url
 
 from fakes.okx import FakeOkx
 from fakes.okx_data import address_kind, fake_address
+from fakes.settings import bot_env
 from fakes.telegram import FakeTelegram
 from payments.storage import Database
 from payments.storage import schema as tables
@@ -172,28 +172,23 @@ class Harness:
     def env(self, replica: int) -> dict[str, str]:
         tg, okx, keys = self.tg, self.okx, self.secrets
         port = self.ports[replica]
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(self.workdir),
-            "TELEGRAM_BOT_TOKEN": tg.token,
-            "TELEGRAM_API_URL": tg.base_url.removesuffix("/bot"),
-            "ADMIN_IDS": str(ADMIN),
-            "OKX_API_KEY": okx.api_key,
-            "OKX_SECRET_KEY": okx.secret,
-            "OKX_PASSPHRASE": okx.passphrase,
-            "OKX_API_URL": okx.base_url,
-            "DATABASE_URL": self.database_url,
-            "PLANS_FILE": str(self.workdir / "plans.toml"),
-            "PAYMENT_POLL_SECONDS": "1",
-            "INVOICE_TTL_MINUTES": str(TTL_MINUTES),
-            "PAYMENT_MONITOR_HOURS": str(MONITOR_HOURS),
-            "MERCHANT_WEBHOOK_URLS": self.receiver.url,
-            "MERCHANT_WEBHOOK_SECRET": keys["merchant_secret"],
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "API_TOKEN": keys["api_token"],
-            "LOG_LEVEL": self.log_level,
-        }
+        env = bot_env(
+            tg,
+            okx,
+            self.database_url,
+            admins=str(ADMIN),
+            home=self.workdir,
+            PLANS_FILE=str(self.workdir / "plans.toml"),
+            PAYMENT_POLL_SECONDS="1",
+            INVOICE_TTL_MINUTES=str(TTL_MINUTES),
+            PAYMENT_MONITOR_HOURS=str(MONITOR_HOURS),
+            MERCHANT_WEBHOOK_URLS=self.receiver.url,
+            MERCHANT_WEBHOOK_SECRET=keys["merchant_secret"],
+            HOST="127.0.0.1",
+            PORT=str(port),
+            API_TOKEN=keys["api_token"],
+            LOG_LEVEL=self.log_level,
+        )
         if self.replicas > 1:
             env["WEBHOOK_URL"] = f"http://127.0.0.1:{port}"
             env["WEBHOOK_SECRET"] = keys["webhook_secret"]
