@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from payments import notify
 from payments import states as st
 from payments.applying import Applier
-from payments.clock import MINUTE_MS, Clock
+from payments.clock import HOUR_MS, MINUTE_MS, Clock
 from payments.config import PaymentSettings
 from payments.errors import InvoiceNotFound
 from payments.facts import DepositFacts, InvoiceFacts
@@ -34,6 +34,10 @@ ATTACHED = "attached"  # the deposit is now on the invoice
 NOT_FOUND = "not_found"  # no such deposit seen yet (the caller may trigger one poll)
 REJECTED = "rejected"  # refused; ``reason`` says why
 ADMIN = "admin"  # sent to an admin to decide
+
+# reasons of a REJECTED claim that say nothing about the deposit
+BAD_REFERENCE = "bad_reference"  # cannot be a tx hash or withdrawal ID
+RATE_LIMITED = "rate_limited"  # too many claims by this customer in the last hour
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class ClaimService:
     async def claim(self, invoice_id: str, customer_id: int, reference: str) -> ClaimResult:
         ref = normalize_reference(reference)
         if ref is None:
-            return ClaimResult(REJECTED, "bad_reference")
+            return ClaimResult(REJECTED, BAD_REFERENCE)
         now = self.clock.now_ms()
         async with self.db.transaction() as conn:
             row = (
@@ -79,6 +83,9 @@ class ClaimService:
             if row is None or int(row["customer_id"]) != customer_id:
                 raise InvoiceNotFound(f"no invoice {invoice_id}")
             invoice = InvoiceFacts.from_row(row)
+            if await self._recent_claims(conn, customer_id, now) >= self.settings.claims_per_hour:
+                # refused before any deposit is looked at, and not recorded: it changes nothing
+                return ClaimResult(REJECTED, RATE_LIMITED)
             result = await self._decide(conn, invoice, ref, now)
             await conn.execute(
                 claims.insert().values(
@@ -98,6 +105,15 @@ class ClaimService:
                     **notify.invoice_payload(invoice, dep_id=result.dep_id, reason=result.reason),
                 )
         return result
+
+    @staticmethod
+    async def _recent_claims(conn: AsyncConnection, customer_id: int, now: int) -> int:
+        """Claims this customer made in the last hour (tx hashes are public: a limit keeps
+        anyone from trying a block explorer's worth of them against their invoice)."""
+        recent = select(func.count()).where(
+            claims.c.customer_id == customer_id, claims.c.created_at > now - HOUR_MS
+        )
+        return int((await conn.execute(recent)).scalar_one())
 
     # --- "waiting for a claim for invoice X" (DESIGN section 10) --------------------------------
 

@@ -17,6 +17,9 @@ class PaymentSettings:
     offset_cap_percent: Decimal = Decimal("0.5")  # AMOUNT_OFFSET_CAP_PERCENT
     max_open_invoices: int = 3  # MAX_OPEN_INVOICES
     invoices_per_hour: int = 10  # rate limit on creating invoices, per customer
+    claims_per_hour: int = (
+        10  # rate limit on payment claims (tx hash / withdrawal ID), per customer
+    )
     settle_on_state: int = 2  # SETTLE_ON_STATE
     reuse_min_left_minutes: int = 30  # an open invoice with this much left is handed back
     late_grace_minutes: int = 5  # a deposit this long after expiry is not yet "late"

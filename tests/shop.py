@@ -22,7 +22,14 @@ from payments.exchange.okx import OkxExchange
 from payments.invoices import InvoiceView
 from payments.poller import PollReport
 from payments.storage import Database, schema
-from payments.storage.schema import deposits, invoices, outbox, subscription_periods, subscriptions
+from payments.storage.schema import (
+    claims,
+    deposits,
+    invoices,
+    outbox,
+    subscription_periods,
+    subscriptions,
+)
 
 
 @dataclass
@@ -96,7 +103,9 @@ class Shop:
             return dict(row)
 
     async def table(self, name: str) -> list[dict[str, Any]]:
-        table = {"invoices": invoices, "deposits": deposits, "outbox": outbox}[name]
+        table = {"invoices": invoices, "deposits": deposits, "outbox": outbox, "claims": claims}[
+            name
+        ]
         async with self.db.read() as conn:
             return [dict(r) for r in (await conn.execute(select(table))).mappings()]
 

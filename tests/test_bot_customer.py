@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.jobs import Timings
 from fakes.telegram_state import ChatMessage
 from payments.clock import MINUTE_MS
-from payments.storage.schema import invoices
+from payments.storage.schema import claims, invoices
 from tests.botkit import (
     ADMIN,
     HISTORY,
@@ -178,6 +178,24 @@ async def test_claiming_an_ambiguous_deposit_by_its_tx_hash_survives_a_restart(
             await world.tg.wait_for(lambda: "PAID" in alice.current(a_photo).plain)
             # the wait is over: more text gets the help pointer, not another claim
             assert "/help" in (await alice.send(tx_hash)).plain
+
+
+async def test_a_customer_sending_reference_after_reference_is_told_to_wait(
+    tmp_path: Path,
+) -> None:
+    async with BotWorld.open(tmp_path) as world, world.running():
+        alice = world.customer(511)
+        photo = await alice.buy("Pro", "USDT", "Tron (TRC20)")
+        await alice.press("I paid: claim it", expect="transaction hash")
+        limit = world.settings.payment_settings().claims_per_hour
+        for n in range(limit):
+            await alice.send(f"{n:02d}" * 32, expect="has reached the shop's account yet")
+        refused = await alice.send("ef" * 32, expect="many payment references")
+        assert "Admins see every payment that arrived without a match" in refused.plain
+        assert "/help" in (await alice.send("ab" * 32)).plain  # no longer waiting for one
+        assert [r["status"] for r in await world.invoices_of(alice.id)] == ["pending"]
+        assert len(await world.rows(claims)) == limit  # the refused one is not even recorded
+        assert alice.button("I paid: claim it", photo)  # it can claim again later
 
 
 # --- cancelling ----------------------------------------------------------------------------------

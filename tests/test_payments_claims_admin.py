@@ -103,6 +103,35 @@ async def test_claim_refuses_other_currency_older_and_attached_deposits(shop: Sh
     assert (await shop.deposit(attached))["invoice_id"] == someone.id
 
 
+async def test_claims_are_rate_limited_per_customer_and_a_refused_one_changes_nothing(
+    shop: Shop,
+) -> None:
+    a = await shop.buy(1)
+    b = await shop.buy(2)
+    tx = "9e" * 32
+    dep = await _unmatched_deposit(shop, a.amount_text, "0.3", tx_id=tx)
+    await shop.payments.invoices.cancel(b.id, customer_id=2)  # now the deposit fits a alone
+    claims = shop.payments.claims
+    limit = shop.payments.settings.claims_per_hour
+    for n in range(limit):  # a block explorer's worth of guesses
+        assert (await claims.claim(a.id, 1, f"guess-{n:04d}")).outcome == cl.NOT_FOUND
+    before = await shop.table("claims")
+    refused = await claims.claim(a.id, 1, tx)  # even the right one, while limited
+    assert (refused.outcome, refused.reason) == (cl.REJECTED, cl.RATE_LIMITED)
+    assert await shop.table("claims") == before
+    assert (await shop.deposit(dep))["invoice_id"] is None
+    assert (await shop.invoice(a.id)).status == st.PENDING
+    # a malformed reference says so, limited or not (it is not a claim)
+    assert (await claims.claim(a.id, 1, "bad ref!")).reason == cl.BAD_REFERENCE
+    # another customer is not held back
+    c = await shop.buy(3, currency="USDC", network="ERC20")
+    assert (await claims.claim(c.id, 3, "their-own-guess")).outcome == cl.NOT_FOUND
+    # an hour after the first guesses, the customer may claim again
+    shop.clock.advance(60 * MINUTE_MS)
+    assert (await claims.claim(a.id, 1, tx)).outcome == cl.ATTACHED
+    assert (await shop.invoice(a.id)).status == st.PAID
+
+
 async def test_claim_of_someone_elses_invoice_is_not_found(shop: Shop) -> None:
     invoice = await shop.buy(1)
     with pytest.raises(InvoiceNotFound):

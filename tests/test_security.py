@@ -30,7 +30,10 @@ chat, the JSON API, the process); "B:" is tests/test_security_bot.py.
 8. Rate limits on invoice creation per customer (the hourly cap, chat and API):
    test_invoice_creation_is_rate_limited_per_customer; the open-invoice cap in
    test_bot_customer.py::test_refusals_to_create_an_invoice_say_why and
-   test_web_api.py::test_refusals_to_create_map_to_status_codes.
+   test_web_api.py::test_refusals_to_create_map_to_status_codes. Claims (tx hashes are
+   public) are capped per customer too: test_payments_claims_admin.py::
+   test_claims_are_rate_limited_per_customer_and_a_refused_one_changes_nothing and
+   test_bot_customer.py::test_a_customer_sending_reference_after_reference_is_told_to_wait.
 """
 
 from __future__ import annotations

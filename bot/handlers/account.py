@@ -134,12 +134,14 @@ async def claim(
     except errors.InvoiceNotFound:
         await services.payments.claims.stop_waiting(uid)
         return texts.get(lang, "claim_expired")
-    if result.outcome == claims.REJECTED and result.reason == "bad_reference":
+    if result.outcome == claims.REJECTED and result.reason == claims.BAD_REFERENCE:
         return texts.get(lang, "claim_bad_reference")  # keep waiting for a proper one
     if result.outcome == claims.NOT_FOUND:
         services.poll.request()
         return texts.get(lang, "claim_not_found")
     await services.payments.claims.stop_waiting(uid)
+    if result.outcome == claims.REJECTED and result.reason == claims.RATE_LIMITED:
+        return texts.get(lang, "claim_rate_limited")
     if result.outcome == claims.ATTACHED:
         outcome = (
             "claim_attached_paid" if result.invoice_status == st.PAID else "claim_attached_waiting"

@@ -91,7 +91,14 @@ MESSAGES: dict[str, str] = {
     "claim_reason_older_than_invoice": "it was made before this invoice was created.",
     "claim_reason_not_candidate": "its amount does not fit this invoice.",
     "claim_reason_invoice_closed": "the invoice is {status}.",
-    "claim_reason_other": "it does not match this invoice. An admin can help: reply here.",
+    "claim_reason_other": (
+        "it does not match this invoice. Admins see every payment that arrived without a match "
+        "and can put it on your invoice by hand."
+    ),
+    "claim_rate_limited": (
+        "You've sent many payment references in the last hour. Please try again later. "
+        "Admins see every payment that arrived without a match and can put it on your invoice."
+    ),
     "claim_expired": "I wasn't waiting for a reference any more. Press “I paid: claim it” again.",
     "cancel_done": "Invoice {invoice} is cancelled. Do not pay it.",
     "cancel_refused": "Invoice {invoice} can't be cancelled: {reason}",
