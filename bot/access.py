@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain, zip_longest
 
 from telegram import Bot, ChatMember, ChatMemberAdministrator, ChatMemberOwner
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
@@ -71,6 +72,10 @@ async def chat_rights(bot: Bot, chats: Iterable[int]) -> list[ChatRights]:
 
 _IN = {ChatMember.OWNER, ChatMember.ADMINISTRATOR, ChatMember.MEMBER}
 LOOK_EVERY_S = 20.0
+# One run's time. Telegram allows a chat about 20 invite links a minute and the rate limiter
+# waits for them: a backlog is worked off over several runs (invites and removals taking
+# turns), so a graceful stop never waits long for a run to finish.
+BUDGET_S = 30.0
 
 
 def is_in_chat(member: ChatMember) -> bool:
@@ -89,10 +94,14 @@ class AccessReport:
 class AccessWorker:
     """Runs what is due (the ``chat-access`` job) and acts on joins (the chat handlers)."""
 
-    def __init__(self, bot: Bot, service: AccessService, clock: Clock) -> None:
+    def __init__(
+        self, bot: Bot, service: AccessService, clock: Clock, *, budget_s: float = BUDGET_S
+    ) -> None:
         self.bot = bot
         self.service = service
         self.clock = clock
+        self.budget_s = budget_s
+        self._removals_first = False
         self.titles: dict[int, str] = {}
         self._looked: dict[int, float] = {}  # chat id -> when a member was last looked up
 
@@ -126,24 +135,36 @@ class AccessWorker:
 
     async def run(self) -> AccessReport:
         """Grant what subscriptions now entitle, send the links, remove who is no longer
-        entitled. Stops early when Telegram cannot be reached (the next run continues)."""
+        entitled. Stops early when Telegram cannot be reached or the run's time budget is
+        spent (after at least one item); the next run continues where this one stopped."""
         if not self.service.enabled:
             return AccessReport()
         await self.service.sync()
+        deadline = time.monotonic() + self.budget_s
         invited = removed = failed = 0
         try:
-            for item in await self.service.due_invites():
-                if await self.invite(item):
-                    invited += 1
-                else:
-                    failed += 1
-            for item in await self.service.due_removals():
-                if await self.remove(item):
-                    removed += 1
-                else:
-                    failed += 1
+            invites = [(True, item) for item in await self.service.due_invites()]
+            removals = [(False, item) for item in await self.service.due_removals()]
+            # taking turns, and each run starting with the other kind: a backlog of new
+            # subscribers never holds back a removal, or the reverse
+            first, second = (removals, invites) if self._removals_first else (invites, removals)
+            if invites and removals:
+                self._removals_first = not self._removals_first
+            for turn in chain.from_iterable(zip_longest(first, second)):
+                if turn is None:
+                    continue
+                is_invite, item = turn
+                done = await (self.invite(item) if is_invite else self.remove(item))
+                invited += done and is_invite
+                removed += done and not is_invite
+                failed += not done
+                if time.monotonic() >= deadline:
+                    log.info("chat access: time budget spent; the next run goes on")
+                    return AccessReport(invited, removed, failed)
             for item in await self.service.unconfirmed(limit=2 * len(self.chats)):
                 now = time.monotonic()
+                if now >= deadline:
+                    break
                 if now - self._looked.get(item.chat_id, -math.inf) >= LOOK_EVERY_S:
                     self._looked[item.chat_id] = now
                     await self.confirm(item)

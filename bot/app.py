@@ -220,7 +220,9 @@ async def open_services(
         sender=sender,
         poll=PollGate(poll_then_send, allowed=lambda: replica.primary),
         admin_ids=frozenset(settings.admin_ids),
-        access=AccessWorker(application.bot, access, payments.okx_clock),
+        access=AccessWorker(
+            application.bot, access, payments.okx_clock, budget_s=timings.access_budget
+        ),
         replica=replica,
         timings=timings,
         seen=seen,

@@ -42,6 +42,7 @@ class Timings:
     directory_retry: float = 60.0  # after a failed refresh (OKX down)
     first_poll: float = 1.0
     access: float = 5.0  # invite links to send, members to remove
+    access_budget: float = 30.0  # one chat-access run's time; the next run goes on
     chat_rights: float = 3600.0  # the bot's rights in its paid chats
     webhooks: float = 5.0  # merchant webhooks (MERCHANT_WEBHOOK_URLS)
 

@@ -8,12 +8,14 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
+from bot.access import AccessReport
 from payments.access import AccessService
 from payments.catalog import default_plans_path, load_catalog
 from payments.clock import DAY_MS, MINUTE_MS
-from tests.botkit import ADMIN, BotWorld, Customer, address_of, amount_of
+from tests.botkit import ADMIN, FAST, BotWorld, Customer, address_of, amount_of
 
 CLUB = -1001234567890
 LINK = re.compile(r"https://t\.me/\+\S+")
@@ -265,3 +267,35 @@ async def test_a_join_whose_update_never_arrived_is_found_by_asking_telegram(
                     break
                 await asyncio.sleep(0.1)
             assert await access.state(alice.id, CLUB) == "member"
+
+
+async def test_a_backlog_is_worked_off_run_by_run_and_a_removal_does_not_wait_behind_it(
+    tmp_path: Path,
+) -> None:
+    # each run's time budget is spent after its first item; the test starts the runs
+    by_hand = replace(FAST, access=3600, access_budget=0)
+    async with club_world(tmp_path) as world, world.running(timings=by_hand) as application:
+        services = application.bot_data.services
+        assert services is not None
+        access = services.access
+        alice, bob, carol = world.customer(1401), world.customer(1402), world.customer(1403)
+        await pay(world, alice)
+        await alice.wait_text("Payment received", timeout=15)
+        assert await access.run() == AccessReport(invited=1)
+        assert world.tg.join_by_link(alice.id, await invite_link(alice)) == "joined"
+
+        world.clock.advance(30 * DAY_MS - 10 * MINUTE_MS)
+        for customer in (bob, carol):
+            await pay(world, customer)
+            await customer.wait_text("Payment received", timeout=15)
+        world.clock.advance(20 * MINUTE_MS)  # alice's 30 days are over, bob's and carol's not
+
+        assert await access.run() == AccessReport(invited=1)  # bob's link
+        await invite_link(bob)
+        assert carol.count("Join with this link") == 0  # carol waits for the next run ...
+        assert await access.run() == AccessReport(removed=1)  # ... and alice is out first
+        await alice.wait_text("so you were removed from", timeout=15)
+        assert world.tg.member_status(CLUB, alice.id) == "left"
+        assert await access.run() == AccessReport(invited=1)
+        await invite_link(carol)
+        assert await access.run() == AccessReport()  # the backlog is done
