@@ -171,6 +171,7 @@ claims = Table(
     Column("created_at", BigInteger, nullable=False),
     Index(None, "dep_id"),
     Index(None, "invoice_id"),
+    Index(None, "customer_id", "created_at"),  # the claim rate limit's count
 )
 
 subscriptions = Table(
