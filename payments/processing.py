@@ -9,6 +9,8 @@ again from fresh data. Re-running over the same deposits changes nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,6 +41,11 @@ from payments.storage.schema import deposits
 from payments.webhooks import emit
 
 log = logging.getLogger(__name__)
+
+# A late payment settles by itself only at a known current rate; without one it goes to an
+# admin. One failed ticker request must not decide that, so a failed quote is asked again.
+QUOTE_TRIES = 3
+QUOTE_PAUSE_S = 0.5  # before the second try; doubled before the third
 
 
 def match_rules(settings: PaymentSettings, catalog: Catalog) -> MatchRules:
@@ -162,16 +169,24 @@ class DepositProcessor:
         raise ConcurrentChange("deposits kept changing under the decision; will retry next poll")
 
     async def _rates(self, currencies: Iterable[str]) -> dict[str, Decimal | None]:
+        """Today's rate of each currency, or None (late payments then wait for an admin)."""
+        wanted = set(currencies)
         rates: dict[str, Decimal | None] = {}
-        for currency in set(currencies):
-            if self.quotes is None:
-                rates[currency] = None
-                continue
-            try:
-                rates[currency] = (await self.quotes.quote(currency)).rate
-            except QuoteUnavailable:
-                rates[currency] = None  # late payments then wait for an admin
-        return rates
+        if self.quotes is None:
+            return dict.fromkeys(wanted)
+        pause = QUOTE_PAUSE_S
+        for attempt in range(QUOTE_TRIES):
+            for currency in sorted(wanted - rates.keys()):
+                with contextlib.suppress(QuoteUnavailable):
+                    rates[currency] = (await self.quotes.quote(currency)).rate
+            missing = sorted(wanted - rates.keys())
+            if not missing:
+                break
+            if attempt + 1 < QUOTE_TRIES:
+                log.info("prices unavailable for %s; asking again", ", ".join(missing))
+                await asyncio.sleep(pause)
+                pause *= 2
+        return {currency: rates.get(currency) for currency in wanted}
 
     async def _process_batch(self, size: int) -> ProcessReport | None:
         async with self.db.read() as conn:

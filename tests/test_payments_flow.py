@@ -175,6 +175,32 @@ async def test_late_payment_settles_when_still_worth_the_price(shop: Shop) -> No
     assert await shop.subscription_end(1) is not None
 
 
+async def test_a_failed_price_request_does_not_send_a_late_payment_to_an_admin(
+    shop: Shop,
+) -> None:
+    invoice = await shop.buy(1, currency="ETH", network="ERC20")
+    shop.clock.advance(5 * HOUR_MS)
+    shop.pay(invoice)
+    shop.okx.fail_next(2, "server_error", "/api/v5/market/tickers")  # asked again: the third
+    tickers = shop.okx.count("/api/v5/market/tickers")
+    await shop.poll()
+    late = await shop.invoice(invoice.id)
+    assert late.status == st.PAID and st.PAID_LATE in late.exceptions
+    assert shop.okx.count("/api/v5/market/tickers") - tickers == 3
+    assert await shop.messages("admin.late_review") == []
+    # prices down for longer than that: an admin decides, as before
+    other = await shop.buy(2, currency="ETH", network="ERC20")
+    shop.clock.advance(5 * HOUR_MS)
+    shop.pay(other)
+    shop.okx.fail_next(3, "server_error", "/api/v5/market/tickers")
+    await shop.poll()
+    review = await shop.invoice(other.id)
+    assert review.status == st.EXPIRED and st.PAID_LATE in review.exceptions
+    assert [m["payload"]["invoice_id"] for m in await shop.messages("admin.late_review")] == [
+        other.id
+    ]
+
+
 async def test_late_payment_worth_less_now_waits_for_an_admin(shop: Shop) -> None:
     invoice = await shop.buy(1, currency="ETH", network="ERC20")
     shop.clock.advance(5 * HOUR_MS)
