@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMAND = "pip install -e '.[test]' && pytest"
+COMMAND = "pip install -e '.[test]' -c constraints.txt && pytest"
 
 
 def test_ci_runs_the_readme_test_command() -> None:
