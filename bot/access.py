@@ -73,8 +73,8 @@ async def chat_rights(bot: Bot, chats: Iterable[int]) -> list[ChatRights]:
 _IN = {ChatMember.OWNER, ChatMember.ADMINISTRATOR, ChatMember.MEMBER}
 LOOK_EVERY_S = 20.0
 # One run's time. Telegram allows about 20 requests a minute per group or channel and the
-# rate limiter waits for them: a backlog is worked off over several runs (invites and removals taking
-# turns), so a graceful stop never waits long for a run to finish.
+# rate limiter waits for them: a backlog is worked off over several runs (invites and
+# removals taking turns), so a graceful stop never waits long for a run to finish.
 BUDGET_S = 30.0
 
 
