@@ -34,7 +34,7 @@ from bot.handlers import webhooks as merchant_webhooks
 from bot.handlers.common import answer, language
 from bot.ordering import ChatOrderedProcessor
 from bot.qr import QrRenderer
-from bot.replica import LeaseTimes, Replica
+from bot.replica import LeaseTimes, Replica, StandbyNudge
 from bot.requests import ReadableUpdates, RetryingRateLimiter
 from bot.seen import SeenRecently
 from bot.sender import OutboxSender
@@ -47,6 +47,7 @@ from payments.clock import Clock
 from payments.errors import ConfigError, ExchangeError, UnsafeApiKey
 from payments.exchange.okx import OkxExchange
 from payments.lease import LeaseStore
+from payments.signals import Signals
 from payments.storefront import Storefront
 from payments.webhooks import WebhookSender
 
@@ -93,7 +94,12 @@ def build_application(
         application.bot_data.services = services
         assert application.job_queue is not None
         await services.replica.renew()  # before the first poll: a single replica polls at once
-        jobs.schedule(application.job_queue, settings.payment_poll_seconds, timings)
+        jobs.schedule(
+            application.job_queue,
+            settings.payment_poll_seconds,
+            timings,
+            replicas=services.nudge is not None,
+        )
         services.start_background(jobs.load_directory(services, application.job_queue))
         await set_command_menus(
             application, services.texts, paid_chats=bool(services.catalog.chats)
@@ -185,6 +191,10 @@ async def open_services(
     seen = SeenRecently()
     lease_times = LeaseTimes.for_poll(settings.payment_poll_seconds)
     replica = Replica(LeaseStore(payments.db, "jobs"), payments.okx_clock.local, lease_times)
+    # SQLite is one replica, always the primary: nobody to pass a tap on to
+    nudge = None
+    if payments.db.dialect == "postgresql":
+        nudge = StandbyNudge(Signals(payments.db), payments.okx_clock.local)
     sender = OutboxSender(
         application.bot,
         payments,
@@ -218,7 +228,11 @@ async def open_services(
         qr=QrRenderer(),
         storefront=Storefront(payments.db, catalog, payments.invoices, payments.okx_clock),
         sender=sender,
-        poll=PollGate(poll_then_send, allowed=lambda: replica.primary),
+        poll=PollGate(
+            poll_then_send,
+            allowed=lambda: replica.primary,
+            standby=None if nudge is None else nudge.ask,
+        ),
         admin_ids=frozenset(settings.admin_ids),
         access=AccessWorker(
             application.bot, access, payments.okx_clock, budget_s=timings.access_budget
@@ -228,6 +242,7 @@ async def open_services(
         seen=seen,
         directory_ready=False,
         webhooks=webhook_sender,
+        nudge=nudge,
     )
 
 

@@ -30,6 +30,7 @@ CHAT_RIGHTS = "chat-rights"
 WEBHOOKS = "merchant-webhooks"
 LEASE = "replica-lease"
 POLL_NOW = "poll-deposits-now"  # the first poll of a replica that just took the lease over
+POLL_REQUESTS = "poll-requests"  # a standby's "check now", acted on by the primary
 
 __all__ = ["LEASE", "OUTBOX", "POLL", "Timings", "schedule", "stall_limits"]
 
@@ -137,17 +138,35 @@ async def chat_access(context: BotContext) -> None:
         )
 
 
+async def poll_requests(context: BotContext) -> None:
+    """On the primary: a "check now" that a standby passed on asks for a (debounced) poll."""
+    services = context.services
+    if services.nudge is not None and services.replica.primary and await services.nudge.asked():
+        services.poll.request()
+
+
 async def chat_rights(context: BotContext) -> None:
     """Is the bot still an administrator with the rights it needs in every paid chat?"""
     await context.services.access.check_rights()
 
 
-def schedule(job_queue: JobQueue[BotContext], poll_seconds: float, timings: Timings) -> None:
+def schedule(
+    job_queue: JobQueue[BotContext],
+    poll_seconds: float,
+    timings: Timings,
+    *,
+    replicas: bool = False,
+) -> None:
     """Every job, by name. The first load of chains and addresses is not a job: post_init
     starts it in the background (:func:`load_directory`), which retries soon if OKX is down.
-    post_init tried the lease once already, so a single replica polls at ``first_poll``."""
+    post_init tried the lease once already, so a single replica polls at ``first_poll``.
+    ``replicas`` (PostgreSQL): the primary also looks for the standbys' "check now"."""
     lease = LeaseTimes.for_poll(poll_seconds)
     job_queue.run_repeating(renew_lease, lease.renew_s, first=lease.renew_s, name=LEASE)
+    if replicas:
+        job_queue.run_repeating(
+            poll_requests, timings.poll_requests, first=timings.poll_requests, name=POLL_REQUESTS
+        )
     job_queue.run_repeating(poll_deposits, poll_seconds, first=timings.first_poll, name=POLL)
     job_queue.run_repeating(send_outbox, timings.outbox, first=timings.outbox, name=OUTBOX)
     job_queue.run_repeating(

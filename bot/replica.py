@@ -2,8 +2,9 @@
 
 The deposit poll (and the "check now" polls of :class:`bot.services.PollGate`), the outbox
 sender, subscription expiry and reminders, chat access and the merchant webhooks run only while
-this process holds a live lease; on a standby they return at once. Chat rights and the
-directory refresh run on every replica (they fill this process's memory).
+this process holds a live lease; on a standby they return at once, and a standby passes a
+"check now" tap on to the primary (:class:`StandbyNudge`). Chat rights and the directory
+refresh run on every replica (they fill this process's memory).
 
 Timing, with P = PAYMENT_POLL_SECONDS: every replica tries to take or renew the lease every
 R = P / 4 seconds (at least :data:`MIN_RENEW_S`); a lease lasts TTL = 1.5 P (at least 6 R).
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 
 from payments.clock import Clock
 from payments.lease import Lease, LeaseStore
+from payments.signals import POLL, Signals
 
 log = logging.getLogger(__name__)
 
@@ -154,3 +156,42 @@ class Replica:
             log.warning("could not release the %r lease: %s", self.name, exc)
             return
         log.info("released the %r lease (token %d)", self.name, held.token)
+
+
+class StandbyNudge:
+    """A "check now" tap on a standby reaches the primary (DESIGN section 5: a tap asks for at
+    most one debounced poll, whichever replica Telegram delivered it to). The standby raises the
+    "poll" signal in the database, at most once per ``min_gap_s``; the primary looks every few
+    seconds (the "poll-requests" job) and asks its own PollGate, which debounces as for its
+    own taps."""
+
+    def __init__(
+        self,
+        signals: Signals,
+        clock: Clock,
+        *,
+        min_gap_s: float = 15.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.signals = signals
+        self.clock = clock
+        self.min_gap_s = min_gap_s
+        self._monotonic = monotonic
+        self._last_ask = -math.inf
+        self._seen: int | None = None  # the count the primary last acted on
+
+    async def ask(self) -> bool:
+        """Standby side: raise the signal unless this replica did within ``min_gap_s``."""
+        now = self._monotonic()
+        if now - self._last_ask < self.min_gap_s:
+            return False
+        self._last_ask = now
+        await self.signals.raise_signal(POLL, self.clock.now_ms())
+        return True
+
+    async def asked(self) -> bool:
+        """Primary side: was the signal raised since this replica last looked? (At the first
+        look, if it was ever raised: one extra poll request, which the gate debounces.)"""
+        raised = await self.signals.raised(POLL)
+        seen, self._seen = self._seen or 0, raised
+        return raised > seen

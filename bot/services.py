@@ -19,7 +19,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from bot.access import AccessWorker
 from bot.config import Settings
 from bot.qr import QrRenderer
-from bot.replica import Replica
+from bot.replica import Replica, StandbyNudge
 from bot.seen import SeenRecently
 from bot.sender import OutboxSender
 from bot.texts import Texts
@@ -45,6 +45,7 @@ class Timings:
     access_budget: float = 30.0  # one chat-access run's time; the next run goes on
     chat_rights: float = 3600.0  # the bot's rights in its paid chats
     webhooks: float = 5.0  # merchant webhooks (MERCHANT_WEBHOOK_URLS)
+    poll_requests: float = 2.0  # the primary looks for a standby's "check now" (PostgreSQL)
 
 
 class PollGate:
@@ -52,7 +53,8 @@ class PollGate:
 
     A tap asks for a poll; it runs only when none is running and the last one finished more
     than ``min_gap_s`` ago. Taps never call OKX themselves (DESIGN section 5). ``allowed``: only
-    while it says so (the replica holding the lease); a standby's taps read the database only.
+    while it says so (the replica holding the lease); on a standby a tap calls ``standby``
+    instead (one at a time), which passes the request on to the primary.
     """
 
     def __init__(
@@ -61,9 +63,12 @@ class PollGate:
         *,
         min_gap_s: float = 15.0,
         allowed: Callable[[], bool] = lambda: True,
+        standby: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         self._run = run
         self._allowed = allowed
+        self._standby = standby
+        self._asking: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._last_finished = float("-inf")
         self.min_gap_s = min_gap_s
@@ -85,6 +90,8 @@ class PollGate:
         """Ask for a poll soon (debounced); True when one was scheduled."""
         now = asyncio.get_running_loop().time()
         if not self._allowed():
+            if self._standby is not None and (self._asking is None or self._asking.done()):
+                self._asking = asyncio.get_running_loop().create_task(self._ask_primary())
             return False
         if self._lock.locked() or (self._pending is not None and not self._pending.done()):
             return False
@@ -99,10 +106,18 @@ class PollGate:
         except Exception:
             log.exception("a requested deposit poll failed")
 
+    async def _ask_primary(self) -> None:
+        assert self._standby is not None
+        try:
+            await self._standby()
+        except Exception as exc:  # the database is busy or gone: the regular poll still comes
+            log.warning("could not pass a poll request on to the primary: %s", exc)
+
     async def close(self) -> None:
-        if self._pending is not None and not self._pending.done():
-            self._pending.cancel()
-            await asyncio.gather(self._pending, return_exceptions=True)
+        for task in (self._pending, self._asking):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
 
 class Heartbeats:
@@ -148,6 +163,7 @@ class Services:
     _background: list[asyncio.Task[object]] = field(default_factory=list)
     heartbeats: Heartbeats = field(default_factory=Heartbeats)
     webhooks: WebhookSender | None = None  # None: no MERCHANT_WEBHOOK_URLS
+    nudge: StandbyNudge | None = None  # None: one replica (SQLite), nobody to pass taps on to
 
     @property
     def catalog(self) -> Catalog:

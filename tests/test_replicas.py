@@ -23,12 +23,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.replica import LeaseTimes, Replica
+from bot.jobs import POLL_REQUESTS, Timings
+from bot.replica import LeaseTimes, Replica, StandbyNudge
 from bot.services import PollGate
 from fakes.okx import FakeOkx
 from fakes.telegram import FakeTelegram
 from payments.clock import ManualClock
 from payments.lease import Lease, LeaseStore
+from payments.signals import POLL, Signals
 from payments.storage import Database
 from payments.storage.schema import leases, outbox
 from tests.botkit import (
@@ -184,6 +186,66 @@ async def test_a_standby_neither_polls_nor_sends() -> None:
     assert await gate.run() is True and polls == [1]
     assert gate.request() is True
     await gate.close()
+
+
+async def test_a_check_now_tap_on_a_standby_makes_the_primary_poll_once(
+    db: Database, clock: ManualClock
+) -> None:
+    a, b = host(db, clock, "host-a:1:aa"), host(db, clock, "host-b:2:bb")
+    await a.replica.renew()
+    await b.replica.renew()
+    polls: list[str] = []
+
+    def replica(name: str, h: Host) -> tuple[PollGate, StandbyNudge]:
+        async def poll() -> None:
+            polls.append(name)
+
+        nudge = StandbyNudge(Signals(db), clock, monotonic=lambda: h.mono[0])
+        return PollGate(poll, min_gap_s=0, allowed=h.primary, standby=nudge.ask), nudge
+
+    (gate_a, nudge_a), (gate_b, _) = replica("a", a), replica("b", b)
+    assert await nudge_a.asked() is False  # nothing asked yet
+    for _ in range(3):  # three taps on the standby, in quick succession
+        assert gate_b.request() is False  # it does not poll itself ...
+        await asyncio.sleep(0.05)
+    assert await nudge_a.asked() is True  # ... it passed the request on, once
+    assert await nudge_a.asked() is False
+    assert gate_a.request() is True  # what the primary's "poll-requests" job then does
+    await asyncio.sleep(0.05)
+    await gate_a.close()
+    assert polls == ["a"]
+    # the standby passes a tap on at most every 15 s (its own clock), like the primary's gate
+    b.mono[0] += 15
+    gate_b.request()
+    await asyncio.sleep(0.05)
+    assert await nudge_a.asked() is True
+    await gate_b.close()
+    assert polls == ["a"]  # a standby never polled
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set")
+async def test_the_running_primary_polls_when_a_standby_passes_a_tap_on(tmp_path: Path) -> None:
+    # the periodic poll is 30 s away, its first run too: only the signal can make it poll
+    slow = Timings(outbox=0.1, subscriptions=0.2, directory=3600, first_poll=30, poll_requests=0.1)
+    env = {"PAYMENT_POLL_SECONDS": "30"}
+    async with (
+        BotWorld.open(tmp_path, env=env, backend="postgresql") as world,
+        world.running(timings=slow) as application,
+        world.database() as db,
+    ):
+        assert application.job_queue is not None
+        assert application.job_queue.get_jobs_by_name(POLL_REQUESTS)
+        polls = world.okx.count(HISTORY)
+        await Signals(db).raise_signal(POLL, world.clock.now_ms())  # as a standby does on a tap
+        for _ in range(100):
+            if world.okx.count(HISTORY) > polls:
+                break
+            await asyncio.sleep(0.1)
+        assert world.okx.count(HISTORY) - polls == 1
+    async with BotWorld.open(tmp_path / "one") as world, world.running() as application:
+        assert application.job_queue is not None  # SQLite: one replica, nothing to look for
+        assert application.job_queue.get_jobs_by_name(POLL_REQUESTS) == ()
 
 
 # --- as processes, on PostgreSQL -----------------------------------------------------------------

@@ -268,6 +268,17 @@ leases = Table(
     Column("expires_at", BigInteger, nullable=False),
 )
 
+# Signals between replicas: a standby raises one ("poll": a customer asked to check now) and
+# the lease holder, which alone may act on it, looks every few seconds whether ``raised`` (a
+# count, so no host's clock is compared with another's) has grown.
+signals = Table(
+    "signals",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("raised", BigInteger, nullable=False),
+    Column("raised_at", BigInteger, nullable=False),  # the last time, for a reader
+)
+
 # Chat access (channels and groups a plan grants): one row per (customer, chat) with its state,
 # so granting and removing survive restarts and are idempotent. States: payments/access.
 memberships = Table(
