@@ -353,3 +353,14 @@ def amount_of(photo: ChatMessage) -> str:
 
 def address_of(photo: ChatMessage) -> str:
     return caption_value(photo, "Address: ")
+
+
+async def answer_to(world: BotWorld, user: Customer, message: ChatMessage, data: str) -> str:
+    """Press a button with any ``data`` under ``message``; the text of the callback answer."""
+    query = world.tg.press(user.id, message, data)
+
+    def answered() -> str | None:
+        found = [a for a in world.tg.answers if a.callback_query_id == query["id"]]
+        return (found[0].text or "(no text)") if found else None
+
+    return await world.tg.wait_for(answered, 10, f"an answer to {data!r}")

@@ -10,7 +10,7 @@ from typing import Any
 
 from fakes.telegram_state import ChatMessage
 from payments.storage.schema import claim_waits, deposits, invoices, outbox, subscriptions
-from tests.botkit import ADMIN, BotWorld, Customer, caption_value, invoice_id_of
+from tests.botkit import ADMIN, BotWorld, Customer, answer_to, caption_value, invoice_id_of
 
 TABLES = {
     "invoices": invoices,
@@ -106,17 +106,6 @@ async def test_partial_payment_is_listed_and_confirmed_by_hand(tmp_path: Path) -
 
 
 # --- 2. nobody else can do any of it ------------------------------------------------------------
-
-
-async def answer_to(world: BotWorld, user: Customer, message: ChatMessage, data: str) -> str:
-    """Press a button with any ``data``; the text of the callback answer."""
-    query = world.tg.press(user.id, message, data)
-
-    def answered() -> str | None:
-        found = [a for a in world.tg.answers if a.callback_query_id == query["id"]]
-        return (found[0].text or "(no text)") if found else None
-
-    return await world.tg.wait_for(answered, 10, f"an answer to {data!r}")
 
 
 async def settled(world: BotWorld) -> dict[str, Any]:

@@ -49,7 +49,7 @@ import pytest
 from bot import callbacks as cb
 from bot.__main__ import main
 from bot.config import load_settings
-from fakes.telegram_state import ChatMessage, flat_buttons
+from fakes.telegram_state import flat_buttons
 from payments.config import PaymentSettings
 from payments.errors import ConfigError
 from payments.storage.schema import (
@@ -67,7 +67,7 @@ from payments.storage.schema import (
     subscriptions,
     webhook_deliveries,
 )
-from tests.botkit import WEBHOOK_SECRET, BotWorld, Customer, invoice_id_of
+from tests.botkit import WEBHOOK_SECRET, BotWorld, answer_to, invoice_id_of
 from tests.test_web_auth import tma
 from tests.test_web_service import SECRET_HEADER, start_update
 
@@ -87,17 +87,6 @@ async def money_rows(world: BotWorld) -> dict[str, list[dict[str, Any]]]:
         if all(r["status"] != "pending" for r in await world.rows(outbox)):
             break
     return {table.name: await world.rows(table) for table in MONEY_TABLES}
-
-
-async def answer_to(world: BotWorld, user: Customer, message: ChatMessage, data: str) -> str:
-    """Press a button with any ``data`` under ``message``; the text of the callback answer."""
-    query = world.tg.press(user.id, message, data)
-
-    def answered() -> str | None:
-        found = [a for a in world.tg.answers if a.callback_query_id == query["id"]]
-        return (found[0].text or "(no text)") if found else None
-
-    return await world.tg.wait_for(answered, 10, f"an answer to {data!r}")
 
 
 # --- 1. the webhook secret ------------------------------------------------------------------------

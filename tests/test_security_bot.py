@@ -26,12 +26,19 @@ from fakes.telegram import FakeTelegram
 from fakes.telegram_state import ChatMessage, flat_buttons
 from payments.errors import UnsafeApiKey
 from payments.storage.schema import deposits, subscriptions
-from tests.botkit import ADMIN, HISTORY, BotWorld, Customer, amount_of, invoice_id_of
+from tests.botkit import (
+    ADMIN,
+    HISTORY,
+    BotWorld,
+    Customer,
+    amount_of,
+    answer_to,
+    invoice_id_of,
+)
 from tests.test_security import (
     ADMIN_ONLY,
     API_TOKEN,
     INITIALIZE,
-    answer_to,
     money_rows,
 )
 from tests.test_web_service import SECRET_HEADER
