@@ -77,8 +77,9 @@ def step_units(step: Decimal, scale: int = DEFAULT_SCALE) -> int:
 
 
 def format_amount(amount: Decimal, step: Decimal) -> str:
-    """Text of an amount with exactly the step's number of decimals (``29.0037``)."""
-    return str(amount.quantize(step))
+    """Text of an amount with exactly the step's number of decimals (``29.0037``), always in
+    fixed-point: ``str`` would write 0.00000001 as ``1E-8``, which no wallet or QR payload takes."""
+    return format(amount.quantize(step), "f")
 
 
 def format_units(units: int, step: Decimal, scale: int = DEFAULT_SCALE) -> str:
