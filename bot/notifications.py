@@ -52,6 +52,9 @@ _ADMIN_KEYS = {
     notify.ADMIN_PARTIAL_UNFINISHED: "alert_partial_unfinished",
     notify.ADMIN_TOPUP_UNAVAILABLE: "alert_topup_unavailable",
     notify.ADMIN_CLAIM_REVIEW: "alert_claim_review",
+    notify.ADMIN_NOT_SOLD: "alert_not_sold",
+    notify.ADMIN_UNSETTLED: "alert_unsettled",
+    notify.ADMIN_REVOKED: "alert_revoked",
     notify.ADMIN_OKX_AUTH: "alert_okx_auth",
     notify.ADMIN_OKX_DOWN: "alert_okx_down",
     notify.ADMIN_OKX_RECOVERED: "alert_okx_recovered",
@@ -196,6 +199,9 @@ class Renderer:
             "chat_id": p.get("chat_id", ""),
             "action": p.get("action", ""),
             "problems": "\n".join(str(line) for line in p.get("problems") or []),
+            "count": p.get("count", ""),
+            "kinds": ", ".join(str(k) for k in p.get("kinds") or []),
+            "status": p.get("status", ""),
         }
         if kind == notify.ADMIN_UNMATCHED:
             values["amount"] = p.get("deposit_amount", "")

@@ -6,6 +6,7 @@ Runs inside the caller's transaction. Every write is a compare-and-set; a miss r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -14,16 +15,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payments import notify
 from payments import states as st
-from payments.allocation import cap_units_for, release_address, reserve_amount
+from payments.allocation import cap_units_for, hold_address, release_address, reserve_amount
+from payments.clock import HOUR_MS
+from payments.config import PaymentSettings
 from payments.directory import get_chain_status
 from payments.errors import NoFreeAmount, PaymentsError
 from payments.facts import DepositFacts, InvoiceFacts
-from payments.matching import Attach, Decision, Freeze, MatchRules, Unmatched, Update
+from payments.matching import NOT_SOLD, Attach, Decision, Freeze, MatchRules, Unmatched, Update
 from payments.money import format_amount, round_up, step_units, to_units
 from payments.notify import Notifier
 from payments.settlement import Verdict, evaluate
 from payments.states import format_exceptions
-from payments.storage.schema import deposits, invoices
+from payments.storage.db import insert_ignore
+from payments.storage.schema import deposit_candidates, deposits, invoices
 from payments.subscriptions import credit_period
 from payments.webhooks import emit
 
@@ -33,25 +37,32 @@ class ConcurrentChange(PaymentsError):
 
 
 class Applier:
+    """``seen``: the version of every invoice the decisions were taken on (the matcher's
+    snapshot); :meth:`finish` refuses to act on an invoice that changed since (a cancel or an
+    admin's reject committed in between), and the caller decides again from fresh rows."""
+
     def __init__(
         self,
         conn: AsyncConnection,
         now_ms: int,
         rules: MatchRules,
-        rates: dict[str, Decimal | None],
+        rates: Mapping[str, Decimal | None],
         *,
-        quarantine_ms: int,
-        offset_cap_percent: Decimal,
+        settings: PaymentSettings,
+        seen: Mapping[str, int] | None = None,
     ) -> None:
         self.conn = conn
         self.now = now_ms
         self.rules = rules
         self.rates = rates
-        self.quarantine_ms = quarantine_ms
-        self.offset_cap_percent = offset_cap_percent
+        self.settings = settings
+        self.seen = dict(seen or {})
         self.notifier = Notifier(conn, now_ms, buffered=True)
         # deposit writes, grouped by (expected disposition, new disposition): written together
         self._writes: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._freezes: list[tuple[Freeze, DepositFacts]] = []
+        self._candidates: list[dict[str, str]] = []
+        self._not_sold: list[DepositFacts] = []
         self.touched: set[str] = set()
         self.new_money: set[str] = set()  # invoices that received a counted deposit just now
         self.paid: list[str] = []
@@ -65,16 +76,38 @@ class Applier:
         elif isinstance(decision, Unmatched):
             await self._unmatched(decision, deposit)
         elif isinstance(decision, Freeze):
-            await self._freeze(decision, deposit)
+            self._freezes.append((decision, deposit))
         else:
             await self._update(decision, deposit)
 
-    async def finish(self) -> None:
-        """Write the queued deposit decisions, settle every touched invoice, write messages."""
+    async def finish(self, *, settle: bool = True) -> None:
+        """Check that no invoice changed under the decisions, write the queued deposit
+        decisions, freeze, settle every touched invoice, write messages."""
+        await self._check_seen()
         await self._write_deposits()
-        await self._settle_touched()
+        if self._candidates:
+            await insert_ignore(
+                self.conn, deposit_candidates, self._candidates, ["dep_id", "invoice_id"]
+            )
+        for decision, deposit in self._freezes:
+            await self._freeze(decision, deposit)
+        if settle:
+            await self._settle_touched()
+        await self._announce_not_sold()
         await self.notifier.flush()
         await emit.flush(self.conn, self.events)
+
+    async def _check_seen(self) -> None:
+        ids = sorted((self.touched | {f.invoice_id for f, _ in self._freezes}) & self.seen.keys())
+        for start in range(0, len(ids), 500):
+            rows = await self.conn.execute(
+                select(invoices.c.id, invoices.c.version).where(
+                    invoices.c.id.in_(ids[start : start + 500])
+                )
+            )
+            for invoice_id, version in rows.all():
+                if int(version) != self.seen[invoice_id]:
+                    raise ConcurrentChange(f"invoice {invoice_id} changed under the decision")
 
     def _set_deposit(
         self, deposit: DepositFacts, expected: str, target: str, **values: Any
@@ -145,34 +178,57 @@ class Applier:
             matched_amount=deposit.amount_text,
             matched_state=deposit.state,
         )
-        await self.notifier.admins(
-            notify.ADMIN_UNMATCHED,
-            f"dep:{deposit.dep_id}:unmatched",
-            **_deposit_payload(deposit),
-            reason=decision.reason,
-            candidate_invoice_id=decision.candidate_invoice_id,
-        )
+        self._candidates += [
+            {"dep_id": deposit.dep_id, "invoice_id": invoice_id}
+            for invoice_id in decision.candidates
+        ]
+        if decision.reason == NOT_SOLD:
+            self._not_sold.append(deposit)  # told in one message: dust must not flood admins
+        else:
+            await self.notifier.admins(
+                notify.ADMIN_UNMATCHED,
+                f"dep:{deposit.dep_id}:unmatched",
+                **_deposit_payload(deposit),
+                reason=decision.reason,
+                candidate_invoice_id=decision.candidate_invoice_id,
+            )
         self.events.append(emit.unmatched_row(deposit, decision.reason, self.now))
 
+    async def _announce_not_sold(self) -> None:
+        """Deposits in coins or on chains the shop does not sell: one admin message an hour at
+        most, however many arrive (anyone can send dust to a public address)."""
+        if not self._not_sold:
+            return
+        kinds = sorted({f"{d.currency} ({d.chain})" for d in self._not_sold})
+        await self.notifier.admins(
+            notify.ADMIN_NOT_SOLD,
+            f"not_sold:{self.now // HOUR_MS}",
+            count=len(self._not_sold),
+            kinds=kinds[:10],
+            dep_id=self._not_sold[0].dep_id,
+        )
+
     async def _freeze(self, decision: Freeze, deposit: DepositFacts) -> None:
-        invoice = await load_invoice(self.conn, decision.invoice_id)
-        await self.conn.execute(
+        invoice, version = await load_invoice_versioned(self.conn, decision.invoice_id)
+        result = await self.conn.execute(
             update(invoices)
-            .where(invoices.c.id == invoice.id)
+            .where(invoices.c.id == invoice.id, invoices.c.version == version)
             .values(
                 frozen=True,
                 exceptions=format_exceptions(invoice.exceptions | {st.CHANGED}),
                 updated_at=self.now,
-                version=invoices.c.version + 1,
+                version=version + 1,
             )
         )
+        if result.rowcount != 1:
+            raise ConcurrentChange(f"invoice {invoice.id} changed")
         await self.notifier.admins(
             notify.ADMIN_FROZEN,
-            f"dep:{deposit.dep_id}:changed:{deposit.state}:{deposit.amount_text}",
+            f"dep:{deposit.dep_id}:changed:{deposit.state}:{deposit.amount_text}:{decision.reason}",
             **_deposit_payload(deposit),
             invoice_id=invoice.id,
             reason=decision.reason,
-            matched_amount=str(deposit.matched_amount),
+            matched_amount=None if deposit.matched_amount is None else str(deposit.matched_amount),
             matched_state=deposit.matched_state,
         )
 
@@ -231,6 +287,14 @@ class Applier:
             )
             if result.rowcount != 1:
                 raise ConcurrentChange(f"invoice {invoice.id} changed")
+        if verdict.status == st.PROCESSING:
+            # money seen: the address stays this invoice's while it can still take money for
+            # itself (a part-paid invoice's top-up message names it), then a quarantine
+            await hold_address(
+                self.conn,
+                invoice_id=invoice.id,
+                until=invoice.monitor_until + self.settings.address_quarantine_ms,
+            )
         await self._announce(invoice, verdict, attached)
 
     async def _announce(
@@ -253,6 +317,7 @@ class Applier:
                 self.now,
                 received=received,
                 exceptions=exceptions,
+                address_quarantine_ms=self.settings.address_quarantine_ms,
                 notifier=self.notifier,  # buffered: one INSERT for every message of the batch
             )
             self.paid.append(invoice.id)
@@ -296,7 +361,7 @@ class Applier:
         base_units = to_units(wanted, invoice.scale)
         assert base_units is not None
         step = step_units(invoice.step, invoice.scale)
-        cap = cap_units_for(invoice.base_units, self.offset_cap_percent, step)
+        cap = cap_units_for(invoice.base_units, self.settings.offset_cap_percent, step)
         received = format_amount(verdict.received, invoice.step)
         try:
             topup = await reserve_amount(
@@ -310,7 +375,7 @@ class Applier:
                 address=invoice.address,
                 now_ms=self.now,
                 held_until=max(invoice.monitor_until, self.now + 1),
-                quarantine_ms=self.quarantine_ms,
+                quarantine_ms=self.settings.amount_quarantine_ms,
             )
         except NoFreeAmount:
             payload = notify.invoice_payload(invoice, received=received)
@@ -340,6 +405,7 @@ async def on_paid(
     *,
     received: str | None,
     exceptions: list[str],
+    address_quarantine_ms: int,
     source: str = "payment",
     tell_admins: bool = True,
     notifier: Notifier | None = None,
@@ -356,7 +422,9 @@ async def on_paid(
         invoice_id=invoice.id,
         source=source,
     )
-    await release_address(conn, invoice_id=invoice.id, now_ms=now)
+    await release_address(
+        conn, invoice_id=invoice.id, now_ms=now, quarantine_ms=address_quarantine_ms
+    )
     await emit.invoice_paid(
         conn, invoice, now, received=received, exceptions=exceptions, credit=credit
     )
@@ -364,6 +432,8 @@ async def on_paid(
     extra = {"received": received, "exceptions": exceptions, "ends_at": ends_at}
     notifier = notifier or Notifier(conn, now)
     key = f"inv:{invoice.id}:paid"
+    if credit is not None and credit.restored:
+        key += f":{now}"  # paid again after a correction: the customer hears it again
     await notifier.customer(invoice, notify.INVOICE_PAID, key, **extra)
     if tell_admins:
         await notifier.admins(notify.ADMIN_PAID, key, **notify.invoice_payload(invoice, **extra))

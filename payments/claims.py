@@ -1,13 +1,19 @@
 """A customer proves a payment by its tx hash, or by their OKX withdrawal ID for an OKX-to-OKX
-transfer (DESIGN section 5). Tx hashes are public on block explorers, so a claim only picks a
-deposit the matcher already considers a candidate for that invoice, never one that fits another
-invoice too, and a second claim of the same deposit goes to an admin. Reads the database only.
+transfer. Reads the database only.
+
+Tx hashes are public on block explorers, so today's state is no evidence of whose a deposit is.
+A claim attaches a deposit by itself only when the matcher decided that deposit ambiguous with the
+claimant's invoice among the candidates it kept at that moment (``deposit_candidates``). Any
+other unmatched deposit of the invoice's coin (its exact amount reserved by another invoice,
+unmatched after its window, by the address-owner rule, as a possible second payment, or with
+another invoice as its recorded candidate) goes to an admin with the claim as evidence, and so
+does a second claim of the same deposit. The claimant is told which.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -21,11 +27,17 @@ from payments.clock import HOUR_MS, MINUTE_MS, Clock
 from payments.config import PaymentSettings
 from payments.errors import InvoiceNotFound
 from payments.facts import DepositFacts, InvoiceFacts
-from payments.matching import MatchRules, claim_candidates
+from payments.matching import AMBIGUOUS, MatchRules
 from payments.notify import Notifier
-from payments.snapshot import load_snapshot
 from payments.storage import Database
-from payments.storage.schema import claim_waits, claims, deposits, invoices
+from payments.storage.schema import (
+    claim_waits,
+    claims,
+    deposit_candidates,
+    deposits,
+    invoices,
+    reservations,
+)
 
 _REFERENCE = re.compile(r"^[A-Za-z0-9:_-]{4,200}$")
 
@@ -183,16 +195,17 @@ class ClaimService:
             return ClaimResult(REJECTED, "other_currency", deposit.dep_id)
         if deposit.ts < invoice.created_at - self.settings.pre_invoice_slack_ms:
             return ClaimResult(REJECTED, "older_than_invoice", deposit.dep_id)
-        probe = replace(deposit, disposition=st.DEP_NEW, invoice_id=None, match_kind=None)
-        snapshot = await load_snapshot(conn, [probe], self.rules)
-        snapshot.invoices.setdefault(invoice.id, invoice)
-        candidates = {inv.id for inv in claim_candidates(probe, snapshot, self.rules)}
-        if invoice.id not in candidates:
-            return ClaimResult(REJECTED, "amount_or_time_does_not_fit", deposit.dep_id)
-        if len(candidates) > 1:
-            return ClaimResult(ADMIN, "fits_other_invoices", deposit.dep_id)
+        if deposit.ts > invoice.monitor_until:
+            return ClaimResult(REJECTED, "after_invoice_window", deposit.dep_id)
         if deposit.disposition == st.DEP_NEW:  # not decided yet: the next poll decides it
             return ClaimResult(NOT_FOUND, "not_decided_yet", deposit.dep_id)
+        reserved_by = await _reserved_by(conn, deposit)
+        if reserved_by is not None and reserved_by != invoice.id:
+            return ClaimResult(ADMIN, "amount_of_another_invoice", deposit.dep_id)
+        if deposit.note != AMBIGUOUS:
+            return ClaimResult(ADMIN, deposit.note or "not_ambiguous", deposit.dep_id)
+        if not await _was_candidate(conn, deposit.dep_id, invoice.id):
+            return ClaimResult(ADMIN, "candidate_of_others", deposit.dep_id)
         attached = await conn.execute(
             update(deposits)
             .where(
@@ -210,14 +223,8 @@ class ClaimService:
         )
         if attached.rowcount != 1:
             return ClaimResult(REJECTED, "already_attached", deposit.dep_id)
-        applier = Applier(
-            conn,
-            now,
-            self.rules,
-            {},  # no current rate here: a late claim settles only by an admin
-            quarantine_ms=self.settings.amount_quarantine_ms,
-            offset_cap_percent=self.settings.offset_cap_percent,
-        )
+        # no current rate here: a late claim settles only by an admin
+        applier = Applier(conn, now, self.rules, {}, settings=self.settings)
         applier.touched.add(invoice.id)
         applier.new_money.add(invoice.id)
         await applier.finish()
@@ -233,6 +240,30 @@ async def _by_reference(conn: AsyncConnection, ref: str) -> list[DepositFacts]:
         conditions.append(func.lower(deposits.c.tx_id) == ref.lower())
     rows = await conn.execute(select(deposits).where(or_(*conditions)))
     return [DepositFacts.from_row(r) for r in rows.mappings()]
+
+
+async def _reserved_by(conn: AsyncConnection, deposit: DepositFacts) -> str | None:
+    """The invoice whose unique amount this deposit's amount is, if any (whatever its hold)."""
+    if deposit.amount_units is None:
+        return None
+    holder = await conn.execute(
+        select(reservations.c.invoice_id).where(
+            reservations.c.currency == deposit.currency,
+            reservations.c.amount_units == deposit.amount_units,
+        )
+    )
+    found = holder.scalar_one_or_none()
+    return None if found is None else str(found)
+
+
+async def _was_candidate(conn: AsyncConnection, dep_id: str, invoice_id: str) -> bool:
+    """Whether the matcher kept ``invoice_id`` among the candidates of ambiguous ``dep_id``."""
+    row = await conn.execute(
+        select(deposit_candidates.c.dep_id).where(
+            deposit_candidates.c.dep_id == dep_id, deposit_candidates.c.invoice_id == invoice_id
+        )
+    )
+    return row.first() is not None
 
 
 async def _claimed_before(conn: AsyncConnection, dep_id: str, invoice_id: str) -> bool:

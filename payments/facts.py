@@ -37,6 +37,7 @@ class InvoiceFacts:
     expires_at: int
     monitor_until: int
     paid_at: int | None
+    version: int = 0  # bumped by every write: a decision acts only on the version it saw
 
     @property
     def amount(self) -> Decimal:
@@ -73,6 +74,7 @@ class InvoiceFacts:
             expires_at=int(row["expires_at"]),
             monitor_until=int(row["monitor_until"]),
             paid_at=None if row["paid_at"] is None else int(row["paid_at"]),
+            version=int(row.get("version") or 0),
         )
 
 
@@ -104,6 +106,8 @@ class DepositFacts:
     matched_amount: Decimal | None
     matched_state: str | None
     candidate_invoice_id: str | None = None  # unmatched: the invoice it probably was for
+    note: str = ""  # unmatched: why (payments.matching's reasons); attached: "mismatch" or ""
+    vanished: bool = False  # OKX no longer returns the record (see payments.poller)
 
     @property
     def sort_key(self) -> tuple[int, str]:
@@ -130,4 +134,6 @@ class DepositFacts:
             matched_amount=None if matched is None else Decimal(matched),
             matched_state=row["matched_state"],
             candidate_invoice_id=row.get("candidate_invoice_id"),
+            note=row.get("note") or "",
+            vanished=row.get("vanished_at") is not None,
         )

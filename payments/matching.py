@@ -1,8 +1,12 @@
-"""Pure decisions: which invoice, if any, each deposit belongs to (DESIGN section 5).
+"""Pure decisions: which invoice, if any, each deposit belongs to (docs/architecture.md, "Matching
+deposits").
 
 No I/O here. ``processing`` loads a :class:`Snapshot`, calls :func:`match_deposits`, and applies
 the decisions in one transaction. The rules, in order:
 
+* A deposit in a currency or on a chain the catalogue does not sell (dust, airdrops, anything
+  anyone sends to a public address) is unmatched at once, before any price is asked, and never
+  touches another deposit's decision.
 * Deposits are decided in (ts, depId) order, exact matches first, then the inexact ones, so the
   outcome never depends on the order rows arrived.
 * Exact: same currency and same amount (in units) as a reservation. Another chain of the currency
@@ -10,10 +14,18 @@ the decisions in one transaction. The rules, in order:
   invoice (minus a slack) never matches it; one after the reservation's hold goes to an admin.
   Paid invoices take a second payment as a duplicate, cancelled/rejected ones as after-close:
   both attach for an admin and never credit anybody.
+* Inexact: a deposit that could be meant for an invoice that cannot take it by itself is for an
+  admin, never a stranger's payment by tolerance: a second or fee-reduced payment of an invoice
+  that has already received its money at that address, or a payment for a cancelled, rejected
+  or lapsed invoice (at its address while the address is still quarantined for it; for an
+  internal transfer, inside its monitoring window).
 * Inexact: when the deposit's address belongs to exactly one open invoice, that invoice is the
   only candidate (over, within tolerance, or partial). Otherwise the candidates are the unpaid
-  invoices of the currency within tolerance (below) or the same tolerance above; exactly one
-  candidate settles, anything else goes to the unmatched queue.
+  invoices of the currency that have received nothing yet, within tolerance (below) or the same
+  tolerance above; exactly one candidate settles, anything else goes to the unmatched queue (an
+  ambiguous deposit keeps the candidates it had, so a claim can later pick among exactly them).
+  A part-paid invoice takes more inexact money only on an address of its own, or by its exact
+  top-up amount.
 * Attached deposits whose amount changed, or whose state moved back from settled, freeze their
   invoice for an admin.
 """
@@ -27,7 +39,7 @@ from decimal import Decimal
 
 from payments import states as st
 from payments.facts import DepositFacts, InvoiceFacts, ReservationFacts
-from payments.money import to_units, to_units_ceil, to_units_floor
+from payments.money import DEFAULT_SCALE, to_units, to_units_ceil, to_units_floor
 from payments.states import StatePolicy
 
 
@@ -38,9 +50,20 @@ class MatchRules:
     late_grace_ms: int
     states: StatePolicy
     allowances: Mapping[str, Decimal] = field(default_factory=dict)  # chain -> fixed allowance
+    # (currency, OKX chain) pairs the catalogue sells; None: every pair (pure tests)
+    sold: frozenset[tuple[str, str]] | None = None
+    scales: Mapping[str, int] = field(default_factory=dict)  # currency -> units scale
+    # after an invoice's monitoring window its address stays its own this long (quarantine)
+    address_quarantine_ms: int = 24 * 3_600_000
 
     def allowance(self, chain: str) -> Decimal:
         return self.allowances.get(chain, Decimal(0))
+
+    def sells(self, currency: str, chain: str) -> bool:
+        return self.sold is None or (currency, chain) in self.sold
+
+    def scale(self, currency: str) -> int:
+        return self.scales.get(currency, DEFAULT_SCALE)
 
     def lower_bound(self, invoice: InvoiceFacts) -> Decimal:
         """The least total that settles an invoice: base price minus tolerance and allowance."""
@@ -72,18 +95,47 @@ class Attach:
     mismatch: bool = False
 
 
+# why a deposit went to the unmatched queue (kept in ``deposits.note``)
+NOT_SOLD = "not_sold"  # a currency or chain the catalogue does not sell
+AFTER_WINDOW = "after_window"  # its exact amount's reservation had ended
+ADDRESS_OWNER = "address_owner"  # the one invoice on its address cannot take it
+POSSIBLE_DUPLICATE = "possible_duplicate"  # maybe a second payment of a paid invoice
+MAYBE_CLOSED = "maybe_closed_invoice"  # maybe for a cancelled, rejected or lapsed invoice
+AMBIGUOUS = "ambiguous"  # several candidates: a claim or an admin picks
+NO_CANDIDATE = "no_candidate"
+DECISION_ERROR = "decision_error"  # the decision failed on this deposit (processing)
+VANISHED = "vanished"  # OKX no longer returns the record (processing)
+UNMATCHED_REASONS = frozenset(
+    {
+        NOT_SOLD,
+        AFTER_WINDOW,
+        ADDRESS_OWNER,
+        POSSIBLE_DUPLICATE,
+        MAYBE_CLOSED,
+        AMBIGUOUS,
+        NO_CANDIDATE,
+        DECISION_ERROR,
+        VANISHED,
+    }
+)
+# An ambiguous deposit keeps at most this many of its candidates (a claim for an invoice that
+# is not among them goes to an admin, which is safe whether or not it was a candidate).
+CANDIDATES_KEPT = 100
+
+
 @dataclass(frozen=True)
 class Unmatched:
     dep_id: str
-    reason: str  # no_candidate | ambiguous | after_window
-    candidate_invoice_id: str | None = None
+    reason: str  # one of UNMATCHED_REASONS
+    candidate_invoice_id: str | None = None  # a hint for the admin
+    candidates: tuple[str, ...] = ()  # ambiguous: the invoices it could have been for
 
 
 @dataclass(frozen=True)
 class Freeze:
     dep_id: str
     invoice_id: str
-    reason: str  # amount_changed | state_reverted
+    reason: str  # amount_changed | state_reverted | vanished | decision_error
 
 
 @dataclass(frozen=True)
@@ -125,7 +177,6 @@ class _Book:
         self.added: dict[str, list[DepositFacts]] = {}
         self._received: dict[str, Decimal] = {}
         self._lower: dict[str, Decimal] = {}
-        self.short: set[str] = set()  # invoices that have received money, but not enough yet
         self._by_currency: dict[str, tuple[list[int], list[InvoiceFacts]]] = {}
         ordered = sorted(snapshot.invoices.values(), key=lambda i: (i.currency, i.base_units, i.id))
         for invoice in ordered:
@@ -139,20 +190,13 @@ class _Book:
             self._recount(invoice_id)
 
     def near(self, deposit: DepositFacts, rules: MatchRules) -> Iterator[InvoiceFacts]:
-        """Invoices of the deposit's currency whose window could hold it: those priced near
-        its amount, then those that have already received money (a partial's rest)."""
+        """Invoices of the deposit's currency priced near its amount (a part-paid invoice's
+        rest is not among them: it takes inexact money only on an address of its own)."""
         keys, invoices = self._by_currency.get(deposit.currency, ([], []))
         if not invoices:
             return
         low, high = base_range(deposit.amount, rules, invoices[0].scale)
-        seen: set[str] = set()
-        for invoice in invoices[bisect_left(keys, low) : bisect_right(keys, high)]:
-            seen.add(invoice.id)
-            yield invoice
-        for invoice_id in sorted(self.short - seen):
-            paid_into = self.snapshot.invoices[invoice_id]
-            if paid_into.currency == deposit.currency:
-                yield paid_into
+        yield from invoices[bisect_left(keys, low) : bisect_right(keys, high)]
 
     def deposits_of(self, invoice_id: str) -> list[DepositFacts]:
         return self.snapshot.attached.get(invoice_id, []) + self.added.get(invoice_id, [])
@@ -181,13 +225,7 @@ class _Book:
         return cached
 
     def _recount(self, invoice_id: str) -> None:
-        total = received(self.deposits_of(invoice_id))
-        self._received[invoice_id] = total
-        invoice = self.snapshot.invoices.get(invoice_id)
-        if invoice is not None and Decimal(0) < total < self.lower_bound(invoice):
-            self.short.add(invoice_id)
-        else:
-            self.short.discard(invoice_id)
+        self._received[invoice_id] = received(self.deposits_of(invoice_id))
 
 
 def match_deposits(
@@ -201,6 +239,8 @@ def match_deposits(
         if deposit.disposition == st.DEP_ATTACHED and deposit.invoice_id is not None:
             decisions.append(_recheck_attached(deposit, rules))
             book.keep(deposit)  # still attached: the exact and inexact passes must see it
+        elif deposit.disposition == st.DEP_NEW and not rules.sells(deposit.currency, deposit.chain):
+            decisions.append(Unmatched(deposit.dep_id, NOT_SOLD))
         elif deposit.disposition == st.DEP_NEW:
             fresh.append(deposit)
         # unmatched and refunded deposits are final except for a claim or an admin
@@ -219,6 +259,8 @@ def match_deposits(
 
 def _recheck_attached(deposit: DepositFacts, rules: MatchRules) -> Decision:
     assert deposit.invoice_id is not None
+    if deposit.vanished:
+        return Freeze(deposit.dep_id, deposit.invoice_id, VANISHED)
     if deposit.matched_amount is not None and deposit.amount != deposit.matched_amount:
         return Freeze(deposit.dep_id, deposit.invoice_id, "amount_changed")
     was = rules.states.classify(deposit.matched_state) if deposit.matched_state else None
@@ -247,12 +289,10 @@ def _match_exact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Decis
     if reservation is None:
         return None
     invoice = book.snapshot.invoices.get(reservation.invoice_id)
-    if invoice is None or _too_early(deposit, invoice, rules):
-        return None
-    if _fewer_decimals_than_step(deposit.amount_units, invoice):
-        return None  # rounded or truncated by a wallet: never an exact match
+    if invoice is None or not decided_by_reservation(deposit, invoice, rules):
+        return None  # too early, or rounded or truncated by a wallet: never an exact match
     if deposit.ts > reservation.held_until:
-        return Unmatched(deposit.dep_id, "after_window", invoice.id)
+        return Unmatched(deposit.dep_id, AFTER_WINDOW, invoice.id)
     mismatch = is_mismatch(deposit, invoice)
     if invoice.status == st.PAID or _already_has(book, invoice.id, deposit.amount_units):
         kind = st.KIND_DUPLICATE
@@ -264,6 +304,20 @@ def _match_exact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Decis
         kind = st.KIND_EXACT
     book.attach(deposit, invoice.id, kind)
     return Attach(deposit.dep_id, invoice.id, kind, mismatch)
+
+
+def decided_by_reservation(
+    deposit: DepositFacts, holder: InvoiceFacts | None, rules: MatchRules
+) -> bool:
+    """Whether the exact pass decides this deposit whatever else the snapshot holds: it has
+    the unique amount of ``holder`` (the invoice whose reservation it is), was not made before
+    it, and has all the step's decimals. Otherwise the inexact rules decide it."""
+    return (
+        deposit.amount_units is not None
+        and holder is not None
+        and not _too_early(deposit, holder, rules)
+        and not _fewer_decimals_than_step(deposit.amount_units, holder)
+    )
 
 
 def _fewer_decimals_than_step(amount_units: int, invoice: InvoiceFacts) -> bool:
@@ -299,18 +353,28 @@ def _eligible(deposit: DepositFacts, invoice: InvoiceFacts, book: _Book, rules: 
 
 
 def _match_inexact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Decision:
+    other = _other_payee(deposit, book, rules)
     owner = _address_owner(deposit, book.by_address.get(deposit.to_address, []))
     if owner is not None:
+        if other is not None:
+            return _for_an_admin(deposit, other, book)
         if _eligible(deposit, owner, book, rules):
             return _attach_to_owner(deposit, owner, book, rules)
         # the only candidate cannot take it: never fall back to an invoice on another address
-        return Unmatched(deposit.dep_id, "no_candidate", _closest_hint(deposit, book) or owner.id)
+        hint = _closest_hint(deposit, book) or owner.id
+        return Unmatched(deposit.dep_id, ADDRESS_OWNER, hint)
     candidates: list[InvoiceFacts] = []
     for inv in book.near(deposit, rules):
-        if _eligible(deposit, inv, book, rules) and _within_window(deposit, inv, book, rules):
+        if (
+            _eligible(deposit, inv, book, rules)
+            and book.received(inv.id) == 0  # a part-paid invoice: only on its own address
+            and _within_window(deposit, inv, book, rules)
+        ):
             candidates.append(inv)
-            if len(candidates) == 2:
-                break  # ambiguous: which others also fit does not change the outcome
+            if len(candidates) == CANDIDATES_KEPT:
+                break  # a claim for an invoice beyond these goes to an admin
+    if other is not None:
+        return _for_an_admin(deposit, other, book)
     if len(candidates) == 1:
         invoice = candidates[0]
         total = book.received(invoice.id) + deposit.amount
@@ -318,8 +382,48 @@ def _match_inexact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Dec
         book.attach(deposit, invoice.id, kind)
         return Attach(deposit.dep_id, invoice.id, kind, is_mismatch(deposit, invoice))
     if candidates:
-        return Unmatched(deposit.dep_id, "ambiguous")
-    return Unmatched(deposit.dep_id, "no_candidate", _closest_hint(deposit, book))
+        return Unmatched(deposit.dep_id, AMBIGUOUS, candidates=tuple(i.id for i in candidates))
+    return Unmatched(deposit.dep_id, NO_CANDIDATE, _closest_hint(deposit, book))
+
+
+def _for_an_admin(deposit: DepositFacts, other: InvoiceFacts, book: _Book) -> Unmatched:
+    if other.status == st.PAID or book.received(other.id) > 0:
+        return Unmatched(deposit.dep_id, POSSIBLE_DUPLICATE, other.id)
+    return Unmatched(deposit.dep_id, MAYBE_CLOSED, other.id)
+
+
+def _other_payee(deposit: DepositFacts, book: _Book, rules: MatchRules) -> InvoiceFacts | None:
+    """An invoice this deposit could be meant for that cannot take it by itself: it has its
+    money already (a second or fee-reduced payment), or it is cancelled, rejected or past its
+    window. Such money is nobody else's by tolerance. On-chain, the invoices that were given
+    the deposit's address, while it is still quarantined for them; by internal transfer (no
+    address), cancelled and rejected ones inside their monitoring window."""
+    on_chain = deposit.type != "3" and bool(deposit.to_address)
+    if on_chain:
+        suspects: Iterable[InvoiceFacts] = book.by_address.get(deposit.to_address, [])
+    else:
+        suspects = (i for i in book.near(deposit, rules) if i.status in _CLOSED_UNPAID)
+    for invoice in suspects:
+        if (
+            invoice.currency != deposit.currency
+            or _too_early(deposit, invoice, rules)
+            or not book.lower_bound(invoice) <= deposit.amount <= rules.upper_window(invoice)
+        ):
+            continue
+        until = invoice.monitor_until + (rules.address_quarantine_ms if on_chain else 0)
+        if deposit.ts > until:
+            continue
+        if (
+            invoice.status not in st.UNPAID_STATUSES
+            or invoice.frozen
+            or deposit.ts > invoice.monitor_until
+            or book.received(invoice.id) >= book.lower_bound(invoice)
+        ):
+            return invoice
+    return None
+
+
+_CLOSED_UNPAID = frozenset({st.CANCELLED, st.INVALID})
 
 
 def _address_owner(deposit: DepositFacts, invoices: Iterable[InvoiceFacts]) -> InvoiceFacts | None:
@@ -370,22 +474,3 @@ def _closest_hint(deposit: DepositFacts, book: _Book) -> str | None:
         return None
     reservation = book.snapshot.reservations.get((deposit.currency, deposit.amount_units))
     return reservation.invoice_id if reservation else None
-
-
-def claim_candidates(
-    deposit: DepositFacts, snapshot: Snapshot, rules: MatchRules
-) -> list[InvoiceFacts]:
-    """Every invoice the matcher would consider this deposit a candidate for: same currency,
-    not created after it, within the monitoring window, and either within tolerance (the same
-    window as inexact matching) or a partial payment to the invoice's own address."""
-    book = _Book(snapshot, rules)
-    owner = _address_owner(deposit, snapshot.invoices.values())
-    if owner is not None and not _eligible(deposit, owner, book, rules):
-        return []  # the only candidate of its address cannot take it; no other invoice may
-    found: list[InvoiceFacts] = []
-    for invoice in snapshot.invoices.values():
-        if not _eligible(deposit, invoice, book, rules):
-            continue
-        if invoice is owner or _within_window(deposit, invoice, book, rules):
-            found.append(invoice)
-    return found

@@ -34,6 +34,13 @@ ADMIN_LATE_REVIEW = "admin.late_review"
 ADMIN_PARTIAL_UNFINISHED = "admin.partial_unfinished"
 ADMIN_TOPUP_UNAVAILABLE = "admin.topup_unavailable"
 ADMIN_CLAIM_REVIEW = "admin.claim_review"
+# deposits in coins or on chains the shop does not sell, at most one message an hour:
+# count, kinds ("TRX (TRX-TRC20)", ...), dep_id (the first)
+ADMIN_NOT_SOLD = "admin.deposits_not_sold"
+# an invoice's payment was still unconfirmed (or held by OKX) when its monitoring window ended
+ADMIN_UNSETTLED = "admin.payment_unsettled"
+# an admin's correction left an invoice short of its price: its period was revoked
+ADMIN_REVOKED = "admin.invoice_revoked"
 ADMIN_OKX_AUTH = "admin.okx_auth_failed"  # the API key is refused: fix it, it will not heal
 ADMIN_OKX_DOWN = "admin.okx_unreachable"  # polls keep failing
 ADMIN_OKX_RECOVERED = "admin.okx_recovered"

@@ -10,35 +10,33 @@ again from fresh data. Re-running over the same deposits changes nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
-from payments import notify
 from payments import states as st
 from payments.applying import Applier, ConcurrentChange
 from payments.catalog import Catalog
 from payments.clock import Clock
 from payments.config import PaymentSettings
 from payments.errors import QuoteUnavailable
+from payments.facts import DepositFacts
 from payments.matching import (
+    DECISION_ERROR,
     Attach,
     Freeze,
     MatchRules,
     Unmatched,
     match_deposits,
 )
-from payments.notify import Notifier
 from payments.quotes import QuoteService
 from payments.snapshot import clear_flags, load_pending, load_snapshot, pending_currencies
 from payments.storage import Database
 from payments.storage.schema import deposits
-from payments.webhooks import emit
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +47,7 @@ QUOTE_PAUSE_S = 0.5  # before the second try; doubled before the third
 
 
 def match_rules(settings: PaymentSettings, catalog: Catalog) -> MatchRules:
+    """The one set of matching rules of a shop: the poller and claims both use it."""
     allowances = {n.chain: n.allowance for c in catalog.coins for n in c.networks if n.allowance}
     return MatchRules(
         tolerance_percent=settings.tolerance_percent,
@@ -56,6 +55,9 @@ def match_rules(settings: PaymentSettings, catalog: Catalog) -> MatchRules:
         late_grace_ms=settings.late_grace_ms,
         states=settings.states,
         allowances=allowances,
+        sold=frozenset((c.symbol, n.chain) for c in catalog.coins for n in c.networks),
+        scales={coin.symbol: coin.scale for coin in catalog.coins},
+        address_quarantine_ms=settings.address_quarantine_ms,
     )
 
 
@@ -92,23 +94,25 @@ class DepositProcessor:
         self.clock = clock
         self.quotes = quotes
         self.rules = match_rules(settings, catalog)
-        self.scales = {coin.symbol: coin.scale for coin in catalog.coins}
         self.batch_size = batch_size
 
     async def process(self) -> ProcessReport:
         """Decide every deposit that needs it; returns what happened.
 
         A database or concurrency error propagates (nothing was written; the next poll tries
-        again). Any other error is a deposit this code cannot decide: it is found by deciding
-        one deposit at a time, put in the admin queue, and the rest go on being decided, so one
-        odd record never stops every payment behind it.
+        again), and so does nothing else that does not depend on one deposit: prices are asked
+        before any decision and a missing price is a decision input, never an error. Any other
+        error is a deposit this code cannot decide: it is found by deciding one deposit at a
+        time and handed to an admin (a new one unmatched, an attached one by freezing its
+        invoice), and the rest go on being decided, so one odd record never stops every
+        payment behind it.
         """
         total = ProcessReport()
         size = self.batch_size
         for _ in range(10_000):
             try:
                 report = await self._process_batch_with_retry(size)
-            except (ConcurrentChange, DBAPIError):
+            except (ConcurrentChange, SQLAlchemyError, OSError):
                 raise
             except Exception:
                 if size > 1:
@@ -124,7 +128,9 @@ class DepositProcessor:
         return total
 
     async def _quarantine_first(self) -> None:
-        """The next pending deposit made the decision fail: hand it to an admin."""
+        """The next pending deposit, decided alone, made the decision fail: an admin decides.
+        That is a decision too (the only way a needs-decision flag is cleared): a new deposit
+        is unmatched, an attached one freezes its invoice."""
         now = self.clock.now_ms()
         async with self.db.transaction() as conn:
             rows = await conn.execute(
@@ -136,29 +142,17 @@ class DepositProcessor:
             row = rows.mappings().first()
             if row is None:
                 return
-            log.error("deposit %s cannot be decided; sent to the admin queue", row["dep_id"])
-            values: dict[str, object] = {"needs_decision": False, "updated_at": now}
-            if row["disposition"] == st.DEP_NEW:
-                values.update(disposition=st.DEP_UNMATCHED, note="decision_error")
-            await conn.execute(
-                update(deposits).where(deposits.c.dep_id == row["dep_id"]).values(**values)
-            )
-            await Notifier(conn, now).admins(
-                notify.ADMIN_UNMATCHED,
-                f"dep:{row['dep_id']}:decision_error",
-                dep_id=row["dep_id"],
-                currency=row["currency"],
-                chain=row["chain"],
-                deposit_amount=row["amount"],
-                state=row["state"],
-                tx_id=row["tx_id"],
-                reason="decision_error",
-            )
-            if row["disposition"] == st.DEP_NEW:
-                fields = {k: row[k] for k in ("dep_id", "currency", "chain", "amount", "tx_id")}
-                await emit.deposit_unmatched(
-                    conn, **fields, ts=row["ts"], reason="decision_error", now_ms=now
+            deposit = DepositFacts.from_row(row)
+            log.error("deposit %s cannot be decided; sent to the admin queue", deposit.dep_id)
+            applier = Applier(conn, now, self.rules, {}, settings=self.settings)
+            if deposit.disposition == st.DEP_NEW:
+                await applier.apply(Unmatched(deposit.dep_id, DECISION_ERROR), deposit)
+            elif deposit.disposition == st.DEP_ATTACHED and deposit.invoice_id is not None:
+                await applier.apply(
+                    Freeze(deposit.dep_id, deposit.invoice_id, DECISION_ERROR), deposit
                 )
+            await applier.finish(settle=False)
+            await clear_flags(conn, [deposit])
 
     async def _process_batch_with_retry(self, size: int) -> ProcessReport | None:
         for attempt in range(5):
@@ -169,16 +163,22 @@ class DepositProcessor:
         raise ConcurrentChange("deposits kept changing under the decision; will retry next poll")
 
     async def _rates(self, currencies: Iterable[str]) -> dict[str, Decimal | None]:
-        """Today's rate of each currency, or None (late payments then wait for an admin)."""
-        wanted = set(currencies)
+        """Today's rate of each catalogue currency, or None (late payments then wait for an
+        admin). Never raises: a price is an input of some decisions, not a reason to stop them,
+        and a currency the catalogue does not sell is never priced at all."""
+        wanted = set(currencies) & set(self.catalog.currencies)
         rates: dict[str, Decimal | None] = {}
         if self.quotes is None:
             return dict.fromkeys(wanted)
         pause = QUOTE_PAUSE_S
         for attempt in range(QUOTE_TRIES):
             for currency in sorted(wanted - rates.keys()):
-                with contextlib.suppress(QuoteUnavailable):
+                try:
                     rates[currency] = (await self.quotes.quote(currency)).rate
+                except QuoteUnavailable:
+                    pass
+                except Exception:  # a bug or an odd answer: the same as no price
+                    log.exception("price of %s unavailable", currency)
             missing = sorted(wanted - rates.keys())
             if not missing:
                 break
@@ -200,15 +200,15 @@ class DepositProcessor:
             batch = await load_pending(conn, size)
             if not batch:
                 return None
-            snapshot = await load_snapshot(conn, batch, self.rules, self.scales)
+            snapshot = await load_snapshot(conn, batch, self.rules)
             decisions = match_deposits(batch, snapshot, self.rules)
             applier = Applier(
                 conn,
                 now,
                 self.rules,
                 rates,
-                quarantine_ms=self.settings.amount_quarantine_ms,
-                offset_cap_percent=self.settings.offset_cap_percent,
+                settings=self.settings,
+                seen={i.id: i.version for i in snapshot.invoices.values()},
             )
             by_id = {d.dep_id: d for d in batch}
             for decision in decisions:

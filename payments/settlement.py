@@ -39,7 +39,7 @@ def evaluate(
     classify = rules.states.classify
     counted = [d for d in deposits if d.match_kind in st.COUNTED_KINDS]
     total = received(counted)
-    settled = sum((d.amount for d in counted if classify(d.state) == "settled"), Decimal(0))
+    settled = settled_total(counted, rules)
     on_hold = any(classify(d.state) == "on_hold" for d in counted)
     shortfall = max(Decimal(0), invoice.amount - total)
     exceptions = set(invoice.exceptions)
@@ -84,6 +84,18 @@ def evaluate(
             return verdict(st.EXPIRED)  # partial after expiry: the admin queue, no top-up
         return verdict(st.PROCESSING, partial=True)
     return verdict(invoice.status)
+
+
+def settled_total(deposits: Sequence[DepositFacts], rules: MatchRules) -> Decimal:
+    """What the counted deposits in a settled state add up to."""
+    return sum(
+        (
+            d.amount
+            for d in deposits
+            if d.match_kind in st.COUNTED_KINDS and rules.states.classify(d.state) == "settled"
+        ),
+        Decimal(0),
+    )
 
 
 def _expected_total(invoice: InvoiceFacts, counted: Sequence[DepositFacts]) -> Decimal:

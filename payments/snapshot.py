@@ -4,7 +4,7 @@ addresses, and what is already attached to those). Cost follows deposits, not op
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,8 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from payments import states as st
 from payments.facts import DepositFacts, InvoiceFacts, ReservationFacts
-from payments.matching import MatchRules, Snapshot, base_range
-from payments.money import DEFAULT_SCALE
+from payments.matching import MatchRules, Snapshot, base_range, decided_by_reservation
 from payments.storage.schema import deposits, invoices, reservations
 
 
@@ -41,12 +40,11 @@ async def load_pending(conn: AsyncConnection, limit: int) -> list[DepositFacts]:
 
 
 async def load_snapshot(
-    conn: AsyncConnection,
-    batch: Sequence[DepositFacts],
-    rules: MatchRules,
-    scales: Mapping[str, int] | None = None,
+    conn: AsyncConnection, batch: Sequence[DepositFacts], rules: MatchRules
 ) -> Snapshot:
-    """Only the rows these deposits could concern: cost follows deposits, not open invoices."""
+    """Only the rows these deposits could concern: cost follows deposits, not open invoices.
+    The one way to load what the matcher looks at, for a poll and for a claim alike (the
+    catalogue's amount scales travel in ``rules``)."""
     units_by_currency: dict[str, set[int]] = {}
     for d in batch:
         if d.amount_units is not None:
@@ -76,56 +74,68 @@ async def load_snapshot(
             )
     invoice_ids = {r.invoice_id for r in found.values()}
     invoice_ids |= {d.invoice_id for d in batch if d.invoice_id}
+    loaded: dict[str, InvoiceFacts] = {}
+    ids = sorted(invoice_ids)
+    await _load_into(
+        loaded, conn, [invoices.c.id.in_(ids[i : i + 500]) for i in range(0, len(ids), 500)]
+    )
+
     # inexact candidates: unpaid invoices of the currency priced near the amount (ranges merged
-    # per currency, each an index range scan), every processing or partially paid one (few),
-    # and every unpaid invoice on the deposit's address
+    # per currency, each an index range scan), and on the deposit's address every unpaid
+    # invoice (is it the address's only one?) and every one the address is still quarantined
+    # for (did it receive its money here already, was it cancelled?). Not for a deposit its
+    # reservation decides (its exact amount, in time): what an exact payment costs does not
+    # grow with the invoices sharing its address.
     ranges: dict[str, list[tuple[int, int]]] = {}
     addresses: set[str] = set()
+    oldest = min((d.ts for d in batch), default=0)
     for d in batch:
-        if d.disposition != st.DEP_NEW:
+        if d.disposition != st.DEP_NEW or not rules.sells(d.currency, d.chain):
             continue
-        if d.amount_units is not None and (d.currency, d.amount_units) in found:
+        reservation = None if d.amount_units is None else found.get((d.currency, d.amount_units))
+        holder = None if reservation is None else loaded.get(reservation.invoice_id)
+        if decided_by_reservation(d, holder, rules):
             continue
-        scale = (scales or {}).get(d.currency, DEFAULT_SCALE)
-        ranges.setdefault(d.currency, []).append(base_range(d.amount, rules, scale))
+        ranges.setdefault(d.currency, []).append(
+            base_range(d.amount, rules, rules.scale(d.currency))
+        )
         if d.to_address:
             addresses.add(d.to_address)
     queries: list[ColumnElement[bool]] = []
-    ids = sorted(invoice_ids)
-    queries += [invoices.c.id.in_(ids[i : i + 500]) for i in range(0, len(ids), 500)]
     unpaid = invoices.c.status.in_(st.UNPAID_STATUSES)
+    # cancelled and rejected ones inside their window too: money for them is nobody else's
+    closed_lately = and_(
+        invoices.c.status.in_((st.CANCELLED, st.INVALID)), invoices.c.monitor_until >= oldest
+    )
     for currency, spans in ranges.items():
         for low, high in _merge(spans):
             queries.append(
                 and_(
                     invoices.c.currency == currency,
-                    unpaid,
+                    or_(unpaid, closed_lately),
                     invoices.c.base_units.between(low, high),
                 )
             )
-        queries.append(
-            and_(
-                invoices.c.currency == currency,
-                unpaid,
-                or_(
-                    invoices.c.status == st.PROCESSING,
-                    invoices.c.exceptions.contains(st.PAID_PARTIAL),
-                ),
-            )
-        )
     listed = sorted(addresses)
+    # on the address: every invoice whose address is still quarantined for it
+    on_address = or_(unpaid, invoices.c.monitor_until >= oldest - rules.address_quarantine_ms)
     queries += [
-        and_(invoices.c.address.in_(listed[i : i + 500]), unpaid)
+        and_(invoices.c.address.in_(listed[i : i + 500]), on_address)
         for i in range(0, len(listed), 500)
     ]
-    loaded: dict[str, InvoiceFacts] = {}
+    await _load_into(loaded, conn, queries)
+    attached = await load_attached(conn, loaded.keys())
+    return Snapshot(invoices=loaded, reservations=found, attached=attached)
+
+
+async def _load_into(
+    loaded: dict[str, InvoiceFacts], conn: AsyncConnection, queries: list[ColumnElement[bool]]
+) -> None:
     for condition in queries:
         rows = await conn.execute(select(invoices).where(condition))
         for r in rows.mappings():
             if r["id"] not in loaded:
                 loaded[r["id"]] = InvoiceFacts.from_row(r)
-    attached = await load_attached(conn, loaded.keys())
-    return Snapshot(invoices=loaded, reservations=found, attached=attached)
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from payments.matching import Attach, Freeze, Unmatched, Update, claim_candidates, match_deposits
+from payments.matching import Attach, Freeze, Unmatched, Update, match_deposits
 from tests.helpers_facts import (
     RULES,
     TTL_MS,
@@ -21,6 +21,7 @@ from tests.helpers_facts import (
 )
 
 MIN = 60_000
+DAY = 24 * 60 * MIN  # the address quarantine of RULES
 A = invoice("A", "29.0037")
 B = invoice("B", "29.0041")
 
@@ -46,7 +47,9 @@ def test_more_decimals_than_the_scale_never_exact_matches() -> None:
     # truncated to 8 decimals this would be 29.0037 exactly: it must not become an exact match
     dep = deposit("d1", "29.003700001")
     assert dep.amount_units is None
-    assert match_deposits([dep], snapshot(A, B), RULES) == [Unmatched("d1", "ambiguous")]
+    assert match_deposits([dep], snapshot(A, B), RULES) == [
+        Unmatched("d1", "ambiguous", candidates=("A", "B"))
+    ]
     assert match_deposits([dep], snapshot(A), RULES) == [Attach("d1", "A", "over")]
 
 
@@ -66,13 +69,13 @@ def test_rounded_deposit_never_exact_matches(text: str) -> None:
         Attach("d1", "A", "tolerance")
     ]
     assert match_deposits([deposit("d1", text)], snapshot(A, B), RULES) == [
-        Unmatched("d1", "ambiguous")
+        Unmatched("d1", "ambiguous", candidates=("A", "B"))
     ]
     # even if an amount ending in 0 were reserved (the allocator never issues one), it is not
     # an exact match: fewer decimals than the step never counts as exact
     z = invoice("Z", "29.0000")
     assert match_deposits([deposit("d1", text)], snapshot(A, z), RULES) == [
-        Unmatched("d1", "ambiguous")
+        Unmatched("d1", "ambiguous", candidates=("A", "Z"))
     ]
     decisions = match_deposits([deposit("d1", text)], snapshot(z), RULES)
     assert [d for d in decisions if isinstance(d, Attach) and d.kind == "exact"] == []
@@ -81,7 +84,7 @@ def test_rounded_deposit_never_exact_matches(text: str) -> None:
 def test_truncated_to_fewer_decimals_never_exact_matches() -> None:
     y = invoice("Y", "29.0030")  # impossible by construction; the matcher must not rely on it
     decisions = match_deposits([deposit("d1", "29.003")], snapshot(y, A), RULES)
-    assert decisions == [Unmatched("d1", "ambiguous")]
+    assert decisions == [Unmatched("d1", "ambiguous", candidates=("A", "Y"))]
 
 
 # --- time ---------------------------------------------------------------------------------------
@@ -90,7 +93,7 @@ def test_truncated_to_fewer_decimals_never_exact_matches() -> None:
 def test_deposit_created_before_the_invoice_never_matches() -> None:
     slack = RULES.pre_invoice_slack_ms
     early = deposit("d1", ts=T - slack - 1)
-    assert match_deposits([early], snapshot(A), RULES) == [Unmatched("d1", "no_candidate", "A")]
+    assert match_deposits([early], snapshot(A), RULES) == [Unmatched("d1", "address_owner", "A")]
     on_edge = deposit("d2", ts=T - slack)
     assert match_deposits([on_edge], snapshot(A), RULES) == [Attach("d2", "A", "exact")]
 
@@ -178,6 +181,12 @@ def test_deposit_re_read_in_the_same_batch_still_counts_for_its_invoice() -> Non
     ]
     assert match_deposits([deposit("d2", "29.00"), earlier], snap, RULES) == [
         Update("d0", "A"),
+        # A has its money at this address: 29.00 there may be A's payer paying twice
+        Unmatched("d2", "possible_duplicate", "A"),
+    ]
+    by_transfer = deposit("d2", "29.00", type="3", to="")  # no address: nobody's second payment
+    assert match_deposits([by_transfer, earlier], snap, RULES) == [
+        Update("d0", "A"),
         Attach("d2", "B", "tolerance"),  # A is covered: B is the only candidate left
     ]
 
@@ -229,7 +238,7 @@ def test_fixed_chain_allowance_widens_the_lower_bound() -> None:
 
 def test_two_candidates_within_tolerance_are_ambiguous() -> None:
     decisions = match_deposits([deposit("d1", "28.9")], snapshot(A, B), RULES)
-    assert decisions == [Unmatched("d1", "ambiguous")]
+    assert decisions == [Unmatched("d1", "ambiguous", candidates=("A", "B"))]
 
 
 def test_internal_transfer_is_never_decided_by_address() -> None:
@@ -264,7 +273,8 @@ def test_address_shared_by_two_open_invoices_is_no_owner() -> None:
 
 
 def test_exact_pass_runs_first_whatever_the_ts_order() -> None:
-    rounded = deposit("d1", "29.00", ts=T + 5 * MIN)  # earlier, inexact: fits A and B
+    # earlier, inexact (by internal transfer: no address), fits A and B
+    rounded = deposit("d1", "29.00", type="3", to="", ts=T + 5 * MIN)
     exact = deposit("d2", "29.0037", ts=T + 6 * MIN)  # later, exact for A
     decisions = match_deposits([rounded, exact], snapshot(A, B), RULES)
     assert decisions == [Attach("d2", "A", "exact"), Attach("d1", "B", "tolerance")]
@@ -272,16 +282,16 @@ def test_exact_pass_runs_first_whatever_the_ts_order() -> None:
 
 def test_deposit_to_a_paid_owners_address_never_credits_another_invoice() -> None:
     # A (its own address) got its exact amount; the same customer sends a rounded 29.00 too.
-    # A is the only candidate for its address: the deposit must not settle B, a stranger.
+    # It may be A's payer paying twice: the deposit must not settle B, a stranger.
     own = invoice("A", address="TAddrA")
     batch = [deposit("d1", "29.00", to="TAddrA", ts=T + 5 * MIN), deposit("d2", to="TAddrA")]
     assert match_deposits(batch, snapshot(own, B), RULES) == [
         Attach("d2", "A", "exact"),
-        Unmatched("d1", "no_candidate", "A"),
+        Unmatched("d1", "possible_duplicate", "A"),
     ]
     fresh = invoice("A", address="TAddrA", created_at=T + 60 * MIN)  # created after the deposit
     assert match_deposits([deposit("d1", "29.00", to="TAddrA")], snapshot(fresh, B), RULES) == [
-        Unmatched("d1", "no_candidate", "A")
+        Unmatched("d1", "address_owner", "A")
     ]
 
 
@@ -331,10 +341,10 @@ def test_unmatched_and_refunded_deposits_are_not_decided_again(disposition: str)
     ]
 
 
-# --- claims -------------------------------------------------------------------------------------
+# --- what a claim may later pick from ---------------------------------------------------------
 
 
-def test_claim_candidates_are_only_the_eligible_invoices() -> None:
+def test_an_ambiguous_deposit_keeps_exactly_its_eligible_candidates() -> None:
     ts = T + 20 * 60 * MIN  # inside A's monitoring window
     dep = deposit("d1", "28.9", type="3", to="", ts=ts)
     fits = [
@@ -344,31 +354,63 @@ def test_claim_candidates_are_only_the_eligible_invoices() -> None:
     ]
     unfit = [
         invoice("P", "29.0044", status="paid"),
-        invoice("X", "29.0045", status="cancelled"),
         invoice("F", "29.0046", frozen=True),
         invoice("L", "29.0047", created_at=ts + RULES.pre_invoice_slack_ms + 1),  # too late
         invoice("M", "29.0048", monitor_until=ts - 1),
         invoice("U", "29.0049", currency="USDC", chain="USDC-TRC20"),
         PRO99,
     ]
-    found = claim_candidates(dep, snapshot(*fits, *unfit), RULES)
-    assert sorted(inv.id for inv in found) == ["A", "B", "C"]
+    [decision] = match_deposits([dep], snapshot(*fits, *unfit), RULES)
+    assert decision == Unmatched("d1", "ambiguous", candidates=("A", "B", "C"))
+    # a cancelled invoice it could also be for: nobody takes it by itself, an admin decides
+    cancelled = invoice("X", "29.0045", status="cancelled")
+    [decision] = match_deposits([dep], snapshot(*fits, *unfit, cancelled), RULES)
+    assert decision == Unmatched("d1", "maybe_closed_invoice", "X")
 
 
-def test_claim_candidates_skip_an_invoice_already_covered() -> None:
+def test_an_invoice_already_covered_is_no_candidate() -> None:
     covered = snapshot(A, B, attached={"A": [as_attached(deposit("d0", state="0"), "A")]})
-    found = claim_candidates(deposit("d1", "28.9", type="3", to=""), covered, RULES)
-    assert [inv.id for inv in found] == ["B"]
+    decisions = match_deposits([deposit("d1", "28.9", type="3", to="")], covered, RULES)
+    assert decisions == [Attach("d1", "B", "tolerance")]
 
 
-def test_claim_candidates_partial_only_to_an_address_of_its_own() -> None:
+def test_a_part_paid_invoice_takes_inexact_money_only_on_its_own_address() -> None:
     own = invoice("A", address="TAddrA")
-    snap = snapshot(own, B)
-    assert claim_candidates(deposit("d1", "10", to="TAddrA"), snap, RULES) == [own]
-    assert claim_candidates(deposit("d1", "10", to="TElsewhere"), snap, RULES) == []
-    # the owner cannot take it (already covered): nobody else can be claimed for it either
-    covered = snapshot(own, B, attached={"A": [as_attached(deposit("d0", to="TAddrA"), "A")]})
-    assert claim_candidates(deposit("d1", "29.00", to="TAddrA"), covered, RULES) == []
+    part = {"A": [as_attached(deposit("d0", "20", to="TAddrA"), "A", kind="partial")]}
+    snap = snapshot(own, B, attached=part)
+    assert match_deposits([deposit("d1", "9", to="TAddrA")], snap, RULES) == [
+        Attach("d1", "A", "tolerance")
+    ]
+    # the same money to any other address, or by internal transfer: never A's rest
+    for elsewhere in (deposit("d1", "9.1", to="TElsewhere"), deposit("d1", "9.1", type="3", to="")):
+        assert match_deposits([elsewhere], snap, RULES) == [Unmatched("d1", "no_candidate")]
+
+
+def test_a_second_payment_at_a_paid_invoices_address_is_nobody_elses() -> None:
+    paid = replace(invoice("A", address="TShared"), status="paid")
+    stranger = invoice("S", "29.0041", address="TShared", created_at=T + 30 * 60 * MIN)
+    snap = snapshot(paid, stranger, attached={"A": [as_attached(deposit("d0", to="TShared"), "A")]})
+    # 0.5 short of A's amount: S is the only unpaid invoice it fits, but it may be A's payer
+    # paying twice (an exchange took its fee): an admin decides, S is never credited
+    second = deposit("d1", "28.5037", to="TShared")
+    assert match_deposits([second], snap, RULES) == [Unmatched("d1", "possible_duplicate", "A")]
+    # once A's address is no longer quarantined for it, the same deposit is S's by tolerance
+    later = deposit("d1", "28.5037", to="TShared", ts=paid.monitor_until + DAY + 1)
+    assert match_deposits([later], snap, RULES) == [Attach("d1", "S", "tolerance")]
+
+
+def test_a_coin_or_chain_the_shop_does_not_sell_is_unmatched_without_a_look() -> None:
+    sold = replace(RULES, sold=frozenset({("USDT", "USDT-TRC20")}))
+    dust = [
+        deposit("d1", "1", currency="TRX", chain="TRX-TRC20"),
+        deposit("d2", "29.0037", chain="USDT-Polygon"),  # A's exact amount, on a chain not sold
+        deposit("d3", "29.0041"),
+    ]
+    assert match_deposits(dust, snapshot(A, B), sold) == [
+        Unmatched("d1", "not_sold"),
+        Unmatched("d2", "not_sold"),
+        Attach("d3", "B", "exact"),
+    ]
 
 
 def test_monitoring_window_bounds_inexact_matches() -> None:

@@ -34,23 +34,32 @@ async def _unmatched_deposit(shop: Shop, invoice_amount: str, short: str, **fiel
     return dep
 
 
-async def test_claim_settles_an_ambiguous_payment_only_for_its_owner(shop: Shop) -> None:
+async def test_a_claim_picks_an_ambiguous_payment_only_among_its_candidates(shop: Shop) -> None:
     a = await shop.buy(1)
     b = await shop.buy(2)
     tx = "cd" * 32
     dep = await _unmatched_deposit(shop, a.amount_text, "0.3", tx_id=tx)
+    assert (await shop.deposit(dep))["note"] == "ambiguous"
 
-    # it fits b as well as a: a claim from either goes to an admin, never attaches
-    result = await shop.payments.claims.claim(a.id, 1, tx)
-    assert result.outcome == cl.ADMIN and result.reason == "fits_other_invoices"
-    await shop.payments.invoices.cancel(b.id, customer_id=2)
-
-    assert (await shop.invoice(a.id)).status == st.PENDING
-
-    # the same customer trying again once b is gone: now it fits only theirs
+    # a was one of the two candidates: its claim settles it
     result = await shop.payments.claims.claim(a.id, 1, tx)
     assert result.outcome == cl.ATTACHED and result.dep_id == dep
     assert (await shop.invoice(a.id)).status == st.PAID
+    # b, the other candidate, claiming it too goes to an admin; nothing moves
+    result = await shop.payments.claims.claim(b.id, 2, tx)
+    assert (result.outcome, result.reason) == (cl.ADMIN, "claimed_twice")
+    assert (await shop.deposit(dep))["invoice_id"] == a.id
+    assert (await shop.invoice(b.id)).status == st.PENDING
+
+    # an invoice made after the decision fits the amount today, but was no candidate then:
+    # the public tx hash alone gets it nothing, an admin decides
+    await shop.buy(3)
+    other = await _unmatched_deposit(shop, b.amount_text, "0.3", tx_id="ce" * 32)
+    late = await shop.buy(4)
+    result = await shop.payments.claims.claim(late.id, 4, "ce" * 32)
+    assert (result.outcome, result.reason) == (cl.ADMIN, "candidate_of_others")
+    assert (await shop.deposit(other))["disposition"] == st.DEP_UNMATCHED
+    assert (await shop.invoice(late.id)).status == st.PENDING
 
 
 async def test_claim_attaches_when_only_the_claimant_fits(shop: Shop) -> None:

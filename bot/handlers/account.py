@@ -164,11 +164,9 @@ def _reason(services: Services, lang: str | None, result: claims.ClaimResult) ->
         return texts.get(
             lang, "claim_reason_invoice_closed", status=status_word(services, lang, status)
         )
-    known = {"already_attached", "other_currency", "older_than_invoice"}
+    known = {"already_attached", "other_currency", "older_than_invoice", "after_invoice_window"}
     if reason in known:
         return texts.get(lang, f"claim_reason_{reason}")
-    if reason == "amount_or_time_does_not_fit":
-        return texts.get(lang, "claim_reason_not_candidate")
     return texts.get(lang, "claim_reason_other")
 
 

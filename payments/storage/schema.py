@@ -150,12 +150,25 @@ deposits = Table(
     Column("matched_state", String(8), nullable=True),
     Column("candidate_invoice_id", String(16), nullable=True),  # a hint for the admin
     Column("note", String(200), nullable=False, default=""),
+    # when OKX stopped returning the record (a reorg, a reversed credit); None while it does
+    Column("vanished_at", BigInteger, nullable=True),
     Index(None, "needs_decision"),
     Index(None, "invoice_id"),
     Index(None, "tx_id"),
     Index(None, "from_wd_id"),
     Index(None, "disposition", "ts"),
     Index(None, "currency", "amount_units"),
+)
+
+# The invoices an ambiguous deposit could have been for when it was decided (at most a hundred):
+# a claim attaches such a deposit by itself only to one of these. Tx hashes are public, so
+# today's state is no evidence; the matcher's own view at the time is.
+deposit_candidates = Table(
+    "deposit_candidates",
+    metadata,
+    Column("dep_id", String(64), ForeignKey("deposits.dep_id"), nullable=False),
+    Column("invoice_id", String(16), nullable=False),
+    PrimaryKeyConstraint("dep_id", "invoice_id"),
 )
 
 claims = Table(
