@@ -6,8 +6,10 @@ amount. The offset is only ever added and capped; no issued amount ends in 0 at 
 A reservation is a row per (currency, amount) released only by time (``held_until``); a released
 amount is reused only after a quarantine of 24 h, the one released longest ago first.
 
-Address: a new invoice takes a pool address that no open invoice holds when one exists, and
-otherwise shares one (amount uniqueness is per currency regardless).
+Address: a new invoice takes a pool address that no invoice holds when one exists, and otherwise
+shares one (amount uniqueness is per currency regardless). An address is held through its
+invoice's life (through its monitoring window once money arrived), then quarantined before it
+is anybody else's own.
 
 Every function here takes an ``AsyncConnection`` and never commits: the caller owns the
 transaction. Both databases are race-free without aborting the transaction on a conflict: a
@@ -286,13 +288,33 @@ async def take_address(
     return AddressChoice(address=shared.address, tag=shared.tag or None, exclusive=False)
 
 
-async def release_address(conn: AsyncConnection, *, invoice_id: str, now_ms: int) -> None:
-    """Free the address held by the invoice (it was paid, cancelled or has expired)."""
+async def hold_address(conn: AsyncConnection, *, invoice_id: str, until: int) -> int:
+    """Keep the address the invoice holds (if nobody has taken it since) until at least
+    ``until``: a part-paid invoice keeps its address while it can still take money for itself.
+    Returns the number of addresses held longer (0 or 1)."""
+    result = await conn.execute(
+        update(pool_addresses)
+        .where(
+            pool_addresses.c.holder_invoice_id == invoice_id,
+            pool_addresses.c.held_until < until,
+        )
+        .values(held_until=until)
+    )
+    return int(result.rowcount or 0)
+
+
+async def release_address(
+    conn: AsyncConnection, *, invoice_id: str, now_ms: int, quarantine_ms: int
+) -> None:
+    """The invoice has closed (paid, cancelled, rejected, expired): its address becomes free
+    after ``quarantine_ms``, not at once, so that a second payment its payer sends to it cannot
+    become the next holder's own payment."""
+    free_at = now_ms + quarantine_ms
     await conn.execute(
         update(pool_addresses)
         .where(
             pool_addresses.c.holder_invoice_id == invoice_id,
-            pool_addresses.c.held_until > now_ms,
+            pool_addresses.c.held_until > free_at,
         )
-        .values(held_until=now_ms)
+        .values(held_until=free_at)
     )

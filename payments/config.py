@@ -25,6 +25,9 @@ class PaymentSettings:
     late_grace_minutes: int = 5  # a deposit this long after expiry is not yet "late"
     pre_invoice_slack_ms: int = 2 * MINUTE_MS  # deposits older than invoice - this never match
     amount_quarantine_ms: int = DAY_MS  # a released amount is not reused for this long
+    # a pool address is not handed out as anyone's own for this long after its invoice closed
+    # (or its hold ended): a payer's second, fee-reduced payment must not become a stranger's
+    address_quarantine_ms: int = DAY_MS
     poll_overlap_ms: int = HOUR_MS  # each poll re-reads this far behind the newest deposit seen
     sweep_interval_ms: int = HOUR_MS  # a sweep re-reads the whole monitoring window this often
     refresh_batch: int = 20  # unfinished older deposits re-read by depId per poll

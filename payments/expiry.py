@@ -1,8 +1,11 @@
 """Expiring invoices whose time ran out, once a poll has completed after their expiry.
 
 "After a completed poll": a deposit made in time has been read by then, so an invoice is never
-expired while its payment sits unread on OKX. A partially paid invoice stays open for its top-up
-until the end of its monitoring window; then an admin takes it over and the customer is told.
+expired while its payment sits unread on OKX. An invoice that has seen money stays open until the
+end of its monitoring window: a partially paid one for its top-up, one whose payment is still
+unconfirmed (or held by OKX) for its confirmations. Then it expires, an admin takes it over in
+/pending, and the customer's open-invoice slot is free again; a payment that settles later
+still pays it.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ async def expire_invoices(
     db: Database, clock: Clock, settings: PaymentSettings, *, polled_until: int
 ) -> int:
     """Expire pending invoices whose time ran out before ``polled_until`` (the OKX time up to
-    which a poll has completed: a deposit made in time has been seen by then), and partial
-    ones whose monitoring window has ended. Returns how many expired."""
+    which a poll has completed: a deposit made in time has been seen by then), and processing
+    ones (part-paid, or paid but not yet confirmed) whose monitoring window has ended. Frozen
+    ones wait for their admin. Returns how many expired."""
     grace = settings.late_grace_ms
     now = clock.now_ms()
     count = 0
@@ -46,7 +50,6 @@ async def expire_invoices(
                         | (
                             (invoices.c.status == st.PROCESSING)
                             & (invoices.c.monitor_until <= polled_until)
-                            & invoices.c.exceptions.contains(st.PAID_PARTIAL)
                             & invoices.c.frozen.is_(False)
                         )
                     )
@@ -74,7 +77,12 @@ async def expire_invoices(
             if result.rowcount != 1:
                 continue
             count += 1
-            await release_address(conn, invoice_id=row.id, now_ms=now)
+            await release_address(
+                conn,
+                invoice_id=row.id,
+                now_ms=now,
+                quarantine_ms=settings.address_quarantine_ms,
+            )
             await _notify_expired(conn, row, now)
     return count
 
@@ -89,6 +97,11 @@ async def _notify_expired(conn: AsyncConnection, row: InvoiceFacts, now: int) ->
         await notifier.admins(
             notify.ADMIN_PARTIAL_UNFINISHED, key, **notify.invoice_payload(row, received=received)
         )
+    elif row.status == st.PROCESSING:  # its money is seen but not confirmed (or held by OKX)
+        key = f"inv:{row.id}:unsettled"
+        received = format_amount(await _received(conn, row.id), row.step)
+        payload = notify.invoice_payload(row, received=received, exceptions=sorted(row.exceptions))
+        await notifier.admins(notify.ADMIN_UNSETTLED, key, **payload)
     else:
         await notifier.customer(row, notify.INVOICE_EXPIRED, f"inv:{row.id}:expired")
 

@@ -166,7 +166,7 @@ class InvoiceService:
                 chain=chosen.chain,
                 invoice_id=invoice_id,
                 now_ms=now,
-                held_until=expires_at,
+                held_until=expires_at + self.settings.address_quarantine_ms,
             )
             if choice is None:
                 raise DepositsDisabled(f"no deposit address is known for {chosen.chain}")
@@ -229,6 +229,8 @@ class InvoiceService:
                 select(func.count()).where(
                     invoices.c.customer_id == customer_id,
                     invoices.c.status.in_(st.OPEN_STATUSES),
+                    # frozen for an admin: the customer is not kept waiting on their decision
+                    invoices.c.frozen.is_(False),
                 )
             )
         ).scalar_one()
@@ -334,7 +336,12 @@ class InvoiceService:
                 raise InvalidTransition(
                     f"invoice {invoice_id} is {row.status}: it cannot be cancelled"
                 )
-            await release_address(conn, invoice_id=invoice_id, now_ms=now)
+            await release_address(
+                conn,
+                invoice_id=invoice_id,
+                now_ms=now,
+                quarantine_ms=self.settings.address_quarantine_ms,
+            )
         return await self.get(invoice_id)
 
 

@@ -12,6 +12,7 @@ from payments.allocation import (
     cap_units_for,
     capacity,
     extend_hold,
+    hold_address,
     release_address,
     reserve_amount,
     take_address,
@@ -298,25 +299,44 @@ async def test_concurrent_invoices_take_free_addresses_then_share(
     assert all(until == now + 2 * HOUR_MS for _, until in rows)
 
 
-async def test_a_released_or_expired_address_is_taken_again(
+async def test_a_released_or_expired_address_is_taken_again_after_its_quarantine(
     db: Database, clock: ManualClock
 ) -> None:
     await add_pool(db, "T1", "T2")
     t0 = clock.now_ms()
+    quarantine = 30 * 60_000
     assert (await take(db, "a", t0)).address == "T1"
     assert (await take(db, "b", t0 + 1)).address == "T2"
     assert not (await take(db, "c", t0 + 2)).exclusive
     async with db.transaction() as conn:
-        await release_address(conn, invoice_id="a", now_ms=t0 + 3)
-        await release_address(conn, invoice_id="c", now_ms=t0 + 3)  # holds nothing: no-op
-    assert await take(db, "d", t0 + 4) == AddressChoice("T1", None, exclusive=True)
+        await release_address(conn, invoice_id="a", now_ms=t0 + 3, quarantine_ms=quarantine)
+        # holds nothing: no-op
+        await release_address(conn, invoice_id="c", now_ms=t0 + 3, quarantine_ms=quarantine)
+    # a's payer may still send a second payment to T1: nobody else's own address yet
+    assert not (await take(db, "d", t0 + 4)).exclusive
+    assert await take(db, "d", t0 + 3 + quarantine) == AddressChoice("T1", None, exclusive=True)
     # b's hold runs out by time alone (it expired without a release).
     later = t0 + 1 + 2 * HOUR_MS
     assert await take(db, "e", later) == AddressChoice("T2", None, exclusive=True)
     # a's late release does not free the address that d holds now.
     async with db.transaction() as conn:
-        await release_address(conn, invoice_id="a", now_ms=later)
+        await release_address(conn, invoice_id="a", now_ms=later, quarantine_ms=0)
     assert not (await take(db, "f", later)).exclusive
+
+
+async def test_a_part_paid_invoice_keeps_its_address_until_its_window_ends(
+    db: Database, clock: ManualClock
+) -> None:
+    await add_pool(db, "T1")
+    t0 = clock.now_ms()
+    assert (await take(db, "a", t0)).address == "T1"  # held for 2 h
+    window_end = t0 + 26 * HOUR_MS
+    async with db.transaction() as conn:
+        assert await hold_address(conn, invoice_id="a", until=window_end) == 1
+        assert await hold_address(conn, invoice_id="a", until=t0 + HOUR_MS) == 0  # never shorter
+        assert await hold_address(conn, invoice_id="b", until=window_end) == 0  # not b's
+    assert not (await take(db, "b", t0 + 3 * HOUR_MS)).exclusive  # its top-up names T1
+    assert (await take(db, "b", window_end)).exclusive
 
 
 async def test_least_recently_assigned_address_comes_first(
@@ -328,7 +348,7 @@ async def test_least_recently_assigned_address_comes_first(
         await take(db, invoice, t0 + n)
     async with db.transaction() as conn:
         for invoice in ("c", "a", "b"):
-            await release_address(conn, invoice_id=invoice, now_ms=t0 + 10)
+            await release_address(conn, invoice_id=invoice, now_ms=t0 + 10, quarantine_ms=0)
     assert (await take(db, "d", t0 + 11)).address == "T1"  # assigned at t0, the oldest
     assert (await take(db, "e", t0 + 12)).address == "T2"
 
