@@ -1,8 +1,11 @@
-"""What admins do by hand (DESIGN section 6): confirm, reject, reassign, refunded, grant, and the
-queue and a customer's overview.
+"""What admins do by hand: confirm, reject, reassign, refunded, grant, and the queue and a
+customer's overview.
 
 Each action is one transaction of compare-and-set writes; a refused action changes nothing and
-says why in its exception message.
+says why in its exception message. Every correction re-evaluates each invoice it takes money
+from: one whose remaining money no longer covers it loses its period (and leaves the customer's
+open-invoice slots), and one paid again gets its period back as it was, so a mistake and its
+undo leave everything as it was and one deposit never pays for two subscriptions.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from payments.allocation import release_address
 from payments.applying import attached_deposits, load_invoice_versioned, on_paid
 from payments.catalog import Catalog
 from payments.clock import Clock
+from payments.config import PaymentSettings
 from payments.customers import CustomerView, ensure_customer, get_customer
 from payments.errors import (
     DepositNotFound,
@@ -28,7 +32,10 @@ from payments.errors import (
     UnknownChoice,
 )
 from payments.facts import DepositFacts, InvoiceFacts
+from payments.matching import MatchRules, received
+from payments.money import format_amount
 from payments.notify import Notifier
+from payments.settlement import settled_total
 from payments.states import format_exceptions
 from payments.storage import Database
 from payments.storage.schema import deposits, invoices
@@ -67,10 +74,19 @@ class UserOverview:
 
 
 class AdminService:
-    def __init__(self, db: Database, clock: Clock, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        catalog: Catalog,
+        settings: PaymentSettings,
+        rules: MatchRules,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.catalog = catalog
+        self.settings = settings
+        self.rules = rules
 
     async def grant(self, customer_id: int, plan_id: str, days: int | None = None) -> AdminResult:
         """Give a customer ``days`` of a plan (default: the plan's days) without a payment,
@@ -157,24 +173,33 @@ class AdminService:
                 await _attach(conn, deposit, invoice.id, (st.DEP_NEW, st.DEP_UNMATCHED), now)
             elif not force:
                 raise InvalidTransition("confirming without a deposit needs a second confirmation")
-            ends_at = await _mark_paid(conn, invoice, version, now)
+            ends_at = await self._mark_paid(conn, invoice, version, now)
         return AdminResult(invoice_id, st.PAID, ends_at, "confirmed")
 
     async def reject(self, invoice_id: str) -> AdminResult:
-        """Mark an unpaid invoice invalid (exception ``marked``)."""
+        """Mark an unpaid invoice invalid (exception ``marked``). Money it had received stays
+        attached to it and in /pending as money to return, until it is refunded or moved."""
         now = self.clock.now_ms()
         async with self.db.transaction() as conn:
             invoice, version = await _invoice(conn, invoice_id)
             if invoice.status not in st.UNPAID_STATUSES:
                 raise InvalidTransition(f"invoice {invoice_id} is {invoice.status}")
             await _set_invoice(conn, invoice, version, now, st.INVALID, {st.MARKED})
-            await release_address(conn, invoice_id=invoice.id, now_ms=now)
-            await Notifier(conn, now).customer(invoice, "invoice.rejected", f"inv:{invoice.id}:rej")
+            await release_address(
+                conn,
+                invoice_id=invoice.id,
+                now_ms=now,
+                quarantine_ms=self.settings.address_quarantine_ms,
+            )
+            await Notifier(conn, now).customer(
+                invoice, "invoice.rejected", f"inv:{invoice.id}:rej:{now}"
+            )
         return AdminResult(invoice_id, st.INVALID, None, "rejected")
 
     async def reassign(self, deposit_ref: str, invoice_id: str) -> AdminResult:
-        """Move an attached deposit to another invoice (settled, ``marked``); the old invoice's
-        period is revoked and it is marked invalid, in the same transaction."""
+        """Move a deposit to another invoice (settled, ``marked``). The invoice it leaves is
+        evaluated again in the same transaction: when what is left no longer covers it, its
+        period is revoked."""
         now = self.clock.now_ms()
         async with self.db.transaction() as conn:
             deposit = await _find_deposit(conn, deposit_ref)
@@ -188,52 +213,130 @@ class AdminService:
                     f"deposit {deposit.dep_id} is {deposit.currency}, "
                     f"invoice {invoice_id} is {target.currency}"
                 )
-            if deposit.disposition == st.DEP_ATTACHED and deposit.invoice_id is not None:
-                await _detach_and_revoke(conn, deposit, deposit.invoice_id, now)
-            elif deposit.disposition == st.DEP_REFUNDED:
+            if deposit.disposition == st.DEP_REFUNDED:
                 raise InvalidTransition(f"deposit {deposit.dep_id} was refunded")
             await _attach(
                 conn, deposit, invoice_id, (st.DEP_NEW, st.DEP_UNMATCHED, st.DEP_ATTACHED), now
             )
+            if deposit.disposition == st.DEP_ATTACHED and deposit.invoice_id is not None:
+                await self._money_left(conn, deposit.invoice_id, now, "deposit moved")
             target, version = await _invoice(conn, invoice_id)
-            ends_at = await _mark_paid(conn, target, version, now)
+            ends_at = await self._mark_paid(conn, target, version, now)
         return AdminResult(invoice_id, st.PAID, ends_at, "reassigned")
 
     async def refunded(self, deposit_ref: str) -> AdminResult:
-        """Record a refund made by hand: block the deposit and revoke what it paid for."""
+        """Record a refund made by hand: block the deposit; the invoice it was on is evaluated
+        again (and loses its period when the rest no longer covers it)."""
         now = self.clock.now_ms()
         async with self.db.transaction() as conn:
             deposit = await _find_deposit(conn, deposit_ref)
             if deposit.disposition == st.DEP_REFUNDED:
                 raise InvalidTransition(f"deposit {deposit.dep_id} is already marked refunded")
             invoice_id = deposit.invoice_id
-            if deposit.disposition == st.DEP_ATTACHED and invoice_id is not None:
-                await _detach_and_revoke(conn, deposit, invoice_id, now)
             result = await conn.execute(
                 update(deposits)
                 .where(
                     deposits.c.dep_id == deposit.dep_id,
                     deposits.c.disposition == deposit.disposition,
                 )
-                .values(disposition=st.DEP_REFUNDED, invoice_id=None, updated_at=now)
+                .values(
+                    disposition=st.DEP_REFUNDED,
+                    invoice_id=None,
+                    needs_decision=False,
+                    updated_at=now,
+                )
             )
             if result.rowcount != 1:
                 raise InvalidTransition(f"deposit {deposit.dep_id} changed; try again")
+            if deposit.disposition == st.DEP_ATTACHED and invoice_id is not None:
+                await self._money_left(conn, invoice_id, now, "deposit refunded")
         return AdminResult(invoice_id, None, None, "refunded")
+
+    async def _mark_paid(
+        self, conn: AsyncConnection, invoice: InvoiceFacts, version: int, now: int
+    ) -> int | None:
+        await _set_invoice(
+            conn, invoice, version, now, st.PAID, {st.MARKED}, paid_at=invoice.paid_at or now
+        )
+        exceptions = sorted(invoice.exceptions | {st.MARKED})
+        return await on_paid(
+            conn,
+            invoice,
+            now,
+            received=None,
+            exceptions=exceptions,
+            address_quarantine_ms=self.settings.address_quarantine_ms,
+            source="admin",
+            tell_admins=False,
+        )
+
+    def _unpaid_status(self, invoice: InvoiceFacts, now: int) -> str:
+        """Pending while the invoice's time runs (its customer may still pay it), else expired."""
+        ended = now > invoice.expires_at + self.settings.late_grace_ms
+        return st.EXPIRED if ended else st.PENDING
+
+    async def _money_left(self, conn: AsyncConnection, invoice_id: str, now: int, why: str) -> None:
+        """Money has just left ``invoice_id`` (moved or refunded). A paid invoice that what is
+        left no longer covers loses its period: with some money left it waits in /pending
+        (expired) for an admin to confirm or refund it; with nothing left it is what it was
+        before it was paid (pending while its time runs, else expired), so undoing a mistaken
+        /reassign leaves the invoice it briefly paid as it was. An unpaid one with nothing left
+        goes back to waiting for its payment (or expires)."""
+        invoice, version = await load_invoice_versioned(conn, invoice_id)
+        counted = [
+            d for d in await attached_deposits(conn, invoice_id) if d.match_kind in st.COUNTED_KINDS
+        ]
+        left = received(counted)
+        lower = self.rules.lower_bound(invoice)
+        notifier = Notifier(conn, now)
+        if invoice.status == st.PAID:
+            if settled_total(counted, self.rules) >= lower:
+                return  # still covered
+            ends_at = await revoke_period(conn, invoice_id=invoice.id, now_ms=now, reason=why)
+            if counted:
+                status = st.EXPIRED
+                added = {st.MARKED} | ({st.PAID_PARTIAL} if left < lower else set())
+                await _set_invoice(conn, invoice, version, now, status, added)
+            else:
+                status = self._unpaid_status(invoice, now)
+                await _reopen(conn, invoice, version, now, status)
+            await emit.subscription_revoked(conn, invoice, now, ends_at=ends_at, reason=why)
+            await notifier.customer(invoice, "invoice.revoked", f"inv:{invoice.id}:revoked:{now}")
+            payload = notify.invoice_payload(
+                invoice, received=format_amount(left, invoice.step), reason=why, status=status
+            )
+            await notifier.admins(
+                notify.ADMIN_REVOKED, f"inv:{invoice.id}:revoked:{now}", **payload
+            )
+        elif invoice.status in (st.PROCESSING, st.EXPIRED) and not counted:
+            status = (
+                st.EXPIRED if invoice.status == st.EXPIRED else self._unpaid_status(invoice, now)
+            )
+            await _reopen(conn, invoice, version, now, status)
+        elif invoice.status == st.PROCESSING and left < lower:
+            extra = invoice.exceptions | {st.PAID_PARTIAL}
+            await _set_exceptions(conn, invoice, version, now, extra)
 
     async def pending(self, *, limit: int = 20, offset: int = 0) -> PendingOverview:
         """The admin queue, newest first."""
         # waiting for a decision: frozen; unpaid with a partial, late or held payment; or
         # carrying a second payment (duplicate, after close) that is not refunded yet.
         # Once an admin confirms, rejects or records the refund, it leaves the queue.
-        money_to_return = (
+        attached_here = and_(
+            deposits.c.invoice_id == invoices.c.id, deposits.c.disposition == st.DEP_ATTACHED
+        )
+        counted_here = select(deposits.c.dep_id).where(
+            attached_here, deposits.c.match_kind.in_(st.COUNTED_KINDS)
+        )
+        money_to_return = or_(
             select(deposits.c.dep_id)
             .where(
-                deposits.c.invoice_id == invoices.c.id,
-                deposits.c.disposition == st.DEP_ATTACHED,
+                attached_here,
                 deposits.c.match_kind.in_((st.KIND_DUPLICATE, st.KIND_AFTER_CLOSE)),
             )
-            .exists()
+            .exists(),
+            # rejected or cancelled while money was counted for it (a reject after a partial)
+            and_(invoices.c.status.in_((st.INVALID, st.CANCELLED)), counted_here.exists()),
         )
         review = or_(
             invoices.c.frozen.is_(True),
@@ -246,10 +349,11 @@ class AdminService:
                     )
                 ),
             ),
-            money_to_return,
+            # its window ended with its money seen but never confirmed
+            and_(invoices.c.status == st.EXPIRED, counted_here.exists()),
         )
         is_open = and_(invoices.c.status.in_(st.OPEN_STATUSES), not_(review))
-        in_review = (review, invoices.c.status != st.INVALID)
+        in_review = (or_(and_(review, invoices.c.status != st.INVALID), money_to_return),)
         is_unmatched = deposits.c.disposition == st.DEP_UNMATCHED
         async with self.db.read() as conn:
             open_total, review_total, unmatched_total = [
@@ -365,28 +469,39 @@ async def _set_invoice(
         raise InvalidTransition(f"invoice {invoice.id} changed meanwhile; try again")
 
 
-async def _mark_paid(
-    conn: AsyncConnection, invoice: InvoiceFacts, version: int, now: int
-) -> int | None:
-    await _set_invoice(conn, invoice, version, now, st.PAID, {st.MARKED}, paid_at=now)
-    exceptions = sorted(invoice.exceptions | {st.MARKED})
-    return await on_paid(
-        conn, invoice, now, received=None, exceptions=exceptions, source="admin", tell_admins=False
-    )
-
-
-async def _detach_and_revoke(
-    conn: AsyncConnection, deposit: DepositFacts, invoice_id: str, now: int
+async def _set_exceptions(
+    conn: AsyncConnection, invoice: InvoiceFacts, version: int, now: int, values: frozenset[str]
 ) -> None:
-    """Take a deposit off its invoice; if that invoice was paid, revoke its period and mark it
-    invalid (an admin decided the money was not for it)."""
-    old, version = await load_invoice_versioned(conn, invoice_id)
-    others = [
-        d
-        for d in await attached_deposits(conn, invoice_id)
-        if d.dep_id != deposit.dep_id and d.match_kind in st.COUNTED_KINDS
-    ]
-    if old.status == st.PAID and not others:
-        await revoke_period(conn, invoice_id=invoice_id, now_ms=now, reason="deposit moved")
-        await _set_invoice(conn, old, version, now, st.INVALID, {st.MARKED})
-        await Notifier(conn, now).customer(old, "invoice.revoked", f"inv:{old.id}:revoked")
+    result = await conn.execute(
+        update(invoices)
+        .where(invoices.c.id == invoice.id, invoices.c.version == version)
+        .values(exceptions=format_exceptions(values), updated_at=now, version=version + 1)
+    )
+    if result.rowcount != 1:
+        raise InvalidTransition(f"invoice {invoice.id} changed meanwhile; try again")
+
+
+async def _reopen(
+    conn: AsyncConnection, invoice: InvoiceFacts, version: int, now: int, status: str
+) -> None:
+    """No money is left on the invoice: back to ``status`` (pending or expired), without the
+    exceptions that described its money."""
+    result = await conn.execute(
+        update(invoices)
+        .where(invoices.c.id == invoice.id, invoices.c.version == version)
+        .values(
+            status=status,
+            exceptions=format_exceptions(invoice.exceptions - _MONEY_EXCEPTIONS),
+            closed_at=now if status == st.EXPIRED else None,
+            updated_at=now,
+            version=version + 1,
+        )
+    )
+    if result.rowcount != 1:
+        raise InvalidTransition(f"invoice {invoice.id} changed meanwhile; try again")
+
+
+# exceptions that describe the money an invoice holds (cleared when none is left)
+_MONEY_EXCEPTIONS = frozenset(
+    {st.PAID_PARTIAL, st.PAID_OVER, st.PAID_LATE, st.ON_HOLD, st.MISMATCH}
+)

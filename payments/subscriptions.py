@@ -4,7 +4,10 @@ One subscription per (customer, plan), each with its own end. A credit extends i
 max(now, end) by the plan's days in ONE UPDATE statement, so two payments that settle together
 add up (PostgreSQL re-evaluates the expression on the row a concurrent transaction committed).
 Every credit is a ``subscription_periods`` row, unique per invoice: crediting an invoice twice
-does nothing. A revocation marks its period revoked and replays the remaining ones.
+does nothing. A revocation marks its period revoked and replays the remaining ones; crediting
+an invoice whose period was revoked (an admin's correction undone, a payment that settles after
+all) restores that period as it was credited and replays again, so an undo gives back exactly
+the state before it.
 
 Functions here take the caller's connection and never commit: one transaction per decision.
 """
@@ -39,6 +42,7 @@ class Credit:
     starts_at: int
     ends_at: int
     renewed: bool  # the subscription was still running: this period follows on from it
+    restored: bool = False  # a revoked period counted again (a correction undone)
 
 
 @dataclass(frozen=True)
@@ -115,15 +119,23 @@ async def credit_period(
 ) -> Credit | None:
     """Add ``days`` to the customer's subscription of ``plan_id`` (created if missing).
 
-    Returns None, changing nothing, when ``invoice_id`` has been credited already. The customer
-    row must exist (see :func:`payments.customers.ensure_customer`).
+    Returns None, changing nothing, when ``invoice_id`` has been credited already. When its
+    period was revoked, it is restored as it was (same credit time and days) and the
+    subscription replayed. The customer row must exist (see
+    :func:`payments.customers.ensure_customer`).
     """
     if days <= 0:
         raise ValueError("days must be positive")
     if invoice_id is not None:
-        seen = await conn.execute(select(periods.c.id).where(periods.c.invoice_id == invoice_id))
-        if seen.first() is not None:
-            return None
+        seen = (
+            await conn.execute(
+                select(periods.c.id, periods.c.revoked_at).where(periods.c.invoice_id == invoice_id)
+            )
+        ).first()
+        if seen is not None:
+            if seen.revoked_at is None:
+                return None
+            return await _restore_period(conn, int(seen.id), now_ms)
     new_sub = {
         "customer_id": customer_id,
         "plan_id": plan_id,
@@ -227,7 +239,47 @@ async def revoke_period(
     ).first()
     if row is None:
         return None
+    return await _replay(conn, int(row.subscription_id), now_ms)
+
+
+async def _restore_period(conn: AsyncConnection, period_id: int, now_ms: int) -> Credit | None:
+    """Undo a revocation: the period counts again from when it was credited."""
+    row = (
+        await conn.execute(
+            update(periods)
+            .where(periods.c.id == period_id, periods.c.revoked_at.is_not(None))
+            .values(revoked_at=None, revoke_reason=None)
+            .returning(periods.c.subscription_id, periods.c.plan_id)
+        )
+    ).first()
+    if row is None:
+        return None
     sub_id = int(row.subscription_id)
+    await _replay(conn, sub_id, now_ms)
+    restored = (
+        await conn.execute(
+            select(periods.c.starts_at, periods.c.ends_at).where(periods.c.id == period_id)
+        )
+    ).one()
+    ends_at: int = (
+        await conn.execute(select(subs.c.ends_at).where(subs.c.id == sub_id))
+    ).scalar_one()
+    return Credit(
+        subscription_id=sub_id,
+        period_id=period_id,
+        plan_id=str(row.plan_id),
+        starts_at=int(restored.starts_at),
+        ends_at=ends_at,
+        renewed=int(restored.starts_at) > now_ms,
+        restored=True,
+    )
+
+
+async def _replay(conn: AsyncConnection, sub_id: int, now_ms: int) -> int:
+    """Recompute a subscription from its periods that are not revoked (each period's
+    starts/ends too); returns its new end. With no period left it ends now (or stays ended).
+    An end in the past is left to :func:`run_reminders_and_expiry`, which expires and tells;
+    an end in the future makes it active."""
     # Lock the subscription before reading its periods, so a credit committing meanwhile is
     # either seen here or applied on top of our result (never overwritten by it).
     lock = select(subs.c.ends_at).where(subs.c.id == sub_id)
@@ -255,9 +307,10 @@ async def revoke_period(
                 update(periods).where(periods.c.id == p.id).values(starts_at=start, ends_at=end)
             )
     new_end = schedule[-1][1] if schedule else min(old_end, now_ms)
-    await conn.execute(
-        update(subs).where(subs.c.id == sub_id).values(ends_at=new_end, updated_at=now_ms)
-    )
+    values: dict[str, Any] = {"ends_at": new_end, "updated_at": now_ms}
+    if new_end > now_ms:
+        values["status"] = ACTIVE
+    await conn.execute(update(subs).where(subs.c.id == sub_id).values(**values))
     return new_end
 
 

@@ -89,7 +89,7 @@ MESSAGES: dict[str, str] = {
     "claim_reason_already_attached": "it already paid another invoice.",
     "claim_reason_other_currency": "it is in another coin.",
     "claim_reason_older_than_invoice": "it was made before this invoice was created.",
-    "claim_reason_not_candidate": "its amount does not fit this invoice.",
+    "claim_reason_after_invoice_window": "it arrived after this invoice stopped taking payments.",
     "claim_reason_invoice_closed": "the invoice is {status}.",
     "claim_reason_other": (
         "it does not match this invoice. Admins see every payment that arrived without a match "
@@ -221,8 +221,8 @@ MESSAGES: dict[str, str] = {
     ),
     "invoice_rejected": "Invoice {invoice} was closed by an admin. Do not pay it.",
     "invoice_revoked": (
-        "The payment recorded for invoice {invoice} was moved by an admin, so the time it gave "
-        "was removed. Reply here if you think this is wrong."
+        "An admin moved or refunded the payment recorded for invoice {invoice}, so the time it "
+        "gave was removed. Reply here if you think this is wrong."
     ),
     "subscription_reminder": (
         "⏰ Your <b>{plan}</b> ends on {until} ({days} day(s) left). Renew now to keep it going: "
@@ -329,6 +329,18 @@ MESSAGES: dict[str, str] = {
     "alert_topup_unavailable": (
         "🧩 Partial payment on <code>{invoice}</code> ({received} {coin}) but no top-up amount was "
         "free; decide in /pending."
+    ),
+    "alert_not_sold": (
+        "🪙 {count} deposit(s) in coins or networks this shop does not sell ({kinds}), e.g. "
+        "<code>{deposit}</code>. Kept in /pending; nobody was credited."
+    ),
+    "alert_unsettled": (
+        "⏳ Invoice <code>{invoice}</code>: {received} {coin} seen but not confirmed by OKX when "
+        "its payment window ended{exceptions}. It still settles if OKX confirms; /pending."
+    ),
+    "alert_revoked": (
+        "↩️ Invoice <code>{invoice}</code> no longer covered ({received} {coin} left, {reason}): "
+        "its period was taken back; it is now {status}. /pending to decide the rest."
     ),
     "alert_claim_review": (
         "🧾 Claim for invoice <code>{invoice}</code> needs a decision (deposit {deposit}, "

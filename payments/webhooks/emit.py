@@ -60,7 +60,10 @@ async def invoice_paid(
         "tx_ids": await _tx_ids(conn, invoice.id),
     }
     order = ev.customer_order(invoice.customer_id)
-    await ev.record(conn, ev.INVOICE_PAID, f"inv:{invoice.id}:paid", order, data, now_ms)
+    key = f"inv:{invoice.id}:paid"
+    if credit is not None and credit.restored:
+        key += f":{now_ms}"  # paid again after a correction: a new occurrence
+    await ev.record(conn, ev.INVOICE_PAID, key, order, data, now_ms)
     if credit is not None:
         await subscription_credited(conn, credit, invoice.customer_id, now_ms, invoice.id)
 
@@ -83,7 +86,30 @@ async def subscription_credited(
         "source": "grant" if invoice_id is None else "payment",
     }
     order = ev.customer_order(customer_id)
-    await ev.record(conn, kind, f"period:{credit.period_id}", order, data, now_ms)
+    key = f"period:{credit.period_id}"
+    if credit.restored:
+        key += f":restored:{now_ms}"
+    await ev.record(conn, kind, key, order, data, now_ms)
+
+
+async def subscription_revoked(
+    conn: AsyncConnection,
+    invoice: InvoiceFacts,
+    now_ms: int,
+    *,
+    ends_at: int | None,
+    reason: str,
+) -> None:
+    """``subscription.revoked``: the period an invoice paid for no longer counts."""
+    data = {
+        **_invoice_data(invoice),
+        "reason": reason,
+        "revoked_at": ev.iso_utc(now_ms),
+        "subscription_ends_at": ev.iso_utc(ends_at),
+    }
+    order = ev.customer_order(invoice.customer_id)
+    key = f"inv:{invoice.id}:revoked:{now_ms}"
+    await ev.record(conn, ev.SUBSCRIPTION_REVOKED, key, order, data, now_ms)
 
 
 async def invoice_expired(conn: AsyncConnection, invoice: InvoiceFacts, now_ms: int) -> None:

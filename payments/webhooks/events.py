@@ -25,6 +25,7 @@ INVOICE_EXPIRED = "invoice.expired"
 SUBSCRIPTION_ACTIVATED = "subscription.activated"
 SUBSCRIPTION_EXTENDED = "subscription.extended"
 SUBSCRIPTION_EXPIRED = "subscription.expired"
+SUBSCRIPTION_REVOKED = "subscription.revoked"  # an admin's correction took a period back
 DEPOSIT_UNMATCHED = "deposit.unmatched"
 TYPES = (
     INVOICE_PAID,
@@ -32,6 +33,7 @@ TYPES = (
     SUBSCRIPTION_ACTIVATED,
     SUBSCRIPTION_EXTENDED,
     SUBSCRIPTION_EXPIRED,
+    SUBSCRIPTION_REVOKED,
     DEPOSIT_UNMATCHED,
 )
 
