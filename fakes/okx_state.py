@@ -155,6 +155,11 @@ class OkxState:
             if ts is not None:
                 row["ts"] = str(ts)
 
+    def remove_deposit(self, dep_id: str) -> None:
+        """OKX stops returning a record (a reorg, a reversed credit)."""
+        with self._lock:
+            self._deposits.remove(self._deposit(dep_id))
+
     def deposit_rows(self) -> list[dict[str, Any]]:
         """Copies of every deposit row, in insertion order."""
         with self._lock:

@@ -47,6 +47,7 @@ class ExchangeClock:
     def __init__(self, local: Clock) -> None:
         self.local = local
         self.offset_ms = 0
+        self.synced = False  # measured at least once (until then it is the host's clock)
 
     def now_ms(self) -> int:
         return self.local.now_ms() + self.offset_ms
@@ -64,6 +65,7 @@ class ExchangeClock:
         could come from anywhere in it: a stalled request, or the host's clock stepping while
         it was in flight) and leaves the offset as it was."""
         self.offset_ms = offset_from(server_ms, sent_local_ms, received_local_ms, self.offset_ms)
+        self.synced = True
         return self.offset_ms
 
 

@@ -111,7 +111,7 @@ class Payments:
             invoices=InvoiceService(db, catalog, quotes, okx_clock, settings),
             processor=processor,
             poller=DepositPoller(db, exchange, catalog, settings, okx_clock, processor),
-            admin=AdminService(db, okx_clock, catalog),
+            admin=AdminService(db, okx_clock, catalog, settings, rules),
             claims=ClaimService(db, okx_clock, settings, rules),
             customers=CustomerService(db, okx_clock),
             photos=InvoiceMessages(db, okx_clock),
@@ -119,7 +119,9 @@ class Payments:
 
     async def start_checks(self, *, allow_unsafe_key: bool) -> list[str]:
         """Refuse an API key that can trade or withdraw; load chain status and the address pool.
-        Returns warnings (e.g. no IP whitelist, a chain without an address)."""
+        Returns warnings (e.g. no IP whitelist, a chain without an address). Measures the offset
+        to OKX's clock first, so nothing is stamped with the host's clock once it serves."""
+        await self.okx_clock.sync(self.exchange.server_time_ms)
         warnings = await self.check_key(allow_unsafe_key=allow_unsafe_key)
         await self.refresh_directory()
         return warnings

@@ -6,6 +6,10 @@ open invoices (DESIGN section 5), then deciding what the new and changed deposit
 * Each poll reads back to the newest ``ts`` seen minus an overlap; an hourly sweep re-reads the
   whole monitoring window. Unfinished deposits older than that (a BTC deposit created at 09:00
   that turns successful at 10:30) are re-read by ``depId``, a few per poll, oldest first.
+* An unfinished deposit that a complete read of its range, or a re-read by ``depId``, no longer
+  returns (a reorg, a reversed credit) is marked missing; still missing ``VANISH_CONFIRM_MS``
+  later it has vanished, and an invoice it was counted for is frozen for an admin, never left
+  waiting for confirmations that cannot come. Returned again, it is not missing any more.
 * Nothing is written until every request of the poll has succeeded: a rate limit, a 5xx or a
   time-out leaves every row as it was, and the next poll recovers.
 * Every comparison with ``ts`` uses OKX's clock (measured at each poll).
@@ -33,7 +37,7 @@ from payments.notify import Notifier
 from payments.processing import DepositProcessor, ProcessReport
 from payments.storage import Database, insert_ignore
 from payments.storage.kv import get_int, set_value
-from payments.storage.schema import deposits
+from payments.storage.schema import deposits, invoices
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ MAX_PAGES = 1000
 CURSOR_KEY = "poll.newest_ts"
 SWEEP_KEY = "poll.last_sweep"
 POLLED_UNTIL_KEY = "poll.completed_until"  # OKX time up to which every deposit has been read
+VANISH_CONFIRM_MS = 10 * 60_000  # missing from every read for this long: it has vanished
 
 
 @dataclass
@@ -96,13 +101,17 @@ class DepositPoller:
         if not report.swept and cursor is not None:
             since = max(window_start, cursor - self.settings.poll_overlap_ms)
 
-        records = await self._read_history(since, report)
+        records, complete = await self._read_history(since, report)
         async with self.db.read() as conn:
             stale = await _unfinished_before(conn, since, window_start, self.settings.refresh_batch)
+            expected = list(stale)
+            if complete:
+                expected += await _unfinished_since(conn, since)
         for dep_id in stale:
             for record in await self.exchange.fetch_deposit_history(dep_id=dep_id, limit=PAGE):
                 records.setdefault(record.dep_id, record)
             report.requests += 1
+        missing = sorted({dep_id for dep_id in expected if dep_id not in records})
         report.fetched = len(records)
 
         async with self.db.transaction() as conn:
@@ -111,6 +120,8 @@ class DepositPoller:
                 await conn.execute(
                     update(deposits).where(deposits.c.dep_id.in_(stale)).values(updated_at=started)
                 )
+            if missing:
+                await _mark_missing(conn, missing, started)
             newest = max((r.ts for r in records.values()), default=cursor or since)
             await set_value(conn, CURSOR_KEY, max(newest, cursor or 0), started)
             if report.swept:
@@ -124,7 +135,11 @@ class DepositPoller:
         report.processed = await self.processor.process()
         return report
 
-    async def _read_history(self, since: int, report: PollReport) -> dict[str, DepositRecord]:
+    async def _read_history(
+        self, since: int, report: PollReport
+    ) -> tuple[dict[str, DepositRecord], bool]:
+        """Every record back to ``since``; and whether the read was complete (it ended on OKX's
+        last page or below ``since``, not on the page limit)."""
         records: dict[str, DepositRecord] = {}
         after: int | None = None
         for _ in range(MAX_PAGES):
@@ -133,16 +148,16 @@ class DepositPoller:
             for record in page:
                 records.setdefault(record.dep_id, record)
             if len(page) < PAGE:
-                break
+                return records, True
             oldest = min(r.ts for r in page)
             if oldest < since:
-                break
+                return records, True
             next_after = oldest + 1  # rows sharing the oldest millisecond are asked again
             if after is not None and next_after >= after:
                 log.warning("more than %d deposits share ts %d; paging past it", PAGE, oldest)
                 next_after = oldest
             after = next_after
-        return records
+        return records, False
 
     async def _store(
         self, conn: AsyncConnection, records: Iterable[DepositRecord], now: int
@@ -150,14 +165,22 @@ class DepositPoller:
         """Upsert by depId; a new deposit, or a changed state or amount, needs a decision."""
         batch = list(records)
         existing: dict[str, tuple[str, str]] = {}
+        returned: list[str] = []  # marked vanished once, but OKX returns them again
         ids = [r.dep_id for r in batch]
         for start in range(0, len(ids), 500):
             rows = await conn.execute(
-                select(deposits.c.dep_id, deposits.c.state, deposits.c.amount).where(
-                    deposits.c.dep_id.in_(ids[start : start + 500])
-                )
+                select(
+                    deposits.c.dep_id, deposits.c.state, deposits.c.amount, deposits.c.vanished_at
+                ).where(deposits.c.dep_id.in_(ids[start : start + 500]))
             )
-            existing.update({r.dep_id: (r.state, r.amount) for r in rows})
+            for r in rows:
+                existing[r.dep_id] = (r.state, r.amount)
+                if r.vanished_at is not None:
+                    returned.append(r.dep_id)
+        if returned:  # its invoice stays frozen for the admin, who decides with this known
+            await conn.execute(
+                update(deposits).where(deposits.c.dep_id.in_(returned)).values(vanished_at=None)
+            )
         fresh = [self._row(r, now) for r in batch if r.dep_id not in existing]
         new = await insert_ignore(conn, deposits, fresh, ["dep_id"]) if fresh else 0
         changed = 0
@@ -205,6 +228,43 @@ class DepositPoller:
             "disposition": st.DEP_NEW,
             "note": "",
         }
+
+
+async def _unfinished_since(conn: AsyncConnection, since: int) -> list[str]:
+    """Attached deposits that a complete read back to ``since`` must have returned."""
+    rows = await conn.execute(
+        select(deposits.c.dep_id).where(
+            deposits.c.ts >= since,
+            deposits.c.state.not_in(st.FINAL_DEPOSIT_STATES),
+            deposits.c.disposition == st.DEP_ATTACHED,
+        )
+    )
+    return [r[0] for r in rows]
+
+
+async def _mark_missing(conn: AsyncConnection, missing: Sequence[str], now: int) -> None:
+    """Missing from this poll's reads: noted the first time; still missing after
+    ``VANISH_CONFIRM_MS``, it is decided again (its invoice, unless already frozen, is frozen
+    for an admin by the matcher)."""
+    for start in range(0, len(missing), 500):
+        chunk = list(missing[start : start + 500])
+        await conn.execute(
+            update(deposits)
+            .where(deposits.c.dep_id.in_(chunk), deposits.c.vanished_at.is_(None))
+            .values(vanished_at=now)
+        )
+        not_frozen = select(invoices.c.id).where(invoices.c.frozen.is_(False))
+        await conn.execute(
+            update(deposits)
+            .where(
+                deposits.c.dep_id.in_(chunk),
+                deposits.c.disposition == st.DEP_ATTACHED,
+                deposits.c.vanished_at <= now - VANISH_CONFIRM_MS,
+                deposits.c.needs_decision.is_(False),
+                deposits.c.invoice_id.in_(not_frozen),
+            )
+            .values(needs_decision=True)
+        )
 
 
 async def _unfinished_before(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
-from payments.clock import Clock
+from payments.clock import Clock, ExchangeClock
 from payments.errors import ExchangeError, QuoteUnavailable
 from payments.exchange.base import Exchange, Ticker
 from payments.money import round_up
@@ -121,6 +121,9 @@ class QuoteService:
 
     async def _fetch(self) -> dict[str, Ticker]:
         try:
+            if isinstance(self._clock, ExchangeClock) and not self._clock.synced:
+                # every invoice is priced first: none is ever stamped with the host's clock
+                await self._clock.sync(self._exchange.server_time_ms)
             tickers = await self._exchange.fetch_tickers(self._priced)
         except ExchangeError as exc:
             self._store(_Fetch(at_ms=self._clock.now_ms(), tickers={}, failure=exc))

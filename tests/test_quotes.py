@@ -111,7 +111,7 @@ async def test_a_cached_ticker_goes_stale_with_time(clock: ManualClock) -> None:
 
 async def test_staleness_is_judged_by_okx_time(clock: ManualClock) -> None:
     okx = ExchangeClock(clock)
-    okx.offset_ms = -30_000  # OKX's clock is 30 s behind this host
+    okx.observe(clock.now_ms() - 30_000, clock.now_ms(), clock.now_ms())  # OKX is 30 s behind
     fake = FakeTickers(clock, dict(PRICES))
     fake.age_ms = {"BTC": 70_000}  # 70 s old by the host, 40 s by OKX
     quotes = QuoteService(fake, okx, currencies=CURRENCIES)
