@@ -218,7 +218,7 @@ class AdminService:
             await _attach(
                 conn, deposit, invoice_id, (st.DEP_NEW, st.DEP_UNMATCHED, st.DEP_ATTACHED), now
             )
-            if deposit.disposition == st.DEP_ATTACHED and deposit.invoice_id is not None:
+            if _counted(deposit) and deposit.invoice_id is not None:
                 await self._money_left(conn, deposit.invoice_id, now, "deposit moved")
             target, version = await _invoice(conn, invoice_id)
             ends_at = await self._mark_paid(conn, target, version, now)
@@ -248,7 +248,7 @@ class AdminService:
             )
             if result.rowcount != 1:
                 raise InvalidTransition(f"deposit {deposit.dep_id} changed; try again")
-            if deposit.disposition == st.DEP_ATTACHED and invoice_id is not None:
+            if _counted(deposit) and invoice_id is not None:
                 await self._money_left(conn, invoice_id, now, "deposit refunded")
         return AdminResult(invoice_id, None, None, "refunded")
 
@@ -479,6 +479,12 @@ async def _set_exceptions(
     )
     if result.rowcount != 1:
         raise InvalidTransition(f"invoice {invoice.id} changed meanwhile; try again")
+
+
+def _counted(deposit: DepositFacts) -> bool:
+    """Whether the deposit counted towards its invoice (not a duplicate or after-close one,
+    whose leaving changes nothing the invoice relied on)."""
+    return deposit.disposition == st.DEP_ATTACHED and deposit.match_kind in st.COUNTED_KINDS
 
 
 async def _reopen(

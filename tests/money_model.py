@@ -68,6 +68,8 @@ CHOICES = (
     ("pro", "USDT", "ERC20"),
     ("pro", "BTC", "BTC"),
 )
+# attached to an invoice for an admin, never counted: to be given back
+_TO_RETURN = (st.KIND_DUPLICATE, st.KIND_AFTER_CLOSE)
 # how a customer pays an invoice
 HOW = ("exact", "exact", "topup", "fee_short", "partial", "over", "rounded", "internal", "chain")
 CLOCK_STEPS = (MINUTE_MS, 20 * MINUTE_MS, 2 * HOUR_MS + MINUTE_MS, 25 * HOUR_MS, 3 * DAY_MS)
@@ -514,11 +516,12 @@ class MoneyPath(RuleBasedStateMachine):
     @rule(data=s.data())
     def admin_settles_from_the_truth(self, data: s.DataObject) -> None:
         """An admin looks at a deposit in the queue, learns whose it is, and acts: puts a
-        customer's payment on the invoice it was for, refunds a stranger's."""
+        customer's payment on the invoice it was for, refunds a stranger's, and refunds a second
+        payment."""
         queue = self.run(self.payments.admin.pending(limit=200))
         candidates = sorted(d.dep_id for d in queue.unmatched)
-        attached_wrongly = self.run(self._attached_to_someone_else())
-        candidates += attached_wrongly
+        candidates += self.run(self._attached_to_someone_else())
+        candidates += self.run(self._to_return())
         if not candidates:
             return
         dep = data.draw(s.sampled_from(sorted(set(candidates))))
@@ -527,10 +530,13 @@ class MoneyPath(RuleBasedStateMachine):
             return
         self.step("admin settles", dep, "sent by", sent.sender, "for", sent.invoice_id)
         COUNTERS.admin += 1
+        [row] = self.run(self.rows(t.deposits, t.deposits.c.dep_id == dep))
+        if row["match_kind"] in st.COUNTED_KINDS and row["disposition"] == st.DEP_ATTACHED:
+            self.forced.discard(str(row["invoice_id"]))  # what that invoice relied on changes
         try:
             if sent.sender in HONEST and sent.invoice_id is not None:
                 target = self.run(self.payments.invoices.get(sent.invoice_id))
-                if target.status == st.PAID:
+                if target.status == st.PAID or row["match_kind"] in _TO_RETURN:
                     self.note("refunded (paid already)")
                     self.run(self.payments.admin.refunded(dep))  # paid already: give it back
                     self.refunded.add(dep)
@@ -558,6 +564,33 @@ class MoneyPath(RuleBasedStateMachine):
         except errors.InvalidTransition as exc:
             self.note("refused:", exc)
             return
+        self.touched_by_admin.add(invoice_id)
+
+    async def _to_return(self) -> list[str]:
+        rows = await self.rows(
+            t.deposits,
+            t.deposits.c.disposition == st.DEP_ATTACHED,
+            t.deposits.c.match_kind.in_(_TO_RETURN),
+        )
+        return [str(r["dep_id"]) for r in rows]
+
+    @precondition(lambda self: bool(self.invoices))
+    @rule(data=s.data())
+    def admin_accepts_what_arrived(self, data: s.DataObject) -> None:
+        """An admin settles an invoice in the queue by hand, on what it received so far."""
+        queue = self.run(self.payments.admin.pending(limit=200))
+        waiting = [i.id for i in queue.review_invoices if i.status != st.PAID and not i.frozen]
+        if not waiting:
+            return
+        invoice_id = data.draw(s.sampled_from(waiting))
+        self.step("admin accepts", invoice_id, "as it is")
+        COUNTERS.admin += 1
+        try:
+            self.run(self.payments.admin.confirm(invoice_id, force=True))
+        except errors.InvalidTransition as exc:
+            self.note("refused:", exc)
+            return
+        self.forced.add(invoice_id)
         self.touched_by_admin.add(invoice_id)
 
     async def _attached_to_someone_else(self) -> list[str]:
@@ -656,6 +689,14 @@ class MoneyPath(RuleBasedStateMachine):
         if problems:
             self.fail("; ".join(problems))
 
+    def _forgotten(self, sent: Sent, invoices: dict[str, dict[str, Any]]) -> bool:
+        """Sent for an invoice whose monitoring window and address quarantine had both ended:
+        nothing ties that money to it any more (its exact amount may be someone else's now)."""
+        meant = invoices.get(sent.invoice_id or "")
+        return meant is not None and sent.created_at > (
+            meant["monitor_until"] + self.settings.address_quarantine_ms
+        )
+
     async def _check(self) -> list[str]:
         rules = self.payments.processor.rules
         invoices = {r["id"]: r for r in await self.rows(t.invoices)}
@@ -690,6 +731,14 @@ class MoneyPath(RuleBasedStateMachine):
             if settled < lower:
                 out.append(f"paid invoice {invoice_id} is backed by {settled} < {lower}")
 
+        # an admin's word stands until the admin changes what that invoice relied on
+        for invoice_id in sorted(self.forced):
+            if invoices[invoice_id]["status"] != st.PAID:
+                out.append(
+                    f"invoice {invoice_id}, confirmed by an admin, is now "
+                    f"{invoices[invoice_id]['status']}"
+                )
+
         # 2. every subscription ends where its live periods end; a live period is a paid invoice
         live = [p for p in periods if p["revoked_at"] is None]
         for p in live:
@@ -717,13 +766,17 @@ class MoneyPath(RuleBasedStateMachine):
 
         # 3. the attacker never gains a period from money he did not send, except by claiming
         #    a deposit the matcher found ambiguous with his invoice among its candidates (the
-        #    one risk a public tx hash carries; the payer's own claim then goes to an admin)
+        #    one risk a public tx hash carries; the payer's own claim then goes to an admin),
+        #    or like anyone else from money that came after its own invoice had long been let
+        #    go (see 4)
         for invoice_id, row in invoices.items():
             if row["customer_id"] != ATTACKER or row["status"] != st.PAID:
                 continue
             for d in counted.get(invoice_id, []):
                 sent = self.sent.get(d["dep_id"])
-                if sent is not None and sent.sender == ATTACKER:
+                if sent is not None and (
+                    sent.sender == ATTACKER or self._forgotten(sent, invoices)
+                ):
                     continue
                 if d["match_kind"] == st.KIND_CLAIM and d["note"] == "ambiguous":
                     continue
@@ -738,10 +791,7 @@ class MoneyPath(RuleBasedStateMachine):
             sent = self.sent.get(dep)
             if sent is None or sent.sender not in HONEST or row["disposition"] != st.DEP_ATTACHED:
                 continue
-            meant = invoices.get(sent.invoice_id or "")
-            if meant is not None and sent.created_at > (
-                meant["monitor_until"] + self.settings.address_quarantine_ms
-            ):
+            if self._forgotten(sent, invoices):
                 continue
             owner = invoices[row["invoice_id"]]["customer_id"]
             if owner != sent.sender and row["match_kind"] in (

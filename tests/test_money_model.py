@@ -12,7 +12,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from tests.conftest import PG_URL, backends
 from tests.money_model import machine_for, run_settings
 
-EXAMPLES = int(os.environ.get("MONEY_MODEL_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("MONEY_MODEL_EXAMPLES", "25"))
 STEPS = int(os.environ.get("MONEY_MODEL_STEPS", "40"))
 
 

@@ -333,6 +333,20 @@ async def test_a_refund_undone_by_confirming_again_restores_the_period(shop: Sho
     assert await shop.subscription_end(1) == end_before
 
 
+async def test_refunding_a_second_payment_leaves_what_the_admin_confirmed(shop: Shop) -> None:
+    a = await shop.buy(1)
+    shop.pay(a, "20")
+    await shop.poll()
+    await shop.payments.admin.confirm(a.id, force=True)  # the admin accepts 20 USDT
+    end = await shop.subscription_end(1)
+    second = shop.pay(a)  # the customer pays the whole amount again: a duplicate
+    shop.clock.advance(MINUTE_MS)
+    await shop.poll()
+    await shop.payments.admin.refunded(second)  # given back: what a was paid with is unchanged
+    assert (await shop.invoice(a.id)).status == st.PAID
+    assert await shop.subscription_end(1) == end
+
+
 # --- lower severity ------------------------------------------------------------------------------
 
 
