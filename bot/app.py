@@ -297,6 +297,8 @@ def register_handlers(application: BotApplication) -> None:
         ("stats", admin.stats),
         ("user", admin.user),
         ("grant", admin.grant),
+        ("block", admin.block),
+        ("unblock", admin.unblock),
         ("webhooks", merchant_webhooks.overview),
         ("redeliver", merchant_webhooks.redeliver),
         ("members", access.members),

@@ -60,7 +60,10 @@ class Settings(BaseSettings):
     payment_monitor_hours: int = 24
     payment_tolerance_percent: Decimal = Decimal(2)
     amount_offset_cap_percent: Decimal = Decimal("0.5")
+    amount_offset_cap_max_percent: Decimal = Decimal("1.5")
     max_open_invoices: int = 3
+    max_held_amounts: int = 20
+    unpaid_amount_budget_percent: Decimal = Decimal(50)
     settle_on_state: int = 2
     qr_payload: QrPayload = "default"
     timezone: str = "UTC"
@@ -181,7 +184,12 @@ class Settings(BaseSettings):
             monitor_hours=self.payment_monitor_hours,
             tolerance_percent=self.payment_tolerance_percent,
             offset_cap_percent=self.amount_offset_cap_percent,
+            offset_cap_max_percent=max(
+                self.amount_offset_cap_max_percent, self.amount_offset_cap_percent
+            ),
             max_open_invoices=self.max_open_invoices,
+            max_held_amounts=self.max_held_amounts,
+            unpaid_amount_budget_percent=self.unpaid_amount_budget_percent,
             settle_on_state=self.settle_on_state,
         )
 

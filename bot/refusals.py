@@ -4,6 +4,7 @@ answers with."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bot.texts import Texts
@@ -27,7 +28,11 @@ def invoice_refusal(
     network: str,
     max_open: int,
 ) -> Refusal:
-    """``network`` is the network's label as customers see it ("Tron (TRC20)")."""
+    """``network`` is the network's label as customers see it ("Tron (TRC20)"). The retry hint
+    is the core's own estimate where it has one (when an amount or the customer's hour frees
+    up), else a fixed guess."""
+    hint = getattr(exc, "retry_after_ms", None)
+    retry = math.ceil(hint / 1000) if isinstance(hint, int) and hint > 0 else None
     match exc:
         case errors.QuoteUnavailable():
             return Refusal("prices_unavailable", 503, texts.get(lang, "error_prices"), 30)
@@ -40,12 +45,18 @@ def invoice_refusal(
             text = texts.get(lang, "error_below_minimum", coin=coin, network=network)
             return Refusal("below_minimum_deposit", 422, text)
         case errors.NoFreeAmount():
-            return Refusal("busy", 503, texts.get(lang, "error_busy"), 120)
+            return Refusal("busy", 503, texts.get(lang, "error_busy"), retry or 120)
         case errors.TooManyOpenInvoices():
             text = texts.get(lang, "error_too_many", limit=max_open)
             return Refusal("too_many_open_invoices", 429, text)
+        case errors.TooManyHeldAmounts():
+            text = texts.get(lang, "error_too_many_held")
+            return Refusal("too_many_held_amounts", 429, text, retry or 3600)
         case errors.InvoiceRateLimited():
-            return Refusal("rate_limited", 429, texts.get(lang, "error_rate_limited"), 600)
+            text = texts.get(lang, "error_rate_limited")
+            return Refusal("rate_limited", 429, text, retry or 600)
+        case errors.CustomerBlocked():
+            return Refusal("customer_blocked", 403, texts.get(lang, "error_blocked"))
         case errors.UnknownChoice():
             return Refusal("unknown_choice", 422, texts.get(lang, "error_unknown_choice"))
     return Refusal("internal_error", 500, texts.get(lang, "error_generic"))

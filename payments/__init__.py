@@ -17,7 +17,7 @@ This package never imports ``telegram`` or ``bot`` (a test enforces it).
 """
 
 from payments import errors, notify, states
-from payments.admin import AdminResult, PendingOverview, UserOverview
+from payments.admin import AdminResult, BlockResult, PendingOverview, UserOverview
 from payments.capacity import CapacityWarning
 from payments.catalog import Catalog, Coin, Network, Plan, load_catalog
 from payments.claims import ClaimResult
@@ -33,6 +33,7 @@ from payments.subscriptions import SubscriptionView
 
 __all__ = [
     "AdminResult",
+    "BlockResult",
     "CapacityWarning",
     "Catalog",
     "ClaimResult",

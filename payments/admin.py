@@ -23,6 +23,7 @@ from payments.applying import attached_deposits, load_invoice_versioned, on_paid
 from payments.catalog import Catalog
 from payments.clock import Clock
 from payments.config import PaymentSettings
+from payments.creation_guard import CreationGuard
 from payments.customers import CustomerView, ensure_customer, get_customer
 from payments.errors import (
     DepositNotFound,
@@ -38,7 +39,7 @@ from payments.notify import Notifier
 from payments.settlement import settled_total
 from payments.states import format_exceptions
 from payments.storage import Database
-from payments.storage.schema import deposits, invoices
+from payments.storage.schema import customers, deposits, invoices, reservations
 from payments.subscriptions import SubscriptionView, credit_period, get_subscriptions, revoke_period
 from payments.webhooks import emit
 
@@ -52,6 +53,13 @@ class AdminResult:
     status: str | None
     ends_at: int | None = None  # the customer's subscription end after the action
     message: str = ""
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    customer_id: int
+    cancelled: int  # pending invoices cancelled
+    freed: int  # unique amounts given back to everyone at once
 
 
 @dataclass(frozen=True)
@@ -81,12 +89,85 @@ class AdminService:
         catalog: Catalog,
         settings: PaymentSettings,
         rules: MatchRules,
+        guard: CreationGuard | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.catalog = catalog
         self.settings = settings
         self.rules = rules
+        self.guard = guard  # told when /block frees amounts
+
+    async def block(self, customer_id: int) -> BlockResult:
+        """Stop a customer: no new invoices or claims; their pending invoices are cancelled and
+        the unique amounts of every invoice of theirs that received nothing are freed for other
+        customers at once (not after the usual hold and quarantine). The risk, which the admin
+        is told: if they still pay one of those amounts, it may settle someone else's invoice.
+        Invoices that received money are left as they are."""
+        if isinstance(customer_id, bool) or not isinstance(customer_id, int) or customer_id <= 0:
+            raise InvalidGrant("the customer must be given by their numeric Telegram id")
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            await ensure_customer(conn, customer_id, now)
+            await conn.execute(
+                update(customers)
+                .where(customers.c.id == customer_id, customers.c.blocked_at.is_(None))
+                .values(blocked_at=now)
+            )
+            money = select(deposits.c.invoice_id).where(deposits.c.invoice_id.is_not(None))
+            empty = select(invoices.c.id).where(
+                invoices.c.customer_id == customer_id, invoices.c.id.not_in(money)
+            )
+            pending = (
+                (
+                    await conn.execute(
+                        select(invoices.c.id).where(
+                            invoices.c.customer_id == customer_id, invoices.c.status == st.PENDING
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if pending:
+                await conn.execute(
+                    update(invoices)
+                    .where(invoices.c.id.in_(pending), invoices.c.status == st.PENDING)
+                    .values(
+                        status=st.CANCELLED,
+                        closed_at=now,
+                        updated_at=now,
+                        version=invoices.c.version + 1,
+                    )
+                )
+                for invoice_id in pending:
+                    await release_address(
+                        conn,
+                        invoice_id=invoice_id,
+                        now_ms=now,
+                        quarantine_ms=self.settings.address_quarantine_ms,
+                    )
+            freed = await conn.execute(
+                update(reservations)
+                .where(
+                    reservations.c.invoice_id.in_(empty),
+                    reservations.c.held_until > now - self.settings.amount_quarantine_ms,
+                )
+                .values(held_until=now - self.settings.amount_quarantine_ms)
+            )
+        if self.guard is not None:
+            self.guard.forget_full()
+        return BlockResult(customer_id, len(pending), int(freed.rowcount or 0))
+
+    async def unblock(self, customer_id: int) -> bool:
+        """Let a blocked customer buy again; False when they were not blocked."""
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                update(customers)
+                .where(customers.c.id == customer_id, customers.c.blocked_at.is_not(None))
+                .values(blocked_at=None)
+            )
+        return bool(result.rowcount)
 
     async def grant(self, customer_id: int, plan_id: str, days: int | None = None) -> AdminResult:
         """Give a customer ``days`` of a plan (default: the plan's days) without a payment,

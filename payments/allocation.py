@@ -215,7 +215,14 @@ async def reserve_amount(
         )
         if result.rowcount == 1:
             return amount
-    raise NoFreeAmount("busy, try again in a few minutes")
+    # every candidate is held or quarantined: say when the first of them is free again
+    free_again = [
+        until + quarantine_ms
+        for amount, (until, _holder) in held.items()
+        if is_candidate(amount, base_units, step_units, cap_units)
+    ]
+    retry = max(1, min(free_again) - now_ms) if free_again else None
+    raise NoFreeAmount("busy, try again in a few minutes", retry_after_ms=retry)
 
 
 async def extend_hold(conn: AsyncConnection, *, invoice_id: str, held_until: int) -> int:

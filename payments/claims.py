@@ -33,6 +33,7 @@ from payments.storage import Database
 from payments.storage.schema import (
     claim_waits,
     claims,
+    customers,
     deposit_candidates,
     deposits,
     invoices,
@@ -50,6 +51,7 @@ ADMIN = "admin"  # sent to an admin to decide
 # reasons of a REJECTED claim that say nothing about the deposit
 BAD_REFERENCE = "bad_reference"  # cannot be a tx hash or withdrawal ID
 RATE_LIMITED = "rate_limited"  # too many claims by this customer in the last hour
+BLOCKED = "blocked"  # an admin blocked this customer
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class ClaimService:
             if row is None or int(row["customer_id"]) != customer_id:
                 raise InvoiceNotFound(f"no invoice {invoice_id}")
             invoice = InvoiceFacts.from_row(row)
+            if await _blocked(conn, customer_id):
+                return ClaimResult(REJECTED, BLOCKED)
             if await self._recent_claims(conn, customer_id, now) >= self.settings.claims_per_hour:
                 # refused before any deposit is looked at, and not recorded: it changes nothing
                 return ClaimResult(REJECTED, RATE_LIMITED)
@@ -232,6 +236,11 @@ class ClaimService:
             await conn.execute(select(invoices.c.status).where(invoices.c.id == invoice.id))
         ).scalar_one()
         return ClaimResult(ATTACHED, "", deposit.dep_id, str(status))
+
+
+async def _blocked(conn: AsyncConnection, customer_id: int) -> bool:
+    row = await conn.execute(select(customers.c.blocked_at).where(customers.c.id == customer_id))
+    return row.scalar_one_or_none() is not None
 
 
 async def _by_reference(conn: AsyncConnection, ref: str) -> list[DepositFacts]:

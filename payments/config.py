@@ -15,7 +15,12 @@ class PaymentSettings:
     monitor_hours: int = 24  # PAYMENT_MONITOR_HOURS
     tolerance_percent: Decimal = Decimal(2)  # PAYMENT_TOLERANCE_PERCENT
     offset_cap_percent: Decimal = Decimal("0.5")  # AMOUNT_OFFSET_CAP_PERCENT
+    offset_cap_max_percent: Decimal = Decimal("1.5")  # AMOUNT_OFFSET_CAP_MAX_PERCENT
     max_open_invoices: int = 3  # MAX_OPEN_INVOICES
+    # unique amounts one customer's invoices may hold at once, over each amount's whole hold
+    max_held_amounts: int = 20  # MAX_HELD_AMOUNTS
+    # the share of a coin's amounts (per price) customers who never paid may hold together
+    unpaid_amount_budget_percent: Decimal = Decimal(50)  # UNPAID_AMOUNT_BUDGET_PERCENT
     invoices_per_hour: int = 10  # rate limit on creating invoices, per customer
     claims_per_hour: int = (
         10  # rate limit on payment claims (tx hash / withdrawal ID), per customer
@@ -43,8 +48,16 @@ class PaymentSettings:
             raise ValueError("PAYMENT_TOLERANCE_PERCENT must be from 0 to 50")
         if not Decimal(0) < self.offset_cap_percent <= Decimal(10):
             raise ValueError("AMOUNT_OFFSET_CAP_PERCENT must be above 0 and at most 10")
+        if not self.offset_cap_percent <= self.offset_cap_max_percent <= Decimal(10):
+            raise ValueError(
+                "AMOUNT_OFFSET_CAP_MAX_PERCENT must be from AMOUNT_OFFSET_CAP_PERCENT to 10"
+            )
         if self.max_open_invoices < 1:
             raise ValueError("MAX_OPEN_INVOICES must be at least 1")
+        if self.max_held_amounts < self.max_open_invoices:
+            raise ValueError("MAX_HELD_AMOUNTS must be at least MAX_OPEN_INVOICES")
+        if not Decimal(0) < self.unpaid_amount_budget_percent <= Decimal(100):
+            raise ValueError("UNPAID_AMOUNT_BUDGET_PERCENT must be above 0 and at most 100")
         if self.settle_on_state not in (1, 2):
             raise ValueError("SETTLE_ON_STATE must be 1 or 2")
         object.__setattr__(self, "states", StatePolicy.from_setting(self.settle_on_state))

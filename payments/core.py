@@ -12,8 +12,11 @@ stats = await payments.stats()                   # /stats
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,8 +24,9 @@ from payments.admin import AdminService
 from payments.capacity import CapacityWarning, check_capacity
 from payments.catalog import Catalog
 from payments.claims import ClaimService
-from payments.clock import Clock, ExchangeClock, SystemClock
+from payments.clock import MINUTE_MS, Clock, ExchangeClock, SystemClock
 from payments.config import PaymentSettings
+from payments.creation_guard import CreationGuard
 from payments.customers import CustomerService
 from payments.directory import refresh_addresses, refresh_chains
 from payments.errors import DatabaseUnavailable
@@ -38,6 +42,13 @@ from payments.reminders import ReminderReport, run_reminders_and_expiry
 from payments.reports import ShopStats, shop_stats
 from payments.storage import Database
 from payments.storage.kv import get_int
+
+log = logging.getLogger(__name__)
+
+
+def _log_failure(task: asyncio.Task[list[CapacityWarning]]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("capacity check failed: %s", task.exception())
 
 
 def _without_password(url: str) -> str:
@@ -63,6 +74,11 @@ class Payments:
     # runs it again first, and reads no deposit until it passes
     key_check_pending: bool = False
     allow_unsafe_key: bool = False
+    # the last capacity check a refusal asked for (OKX time), or a running one
+    _capacity_asked_at: int | None = field(default=None, init=False, repr=False)
+    _capacity_task: asyncio.Task[list[CapacityWarning]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     @classmethod
     async def open(
@@ -101,6 +117,7 @@ class Payments:
         quotes = QuoteService(exchange, okx_clock, currencies=catalog.currencies)
         processor = DepositProcessor(db, catalog, settings, okx_clock, quotes)
         rules = match_rules(settings, catalog)
+        guard = CreationGuard(refusals_per_hour=settings.invoices_per_hour)
         return cls(
             db=db,
             exchange=exchange,
@@ -108,10 +125,10 @@ class Payments:
             settings=settings,
             okx_clock=okx_clock,
             quotes=quotes,
-            invoices=InvoiceService(db, catalog, quotes, okx_clock, settings),
+            invoices=InvoiceService(db, catalog, quotes, okx_clock, settings, guard),
             processor=processor,
             poller=DepositPoller(db, exchange, catalog, settings, okx_clock, processor),
-            admin=AdminService(db, okx_clock, catalog, settings, rules),
+            admin=AdminService(db, okx_clock, catalog, settings, rules, guard),
             claims=ClaimService(db, okx_clock, settings, rules),
             customers=CustomerService(db, okx_clock),
             photos=InvoiceMessages(db, okx_clock),
@@ -200,6 +217,25 @@ class Payments:
             settings=self.settings,
         )
 
+    def check_capacity_soon(self) -> None:
+        """A customer was told "busy": check capacity in the background, at most one check at a
+        time and one a minute, however many refusals ask (a burst must not start a check each)."""
+        now = self.okx_clock.now_ms()
+        running = self._capacity_task is not None and not self._capacity_task.done()
+        if running or (
+            self._capacity_asked_at is not None and now - self._capacity_asked_at < MINUTE_MS
+        ):
+            return
+        self._capacity_asked_at = now
+        self._capacity_task = asyncio.get_running_loop().create_task(
+            self.check_capacity(), name="capacity-check"
+        )
+        self._capacity_task.add_done_callback(_log_failure)
+
     async def close(self) -> None:
+        if self._capacity_task is not None and not self._capacity_task.done():
+            self._capacity_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._capacity_task
         await self.exchange.close()
         await self.db.close()

@@ -27,6 +27,7 @@ class CustomerView:
     language: str | None  # Telegram's language_code ("en", "pt-br"), None when never told
     unreachable: bool  # the customer blocked the bot (cleared when they write again)
     created_at: int
+    blocked: bool = False  # an admin blocked the customer (/block)
 
 
 async def ensure_customer(
@@ -82,6 +83,7 @@ async def get_customer(conn: AsyncConnection, customer_id: int) -> CustomerView 
         language=row.language,
         unreachable=bool(row.unreachable),
         created_at=int(row.created_at),
+        blocked=row.blocked_at is not None,
     )
 
 

@@ -61,7 +61,12 @@ class QuoteUnavailable(PaymentsError):
 
 
 class InvoiceError(PaymentsError):
-    """Base class of refusals about creating or changing an invoice."""
+    """Base class of refusals about creating or changing an invoice. ``retry_after_ms``: when
+    trying again can succeed (None: it will not by waiting, or nobody can tell)."""
+
+    def __init__(self, message: str = "", *, retry_after_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
 
 
 class UnknownChoice(InvoiceError):
@@ -80,12 +85,26 @@ class NoFreeAmount(InvoiceError):
     """Every unique amount under the offset cap is held: busy, try again in a few minutes."""
 
 
+class UnpaidBudgetExhausted(NoFreeAmount):
+    """Customers who never paid hold their whole budget of this coin's amounts (for this price):
+    busy for them, while customers who have paid still get amounts."""
+
+
 class TooManyOpenInvoices(InvoiceError):
     """The customer already has MAX_OPEN_INVOICES open invoices."""
 
 
 class InvoiceRateLimited(InvoiceError):
-    """The customer created too many invoices in the last hour."""
+    """The customer created (or was refused) too many invoices in the last hour."""
+
+
+class TooManyHeldAmounts(InvoiceRateLimited):
+    """The customer's invoices hold MAX_HELD_AMOUNTS unique amounts already (every invoice holds
+    its amount until its monitoring window ends, paid and cancelled ones included)."""
+
+
+class CustomerBlocked(InvoiceError):
+    """An admin blocked this customer (/block): no new invoices, no claims."""
 
 
 class InvoiceNotFound(InvoiceError):

@@ -1,7 +1,16 @@
 """Creating, reading and cancelling invoices; expiring them after a completed poll.
 
 An invoice is created in one transaction: the customer's caps are checked under a lock, an
-address is taken from the pool when one is free, and a unique amount is reserved (DESIGN §4).
+address is taken from the pool when one is free, and a unique amount is reserved
+(docs/architecture.md, "Making every payment identifiable").
+
+The amount space is shared by every customer of a coin, so one customer must not be able to lock
+it: every invoice holds its amount until its monitoring window ends, so a customer's invoices may
+hold at most MAX_HELD_AMOUNTS amounts at once (paid and cancelled ones count until their hold
+ends); customers who never paid may hold at most UNPAID_AMOUNT_BUDGET_PERCENT of a coin's amounts
+for a price; the range widens up to AMOUNT_OFFSET_CAP_MAX_PERCENT when the usual one is full; and
+refusals are counted and remembered in memory (:mod:`payments.creation_guard`), so a burst of
+them costs no database work.
 """
 
 from __future__ import annotations
@@ -14,26 +23,37 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payments import states as st
-from payments.allocation import cap_units_for, release_address, reserve_amount, take_address
+from payments.allocation import (
+    cap_units_for,
+    capacity,
+    release_address,
+    reserve_amount,
+    take_address,
+)
 from payments.catalog import Catalog, Coin, Network, Plan
 from payments.clock import HOUR_MS, Clock
 from payments.config import PaymentSettings
+from payments.creation_guard import CreationGuard
 from payments.customers import ensure_customer
 from payments.directory import ChainStatus, get_chain_status
 from payments.errors import (
     BelowMinimumDeposit,
+    CustomerBlocked,
     DepositsDisabled,
     InvalidTransition,
     InvoiceNotFound,
     InvoiceRateLimited,
+    NoFreeAmount,
+    TooManyHeldAmounts,
     TooManyOpenInvoices,
     UnknownChoice,
+    UnpaidBudgetExhausted,
 )
 from payments.facts import InvoiceFacts
 from payments.money import format_amount, from_units, step_units, to_units
 from payments.quotes import QuoteService, crypto_amount
 from payments.storage import Database
-from payments.storage.schema import customers, invoices
+from payments.storage.schema import customers, invoices, reservations
 
 _ID_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud to support
 
@@ -80,12 +100,14 @@ class InvoiceService:
         quotes: QuoteService,
         clock: Clock,
         settings: PaymentSettings,
+        guard: CreationGuard | None = None,
     ) -> None:
         self.db = db
         self.catalog = catalog
         self.quotes = quotes
         self.clock = clock  # OKX time (ExchangeClock): compared with deposits' ts
         self.settings = settings
+        self.guard = guard or CreationGuard(refusals_per_hour=settings.invoices_per_hour)
 
     # --- creating ----------------------------------------------------------------------------
 
@@ -108,6 +130,7 @@ class InvoiceService:
     ) -> InvoiceView:
         """A new invoice (or the customer's open one for the same choice, if it has time left)."""
         plan, coin, chosen = self._choice(plan_id, currency, network)
+        self.guard.check_customer(customer_id, self.clock.now_ms())
         async with self.db.read() as conn:
             status = await get_chain_status(conn, coin.symbol, chosen.chain)
             reusable = await self._reusable(conn, customer_id, plan, coin, chosen)
@@ -126,7 +149,45 @@ class InvoiceService:
         assert base_units is not None  # a multiple of the step, which fits the scale
         step = step_units(coin.step, coin.scale)
         cap = cap_units_for(base_units, self.settings.offset_cap_percent, step)
+        widest = cap_units_for(base_units, self.settings.offset_cap_max_percent, step)
         now = self.clock.now_ms()
+        try:
+            self.guard.check_range(coin.symbol, base_units, now)
+            return await self._create(
+                customer_id,
+                plan,
+                coin,
+                chosen,
+                quote.rate,
+                status,
+                language,
+                base_units=base_units,
+                step=step,
+                caps=(cap, widest),
+                now=now,
+            )
+        except (NoFreeAmount, InvoiceRateLimited) as exc:
+            self.guard.refused(customer_id, now)
+            if isinstance(exc, NoFreeAmount) and not isinstance(exc, UnpaidBudgetExhausted):
+                self.guard.full(coin.symbol, base_units, now, exc.retry_after_ms)
+            raise
+
+    async def _create(
+        self,
+        customer_id: int,
+        plan: Plan,
+        coin: Coin,
+        chosen: Network,
+        rate: Decimal,
+        status: ChainStatus,
+        language: str | None,
+        *,
+        base_units: int,
+        step: int,
+        caps: tuple[int, int],
+        now: int,
+    ) -> InvoiceView:
+        cap, widest = caps
         invoice_id = new_invoice_id()
         expires_at = now + self.settings.ttl_ms
         monitor_until = expires_at + self.settings.monitor_ms
@@ -144,7 +205,7 @@ class InvoiceService:
                     chain=chosen.chain,
                     address="",
                     tag=None,
-                    rate=str(quote.rate),
+                    rate=str(rate),
                     scale=coin.scale,
                     step=str(coin.step),
                     base_units=base_units,
@@ -170,19 +231,30 @@ class InvoiceService:
             )
             if choice is None:
                 raise DepositsDisabled(f"no deposit address is known for {chosen.chain}")
-            amount_units = await reserve_amount(
-                conn,
-                currency=coin.symbol,
-                base_units=base_units,
-                step_units=step,
-                cap_units=cap,
-                invoice_id=invoice_id,
-                kind="main",
-                address=choice.address,
-                now_ms=now,
-                held_until=monitor_until,
-                quarantine_ms=self.settings.amount_quarantine_ms,
-            )
+            budget = self.settings.unpaid_amount_budget_percent
+            if budget < 100 and not await _has_paid(conn, customer_id):
+                await self._check_unpaid_budget(conn, coin.symbol, base_units, step, widest, now)
+            amount_units = None
+            for width in dict.fromkeys((cap, widest)):  # the usual range, then the widest
+                try:
+                    amount_units = await reserve_amount(
+                        conn,
+                        currency=coin.symbol,
+                        base_units=base_units,
+                        step_units=step,
+                        cap_units=width,
+                        invoice_id=invoice_id,
+                        kind="main",
+                        address=choice.address,
+                        now_ms=now,
+                        held_until=monitor_until,
+                        quarantine_ms=self.settings.amount_quarantine_ms,
+                    )
+                    break
+                except NoFreeAmount:
+                    if width == widest:
+                        raise
+            assert amount_units is not None
             await conn.execute(
                 update(invoices)
                 .where(invoices.c.id == invoice_id)
@@ -220,10 +292,11 @@ class InvoiceService:
         self, conn: AsyncConnection, customer_id: int, now: int, language: str | None
     ) -> None:
         await ensure_customer(conn, customer_id, now, language)
+        locked = select(customers.c.blocked_at).where(customers.c.id == customer_id)
         if conn.dialect.name == "postgresql":  # serialise one customer's creations
-            await conn.execute(
-                select(customers.c.id).where(customers.c.id == customer_id).with_for_update()
-            )
+            locked = locked.with_for_update()
+        if (await conn.execute(locked)).scalar_one() is not None:
+            raise CustomerBlocked("an admin has blocked this customer")
         open_count = (
             await conn.execute(
                 select(func.count()).where(
@@ -247,7 +320,62 @@ class InvoiceService:
             )
         ).scalar_one()
         if recent >= self.settings.invoices_per_hour:
-            raise InvoiceRateLimited("too many invoices in the last hour: try again later")
+            oldest = (
+                await conn.execute(
+                    select(func.min(invoices.c.created_at)).where(
+                        invoices.c.customer_id == customer_id,
+                        invoices.c.created_at > now - HOUR_MS,
+                    )
+                )
+            ).scalar_one()
+            raise InvoiceRateLimited(
+                "too many invoices in the last hour: try again later",
+                retry_after_ms=int(oldest) + HOUR_MS - now,
+            )
+        held, first_free = (
+            await conn.execute(
+                select(func.count(), func.min(reservations.c.held_until))
+                .select_from(
+                    reservations.join(invoices, reservations.c.invoice_id == invoices.c.id)
+                )
+                .where(invoices.c.customer_id == customer_id, reservations.c.held_until > now)
+            )
+        ).one()
+        if held >= self.settings.max_held_amounts:
+            raise TooManyHeldAmounts(
+                f"your invoices hold {held} payment amounts: try again later",
+                retry_after_ms=int(first_free) - now,
+            )
+
+    async def _check_unpaid_budget(
+        self, conn: AsyncConnection, currency: str, base_units: int, step: int, cap: int, now: int
+    ) -> None:
+        """Customers who never paid may hold only their budget of this price's amounts (of the
+        widest range), so that accounts made to hoard amounts leave the rest to the customers
+        who pay."""
+        budget = capacity(base_units, step, cap) * self.settings.unpaid_amount_budget_percent / 100
+        paid_before = (
+            select(invoices.c.id)
+            .where(invoices.c.customer_id == holder.c.customer_id, invoices.c.status == st.PAID)
+            .exists()
+        )
+        held, first_free = (
+            await conn.execute(
+                select(func.count(), func.min(reservations.c.held_until))
+                .select_from(reservations.join(holder, reservations.c.invoice_id == holder.c.id))
+                .where(
+                    reservations.c.currency == currency,
+                    reservations.c.amount_units.between(base_units, base_units + cap),
+                    reservations.c.held_until > now,
+                    ~paid_before,
+                )
+            )
+        ).one()
+        if held >= budget:
+            raise UnpaidBudgetExhausted(
+                "busy, try again in a few minutes",
+                retry_after_ms=max(1, int(first_free) - now),
+            )
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -343,6 +471,19 @@ class InvoiceService:
                 quarantine_ms=self.settings.address_quarantine_ms,
             )
         return await self.get(invoice_id)
+
+
+holder = invoices.alias("holder")
+
+
+async def _has_paid(conn: AsyncConnection, customer_id: int) -> bool:
+    """Whether the customer has ever paid an invoice."""
+    row = await conn.execute(
+        select(invoices.c.id)
+        .where(invoices.c.customer_id == customer_id, invoices.c.status == st.PAID)
+        .limit(1)
+    )
+    return row.first() is not None
 
 
 async def _find(conn: AsyncConnection, invoice_id: str) -> InvoiceFacts | None:

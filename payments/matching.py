@@ -15,10 +15,10 @@ the decisions in one transaction. The rules, in order:
   Paid invoices take a second payment as a duplicate, cancelled/rejected ones as after-close:
   both attach for an admin and never credit anybody.
 * Inexact: a deposit that could be meant for an invoice that cannot take it by itself is for an
-  admin, never a stranger's payment by tolerance: a second or fee-reduced payment of an invoice
-  that has already received its money at that address, or a payment for a cancelled, rejected
-  or lapsed invoice (at its address while the address is still quarantined for it; for an
-  internal transfer, inside its monitoring window).
+  admin, never a stranger's payment by tolerance: inside that invoice's monitoring window, a
+  second or fee-reduced payment of an invoice that has already received its money at that
+  address, or a payment for a cancelled or rejected invoice (at its address; by internal
+  transfer, which has none, whatever its address).
 * Inexact: when the deposit's address belongs to exactly one open invoice, that invoice is the
   only candidate (over, within tolerance, or partial). Otherwise the candidates are the unpaid
   invoices of the currency that have received nothing yet, within tolerance (below) or the same
@@ -53,8 +53,6 @@ class MatchRules:
     # (currency, OKX chain) pairs the catalogue sells; None: every pair (pure tests)
     sold: frozenset[tuple[str, str]] | None = None
     scales: Mapping[str, int] = field(default_factory=dict)  # currency -> units scale
-    # after an invoice's monitoring window its address stays its own this long (quarantine)
-    address_quarantine_ms: int = 24 * 3_600_000
 
     def allowance(self, chain: str) -> Decimal:
         return self.allowances.get(chain, Decimal(0))
@@ -393,11 +391,11 @@ def _for_an_admin(deposit: DepositFacts, other: InvoiceFacts, book: _Book) -> Un
 
 
 def _other_payee(deposit: DepositFacts, book: _Book, rules: MatchRules) -> InvoiceFacts | None:
-    """An invoice this deposit could be meant for that cannot take it by itself: it has its
-    money already (a second or fee-reduced payment), or it is cancelled, rejected or past its
-    window. Such money is nobody else's by tolerance. On-chain, the invoices that were given
-    the deposit's address, while it is still quarantined for them; by internal transfer (no
-    address), cancelled and rejected ones inside their monitoring window."""
+    """An invoice this deposit could be meant for, inside its monitoring window, that cannot
+    take it by itself: it has its money already (a second or fee-reduced payment), or it is
+    cancelled or rejected. Such money is nobody else's by tolerance. On-chain, the invoices
+    that were given the deposit's address; by internal transfer (no address), the cancelled and
+    rejected ones."""
     on_chain = deposit.type != "3" and bool(deposit.to_address)
     if on_chain:
         suspects: Iterable[InvoiceFacts] = book.by_address.get(deposit.to_address, [])
@@ -410,13 +408,11 @@ def _other_payee(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Invoi
             or not book.lower_bound(invoice) <= deposit.amount <= rules.upper_window(invoice)
         ):
             continue
-        until = invoice.monitor_until + (rules.address_quarantine_ms if on_chain else 0)
-        if deposit.ts > until:
+        if deposit.ts > invoice.monitor_until:
             continue
         if (
             invoice.status not in st.UNPAID_STATUSES
             or invoice.frozen
-            or deposit.ts > invoice.monitor_until
             or book.received(invoice.id) >= book.lower_bound(invoice)
         ):
             return invoice

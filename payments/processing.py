@@ -57,7 +57,6 @@ def match_rules(settings: PaymentSettings, catalog: Catalog) -> MatchRules:
         allowances=allowances,
         sold=frozenset((c.symbol, n.chain) for c in catalog.coins for n in c.networks),
         scales={coin.symbol: coin.scale for coin in catalog.coins},
-        address_quarantine_ms=settings.address_quarantine_ms,
     )
 
 

@@ -82,8 +82,8 @@ async def load_snapshot(
 
     # inexact candidates: unpaid invoices of the currency priced near the amount (ranges merged
     # per currency, each an index range scan), and on the deposit's address every unpaid
-    # invoice (is it the address's only one?) and every one the address is still quarantined
-    # for (did it receive its money here already, was it cancelled?). Not for a deposit its
+    # invoice (is it the address's only one?) and every one still inside its monitoring window
+    # (did it receive its money here already, was it cancelled?). Not for a deposit its
     # reservation decides (its exact amount, in time): what an exact payment costs does not
     # grow with the invoices sharing its address.
     ranges: dict[str, list[tuple[int, int]]] = {}
@@ -117,8 +117,8 @@ async def load_snapshot(
                 )
             )
     listed = sorted(addresses)
-    # on the address: every invoice whose address is still quarantined for it
-    on_address = or_(unpaid, invoices.c.monitor_until >= oldest - rules.address_quarantine_ms)
+    # on the address: every invoice that may still receive money there
+    on_address = or_(unpaid, invoices.c.monitor_until >= oldest)
     queries += [
         and_(invoices.c.address.in_(listed[i : i + 500]), on_address)
         for i in range(0, len(listed), 500)

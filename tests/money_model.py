@@ -172,6 +172,7 @@ class MoneyPath(RuleBasedStateMachine):
         self.polled_ok = False  # the last poll succeeded (invariants that need one)
         self.visible_at_poll: set[str] = set()  # OKX deposits that poll had to record
         self.log: list[str] = []  # what happened, for a violation's report
+        self.attacker_tried: dict[str, set[str]] = {}  # his invoice -> deposits claimed for it
         self.exchange: OkxExchange | None = None
         self.payments = self.run(self._open(fresh=True))
 
@@ -498,17 +499,27 @@ class MoneyPath(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.sent))
     @rule(data=s.data())
     def attacker_claims(self, data: s.DataObject) -> None:
-        """The attacker claims any public tx hash for one of his open invoices."""
-        public = sorted(d for d, x in self.sent.items() if x.tx_id)
+        """The attacker watches the shop's public addresses: he claims, for one of his
+        invoices, every tx hash he has not tried for it yet, newest first, as many as the
+        claim limit lets him."""
         his = [i for i in self.invoice_ids(ATTACKER)]
-        if not public or not his:
+        if not his:
             return
-        sent = self.sent[data.draw(s.sampled_from(public))]
         invoice_id = data.draw(s.sampled_from(his))
-        self.step("attacker claims", sent.dep_id, "for", invoice_id)
-        COUNTERS.claims += 1
-        result = self.run(self.payments.claims.claim(invoice_id, ATTACKER, sent.tx_id))
-        self.note(result.outcome, result.reason)
+        tried = self.attacker_tried.setdefault(invoice_id, set())
+        fresh = [x for x in reversed(self.sent.values()) if x.tx_id and x.dep_id not in tried]
+        if not fresh:
+            return
+        self.step("attacker claims", len(fresh), "public tx hashes for", invoice_id)
+        outcomes = []
+        for sent in fresh:
+            COUNTERS.claims += 1
+            result = self.run(self.payments.claims.claim(invoice_id, ATTACKER, sent.tx_id))
+            if result.reason == "rate_limited":
+                break
+            tried.add(sent.dep_id)
+            outcomes.append(f"{sent.dep_id}:{result.outcome}")
+        self.note(*outcomes)
 
     # --- admins -------------------------------------------------------------------------------
 
@@ -690,12 +701,10 @@ class MoneyPath(RuleBasedStateMachine):
             self.fail("; ".join(problems))
 
     def _forgotten(self, sent: Sent, invoices: dict[str, dict[str, Any]]) -> bool:
-        """Sent for an invoice whose monitoring window and address quarantine had both ended:
-        nothing ties that money to it any more (its exact amount may be someone else's now)."""
+        """Sent for an invoice whose monitoring window had ended: nothing ties an inexact amount
+        to it any more (and its exact amount may be someone else's by now)."""
         meant = invoices.get(sent.invoice_id or "")
-        return meant is not None and sent.created_at > (
-            meant["monitor_until"] + self.settings.address_quarantine_ms
-        )
+        return meant is not None and sent.created_at > meant["monitor_until"]
 
     async def _check(self) -> list[str]:
         rules = self.payments.processor.rules
@@ -767,8 +776,7 @@ class MoneyPath(RuleBasedStateMachine):
         # 3. the attacker never gains a period from money he did not send, except by claiming
         #    a deposit the matcher found ambiguous with his invoice among its candidates (the
         #    one risk a public tx hash carries; the payer's own claim then goes to an admin),
-        #    or like anyone else from money that came after its own invoice had long been let
-        #    go (see 4)
+        #    or like anyone else from money that came after its own invoice's window (see 4)
         for invoice_id, row in invoices.items():
             if row["customer_id"] != ATTACKER or row["status"] != st.PAID:
                 continue
@@ -786,7 +794,7 @@ class MoneyPath(RuleBasedStateMachine):
                 )
 
         # 4. nobody's money pays a stranger's invoice by itself (exact, tolerance, partial...),
-        #    unless it came so late that its own invoice and address had long been let go
+        #    unless it came after its own invoice's monitoring window
         for dep, row in deposits.items():
             sent = self.sent.get(dep)
             if sent is None or sent.sender not in HONEST or row["disposition"] != st.DEP_ATTACHED:

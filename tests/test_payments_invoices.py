@@ -115,7 +115,11 @@ async def test_a_stale_price_is_refused(shop: Shop) -> None:
 
 
 async def test_no_free_amount_says_busy(db: Database) -> None:
-    tiny_cap = PaymentSettings(offset_cap_percent=Decimal("0.001"))
+    tiny_cap = PaymentSettings(
+        offset_cap_percent=Decimal("0.001"),
+        offset_cap_max_percent=Decimal("0.001"),  # never widened
+        unpaid_amount_budget_percent=Decimal(100),  # no share kept for paying customers
+    )
     async with open_shop(db, tiny_cap) as shop:
         # 0.001 % of 29 USDT is 0.00029: only 29.0001 and 29.0002 (29.0000 ends in 0)
         made = [await shop.buy(c) for c in range(1, 3)]

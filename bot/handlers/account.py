@@ -164,7 +164,13 @@ def _reason(services: Services, lang: str | None, result: claims.ClaimResult) ->
         return texts.get(
             lang, "claim_reason_invoice_closed", status=status_word(services, lang, status)
         )
-    known = {"already_attached", "other_currency", "older_than_invoice", "after_invoice_window"}
+    known = {
+        "already_attached",
+        "other_currency",
+        "older_than_invoice",
+        "after_invoice_window",
+        "blocked",
+    }
     if reason in known:
         return texts.get(lang, f"claim_reason_{reason}")
     return texts.get(lang, "claim_reason_other")

@@ -297,6 +297,47 @@ async def grant(update: Update, context: BotContext) -> None:
     )
 
 
+async def block(update: Update, context: BotContext) -> None:
+    """Stop a customer who hoards amounts or abuses the shop; says what it frees and risks."""
+    if await _refuse(update, context):
+        return
+    args, services = _args(context), context.services
+    texts = services.texts
+    customer = _number(args[0], _TELEGRAM_ID) if len(args) == 1 else None
+    if customer is None:
+        await _reply(update, texts.get(None, "admin_usage_block"))
+        return
+    try:
+        result = await services.payments.admin.block(customer)
+    except errors.PaymentsError as exc:
+        await _reply(update, texts.get(None, "admin_refused", reason=str(exc)))
+        return
+    await _reply(
+        update,
+        texts.get(
+            None,
+            "admin_blocked",
+            customer=customer,
+            cancelled=result.cancelled,
+            freed=result.freed,
+        ),
+    )
+
+
+async def unblock(update: Update, context: BotContext) -> None:
+    if await _refuse(update, context):
+        return
+    args, services = _args(context), context.services
+    texts = services.texts
+    customer = _number(args[0], _TELEGRAM_ID) if len(args) == 1 else None
+    if customer is None:
+        await _reply(update, texts.get(None, "admin_usage_unblock"))
+        return
+    done = await services.payments.admin.unblock(customer)
+    key = "admin_unblocked" if done else "admin_not_blocked"
+    await _reply(update, texts.get(None, key, customer=customer))
+
+
 # --- reading -------------------------------------------------------------------------------------
 
 

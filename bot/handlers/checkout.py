@@ -40,9 +40,7 @@ async def create_invoice(
             chat.id, _creation_error(services, lang, exc, currency, network)
         )
         if isinstance(exc, errors.NoFreeAmount):
-            context.application.create_task(
-                services.payments.check_capacity(), name="capacity-check"
-            )
+            services.payments.check_capacity_soon()  # one at a time, one a minute
         return
     answered = asyncio.ensure_future(answer(query))  # the spinner stops while the QR renders
     try:

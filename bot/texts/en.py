@@ -90,6 +90,7 @@ MESSAGES: dict[str, str] = {
     "claim_reason_other_currency": "it is in another coin.",
     "claim_reason_older_than_invoice": "it was made before this invoice was created.",
     "claim_reason_after_invoice_window": "it arrived after this invoice stopped taking payments.",
+    "claim_reason_blocked": "this shop does not take claims from your account; contact support.",
     "claim_reason_invoice_closed": "the invoice is {status}.",
     "claim_reason_other": (
         "it does not match this invoice. Admins see every payment that arrived without a match "
@@ -117,6 +118,11 @@ MESSAGES: dict[str, str] = {
     "error_busy": "The shop is very busy right now. Please try again in a few minutes.",
     "error_too_many": "You have {limit} open invoices. Pay or cancel one first (/cancel).",
     "error_rate_limited": "You've created many invoices in the last hour. Please try later.",
+    "error_too_many_held": (
+        "Your recent invoices still hold their payment amounts for a while, even cancelled ones. "
+        "Please pay one of them, or try again later."
+    ),
+    "error_blocked": "You can't create invoices in this shop. Please contact its support.",
     "error_unknown_choice": "That option is no longer offered. /plans shows what is.",
     "error_generic": "Something went wrong on our side. Please try again in a minute.",
     "stale_button": "This button is no longer valid.",
@@ -240,6 +246,17 @@ MESSAGES: dict[str, str] = {
     "admin_usage_refunded": "Usage: /refunded &lt;deposit_id or tx hash&gt;",
     "admin_usage_user": "Usage: /user &lt;telegram_id&gt;",
     "admin_usage_grant": "Usage: /grant &lt;telegram_id&gt; &lt;plan&gt; [days]",
+    "admin_usage_block": "Usage: /block &lt;telegram_id&gt;",
+    "admin_usage_unblock": "Usage: /unblock &lt;telegram_id&gt;",
+    "admin_blocked": (
+        "Customer <code>{customer}</code> is blocked: no new invoices or claims. {cancelled} open "
+        "invoice(s) cancelled; {freed} payment amount(s) of their invoices that received nothing "
+        "are free for other customers now. If they still pay one of those amounts, it may settle "
+        "someone else's invoice: refund it by hand and record it with /refunded. "
+        "/unblock {customer} undoes the block (not the freed amounts)."
+    ),
+    "admin_unblocked": "Customer <code>{customer}</code> may buy again.",
+    "admin_not_blocked": "Customer <code>{customer}</code> was not blocked.",
     "admin_refused": "Not done: {reason}",
     "admin_confirm_without_deposit": (
         "Confirm invoice <code>{invoice}</code> WITHOUT a deposit? This activates {plan} for "

@@ -86,9 +86,7 @@ async def initialize(
         )
     except errors.PaymentsError as exc:
         if isinstance(exc, errors.NoFreeAmount):
-            context.application.create_task(
-                services.payments.check_capacity(), name="capacity-check"
-            )
+            services.payments.check_capacity_soon()  # one at a time, one a minute
         raise _creation_error(services, lang, exc, coin, network) from None
     return PaymentCreated(
         payment_id=view.id,

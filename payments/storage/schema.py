@@ -39,6 +39,7 @@ customers = Table(
     Column("language", String(16), nullable=True),
     Column("unreachable", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("blocked_at", BigInteger, nullable=True),  # /block: no new invoices, no claims
 )
 
 invoices = Table(

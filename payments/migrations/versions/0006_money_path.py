@@ -1,6 +1,6 @@
 """The money path against an adversary: the candidates an ambiguous deposit had when it was
-decided (a claim attaches it by itself only to one of them), and when OKX stopped returning a
-deposit record.
+decided (a claim attaches it by itself only to one of them), when OKX stopped returning a
+deposit record, and customers an admin blocked.
 
 Revision ID: 0006
 Revises: 0005
@@ -18,6 +18,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("deposits", sa.Column("vanished_at", sa.BigInteger(), nullable=True))
+    op.add_column("customers", sa.Column("blocked_at", sa.BigInteger(), nullable=True))
     op.create_table(
         "deposit_candidates",
         sa.Column("dep_id", sa.String(length=64), nullable=False),
@@ -33,5 +34,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("deposit_candidates")
+    with op.batch_alter_table("customers") as batch:
+        batch.drop_column("blocked_at")
     with op.batch_alter_table("deposits") as batch:
         batch.drop_column("vanished_at")
