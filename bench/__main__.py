@@ -20,7 +20,15 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-ORDER = ("poll_cost", "contention", "qr_render", "process_cost", "conversation", "detection")
+ORDER = (
+    "poll_cost",
+    "contention",
+    "refusals",
+    "qr_render",
+    "process_cost",
+    "conversation",
+    "detection",
+)
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 LIMITS = """## What limits it

@@ -10,12 +10,15 @@ check; a burst of them slowed every other customer down. This guard remembers, p
   sooner than their holds end): everyone asking for it meanwhile hears "busy", with the same
   honest estimate of when an amount is free again, without a transaction.
 
-It is an optimisation with limits, never the rule: the database decides every creation it lets
-through. Memory is bounded (old entries are dropped).
+Creations of one range take turns in this process (:meth:`turn`): a burst for a full range then
+costs one refused transaction, not one each, and does not queue everyone else's purchases
+behind it (SQLite has one writer). It is an optimisation with limits, never the rule: the
+database decides every creation it lets through. Memory is bounded (old entries are dropped).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 
 from payments.clock import HOUR_MS, MINUTE_MS
@@ -32,6 +35,18 @@ class CreationGuard:
         self._refused: dict[int, deque[int]] = {}
         # (currency, base units) -> (believed full until, first amount free again), in ms
         self._full: dict[tuple[str, int], tuple[int, int | None]] = {}
+        self._turns: dict[tuple[str, int], asyncio.Lock] = {}
+
+    def turn(self, currency: str, base_units: int) -> asyncio.Lock:
+        """The lock creations of this (coin, base amount) range take turns on."""
+        key = (currency, base_units)
+        lock = self._turns.get(key)
+        if lock is None:
+            if len(self._turns) >= MAX_RANGES:  # drop the idle ones
+                for idle in [k for k, v in self._turns.items() if not v.locked()]:
+                    del self._turns[idle]
+            lock = self._turns[key] = asyncio.Lock()
+        return lock
 
     def check_customer(self, customer_id: int, now_ms: int) -> None:
         """Raise InvoiceRateLimited when the customer was refused too often in the last hour."""

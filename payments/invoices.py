@@ -44,6 +44,7 @@ from payments.errors import (
     InvoiceNotFound,
     InvoiceRateLimited,
     NoFreeAmount,
+    QuoteUnavailable,
     TooManyHeldAmounts,
     TooManyOpenInvoices,
     UnknownChoice,
@@ -128,49 +129,75 @@ class InvoiceService:
         *,
         language: str | None = None,
     ) -> InvoiceView:
-        """A new invoice (or the customer's open one for the same choice, if it has time left)."""
+        """A new invoice (or the customer's open one for the same choice, if it has time left).
+
+        Creations of one price in one coin take turns, from reading the customer's open
+        invoices to writing the new one, so a burst for a range that turns out full costs one
+        refused transaction and leaves every other purchase's turn free (see
+        :mod:`payments.creation_guard`)."""
         plan, coin, chosen = self._choice(plan_id, currency, network)
         self.guard.check_customer(customer_id, self.clock.now_ms())
-        async with self.db.read() as conn:
-            status = await get_chain_status(conn, coin.symbol, chosen.chain)
-            reusable = await self._reusable(conn, customer_id, plan, coin, chosen)
-        if reusable is not None:
-            return await self._view(reusable, status, reused=True)
-        if status is None or not status.can_deposit:
-            raise DepositsDisabled(f"deposits of {coin.symbol} on {chosen.label} are paused")
-        quote = await self.quotes.quote(coin.symbol)  # may raise QuoteUnavailable
+        try:
+            quote = await self.quotes.quote(coin.symbol)
+        except QuoteUnavailable:
+            reusable = await self._reuse(customer_id, plan, coin, chosen)
+            if reusable is not None:  # no price needed to hand back an open invoice
+                return reusable
+            raise
         base = crypto_amount(plan.price_usd, quote.rate, coin.step)
-        if base < status.min_deposit:
-            raise BelowMinimumDeposit(
-                f"{format_amount(base, coin.step)} {coin.symbol} is below OKX's minimum deposit "
-                f"of {status.min_deposit} on {chosen.label}"
-            )
         base_units = to_units(base, coin.scale)
         assert base_units is not None  # a multiple of the step, which fits the scale
-        step = step_units(coin.step, coin.scale)
-        cap = cap_units_for(base_units, self.settings.offset_cap_percent, step)
-        widest = cap_units_for(base_units, self.settings.offset_cap_max_percent, step)
         now = self.clock.now_ms()
         try:
-            self.guard.check_range(coin.symbol, base_units, now)
-            return await self._create(
-                customer_id,
-                plan,
-                coin,
-                chosen,
-                quote.rate,
-                status,
-                language,
-                base_units=base_units,
-                step=step,
-                caps=(cap, widest),
-                now=now,
-            )
+            async with self.guard.turn(coin.symbol, base_units):
+                async with self.db.read() as conn:
+                    status = await get_chain_status(conn, coin.symbol, chosen.chain)
+                    open_one = await self._reusable(conn, customer_id, plan, coin, chosen)
+                if open_one is not None:
+                    return await self._view(open_one, status, reused=True)
+                if status is None or not status.can_deposit:
+                    raise DepositsDisabled(
+                        f"deposits of {coin.symbol} on {chosen.label} are paused"
+                    )
+                if base < status.min_deposit:
+                    raise BelowMinimumDeposit(
+                        f"{format_amount(base, coin.step)} {coin.symbol} is below OKX's minimum "
+                        f"deposit of {status.min_deposit} on {chosen.label}"
+                    )
+                now = self.clock.now_ms()
+                self.guard.check_range(coin.symbol, base_units, now)
+                step = step_units(coin.step, coin.scale)
+                return await self._create(
+                    customer_id,
+                    plan,
+                    coin,
+                    chosen,
+                    quote.rate,
+                    status,
+                    language,
+                    base_units=base_units,
+                    step=step,
+                    caps=(
+                        cap_units_for(base_units, self.settings.offset_cap_percent, step),
+                        cap_units_for(base_units, self.settings.offset_cap_max_percent, step),
+                    ),
+                    now=now,
+                )
         except (NoFreeAmount, InvoiceRateLimited) as exc:
             self.guard.refused(customer_id, now)
             if isinstance(exc, NoFreeAmount) and not isinstance(exc, UnpaidBudgetExhausted):
                 self.guard.full(coin.symbol, base_units, now, exc.retry_after_ms)
             raise
+
+    async def _reuse(
+        self, customer_id: int, plan: Plan, coin: Coin, chosen: Network
+    ) -> InvoiceView | None:
+        async with self.db.read() as conn:
+            open_one = await self._reusable(conn, customer_id, plan, coin, chosen)
+            if open_one is None:
+                return None
+            status = await get_chain_status(conn, coin.symbol, chosen.chain)
+        return await self._view(open_one, status, reused=True)
 
     async def _create(
         self,
@@ -354,6 +381,16 @@ class InvoiceService:
         widest range), so that accounts made to hoard amounts leave the rest to the customers
         who pay."""
         budget = capacity(base_units, step, cap) * self.settings.unpaid_amount_budget_percent / 100
+        in_range = (
+            reservations.c.currency == currency,
+            reservations.c.amount_units.between(base_units, base_units + cap),
+            reservations.c.held_until > now,
+        )
+        held_by_anyone = (
+            await conn.execute(select(func.count()).select_from(reservations).where(*in_range))
+        ).scalar_one()
+        if held_by_anyone < budget:
+            return  # fewer held in all than the budget: no need to ask who holds them
         paid_before = (
             select(invoices.c.id)
             .where(invoices.c.customer_id == holder.c.customer_id, invoices.c.status == st.PAID)
@@ -363,12 +400,7 @@ class InvoiceService:
             await conn.execute(
                 select(func.count(), func.min(reservations.c.held_until))
                 .select_from(reservations.join(holder, reservations.c.invoice_id == holder.c.id))
-                .where(
-                    reservations.c.currency == currency,
-                    reservations.c.amount_units.between(base_units, base_units + cap),
-                    reservations.c.held_until > now,
-                    ~paid_before,
-                )
+                .where(*in_range, ~paid_before)
             )
         ).one()
         if held >= budget:

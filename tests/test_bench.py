@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import __main__ as runner
-from bench import contention, poll_cost, process_cost, qr_render
+from bench import contention, poll_cost, process_cost, qr_render, refusals
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,6 +53,12 @@ def test_contention_section_names_every_level() -> None:
     rows = _table(contention.section(quick=True), "db")
     assert [row[1] for row in rows if row[0] == "sqlite"] == ["1", "10", "100"]
     assert all(row[6] == "0" and row[8] == "0" for row in rows)  # duplicates, errors
+
+
+def test_refusals_section_reports_every_refusal_and_one_capacity_check() -> None:
+    rows = _table(refusals.section(quick=True), "db")
+    assert {row[0] for row in rows} >= {"sqlite"}
+    assert all(row[1] == "50" and row[7] == "1" for row in rows)
 
 
 def test_qr_section_compares_with_qrcode_default() -> None:
