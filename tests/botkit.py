@@ -137,6 +137,12 @@ class BotWorld:
         self.tg.user(user_id, first_name=f"User{user_id}", language_code=language)
         return Customer(self, user_id, language)
 
+    async def started(self, *user_ids: int) -> None:
+        """Each of these users opens the bot (/start) and gets its answer: from then on they
+        are customers, for whom a Bearer API call may act."""
+        for user_id in user_ids:
+            await self.customer(user_id).send("/start")
+
     @asynccontextmanager
     async def database(self) -> AsyncIterator[Database]:
         db = Database.from_url(self.database_url)

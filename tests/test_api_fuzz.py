@@ -108,6 +108,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
 
 def _seed(shop: Shop) -> None:
     """Bob: two open invoices and a subscription; Alice: one open invoice, no subscription."""
+    shop.call(shop.world.started(ALICE, BOB))
     bearer = {"Authorization": f"Bearer {API_TOKEN}"}
     with httpx.Client(base_url=shop.base_url, timeout=30) as http:
         for who, ids, coins in ((BOB, shop.bob, ("BTC", "ETH")), (ALICE, shop.alice, ("SOL",))):

@@ -295,11 +295,13 @@ async def test_secrets_never_reach_a_log_a_message_or_an_answer(tmp_path: Path) 
                 await tg.wait_for(lambda: find_text(tg, 103, "Something went wrong"), 30)
                 # a purchase through the API, paid on OKX: the customer, the admin and the
                 # merchant's backend are told
+                tg.send_text(102, "/start")  # a customer the merchant's backend acts for
+                await tg.wait_for(lambda: tg.bot_messages(102), 60, "the welcome")
                 bearer = {"Authorization": f"Bearer {API_TOKEN}", "X-Telegram-User-Id": "102"}
                 body = {"plan": "pro", "crypto_currency": "USDT", "network": "TRC20"}
                 created = (await call("POST", INITIALIZE, json=body, headers=bearer)).json()
                 okx.add_deposit("USDT", "USDT-TRC20", created["crypto_amount"])
-                await tg.wait_for(lambda: tg.bot_messages(102), 60, "the activation")
+                await tg.wait_for(lambda: len(tg.bot_messages(102)) > 1, 60, "the activation")
                 await tg.wait_for(lambda: receiver.accepted(), 60, "a merchant webhook")
                 await call(
                     "GET", f"/api/payments/crypto/status/{created['payment_id']}", headers=bearer

@@ -146,6 +146,7 @@ async def test_a_customer_never_sees_another_customers_payment(tmp_path: Path) -
         world.serving(webhook=False, env={"API_TOKEN": api_token}) as served,
         httpx.AsyncClient(base_url=served.base_url) as http,
     ):
+        await world.started(101, 102)
         bearer = {"Authorization": f"Bearer {api_token}"}
         alice = bearer | {"X-Telegram-User-Id": "101"}
         r = await http.post(INITIALIZE, json=USDT_TRC20, headers=alice)

@@ -22,7 +22,7 @@ from bot.web.auth import (
     parse_user_id,
     validate_init_data,
 )
-from tests.botkit import BotWorld
+from tests.botkit import ADMIN, BotWorld
 
 TOKEN = "123456:AAE-test-bot-token"
 NOW = 1_790_000_000.0
@@ -202,6 +202,10 @@ async def test_http_tma_and_bearer_auth(tmp_path: Path) -> None:
         r = await http.get("/api/users/me", headers=tma(token, 101))
         assert r.status_code == 200 and r.json()["id"] == 101
         bearer = {"Authorization": f"Bearer {API_TOKEN}"}
+        # a Bearer call acts only for someone who has started the bot
+        r = await http.get("/api/users/me", headers=bearer | {"X-Telegram-User-Id": "202"})
+        assert (r.status_code, r.json()["error"]) == (403, "customer_unknown")
+        await world.started(202)
         r = await http.get("/api/users/me", headers=bearer | {"X-Telegram-User-Id": "202"})
         assert r.status_code == 200 and r.json()["id"] == 202
 
@@ -233,3 +237,39 @@ async def test_http_bearer_is_refused_while_api_token_is_unset(tmp_path: Path) -
         r = await http.get("/api/users/me", headers=tma(world.tg.token, 303))
         assert r.status_code == 200
         assert r.json() == {"id": 303, "language": "en", "created_at": None, "subscriptions": []}
+
+
+async def test_a_bearer_call_acts_only_for_customers_who_started_the_bot(
+    tmp_path: Path,
+) -> None:
+    """The API token must not let one backend make invoices (and hold unique amounts) for any
+    number of made-up user ids; a blocked customer gets no invoice through it either."""
+    initialize = "/api/payments/crypto/initialize"
+    body = {"plan": "pro", "crypto_currency": "USDT", "network": "TRC20"}
+    bearer = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with BotWorld.open(tmp_path) as world:
+        async with (
+            world.serving(webhook=False, env={"API_TOKEN": API_TOKEN}) as served,
+            httpx.AsyncClient(base_url=served.base_url) as http,
+        ):
+            made_up = bearer | {"X-Telegram-User-Id": "424242"}
+            r = await http.post(initialize, json=body, headers=made_up)
+            assert (r.status_code, r.json()["error"]) == (403, "customer_unknown")
+            assert await world.invoices_of(424242) == []
+
+            await world.started(424242)
+            r = await http.post(initialize, json=body, headers=made_up)
+            assert r.status_code == 200, r.text
+
+            done = await world.customer(ADMIN).send("/block 424242", expect="blocked")
+            assert "may settle someone else's invoice" in done.plain  # the risk, said
+            r = await http.post(initialize, json=body | {"network": "ERC20"}, headers=made_up)
+            assert (r.status_code, r.json()["error"]) == (403, "customer_blocked")
+        env = {"API_TOKEN": API_TOKEN, "API_ANY_CUSTOMER": "true"}
+        async with (
+            world.serving(webhook=False, env=env) as served,
+            httpx.AsyncClient(base_url=served.base_url) as http,
+        ):
+            anyone = bearer | {"X-Telegram-User-Id": "515151"}
+            r = await http.post(initialize, json=body, headers=anyone)
+            assert r.status_code == 200, r.text

@@ -4,7 +4,10 @@
   derived from the bot token (https://core.telegram.org/bots/webapps#validating-data-received-
   via-the-mini-app). Valid for a day after ``auth_date``.
 - ``Authorization: Bearer <API_TOKEN>`` plus ``X-Telegram-User-Id: <id>``: server to server;
-  refused while API_TOKEN is unset.
+  refused while API_TOKEN is unset. It acts only for a customer who has started the bot (or
+  whom an admin has dealt with), unless API_ANY_CUSTOMER is set: the token would otherwise let
+  one backend make invoices, and hold unique amounts, for any number of made-up user ids. The
+  backend must check the user id it passes itself: the bot cannot.
 
 Everything but :func:`current_user` (the FastAPI dependency) is a pure function of its
 arguments, the clock included. Errors name the reason, never the token or the initData.
@@ -24,7 +27,7 @@ from urllib.parse import parse_qsl
 from fastapi import Depends, Header
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from bot.web.deps import Context
+from bot.web.deps import Context, ServicesDep
 from bot.web.schemas import ApiError
 
 log = logging.getLogger(__name__)
@@ -181,6 +184,7 @@ bearer_scheme = HTTPBearer(
 
 async def current_user(
     context: Context,
+    services: ServicesDep,
     tma: Annotated[str | None, Depends(tma_scheme)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     x_telegram_user_id: Annotated[
@@ -192,7 +196,7 @@ async def current_user(
     settings = context.settings
     api_token = settings.api_token.get_secret_value() if settings.api_token else None
     try:
-        return authenticate(
+        principal = authenticate(
             tma,  # the raw Authorization header, whatever its scheme
             x_telegram_user_id,
             bot_token=settings.telegram_bot_token.get_secret_value(),
@@ -202,6 +206,19 @@ async def current_user(
     except AuthError as exc:
         log.info("API call refused: %s", exc.error)
         raise ApiError(401, exc.error, exc.detail, {"WWW-Authenticate": CHALLENGE}) from None
+    unknown = (
+        principal.scheme == "bearer"
+        and not settings.api_any_customer
+        and await services.customers.get(principal.user_id) is None
+    )
+    if unknown:
+        log.info("API call refused: customer_unknown")
+        raise ApiError(
+            403,
+            "customer_unknown",
+            "this user has not started the bot: a Bearer call acts only for its customers",
+        )
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
