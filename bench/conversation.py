@@ -1,4 +1,4 @@
-"""Conversation latency, throughput and CPU per update (issue 7, item 1).
+"""Conversation latency, throughput and CPU per update.
 
 Simulated customers go /start -> plan (Pro) -> coin (USDT) -> network (Tron): the invoice photo,
 against the fake Bot API over loopback HTTP. The fakes and the customers run in a child process

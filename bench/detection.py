@@ -1,4 +1,4 @@
-"""Detection latency (issue 7, item 5): a deposit visible on the fake OKX -> the activation
+"""Detection latency: a deposit visible on the fake OKX -> the activation
 message ("Payment received") reaching the fake Bot API.
 
 Customers buy Pro with USDT on Tron through the real bot (tests.botkit), then pay at random

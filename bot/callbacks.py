@@ -1,4 +1,4 @@
-"""Callback data: short, versioned, parsed strictly (DESIGN section 10).
+"""Callback data: short, versioned, parsed strictly.
 
 Clients can send ANY 1-64 bytes as callback data, so :func:`parse` accepts only the exact shapes
 :func:`encode` produces and returns None for everything else. Plain strings (not PTB's

@@ -1,6 +1,6 @@
 """Invoice QR codes: what the code says (``qr_payload``) and the photo itself (``QrRenderer``).
 
-Payloads (DESIGN.md section 10): BIP21 for BTC, Solana Pay (never ``spl-token``) for native SOL,
+Payloads: BIP21 for BTC, Solana Pay (never ``spl-token``) for native SOL,
 EIP-681 for native ETH/BNB only with QR_PAYLOAD=uri, and the bare address for everything else.
 Token payment URIs are never produced: wallets have sent tokens to the token contract instead.
 

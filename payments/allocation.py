@@ -1,4 +1,4 @@
-"""Reservations that make every payment identifiable (DESIGN section 4).
+"""Reservations that make every payment identifiable (docs/architecture.md, 1).
 
 Amount: an invoice pays ``base + k * step`` where no reservation of the same currency holds that
 amount. The offset is only ever added and capped; no issued amount ends in 0 at step precision

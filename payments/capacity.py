@@ -1,4 +1,4 @@
-"""Capacity alerts (DESIGN section 4): tell admins when a currency's free unique amounts, or a
+"""Capacity alerts: tell admins when a currency's free unique amounts, or a
 chain's free pool addresses, are running low, before customers hear "busy, try again".
 
 Amounts: for each coin and plan, the range ``[base, base + cap]`` an invoice created now would

@@ -131,7 +131,7 @@ class ClaimService:
         )
         return int((await conn.execute(recent)).scalar_one())
 
-    # --- "waiting for a claim for invoice X" (DESIGN section 10) --------------------------------
+    # --- "waiting for a claim for invoice X" ----------------------------------------------------
 
     async def expect(self, customer_id: int, invoice_id: str, *, minutes: int = 30) -> None:
         """The customer's next message is a claim for their ``invoice_id``, for ``minutes``.

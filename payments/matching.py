@@ -319,8 +319,8 @@ def decided_by_reservation(
 
 
 def _fewer_decimals_than_step(amount_units: int, invoice: InvoiceFacts) -> bool:
-    """Ends in 0 at the invoice's step precision (29.00, 29.003 for a 0.0001 step): DESIGN section
-    4 never issues such an amount and never counts such a deposit as an exact match."""
+    """Ends in 0 at the invoice's step precision (29.00, 29.003 for a 0.0001 step): no such
+    amount is ever issued, and no such deposit ever counts as an exact match."""
     step = to_units(invoice.step, invoice.scale)
     return step is not None and step > 0 and (amount_units // step) % 10 == 0
 
@@ -424,7 +424,7 @@ _CLOSED_UNPAID = frozenset({st.CANCELLED, st.INVALID})
 
 def _address_owner(deposit: DepositFacts, invoices: Iterable[InvoiceFacts]) -> InvoiceFacts | None:
     """The one invoice on the deposit's address that may still receive money, if there is
-    exactly one: then it is the only candidate for an inexact deposit (DESIGN section 5).
+    exactly one: then it is the only candidate for an inexact deposit.
 
     An expired invoice still inside its monitoring window counts as well as the open ones: when
     its address has been handed to a new invoice, a late payment to it is ambiguous, never the

@@ -1,4 +1,4 @@
-"""The invoice photos the bot sent (DESIGN section 10), so that any replica, after a restart too,
+"""The invoice photos the bot sent, so that any replica, after a restart too,
 can edit their captions when the invoice is paid, expires or is cancelled ("PAID",
 "EXPIRED - do not pay") and an old QR code is not paid by mistake."""
 

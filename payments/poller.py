@@ -1,5 +1,5 @@
 """Reading OKX's deposit history: one paged request sequence per poll, whatever the number of
-open invoices (DESIGN section 5), then deciding what the new and changed deposits mean.
+open invoices, then deciding what the new and changed deposits mean.
 
 * Newest first; each next page asks for records earlier than the oldest ``ts`` seen + 1, and rows
   are de-duplicated by ``depId``, so rows sharing a millisecond never fall between pages.

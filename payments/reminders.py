@@ -1,4 +1,4 @@
-"""Reminders before a subscription ends, and its expiry (DESIGN section 7).
+"""Reminders before a subscription ends, and its expiry.
 
 Reminders go out 3 days and 1 day before the end (once per end date, so a renewal gets its own);
 at the end the subscription expires and the customer is told once. Messages go through the

@@ -1,4 +1,4 @@
-"""Pure decisions: what an invoice's attached deposits add up to (DESIGN section 6).
+"""Pure decisions: what an invoice's attached deposits add up to (docs/architecture.md, 4).
 
 ``evaluate`` looks at one invoice and the deposits attached to it and says which status and
 exceptions it should have. ``processing`` compares that with the stored row and applies the

@@ -1,4 +1,4 @@
-"""Signals between replicas through the database (DESIGN section 9): one row per name with a
+"""Signals between replicas through the database: one row per name with a
 count that grows each time it is raised. A standby raises one; the lease holder notices the
 count grew and acts, so work only the holder may do (an OKX poll) can be asked for anywhere.
 """

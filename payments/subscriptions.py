@@ -1,4 +1,4 @@
-"""Subscriptions: activate, extend and revoke (DESIGN section 7); ``reminders`` reminds and expires.
+"""Subscriptions: activate, extend, revoke and restore; ``reminders`` reminds and expires.
 
 One subscription per (customer, plan), each with its own end. A credit extends it from
 max(now, end) by the plan's days in ONE UPDATE statement, so two payments that settle together

@@ -71,7 +71,7 @@ def test_candidates_validate_their_inputs() -> None:
     assert cap_units_for(BASE_29, Decimal("0.0003"), USDT_STEP_UNITS) == 0  # floors to steps
 
 
-# Capacity at realistic prices with the default steps and a 0.5 % cap (DESIGN section 4).
+# Capacity at realistic prices with the default steps and a 0.5 % cap (the README's figures).
 # BTC is bounded by the satoshi: 146 amounts for $29 at $90,000 (495 for $99).
 CAPACITY = [
     # price, coin, USD rate, step, base amount, capacity

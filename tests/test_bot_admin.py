@@ -1,5 +1,5 @@
 """The admin side of the bot, end to end: /pending, /confirm, /reject, /reassign, /refunded,
-/stats, /user, /grant, the admin alerts, and refusals to everyone else (DESIGN sections 6, 10)."""
+/stats, /user, /grant, the admin alerts, and refusals to everyone else."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The layers of DESIGN section 2: the bot holds no SQL and money code holds no Telegram types."""
+"""The layers: the bot holds no SQL and money code holds no Telegram types."""
 
 from __future__ import annotations
 

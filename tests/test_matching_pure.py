@@ -1,4 +1,4 @@
-"""Pure unit tests of ``payments.matching`` (DESIGN sections 4-5): which invoice, if any, each
+"""Pure unit tests of ``payments.matching`` (docs/architecture.md, 1-2): which invoice, if any, each
 deposit of a batch belongs to. No database, no HTTP: facts in, decisions out."""
 
 from __future__ import annotations

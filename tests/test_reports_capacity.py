@@ -180,7 +180,7 @@ async def test_low_btc_amounts_alert_admins_once_a_day(shop: Shop) -> None:
     span = amount_range(pro, btc, Decimal(90_000), payments.settings.offset_cap_percent)
     assert span.base_units == row.base_units == 32_223  # 0.00032223 BTC, as the invoice has
     amounts = amount_candidates(span.base_units, span.step_units, span.cap_units)
-    assert len(amounts) == 146  # DESIGN section 4: about 150
+    assert len(amounts) == 146  # about 150, as the README says
     assert first.amount == Decimal(amounts[0]) / 10**8
 
     now = shop.clock.now_ms()

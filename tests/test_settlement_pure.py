@@ -1,4 +1,4 @@
-"""Pure unit tests of ``payments.settlement.evaluate`` (DESIGN sections 5-6): what status and
+"""Pure unit tests of ``payments.settlement.evaluate`` (docs/architecture.md, 4): what status and
 exceptions an invoice's attached deposits call for. No database: facts in, a verdict out."""
 
 from __future__ import annotations

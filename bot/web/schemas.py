@@ -2,7 +2,7 @@
 the one error shape, ``{"error": "<stable_code>", "detail": "<human text>"}``, with the
 exception handlers that answer every error in it.
 
-Amounts travel as strings (DESIGN section 3): ``Decimal(crypto_amount)`` is the exact amount to
+Amounts travel as strings: ``Decimal(crypto_amount)`` is the exact amount to
 send. Times are ISO 8601 in UTC (``2026-01-15T12:05:00Z``).
 """
 
