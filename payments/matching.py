@@ -357,6 +357,10 @@ def _match_inexact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Dec
         if other is not None:
             return _for_an_admin(deposit, other, book)
         if _eligible(deposit, owner, book, rules):
+            partial = book.received(owner.id) + deposit.amount < book.lower_bound(owner)
+            earlier = _earlier_on_address(deposit, owner, book, rules) if partial else None
+            if earlier is not None:  # a part of its money, or of the owner's: an admin's call
+                return _for_an_admin(deposit, earlier, book)
             return _attach_to_owner(deposit, owner, book, rules)
         # the only candidate cannot take it: never fall back to an invoice on another address
         hint = _closest_hint(deposit, book) or owner.id
@@ -414,6 +418,24 @@ def _other_payee(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Invoi
             invoice.status not in st.UNPAID_STATUSES
             or invoice.frozen
             or book.received(invoice.id) >= book.lower_bound(invoice)
+        ):
+            return invoice
+    return None
+
+
+def _earlier_on_address(
+    deposit: DepositFacts, owner: InvoiceFacts, book: _Book, rules: MatchRules
+) -> InvoiceFacts | None:
+    """Another invoice given this address, inside its monitoring window, that this (partial)
+    amount could be part of: a payer who cancelled after paying part, or one topping up a paid
+    invoice. Then the address's one open invoice is not the only invoice it may be for."""
+    for invoice in book.by_address.get(deposit.to_address, []):
+        if (
+            invoice.id != owner.id
+            and invoice.currency == deposit.currency
+            and not _too_early(deposit, invoice, rules)
+            and deposit.ts <= invoice.monitor_until
+            and deposit.amount < invoice.amount
         ):
             return invoice
     return None

@@ -71,7 +71,19 @@ CHOICES = (
 # attached to an invoice for an admin, never counted: to be given back
 _TO_RETURN = (st.KIND_DUPLICATE, st.KIND_AFTER_CLOSE)
 # how a customer pays an invoice
-HOW = ("exact", "exact", "topup", "fee_short", "partial", "over", "rounded", "internal", "chain")
+HOW = (
+    "exact",
+    "exact",
+    "topup",
+    "fee_short",
+    "partial",
+    "over",
+    "rounded",
+    "internal",
+    "internal_rounded",  # an OKX transfer of a rounded amount: no address to go by
+    "other_address",  # short, to another of the shop's addresses (an old invoice's, say)
+    "chain",
+)
 CLOCK_STEPS = (MINUTE_MS, 20 * MINUTE_MS, 2 * HOUR_MS + MINUTE_MS, 25 * HOUR_MS, 3 * DAY_MS)
 # USDT counted in millionths (OKX's own precision for it): every path that turns amounts into
 # units must use the catalogue's scale, not the default 10^-8
@@ -302,6 +314,18 @@ class MoneyPath(RuleBasedStateMachine):
             amount = amount.quantize(Decimal("0.01"))
         elif how == "internal":
             kind, to = "3", ""
+        elif how == "internal_rounded":
+            kind, to = "3", ""
+            amount = amount.quantize(Decimal("0.01"))
+        elif how == "other_address":
+            if view.chain != "USDT-TRC20":
+                return
+            amount -= Decimal("0.3")
+            to = (
+                EXTRA_TRC20
+                if view.address != EXTRA_TRC20
+                else self.run(self._address_of("USDT", "USDT-TRC20", selected=True))
+            )
         elif how == "chain":
             if view.chain != "USDT-TRC20":
                 return
@@ -330,12 +354,14 @@ class MoneyPath(RuleBasedStateMachine):
         )
         self.note("deposit", dep, text, chain, to[:10], "on time" if on_time else "")
 
-    async def _address_of(self, currency: str, chain: str) -> str:
+    async def _address_of(self, currency: str, chain: str, *, selected: bool = False) -> str:
         rows = await self.rows(
             t.pool_addresses,
             t.pool_addresses.c.currency == currency,
             t.pool_addresses.c.chain == chain,
         )
+        if selected:
+            rows = [r for r in rows if r["selected"]]
         return str(rows[0]["address"])
 
     @rule(

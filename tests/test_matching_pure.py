@@ -398,6 +398,19 @@ def test_a_second_payment_at_a_paid_invoices_address_is_nobody_elses() -> None:
     assert match_deposits([later], snap, RULES) == [Attach("d1", "S", "tolerance")]
 
 
+def test_a_partial_payment_for_an_invoice_cancelled_after_it_is_not_the_next_ones() -> None:
+    # V paid part of C to the shop's one address, then cancelled C before a poll saw it; W is
+    # now the address's only open invoice. The part is V's, or maybe W's: an admin decides.
+    cancelled = invoice("C", address="TShared", status="cancelled")
+    fresh = invoice("W", "29.0041", address="TShared", customer_id=2)
+    part = deposit("d1", "17.4", to="TShared")
+    assert match_deposits([part], snapshot(cancelled, fresh), RULES) == [
+        Unmatched("d1", "maybe_closed_invoice", "C")
+    ]
+    # with W alone on the address, the same part is W's partial payment
+    assert match_deposits([part], snapshot(fresh), RULES) == [Attach("d1", "W", "partial")]
+
+
 def test_a_coin_or_chain_the_shop_does_not_sell_is_unmatched_without_a_look() -> None:
     sold = replace(RULES, sold=frozenset({("USDT", "USDT-TRC20")}))
     dust = [
