@@ -1,0 +1,110 @@
+"""One customer cannot slow the bot down for the others: a flood of updates from one chat, free
+text sent over and over, and a 429 that Telegram returns for one chat. The real Application
+against the fake Bot API over loopback; each test asserts what the customers observe (which
+answers arrive, in which order relative to each other), never how long anything took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from fakes.telegram_state import SentRequest
+from tests.botkit import BotWorld
+
+FLOOD = 2000
+HELP = "How it works"
+
+
+def replies(world: BotWorld, chat_id: int) -> list[tuple[int, SentRequest]]:
+    """The bot's messages to ``chat_id`` (answered or not), each with its position among all the
+    requests the fake received, in that order."""
+    return [
+        (i, r)
+        for i, r in enumerate(world.tg.requests)
+        if r.method in ("sendMessage", "sendPhoto") and str(r.params.get("chat_id")) == str(chat_id)
+    ]
+
+
+# --- a flood from one chat -----------------------------------------------------------------------
+
+
+async def test_a_flood_from_one_customer_does_not_hold_up_another(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """2,000 commands from one customer, queued before another customer writes: the other's
+    answers come before the flood has been answered (each customer's updates wait in a queue of
+    their own, bounded; the excess of the flood is dropped and logged)."""
+    caplog.set_level(logging.WARNING, logger="bot.ordering")
+    async with BotWorld.open(tmp_path) as world, world.running():
+        mallory, bob = world.customer(7001), world.customer(7002)
+        with world.tg._lock:  # all queued before the bot can fetch any of them
+            for _ in range(FLOOD):
+                world.tg.send_text(mallory.id, "/help")
+            for text in ("/help", "/history", "/status"):
+                world.tg.send_text(bob.id, text)
+        answers = await world.tg.wait_bot_messages(bob.id, 3, timeout=120)
+        # in the order he wrote
+        assert [HELP in answers[0].plain, "No invoices yet" in answers[1].plain] == [True, True]
+        assert "no active subscription" in answers[2].plain
+        first, _ = replies(world, bob.id)[0]
+        before = [i for i, _ in replies(world, mallory.id) if i < first]
+        # a single queue for everyone made Bob wait for 977 of Mallory's answers (all but the
+        # 1,023 that fitted in it beside his)
+        assert len(before) < 500, len(before)
+        await world.settled()
+        flooded = [m for m in mallory.texts() if HELP in m]
+        assert 0 < len(flooded) < FLOOD  # the excess was dropped, not queued without bound
+    dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert any(f"sender {mallory.id}:" in m and "updates were dropped" in m for m in dropped)
+
+
+# --- the update processor on its own -------------------------------------------------------------
+
+
+def _update(update_id: int, user_id: int) -> object:
+    from telegram import Chat, Message, Update, User
+
+    user = User(user_id, "U", is_bot=False)
+    message = Message(
+        update_id, datetime.now(UTC), Chat(user_id, "private"), from_user=user, text="x"
+    )
+    return Update(update_id, message=message)
+
+
+async def test_one_senders_backlog_is_bounded_and_never_holds_a_slot_others_need(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """More updates from one sender than the processor has room for, its first one stuck: the
+    next sender's update still runs, the first sender's excess is dropped (its coroutines closed,
+    never started) and logged, and what was kept runs in order."""
+    from bot.ordering import ChatOrderedProcessor
+
+    caplog.set_level(logging.WARNING, logger="bot.ordering")
+    processor = ChatOrderedProcessor(limit=2)  # 8 updates of one sender may wait
+    stuck = asyncio.Event()
+    ran: list[int] = []
+
+    async def work(update_id: int) -> None:
+        if update_id == 1:
+            await stuck.wait()
+        ran.append(update_id)
+
+    flood = [
+        asyncio.create_task(processor.process_update(_update(i, 7), work(i)))
+        for i in range(1, 1101)
+    ]
+    other = asyncio.create_task(processor.process_update(_update(2000, 8), work(2000)))
+    await asyncio.wait_for(other, timeout=30)  # a deadline for a hang, not a measurement
+    assert ran == [2000]  # sender 8 ran while sender 7's first update was still stuck
+    stuck.set()
+    await asyncio.wait_for(asyncio.gather(*flood), timeout=30)
+    assert ran == [2000, *range(1, 10)]  # one running, eight waiting: kept in order
+    assert processor._senders == {} and processor.current_concurrent_updates == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("sender 7 has more than 8 updates waiting" in m for m in messages)
+    assert any("sender 7: 1091 updates were dropped" in m for m in messages)
