@@ -86,7 +86,7 @@ def build_application(
 ) -> BotApplication:
     """The bot, not yet started. ``clock`` (tests) replaces the host's clock for payments.
     ``webhook``: no Updater; a web server feeds ``application.update_queue`` instead.
-    ``rate_limit`` False (benchmarks only): no AIORateLimiter, to show the headroom."""
+    ``rate_limit`` False (benchmarks only): no rate limiter, to show the headroom."""
     timings = timings or jobs.Timings()
 
     async def post_init(application: BotApplication) -> None:

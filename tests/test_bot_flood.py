@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fakes.telegram_state import SentRequest
-from tests.botkit import BotWorld
+from tests.botkit import BotWorld, address_of, amount_of
 
 FLOOD = 2000
 HELP = "How it works"
@@ -61,6 +61,45 @@ async def test_a_flood_from_one_customer_does_not_hold_up_another(
         assert 0 < len(flooded) < FLOOD  # the excess was dropped, not queued without bound
     dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert any(f"sender {mallory.id}:" in m and "updates were dropped" in m for m in dropped)
+
+
+# --- a 429 for one chat --------------------------------------------------------------------------
+
+
+async def test_a_429_for_one_chat_delays_only_that_chat(tmp_path: Path) -> None:
+    """Telegram answers 429 (retry after 3 s) to the bot's answer in Mallory's chat: Bob's
+    answer goes out while Mallory's chat waits, and hers follows after the pause."""
+    async with BotWorld.open(tmp_path) as world, world.running():
+        mallory, bob = world.customer(7201), world.customer(7202)
+        world.tg.fail_next("sendMessage", "429", chat_id=mallory.id, retry_after=3)
+        world.tg.send_text(mallory.id, "/help")
+        await world.tg.wait_for(lambda: world.tg.faults_injected["429"] == 1, what="the 429")
+        answer = await bob.send("/help")
+        assert HELP in answer.plain
+        await mallory.wait_text(HELP, timeout=20)  # her answer, retried after the pause
+        (limited, first), (retried, second) = replies(world, mallory.id)
+        assert first.response_ok is False and second.response_ok is True
+        [(bobs, _)] = replies(world, bob.id)
+        assert limited < bobs < retried
+
+
+async def test_a_429_for_one_chat_does_not_hold_up_the_outbox(tmp_path: Path) -> None:
+    """While Mallory's chat waits out a 429 (retry after 5 s), Bob's payment is confirmed: his
+    "Payment received" goes out before Mallory's chat is tried again."""
+    async with BotWorld.open(tmp_path) as world, world.running():
+        mallory, bob = world.customer(7301), world.customer(7302)
+        photo = await bob.buy("Pro", "USDT", "Tron (TRC20)")
+        world.tg.fail_next("sendMessage", "429", chat_id=mallory.id, retry_after=5)
+        world.tg.send_text(mallory.id, "/help")
+        await world.tg.wait_for(lambda: world.tg.faults_injected["429"] == 1, what="the 429")
+        world.okx.add_deposit("USDT", "USDT-TRC20", amount_of(photo), to=address_of(photo))
+        await bob.wait_text("Payment received", timeout=20)
+        await mallory.wait_text(HELP, timeout=20)
+        (limited, _), (retried, _) = replies(world, mallory.id)
+        paid = next(
+            i for i, r in replies(world, bob.id) if "Payment received" in r.params.get("text", "")
+        )
+        assert limited < paid < retried
 
 
 # --- the update processor on its own -------------------------------------------------------------
