@@ -40,6 +40,7 @@ from bot.seen import SeenRecently
 from bot.sender import OutboxSender
 from bot.services import BotApplication, BotContext, BotData, PollGate, Services
 from bot.texts import DEFAULT_LANGUAGE, Texts
+from bot.throttle import ReplyThrottle
 from payments import PaymentCycle, Payments, load_catalog
 from payments.access import AccessService
 from payments.catalog import default_plans_path
@@ -240,6 +241,7 @@ async def open_services(
         replica=replica,
         timings=timings,
         seen=seen,
+        free_text=ReplyThrottle(payments.okx_clock.local),
         directory_ready=False,
         webhooks=webhook_sender,
         nudge=nudge,

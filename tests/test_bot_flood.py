@@ -18,6 +18,7 @@ from tests.botkit import BotWorld, address_of, amount_of
 
 FLOOD = 2000
 HELP = "How it works"
+UNKNOWN = "I didn't understand that"
 
 
 def replies(world: BotWorld, chat_id: int) -> list[tuple[int, SentRequest]]:
@@ -61,6 +62,27 @@ async def test_a_flood_from_one_customer_does_not_hold_up_another(
         assert 0 < len(flooded) < FLOOD  # the excess was dropped, not queued without bound
     dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert any(f"sender {mallory.id}:" in m and "updates were dropped" in m for m in dropped)
+
+
+async def test_free_text_is_answered_at_most_once_every_few_seconds(tmp_path: Path) -> None:
+    """What the bot cannot read gets one "I didn't understand" per customer every few seconds,
+    however much of it arrives; commands are still answered, and other customers are not
+    affected."""
+    async with BotWorld.open(tmp_path) as world, world.running():
+        mallory, bob = world.customer(7101), world.customer(7102)
+        with world.tg._lock:
+            for n in range(30):
+                world.tg.send_text(mallory.id, f"spam {n}")
+        await world.settled()
+        assert mallory.count(UNKNOWN) == 1
+        assert HELP in (await mallory.send("/help")).plain  # commands are answered
+        assert UNKNOWN in (await bob.send("hello?")).plain  # his own allowance
+        world.tg.send_text(mallory.id, "more spam")
+        await world.settled()
+        assert mallory.count(UNKNOWN) == 1
+        world.clock.advance(5_000)  # the gap (ReplyThrottle.GAP_MS) has passed
+        assert UNKNOWN in (await mallory.send("and more")).plain
+        assert mallory.count(UNKNOWN) == 2
 
 
 # --- a 429 for one chat --------------------------------------------------------------------------
