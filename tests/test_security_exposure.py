@@ -51,3 +51,43 @@ async def test_qr_links_are_on_public_url_when_it_is_set(tmp_path: Path) -> None
         evil = tma(world.tg.token, 101) | {"Host": "evil.example"}
         created = (await http.post(INITIALIZE, json=USDT_TRC20, headers=evil)).json()
         assert created["qr_png_url"].startswith(f"https://pay.shop.example{QR_PATH}")
+
+
+# --- /healthz ------------------------------------------------------------------------------------
+
+
+async def test_healthz_tells_outsiders_the_status_only_and_the_token_holder_everything(
+    tmp_path: Path,
+) -> None:
+    async with (
+        BotWorld.open(tmp_path, env={"API_TOKEN": API_TOKEN}) as world,
+        world.serving() as served,
+        httpx.AsyncClient(base_url=served.base_url) as http,
+    ):
+        public = await http.get("/healthz")
+        assert public.status_code == 200
+        assert public.json() == {"status": "ok", "database": "ok", "telegram": "running"}
+        for wrong in ("Bearer wrong-token-0123456789", f"tma {API_TOKEN}", API_TOKEN, "Bearer"):
+            answer = await http.get("/healthz", headers={"Authorization": wrong})
+            assert answer.json() == public.json(), wrong
+        details = await http.get("/healthz", headers={"Authorization": f"Bearer {API_TOKEN}"})
+        body = details.json()
+        assert (details.status_code, body["status"], body["okx"]) == (200, "ok", "ok")
+        assert body["role"] == "primary" and body["lease_token"] >= 1
+        assert set(body["jobs"]) == {"poll-deposits", "send-outbox", "replica-lease"}
+
+        # 503 still says so to everyone; why, only to the token holder (and in the log)
+        await served.application.stop()
+        stopped = await http.get("/healthz")
+        assert stopped.status_code == 503
+        assert stopped.json() == {"status": "unavailable", "telegram": "stopped"}
+
+
+async def test_healthz_details_are_nobodys_without_an_api_token(tmp_path: Path) -> None:
+    async with (
+        BotWorld.open(tmp_path) as world,
+        world.serving() as served,
+        httpx.AsyncClient(base_url=served.base_url) as http,
+    ):
+        answer = await http.get("/healthz", headers={"Authorization": "Bearer anything-at-all"})
+        assert answer.json() == {"status": "ok", "database": "ok", "telegram": "running"}
