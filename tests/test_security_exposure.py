@@ -4,10 +4,18 @@ The real bot and its HTTP server over loopback, and the database as the bot open
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
+from sqlalchemy import text
 
+from payments.storage import Database
 from tests.botkit import BotWorld
 from tests.test_web_auth import tma
 
@@ -91,3 +99,78 @@ async def test_healthz_details_are_nobodys_without_an_api_token(tmp_path: Path) 
     ):
         answer = await http.get("/healthz", headers={"Authorization": "Bearer anything-at-all"})
         assert answer.json() == {"status": "ok", "database": "ok", "telegram": "running"}
+
+
+# --- the SQLite files ----------------------------------------------------------------------------
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def _open_and_write(path: Path) -> dict[str, int]:
+    """Open the database as the bot does, write to it, and read the modes of its files while it
+    is open (the -wal and -shm files exist only then)."""
+    db = Database.from_url(f"sqlite:///{path}")
+    try:
+        await db.migrate()
+        async with db.transaction() as conn:
+            await conn.execute(text("CREATE TABLE IF NOT EXISTS probe (x INTEGER)"))
+            await conn.execute(text("INSERT INTO probe VALUES (1)"))
+        names = (path.name, f"{path.name}-wal", f"{path.name}-shm")
+        return {name: mode(path.parent / name) for name in names}
+    finally:
+        await db.close()
+
+
+async def test_the_sqlite_database_and_its_wal_and_shm_are_created_private(
+    tmp_path: Path,
+) -> None:
+    """With the usual umask (022) files would be 0644 and folders 0755: readable by every local
+    user. The folders the bot creates are 0700, the database and its -wal and -shm 0600."""
+    path = tmp_path / "data" / "shop" / "subsbot.sqlite3"
+    with umask(0o022):
+        modes = await _open_and_write(path)
+    assert modes == {
+        "subsbot.sqlite3": 0o600,
+        "subsbot.sqlite3-wal": 0o600,
+        "subsbot.sqlite3-shm": 0o600,
+    }
+    assert (mode(tmp_path / "data"), mode(tmp_path / "data" / "shop")) == (0o700, 0o700)
+
+
+async def test_a_folder_that_was_there_is_left_as_it_is_and_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A folder the bot did not create (a Docker volume's, the operator's) keeps its mode, and a
+    warning says it is open; the database file in it is still created 0600."""
+    caplog.set_level(logging.WARNING)
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    volume.chmod(0o755)
+    with umask(0o022):
+        modes = await _open_and_write(volume / "subsbot.sqlite3")
+    assert set(modes.values()) == {0o600}
+    assert mode(volume) == 0o755
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(f"folder {volume} is open to other users (mode 755" in w for w in warnings)
+
+    # a database file an older version created 0644: named too, not changed behind the back
+    caplog.clear()
+    old = tmp_path / "old.sqlite3"
+    old.touch(mode=0o644)
+    old.chmod(0o644)
+    with umask(0o022):
+        await _open_and_write(old)
+    assert mode(old) == 0o644
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(f"database {old} can be read by other users (mode 644)" in w for w in warnings)
