@@ -23,9 +23,10 @@ COPY bot ./bot
 COPY fakes ./fakes
 RUN pip install --no-deps . && rm -rf build
 
-# A user without a shell or root rights; SQLite lives on the /data volume.
+# A user without a shell or root rights; SQLite lives on the /data volume, which only it can
+# open (a new named volume takes this folder's owner and mode).
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin subsbot \
-    && mkdir -p /data && chown subsbot:subsbot /data
+    && mkdir -p /data && chown subsbot:subsbot /data && chmod 700 /data
 USER subsbot
 VOLUME ["/data"]
 

@@ -28,6 +28,7 @@ ORDER = (
     "process_cost",
     "conversation",
     "detection",
+    "flood",
 )
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 

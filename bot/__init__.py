@@ -6,5 +6,5 @@
 import os
 
 # Opt in to PTB's coming behaviour: durations such as RetryAfter.retry_after are timedeltas.
-# Without it every 429 logs a deprecation warning (and AIORateLimiter reads retry_after too).
+# Without it every 429 logs a deprecation warning (and the rate limiter reads retry_after too).
 os.environ.setdefault("PTB_TIMEDELTA", "true")

@@ -40,6 +40,7 @@ from bot.seen import SeenRecently
 from bot.sender import OutboxSender
 from bot.services import BotApplication, BotContext, BotData, PollGate, Services
 from bot.texts import DEFAULT_LANGUAGE, Texts
+from bot.throttle import ReplyThrottle
 from payments import PaymentCycle, Payments, load_catalog
 from payments.access import AccessService
 from payments.catalog import default_plans_path
@@ -86,7 +87,7 @@ def build_application(
 ) -> BotApplication:
     """The bot, not yet started. ``clock`` (tests) replaces the host's clock for payments.
     ``webhook``: no Updater; a web server feeds ``application.update_queue`` instead.
-    ``rate_limit`` False (benchmarks only): no AIORateLimiter, to show the headroom."""
+    ``rate_limit`` False (benchmarks only): no rate limiter, to show the headroom."""
     timings = timings or jobs.Timings()
 
     async def post_init(application: BotApplication) -> None:
@@ -240,6 +241,7 @@ async def open_services(
         replica=replica,
         timings=timings,
         seen=seen,
+        free_text=ReplyThrottle(payments.okx_clock.local),
         directory_ready=False,
         webhooks=webhook_sender,
         nudge=nudge,

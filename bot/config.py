@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
+    public_url: str | None = None
     host: str = "0.0.0.0"
     port: int | None = Field(default=None, ge=1, le=65535)
     api_token: SecretStr | None = None
@@ -124,7 +125,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {name!r} (e.g. UTC, Europe/Berlin)") from None
         return name
 
-    @field_validator("telegram_api_url", "okx_api_url", "webhook_url")
+    @field_validator("telegram_api_url", "okx_api_url", "webhook_url", "public_url")
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
         if url is None:

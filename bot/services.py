@@ -23,6 +23,7 @@ from bot.replica import Replica, StandbyNudge
 from bot.seen import SeenRecently
 from bot.sender import OutboxSender
 from bot.texts import Texts
+from bot.throttle import ReplyThrottle
 from payments import Catalog, Payments
 from payments.customers import CustomerService
 from payments.photos import InvoiceMessages
@@ -157,6 +158,7 @@ class Services:
     replica: Replica  # the lease: whether this process runs the singleton jobs
     timings: Timings = field(default_factory=Timings)
     seen: SeenRecently = field(default_factory=SeenRecently)
+    free_text: ReplyThrottle = field(default_factory=ReplyThrottle)  # "I didn't understand"
     directory_ready: bool = True  # False: chains and addresses not loaded (yet), OKX down
     # set once the first load of chains and addresses was tried (at start-up, in the background)
     directory_tried: asyncio.Event = field(default_factory=asyncio.Event)

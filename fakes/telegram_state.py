@@ -302,6 +302,13 @@ class TelegramState(TelegramChats):
         with self._lock:
             return len(self._updates)
 
+    @property
+    def last_update_id(self) -> int:
+        """The update_id of the newest update queued (0: none yet); read it under ``_lock``
+        together with the call that queued it when other threads queue updates too."""
+        with self._lock:
+            return self._next_update_id - 1
+
     def file_bytes(self, file_id: str) -> bytes:
         with self._lock:
             return self._files[file_id].data

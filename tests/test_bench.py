@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import __main__ as runner
-from bench import contention, poll_cost, process_cost, qr_render, refusals
+from bench import contention, flood, poll_cost, process_cost, qr_render, refusals
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,3 +102,21 @@ def test_the_runner_refuses_an_unknown_section(capsys: pytest.CaptureFixture[str
 def test_machine_header_names_cpu_ram_python_and_os() -> None:
     lines = runner.machine()
     assert [line.split(":")[0] for line in lines] == ["- CPU", "- RAM", "- Python", "- OS"]
+
+
+async def test_flood_rows_all_answer_bob_and_the_flood_never_drains_first() -> None:
+    rows = await flood.measure(quick=True)
+    assert [r.scenario.split(" (")[0] for r in rows] == [
+        "alone",
+        "text flood",
+        "command flood",
+        "429 in another chat",
+        "429 in another chat",
+    ]
+    assert all(r.seconds > 0 and r.alone > 0 for r in rows)  # every answer arrived
+    for row in rows[1:3]:
+        assert row.mallory_sent == 200
+        assert row.mallory_before is not None and row.mallory_before < row.mallory_sent
+    text = flood.report(rows)
+    assert text.startswith("## One customer flooding, or a 429 in one chat\n")
+    assert len(_table(text, "scenario")) == 5

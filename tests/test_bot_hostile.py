@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from bot import callbacks as cb
+from bot.throttle import GAP_MS
 from fakes.telegram_state import ChatMessage
 from payments.storage.schema import deposits, invoices, subscriptions
 from tests.botkit import ADMIN, BotWorld, Customer, invoice_id_of
@@ -222,6 +223,7 @@ def test_any_text_from_anyone_is_answered_and_changes_nothing(tmp_path: Path) ->
         def check(user: tuple[int, str, str], text: str) -> None:
             sender = place.stranger(*user)
             seen = len(sender.messages())
+            world.clock.advance(GAP_MS)  # past the gap between two "I didn't understand"
             world.tg.send_text(sender.id, text)
             place.run(sender.wait_new(seen))  # every message gets an answer
 
@@ -247,6 +249,7 @@ def test_admin_commands_with_any_arguments_refuse_politely(tmp_path: Path) -> No
         def check(text: str) -> None:
             assume(not any(word in text.lower() for word in PLAN_WORDS))  # no grant by chance
             seen = len(admin.messages())
+            world.clock.advance(GAP_MS)  # past the gap between two "I didn't understand"
             world.tg.send_text(ADMIN, text)
             place.run(admin.wait_new(seen))
 

@@ -153,7 +153,8 @@ async def test_the_webhook_service_process_answers_reports_health_and_stops_on_s
             reply = await tg.wait_for(lambda: tg.bot_messages(101), 30, "a webhook answer")
             assert "Welcome" in reply[0].plain
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                health = await http.get("/healthz")
+                details = {"Authorization": "Bearer process-api-token-123"}
+                health = await http.get("/healthz", headers=details)
             assert (health.status_code, health.json()["mode"]) == (200, "webhook")
         finally:
             process.send_signal(signal.SIGTERM)

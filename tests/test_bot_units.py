@@ -459,7 +459,7 @@ async def test_each_chat_keeps_its_order_while_chats_run_side_by_side() -> None:
     assert events.index(("start", 3)) < events.index(("end", 1))  # chat 8 did not wait for 7
     assert most[0] == 2  # the cap
     assert sorted(starts) == [1, 2, 3, 4, 5, 6]
-    assert processor._chats == {}  # nothing left behind
+    assert processor._senders == {}  # nothing left behind
 
 
 # --- admin alerts as rendered --------------------------------------------------------------------

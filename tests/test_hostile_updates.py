@@ -27,6 +27,7 @@ from hypothesis import example, given, note
 from hypothesis import strategies as st
 from telegram import Update
 
+from bot.throttle import GAP_MS
 from payments.storage import schema
 from tests.botkit import ADMIN, BotWorld, Customer, invoice_id_of
 from tests.test_bot_hostile import HOSTILE, Arena, arena, describe
@@ -369,6 +370,7 @@ def test_customer_commands_with_any_arguments_from_anyone(tmp_path: Path) -> Non
             world.tg.user(who, first_name=f"U{who}", language_code=language)
             sender = Customer(world, who)
             seen = len(sender.messages())
+            world.clock.advance(GAP_MS)  # past the gap between two "I didn't understand"
             world.tg.send_text(who, text)
             place.run(sender.wait_new(seen))  # every command is answered
             after = place.run(shop_rows(world))

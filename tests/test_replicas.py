@@ -48,6 +48,8 @@ from tests.test_bot_main import ROOT, _env, free_port
 POLL_SECONDS = 2
 TIMES = LeaseTimes.for_poll(POLL_SECONDS)  # renew every 0.5 s, a lease lasts 3 s
 PAID = "Payment received"
+API_TOKEN = "replicas-api-token-0123456789"
+DETAILS = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 # --- in process: the lease, the local deadline, the gate -----------------------------------------
@@ -270,7 +272,7 @@ class BotProcess:
         """/healthz's JSON when it answers 200, else None."""
         try:
             async with httpx.AsyncClient(base_url=self.root, timeout=5) as http:
-                answer = await http.get("/healthz")
+                answer = await http.get("/healthz", headers=DETAILS)
         except httpx.HTTPError:
             return None
         body: dict[str, Any] = answer.json()
@@ -305,6 +307,7 @@ class Cluster:
             "PAYMENT_POLL_SECONDS": str(POLL_SECONDS),
             "WEBHOOK_URL": "https://shop.example",  # the public URL: the balancer's
             "WEBHOOK_SECRET": "replicas-webhook-secret",
+            "API_TOKEN": API_TOKEN,  # /healthz shows the role only with it
             "HOST": "127.0.0.1",
             "PORT": str(port),
             "LOG_LEVEL": "INFO",

@@ -315,7 +315,9 @@ async def test_secrets_never_reach_a_log_a_message_or_an_answer(tmp_path: Path) 
                 # OKX refuses the key for a while: the admins are told, /healthz says so
                 okx.passphrase = "okx-passphrase-now-different"
                 await tg.wait_for(lambda: find_text(tg, ADMIN, "OKX refused the API key"), 60)
-                health = await call("GET", "/healthz")
+                health = await call(
+                    "GET", "/healthz", headers={"Authorization": f"Bearer {API_TOKEN}"}
+                )
                 assert health.json()["okx"] == "auth", health.text
                 await call("GET", "/openapi.json")
         finally:

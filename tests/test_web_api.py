@@ -36,6 +36,10 @@ async def chunks(count: int, size: int) -> AsyncIterator[bytes]:
 
 
 def relative(url: str, base: str) -> str:
+    """A QR link as a path: on ``base`` (WEBHOOK_URL's host), or relative already (no public
+    URL configured: never the request's Host)."""
+    if url.startswith("/api/"):
+        return url
     assert url.startswith(base + "/api/"), url
     return url.removeprefix(base)
 

@@ -24,6 +24,9 @@ from tests.botkit import ADMIN, WEBHOOK_SECRET, BotWorld
 from tests.conftest import PG_URL
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+API_TOKEN = "health-api-token-0123456789"
+WITH_TOKEN = {"API_TOKEN": API_TOKEN}
+DETAILS = {"Authorization": f"Bearer {API_TOKEN}"}  # /healthz's details need the API token
 
 
 def start_update(update_id: int, user_id: int, text: str = "/start") -> dict[str, Any]:
@@ -120,11 +123,14 @@ async def test_oversized_and_malformed_bodies_get_a_4xx(
 
 
 async def test_long_polling_with_port_serves_health_but_no_webhook(tmp_path: Path) -> None:
-    async with BotWorld.open(tmp_path) as world, world.serving(webhook=False) as served:
+    async with (
+        BotWorld.open(tmp_path, env=WITH_TOKEN) as world,
+        world.serving(webhook=False) as served,
+    ):
         assert world.tg.webhook is None
         await world.customer(101).send("/start", expect="Welcome")  # by getUpdates
         async with httpx.AsyncClient(base_url=served.base_url) as http:
-            health = await http.get("/healthz")
+            health = await http.get("/healthz", headers=DETAILS)
             assert health.status_code == 200
             assert health.json()["mode"] == "polling"
             hook = await http.post(
@@ -139,9 +145,9 @@ async def test_long_polling_with_port_serves_health_but_no_webhook(tmp_path: Pat
 
 
 async def test_health_is_ok_when_everything_works(tmp_path: Path) -> None:
-    async with BotWorld.open(tmp_path) as world, world.serving() as served:
+    async with BotWorld.open(tmp_path, env=WITH_TOKEN) as world, world.serving() as served:
         async with httpx.AsyncClient(base_url=served.base_url) as http:
-            answer = await http.get("/healthz")
+            answer = await http.get("/healthz", headers=DETAILS)
         assert answer.status_code == 200
         body = answer.json()
         assert body["status"] == "ok"
@@ -154,13 +160,13 @@ async def test_health_turns_503_while_the_sqlite_database_is_gone_and_200_after(
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "data"
-    async with BotWorld.open(tmp_path) as world:
+    async with BotWorld.open(tmp_path, env=WITH_TOKEN) as world:
         world.env["DATABASE_URL"] = f"sqlite:///{data / 'bot.sqlite3'}"
         async with world.serving() as served, httpx.AsyncClient(base_url=served.base_url) as http:
             assert (await http.get("/healthz")).status_code == 200
             data.rename(tmp_path / "elsewhere")  # the volume is gone
             try:
-                answer = await http.get("/healthz")
+                answer = await http.get("/healthz", headers=DETAILS)
                 assert answer.status_code == 503
                 assert answer.json()["database"] == "unreachable"
                 assert "the database cannot be read" in answer.json()["problems"]
@@ -253,7 +259,7 @@ async def test_health_turns_503_while_postgresql_is_unreachable_and_200_after(
 async def test_an_okx_outage_is_degraded_with_200_and_told_to_the_admins_once(
     tmp_path: Path,
 ) -> None:
-    async with BotWorld.open(tmp_path) as world, world.serving() as served:
+    async with BotWorld.open(tmp_path, env=WITH_TOKEN) as world, world.serving() as served:
         admin = world.customer(ADMIN)
         async with httpx.AsyncClient(base_url=served.base_url) as http:
             await world.polled()
@@ -262,7 +268,7 @@ async def test_an_okx_outage_is_degraded_with_200_and_told_to_the_admins_once(
             await world.tg.wait_for(lambda: world.okx.count(None) >= start + 3, 15, "polls")
             world.clock.advance(6 * 60_000)
             await admin.wait_text("OKX has not answered since", timeout=15)
-            answer = await http.get("/healthz")
+            answer = await http.get("/healthz", headers=DETAILS)
             assert answer.status_code == 200
             body = answer.json()
             assert (body["status"], body["okx"]) == ("degraded", "unavailable")

@@ -113,14 +113,16 @@ async def cancel(update: Update, context: BotContext) -> None:
 
 
 async def text(update: Update, context: BotContext) -> None:
-    """Free text: a claim reference when one is awaited, else the help."""
+    """Free text: a claim reference when one is awaited, else the help, at most once every few
+    seconds per customer (a claim reference is always answered; claims have their own limit)."""
     message, uid = update.effective_message, user_id(update)
     if message is None or uid is None:
         return
     services, lang = context.services, language(update)
     invoice_id = None if message.text is None else await services.payments.claims.awaited(uid)
     if invoice_id is None or message.text is None:
-        await message.reply_text(services.texts.get(lang, "unknown"))
+        if services.free_text.due(uid):
+            await message.reply_text(services.texts.get(lang, "unknown"))
         return
     await message.reply_text(await claim(services, uid, lang, invoice_id, message.text))
 

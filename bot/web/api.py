@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Query, Response
 
 from bot import invoice_card
+from bot.config import Settings
 from bot.refusals import invoice_refusal
 from bot.services import Services
 from bot.texts import Html
@@ -71,7 +72,6 @@ def install_error_handlers(app: FastAPI) -> None:
 async def initialize(
     user: CurrentUser,
     body: InitializeRequest,
-    request: Request,
     context: Context,
     services: ServicesDep,
 ) -> PaymentCreated:
@@ -103,7 +103,7 @@ async def initialize(
         expires_at=_iso(view.expires_at),
         expires_in_seconds=_seconds_left(services, view),
         instructions=_instructions(services, lang, view),
-        qr_png_url=_qr_link(request, context, view.id),
+        qr_png_url=_qr_link(context, view.id),
         reused=view.reused,
     )
 
@@ -117,7 +117,6 @@ async def initialize(
 async def payment_status(
     user: CurrentUser,
     payment_id: PaymentId,
-    request: Request,
     context: Context,
     services: ServicesDep,
 ) -> PaymentStatus:
@@ -129,7 +128,7 @@ async def payment_status(
         services.poll.request()  # debounced, as the bot's "Check payment" button
     tx_ids = await services.storefront.tx_ids(view.id)
     lang = await _language(services, user)
-    return _payment(request, context, services, lang, view, tx_ids)
+    return _payment(context, services, lang, view, tx_ids)
 
 
 @router.get(
@@ -140,7 +139,6 @@ async def payment_status(
 )
 async def payment_history(
     user: CurrentUser,
-    request: Request,
     context: Context,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -148,7 +146,7 @@ async def payment_history(
     entries = await services.storefront.history(user.user_id, limit=limit)
     lang = await _language(services, user)
     return PaymentHistory(
-        payments=[_payment(request, context, services, lang, e.invoice, e.tx_ids) for e in entries]
+        payments=[_payment(context, services, lang, e.invoice, e.tx_ids) for e in entries]
     )
 
 
@@ -270,7 +268,6 @@ def _creation_error(
 
 
 def _payment(
-    request: Request,
     context: WebContext,
     services: Services,
     lang: str | None,
@@ -300,7 +297,7 @@ def _payment(
         expires_in_seconds=_seconds_left(services, view),
         paid_at=_iso(view.paid_at) if view.paid_at is not None else None,
         instructions=_instructions(services, lang, view) if is_open else None,
-        qr_png_url=_qr_link(request, context, view.id) if is_open else None,
+        qr_png_url=_qr_link(context, view.id) if is_open else None,
     )
 
 
@@ -341,10 +338,21 @@ async def _language(services: Services, user: Principal) -> str | None:
     return customer.language if customer else None
 
 
-def _qr_link(request: Request, context: WebContext, payment_id: str) -> str:
-    base = context.settings.webhook_url  # the public base URL when set
-    base = base.rstrip("/").removesuffix(WEBHOOK_PATH) if base else str(request.base_url)
+def _qr_link(context: WebContext, payment_id: str) -> str:
+    """On PUBLIC_URL, else on WEBHOOK_URL's host, else relative to this API (never on the
+    request's Host header, which the caller chooses)."""
+    base = public_base_url(context.settings) or ""
     return signing.qr_link(base, _link_key(context), payment_id, now=context.now())
+
+
+def public_base_url(settings: Settings) -> str | None:
+    """Where customers reach this service: PUBLIC_URL, else WEBHOOK_URL (the Telegram webhook
+    is served under it), else unknown."""
+    if settings.public_url:
+        return settings.public_url
+    if settings.webhook_url:
+        return settings.webhook_url.removesuffix(WEBHOOK_PATH)
+    return None
 
 
 def _link_key(context: WebContext) -> bytes:

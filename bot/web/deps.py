@@ -20,6 +20,7 @@ class WebContext:
     settings: Settings
     webhook: bool  # served in webhook mode (else long polling with an HTTP server on PORT)
     now: Callable[[], float] = field(default=time.time)  # wall clock, seconds (auth, signed URLs)
+    health_problems: list[str] = field(default_factory=list)  # /healthz's last ones, logged once
 
 
 def web_context(request: Request) -> WebContext:

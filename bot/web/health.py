@@ -1,7 +1,14 @@
-"""``GET /healthz`` (DESIGN section 9): 503 only when this process cannot do its job (the
-database cannot be read, the Telegram application is not running, or its singleton jobs have
-stalled). OKX trouble is reported as "degraded" with 200: restarting the service would not fix
-OKX, and the admins are told about it by the payment cycle.
+"""``GET /healthz``: 503 only when this process cannot do its job (the database cannot be read,
+the Telegram application is not running, or its singleton jobs have stalled). OKX trouble is
+reported as "degraded" with 200: restarting the service would not fix OKX, and the admins are
+told about it by the payment cycle.
+
+Anyone may ask, so the answer says only ``status`` (ok, degraded, unavailable), ``database`` and
+``telegram``. The details (webhook or polling, this replica's role and lease token, OKX's state
+and since when it fails, each job's last run, the problems behind a 503) need
+``Authorization: Bearer <API_TOKEN>``: they tell an outsider whether the OKX key was refused
+and when the shop stopped seeing payments. The problems behind a 503 are logged (when they
+change) for operators without the token.
 
 ``role``: "primary" when this replica holds the lease (it runs the poller, the outbox sender
 and the other singleton jobs), else "standby" (it serves updates and the API only). A standby is
@@ -9,12 +16,14 @@ and the other singleton jobs), else "standby" (it serves updates and the API onl
 
 from __future__ import annotations
 
+import hmac
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
+from bot.config import Settings
 from bot.jobs import LEASE, stall_limits
 from bot.web.deps import Context
 from payments.health import check_health
@@ -23,9 +32,39 @@ log = logging.getLogger(__name__)
 
 router = APIRouter()
 
+PUBLIC = ("status", "database", "telegram")
+
 
 @router.get("/healthz", tags=["health"], summary="Health check for the hosting platform")
-async def healthz(context: Context) -> JSONResponse:
+async def healthz(
+    context: Context,
+    authorization: Annotated[
+        str | None, Header(description="Bearer <API_TOKEN>: the details as well")
+    ] = None,
+) -> JSONResponse:
+    body, status = await _health(context)
+    problems = body.get("problems", [])
+    if problems != context.health_problems:
+        if problems:
+            log.warning("health check: unavailable: %s", "; ".join(problems))
+        elif context.health_problems:
+            log.info("health check: available again")
+        context.health_problems = list(problems)
+    if not _detailed(context.settings, authorization):
+        body = {key: body[key] for key in PUBLIC if key in body}
+    return JSONResponse(body, status_code=status)
+
+
+def _detailed(settings: Settings, authorization: str | None) -> bool:
+    """The caller sent this service's API token (compared in constant time)."""
+    if settings.api_token is None or not authorization:
+        return False
+    scheme, _, token = authorization.strip().partition(" ")
+    expected = settings.api_token.get_secret_value().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected)
+
+
+async def _health(context: Context) -> tuple[dict[str, Any], int]:
     application, settings = context.application, context.settings
     services = application.bot_data.services
     problems: list[str] = []
@@ -37,7 +76,7 @@ async def healthz(context: Context) -> JSONResponse:
         problems.append("the Telegram application is not running")
         body["status"] = "unavailable"
         body["problems"] = problems
-        return JSONResponse(body, status_code=503)
+        return body, 503
     replica = services.replica
     body["role"] = replica.role
     if replica.primary and replica.lease is not None:
@@ -61,7 +100,7 @@ async def healthz(context: Context) -> JSONResponse:
     if problems:
         body["status"] = "unavailable"
         body["problems"] = problems
-        return JSONResponse(body, status_code=503)
+        return body, 503
     degraded = health.okx != "ok" or not services.directory_ready
     body["status"] = "degraded" if degraded else "ok"
-    return JSONResponse(body, status_code=200)
+    return body, 200

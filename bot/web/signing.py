@@ -41,7 +41,8 @@ def qr_path(payment_id: str) -> str:
 
 
 def qr_link(base_url: str, key: bytes, payment_id: str, *, now: float) -> str:
-    """The absolute signed URL of the QR image, valid for :data:`LIFETIME_S` from ``now``."""
+    """The signed URL of the QR image, valid for :data:`LIFETIME_S` from ``now``: on
+    ``base_url``, or relative (``/api/...``) when it is empty."""
     expires = int(now) + LIFETIME_S
     query = urlencode({"expires": expires, "signature": signature(key, payment_id, expires)})
     return f"{base_url.rstrip('/')}{qr_path(payment_id)}?{query}"

@@ -7,7 +7,11 @@ when the block ends, rolled back on any exception. Repositories never commit on 
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
+import os
 import re
+import stat
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from payments.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -71,16 +77,10 @@ class Database:
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database or ""
-            if database and database != ":memory:":
-                folder = Path(database).expanduser().parent
-                try:
-                    folder.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:  # a file in the way, no permission, read-only disk
-                    raise ConfigError(
-                        f"DATABASE_URL: cannot create the folder {folder} ({exc.strerror})"
-                    ) from exc
             if database and Path(database).expanduser().is_dir():  # before aiosqlite's thread
                 raise ConfigError(f"DATABASE_URL: {database} is a folder, not a database file")
+            if database and database != ":memory:":
+                _private_sqlite_file(Path(database).expanduser())
             connect_args["timeout"] = 30
             if database in ("", ":memory:"):
                 raise ConfigError("DATABASE_URL: an in-memory SQLite database is not supported")
@@ -140,6 +140,49 @@ class Database:
         await self.engine.dispose()
         if self._probe_engine is not None:
             await self._probe_engine.dispose()
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """The database file created 0600 in folders created 0700 (SQLite gives its -wal and -shm
+    files the database file's mode): customer ids, invoices and tx hashes are nobody else's.
+    A folder or file that already exists is left as it is (the operator's, e.g. a volume), with
+    a warning when other users can read it."""
+    missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+    try:
+        for folder in reversed(missing):
+            folder.mkdir(mode=0o700, exist_ok=True)
+        if not path.parent.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent))
+    except OSError as exc:  # a file in the way, no permission, read-only disk
+        folder_name = exc.filename or path.parent
+        raise ConfigError(
+            f"DATABASE_URL: cannot create the folder {folder_name} ({exc.strerror})"
+        ) from exc
+    created = False
+    try:
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            created = True
+    except FileExistsError:  # created meanwhile (another replica): as if it had been there
+        pass
+    except OSError as exc:
+        raise ConfigError(f"DATABASE_URL: cannot create {path} ({exc.strerror})") from exc
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if not created and mode & 0o077:
+        log.warning(
+            "the database %s can be read by other users (mode %o): chmod 600 it (SQLite gives"
+            " its -wal and -shm files the same mode)",
+            path,
+            mode,
+        )
+    mode = stat.S_IMODE(path.parent.stat().st_mode)
+    if path.parent not in missing and mode & 0o077:
+        log.warning(
+            "the database's folder %s is open to other users (mode %o; left as it is): chmod 700"
+            " it to keep even the files' names private",
+            path.parent,
+            mode,
+        )
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:

@@ -31,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--settle", type=float, default=240.0, help="seconds the bot may take to finish at the end"
     )
+    parser.add_argument(
+        "--flood", type=int, default=2000, help="updates the flooder queues while answers are timed"
+    )
     args = parser.parse_args(argv)
     config = SoakConfig(
         customers=args.customers,
@@ -43,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=args.log_level,
         stagger_s=args.stagger,
         settle_s=args.settle,
+        flood=args.flood,
     )
     result = asyncio.run(run_soak(config))
     print(result.report(), flush=True)

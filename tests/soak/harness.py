@@ -260,7 +260,10 @@ class Harness:
         async with httpx.AsyncClient(timeout=5) as http:
             for bot in live:
                 with contextlib.suppress(httpx.HTTPError, ValueError):
-                    answer = await http.get(f"http://127.0.0.1:{bot.port}/healthz")
+                    answer = await http.get(
+                        f"http://127.0.0.1:{bot.port}/healthz",
+                        headers={"Authorization": f"Bearer {self.secrets['api_token']}"},
+                    )
                     if answer.json().get("role") == "primary":
                         return bot
         return live[0]

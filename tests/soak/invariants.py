@@ -15,7 +15,9 @@
   and the memberships table agrees with the chat;
 * :func:`webhooks_delivered`: every merchant event accepted by the receiver, correctly signed;
 * :func:`activation_messages`: every reachable customer of a paid invoice got the message;
-* :func:`log_problems`, :func:`secrets_in_logs` (``invariants_logs``).
+* :func:`log_problems`, :func:`secrets_in_logs` (``invariants_logs``);
+* :func:`answered_in_time` (``invariants_flood``): every honest customer who wrote during a
+  customer's flood got an answer within a second of the fake Bot API handing it to the bot.
 
 Violations never contain a secret value (:func:`check_world` redacts them).
 """
@@ -47,6 +49,8 @@ from payments.processing import match_rules
 from payments.storage import Database
 from payments.storage import schema as tables
 from payments.webhooks import signing
+from tests.soak.flood import help_answers
+from tests.soak.invariants_flood import ANSWER_LIMIT_S, answered_in_time
 from tests.soak.invariants_logs import log_problems, redact, secrets_in_logs
 from tests.soak.invariants_subs import chat_access, iso, subscriptions_replayed
 from tests.soak.record import SoakRecord
@@ -70,6 +74,7 @@ class Options:
     # OKX deposits older than this were outside the bot's reading window (None: all visible)
     visible_since_ms: int | None = None
     expected_log_records: tuple[str, ...] = ()  # regexes: log records that are no violation
+    answer_limit_s: float = ANSWER_LIMIT_S  # an honest customer's answer during a flood
 
 
 def default_rules(plans_file: str | Path | None = None, **settings: Any) -> MatchRules:
@@ -97,6 +102,11 @@ class World:
     secrets: list[str]
     blocked: set[int]
     plan_chats: dict[str, list[int]]
+    # honest customers' /help during a flood: (chat id, update id), when the fake handed each
+    # to the bot, and when each answer to /help reached the fake (chat id -> times)
+    probes: list[tuple[int, int]] = field(default_factory=list)
+    handed_out: dict[int, float] = field(default_factory=dict)
+    help_answers: dict[int, list[float]] = field(default_factory=dict)
 
 
 _TABLES: dict[str, Table] = {
@@ -147,6 +157,11 @@ async def load_world(record: SoakRecord, *, now_ms: int | None = None) -> World:
         secrets=[s for s in record.secrets if s],
         blocked=set(record.blocked),
         plan_chats={plan: list(ids) for plan, ids in record.chats.items()},
+        probes=list(record.probes),
+        handed_out={
+            u: record.tg.handed_out[u] for _, u in record.probes if u in record.tg.handed_out
+        },
+        help_answers=help_answers(record.tg, sorted({c for c, _ in record.probes})),
         **rows,
     )
 
@@ -181,6 +196,9 @@ def check_world(world: World, options: Options) -> list[str]:
         *activation_messages(world.invoices, world.bot_texts, world.blocked),
         *log_problems(world.logs, options.expected_log_records),
         *secrets_in_logs(world.logs, world.secrets),
+        *answered_in_time(
+            world.probes, world.handed_out, world.help_answers, options.answer_limit_s
+        ),
     ]
     return [redact(v, world.secrets) for v in found]
 

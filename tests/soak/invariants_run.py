@@ -1,14 +1,16 @@
 """The run the invariant tests break copies of (tests/soak/test_invariants.py): the real bot
 in-process against the fake Telegram (with a paid chat), the fake OKX and a webhook receiver, on
 SQLite. Alice pays exactly and joins the chat through her link; Bob blocks the bot, then pays;
-Carol abandons her invoice; an unrelated internal transfer arrives. The bot's log is written as
-``bot.logs.configure`` writes it.
+Carol abandons her invoice; an unrelated internal transfer arrives; then a customer floods the
+bot while Alice and Carol write /help. The bot's log is written as ``bot.logs.configure`` writes
+it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -28,6 +30,7 @@ from payments.clock import MINUTE_MS
 from payments.storage import Database
 from payments.storage.schema import deposits, invoices, memberships, merchant_events
 from tests.botkit import FAST, BotWorld, address_of, amount_of
+from tests.soak.flood import FLOODER, Flooder, measured_flood
 from tests.soak.invariants import Options, World, check, default_rules, load_world
 from tests.soak.record import SoakRecord
 
@@ -137,6 +140,9 @@ async def the_run(tmp: Path) -> Run:
                         return events >= 5 and len(ids) >= events
 
                     await until("every webhook delivered", delivered)
+                    flooder = Flooder(tg, random.Random(0))
+                    tg.user(FLOODER, first_name="Flooder")
+                    probes = await measured_flood(flooder, [ALICE, CAROL], size=400, pieces=2)
                     await world.settled()
                     record = SoakRecord(
                         database_url=url,
@@ -154,6 +160,7 @@ async def the_run(tmp: Path) -> Run:
                         customers={ALICE: "exact", BOB: "blocked", CAROL: "abandoned"},
                         blocked={BOB},
                         chats={"pro": [CLUB]},
+                        probes=[(p.chat_id, p.update_id) for p in probes],
                     )
                     now = world.clock.now_ms()
                     options = Options(rules=default_rules(plans), now_ms=now)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fakes.okx import FakeOkx
@@ -22,3 +22,5 @@ class SoakRecord:
     customers: dict[int, str]  # user id -> scenario name (see SCENARIOS in customers.py)
     blocked: set[int]  # customers who blocked the bot
     chats: dict[str, list[int]]  # plan code -> paid chat ids (from the plans file)
+    # (chat id, update id) of each honest customer's /help written during a flood
+    probes: list[tuple[int, int]] = field(default_factory=list)

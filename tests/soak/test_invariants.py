@@ -31,6 +31,7 @@ from tests.soak.invariants import (
     settled_invoices_backed,
     webhooks_delivered,
 )
+from tests.soak.invariants_flood import answered_in_time
 from tests.soak.invariants_logs import log_problems, secrets_in_logs
 from tests.soak.invariants_run import ALICE, BOB, CAROL, CLUB, LOG_FORMAT, Run, the_run
 from tests.soak.invariants_subs import chat_access, subscriptions_replayed
@@ -305,6 +306,25 @@ def test_a_paid_customer_without_the_activation_message_is_reported(w: World) ->
     w.bot_texts[ALICE].append(activation)
     found = activation_messages(w.invoices, w.bot_texts, set())  # as if Bob had not blocked it
     one(found, str(BOB), paid_invoice(w, BOB)["id"])
+
+
+# --- a flood -----------------------------------------------------------------------------------
+
+
+def test_a_customer_answered_late_or_never_during_a_flood_is_reported(w: World) -> None:
+    assert {chat for chat, _ in w.probes} == {ALICE, CAROL}
+    assert answered_in_time(w.probes, w.handed_out, w.help_answers) == []
+    (chat, update_id), *_ = w.probes
+    handed = w.handed_out[update_id]
+    answer = min(ts for ts in w.help_answers[chat] if ts >= handed)
+    late = dict(w.handed_out) | {update_id: answer - 1.5}  # as if it had waited 1.5 s
+    one(answered_in_time(w.probes, late, w.help_answers), str(chat), "after 1.50 s")
+    # no answer after it was handed out
+    kept = {c: [ts for ts in times if ts < handed] for c, times in w.help_answers.items()}
+    found = answered_in_time(w.probes, w.handed_out, kept)
+    assert any(f"customer {chat}: update {update_id}" in v and "never answered" in v for v in found)
+    unseen = {u: t for u, t in w.handed_out.items() if u != update_id}
+    one(answered_in_time(w.probes, unseen, w.help_answers), str(update_id), "never reached")
 
 
 # --- logs ------------------------------------------------------------------------------------
