@@ -614,9 +614,25 @@ class MoneyPath(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.invoices))
     @rule(data=s.data())
     def admin_accepts_what_arrived(self, data: s.DataObject) -> None:
-        """An admin settles an invoice in the queue by hand, on what it received so far."""
+        """An admin settles an invoice in the queue by hand, on what it received so far, after
+        checking that every payment counted for it came from its own customer."""
         queue = self.run(self.payments.admin.pending(limit=200))
-        waiting = [i.id for i in queue.review_invoices if i.status != st.PAID and not i.frozen]
+        counted = self.run(
+            self.rows(
+                t.deposits,
+                t.deposits.c.disposition == st.DEP_ATTACHED,
+                t.deposits.c.match_kind.in_(st.COUNTED_KINDS),
+            )
+        )
+        senders: dict[str, set[int | None]] = {}
+        for row in counted:
+            sent = self.sent.get(row["dep_id"])
+            senders.setdefault(str(row["invoice_id"]), set()).add(sent.sender if sent else None)
+        waiting = [
+            i.id
+            for i in queue.review_invoices
+            if i.status != st.PAID and not i.frozen and senders.get(i.id, set()) <= {i.customer_id}
+        ]
         if not waiting:
             return
         invoice_id = data.draw(s.sampled_from(waiting))

@@ -220,9 +220,9 @@ class Shop:
         a step gets no answer in time."""
         for _ in range(self.tries):
             c.attempts += 1
-            photo = await self._conversation(c)
+            photo = await self.conversation(c)
             if photo is not None:
-                invoice = _invoice_of(photo, c.choice.coin)
+                invoice = invoice_of(photo, c.choice.coin)
                 if invoice is not None:
                     c.invoices.append(invoice)
                     return invoice
@@ -236,7 +236,7 @@ class Shop:
             c.problems.append(f"no activation message for {invoice.id} in {self.patience_s} s")
         return text is not None
 
-    async def _conversation(self, c: Customer) -> ChatMessage | None:
+    async def conversation(self, c: Customer) -> ChatMessage | None:
         choice = c.choice
         mark = len(self.tg.bot_messages(c.id))
         self.tg.send_text(c.id, "/start")
@@ -323,7 +323,7 @@ def _line_value(message: ChatMessage, label: str) -> str | None:
     return None
 
 
-def _invoice_of(photo: ChatMessage, coin: str) -> Invoice | None:
+def invoice_of(photo: ChatMessage, coin: str) -> Invoice | None:
     amount = _line_value(photo, "Send exactly: ")
     address = _line_value(photo, "Address: ")
     invoice_id = _line_value(photo, "Invoice ")

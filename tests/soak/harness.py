@@ -34,6 +34,7 @@ from fakes.telegram import FakeTelegram
 from payments.storage import Database
 from payments.storage import schema as tables
 from tests.soak.faults import FlakyReceiver, ShiftedClock
+from tests.soak.hoard import MAX_HELD
 
 ADMIN = 900
 CHATS = {"pro": [-1001000000001, -1001000000002]}
@@ -188,6 +189,7 @@ class Harness:
             PORT=str(port),
             API_TOKEN=keys["api_token"],
             LOG_LEVEL=self.log_level,
+            MAX_HELD_AMOUNTS=str(MAX_HELD),
         )
         if self.replicas > 1:
             env["WEBHOOK_URL"] = f"http://127.0.0.1:{port}"

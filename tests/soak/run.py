@@ -4,7 +4,8 @@
    ``replicas`` webhook processes on PostgreSQL); faults are injected at ``fault_rate`` and
    ``crashes`` SIGKILLs begin (mid-poll, mid-send, random), each followed by a restart.
 2. Customers (see customers.py) arrive one every ``stagger_s``, buy, and pay per scenario; a
-   flooding customer (flood.py) sends bursts of text, commands and presses all the while.
+   flooding customer (flood.py) sends bursts of text, commands and presses all the while, and
+   a hoarder (hoard.py) buys and cancels to hold as many unique amounts as it can.
 3. The fake OKX's clock jumps past every invoice's expiry: the unpaid ones expire, and the
    "late" customers pay inside the monitoring window.
 4. It jumps past every monitoring window: "after_window" customers pay (never credited).
@@ -35,6 +36,7 @@ from tests.soak.customers import Customer, Shop, assign, outcome_violations
 from tests.soak.faults import Crasher, Faults
 from tests.soak.flood import Flooder, Probe, help_answers, measured_flood
 from tests.soak.harness import ADMIN, CHATS, MONITOR_HOURS, TTL_MINUTES, Harness
+from tests.soak.hoard import Hoarder, held_within_cap
 from tests.soak.record import SoakRecord
 
 LATE_GRACE_MS = 5 * MINUTE_MS  # PaymentSettings.late_grace_minutes
@@ -104,6 +106,8 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
         joiner = asyncio.create_task(shop.keep_joining(customers))
         flooder = Flooder(h.tg, random.Random(config.seed + 3))
         flooding = asyncio.create_task(flooder.keep_flooding())
+        hoarder = Hoarder(shop, h.tg)
+        hoarding = asyncio.create_task(hoarder.keep_hoarding())
         crasher = Crasher(
             h.tg,
             h.okx,
@@ -131,6 +135,7 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             await crashing
             faults.stop()
             flooding.cancel()
+            hoarding.cancel()
             honest = [c.id for c in customers if c.scenario != "unrelated"]
             honest = [c for c in honest if c not in shop.blocked]
             probes = await measured_flood(flooder, honest, size=config.flood)
@@ -142,6 +147,7 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             crashing.cancel()
             joiner.cancel()
             flooding.cancel()
+            hoarding.cancel()
             await h.stop_all()
         violations += [
             f"a bot process stopped with exit code {code} on SIGTERM"
@@ -154,6 +160,7 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
         violations += outcome_violations(
             customers, invoices, deposits, lambda u: [m.plain for m in h.tg.bot_messages(u)]
         )
+        violations += held_within_cap(invoices, await h.rows(tables.reservations), h.clock())
         record = SoakRecord(
             database_url=h.database_url,
             tg=h.tg,
@@ -191,6 +198,7 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             "bot messages": sum(len(h.tg.bot_messages(u)) for u in people),
             "chat joins": ", ".join(f"{k} {n}" for k, n in sorted(shop.joined.items())),
             "flooder": f"{flooder.sent} updates in {flooder.bursts} bursts",
+            "hoarder": f"{len(hoarder.invoices)} invoices, {hoarder.refused} conversations refused",
             "honest answers during the flood": _answer_figures(h, probes),
             "merchant events": len(events),
             "webhook deliveries": f"{len(h.receiver.received)} received, "

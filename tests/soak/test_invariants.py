@@ -22,6 +22,7 @@ from fakes.receiver import Received
 from payments import states as st
 from payments.clock import DAY_MS
 from payments.webhooks import signing
+from tests.soak.hoard import held_within_cap
 from tests.soak.invariants import (
     World,
     activation_messages,
@@ -379,3 +380,16 @@ def test_a_secret_in_a_log_is_reported_without_showing_it(
     w.logs = {"d.log": leaked + f"{leaked[:23]} ERROR bot.errors: job {token} failed: X\n"}
     found = check_world(w, run.options)
     assert len(found) == 3 and not any(token in v for v in found), found  # redacted
+
+
+def test_a_customer_holding_more_amounts_than_the_cap_is_reported() -> None:
+    invoices = [{"id": f"I{n}", "customer_id": 7} for n in range(8)] + [
+        {"id": "J0", "customer_id": 8}
+    ]
+    now = 1_000
+    held = [{"invoice_id": f"I{n}", "held_until": now + 1 if n < 6 else now} for n in range(8)] + [
+        {"invoice_id": "J0", "held_until": now + 1}
+    ]
+    # six of customer 7's amounts are still held (two holds ended): one too many for a cap of 5
+    one(held_within_cap(invoices, held, now, cap=5), "customer 7", "6 unique amounts")
+    assert held_within_cap(invoices, held, now, cap=6) == []
