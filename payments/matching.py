@@ -19,8 +19,10 @@ the decisions in one transaction. The rules, in order:
   second or fee-reduced payment of an invoice that has already received its money at that
   address, or a payment for a cancelled or rejected invoice (at its address; by internal
   transfer, which has none, whatever its address).
-* Inexact: when the deposit's address belongs to exactly one open invoice, that invoice is the
-  only candidate (over, within tolerance, or partial). Otherwise the candidates are the unpaid
+* Inexact: when the deposit's address belongs to exactly one open invoice, that invoice takes
+  it (over, within tolerance, or partial), unless another unpaid invoice's amount it is too (its
+  payer may have used the wrong address of ours): then both are candidates for a claim.
+  Otherwise the candidates are the unpaid
   invoices of the currency that have received nothing yet, within tolerance (below) or the same
   tolerance above; exactly one candidate settles, anything else goes to the unmatched queue (an
   ambiguous deposit keeps the candidates it had, so a claim can later pick among exactly them).
@@ -361,20 +363,17 @@ def _match_inexact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Dec
             earlier = _earlier_on_address(deposit, owner, book, rules) if partial else None
             if earlier is not None:  # a part of its money, or of the owner's: an admin's call
                 return _for_an_admin(deposit, earlier, book)
+            # an unpaid invoice elsewhere whose amount this is: its payer may have sent it to
+            # the wrong address of ours (an old invoice's); both are candidates, a claim picks
+            rivals = [i for i in _candidates(deposit, book, rules) if i.id != owner.id]
+            if rivals:
+                found = (owner, *rivals)[:CANDIDATES_KEPT]
+                return Unmatched(deposit.dep_id, AMBIGUOUS, candidates=tuple(i.id for i in found))
             return _attach_to_owner(deposit, owner, book, rules)
         # the only candidate cannot take it: never fall back to an invoice on another address
         hint = _closest_hint(deposit, book) or owner.id
         return Unmatched(deposit.dep_id, ADDRESS_OWNER, hint)
-    candidates: list[InvoiceFacts] = []
-    for inv in book.near(deposit, rules):
-        if (
-            _eligible(deposit, inv, book, rules)
-            and book.received(inv.id) == 0  # a part-paid invoice: only on its own address
-            and _within_window(deposit, inv, book, rules)
-        ):
-            candidates.append(inv)
-            if len(candidates) == CANDIDATES_KEPT:
-                break  # a claim for an invoice beyond these goes to an admin
+    candidates = _candidates(deposit, book, rules)
     if other is not None:
         return _for_an_admin(deposit, other, book)
     if len(candidates) == 1:
@@ -386,6 +385,22 @@ def _match_inexact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Dec
     if candidates:
         return Unmatched(deposit.dep_id, AMBIGUOUS, candidates=tuple(i.id for i in candidates))
     return Unmatched(deposit.dep_id, NO_CANDIDATE, _closest_hint(deposit, book))
+
+
+def _candidates(deposit: DepositFacts, book: _Book, rules: MatchRules) -> list[InvoiceFacts]:
+    """The unpaid invoices of the coin that have received nothing yet and whose window holds
+    the amount (at most CANDIDATES_KEPT: a claim for one beyond them goes to an admin)."""
+    found: list[InvoiceFacts] = []
+    for inv in book.near(deposit, rules):
+        if (
+            _eligible(deposit, inv, book, rules)
+            and book.received(inv.id) == 0  # a part-paid invoice: only on its own address
+            and _within_window(deposit, inv, book, rules)
+        ):
+            found.append(inv)
+            if len(found) == CANDIDATES_KEPT:
+                break
+    return found
 
 
 def _for_an_admin(deposit: DepositFacts, other: InvoiceFacts, book: _Book) -> Unmatched:
