@@ -359,12 +359,17 @@ def _match_inexact(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Dec
         if other is not None:
             return _for_an_admin(deposit, other, book)
         if _eligible(deposit, owner, book, rules):
+            clean = _within_window(deposit, owner, book, rules)  # neither partial nor over
             partial = book.received(owner.id) + deposit.amount < book.lower_bound(owner)
-            earlier = _earlier_on_address(deposit, owner, book, rules) if partial else None
+            earlier = None if clean else _earlier_on_address(deposit, owner, partial, book, rules)
             if earlier is not None:  # a part of its money, or of the owner's: an admin's call
                 return _for_an_admin(deposit, earlier, book)
-            # an unpaid invoice elsewhere whose amount this is: its payer may have sent it to
-            # the wrong address of ours (an old invoice's); both are candidates, a claim picks
+            # an invoice elsewhere whose amount this is: its payer may have sent it to the
+            # wrong address of ours (an old invoice's). An unpaid one is a candidate as much as
+            # the owner (a claim picks); a cancelled or rejected one leaves it to an admin.
+            closed = _closed_for(deposit, book, rules)
+            if closed is not None:
+                return _for_an_admin(deposit, closed, book)
             rivals = [i for i in _candidates(deposit, book, rules) if i.id != owner.id]
             if rivals:
                 found = (owner, *rivals)[:CANDIDATES_KEPT]
@@ -439,18 +444,34 @@ def _other_payee(deposit: DepositFacts, book: _Book, rules: MatchRules) -> Invoi
 
 
 def _earlier_on_address(
-    deposit: DepositFacts, owner: InvoiceFacts, book: _Book, rules: MatchRules
+    deposit: DepositFacts, owner: InvoiceFacts, partial: bool, book: _Book, rules: MatchRules
 ) -> InvoiceFacts | None:
-    """Another invoice given this address, inside its monitoring window, that this (partial)
-    amount could be part of: a payer who cancelled after paying part, or one topping up a paid
-    invoice. Then the address's one open invoice is not the only invoice it may be for."""
+    """Another invoice given this address, inside its monitoring window, that this amount (a
+    part of the owner's, or more than it) could be part of: a payer who cancelled, or was
+    rejected, after paying part; for a partial amount also one topping up a paid invoice. Then
+    the address's one open invoice is not the only invoice it may be for."""
     for invoice in book.by_address.get(deposit.to_address, []):
         if (
             invoice.id != owner.id
             and invoice.currency == deposit.currency
+            and (partial or invoice.status in _CLOSED_UNPAID)
             and not _too_early(deposit, invoice, rules)
             and deposit.ts <= invoice.monitor_until
             and deposit.amount < invoice.amount
+        ):
+            return invoice
+    return None
+
+
+def _closed_for(deposit: DepositFacts, book: _Book, rules: MatchRules) -> InvoiceFacts | None:
+    """A cancelled or rejected invoice, inside its monitoring window, whose amount this is."""
+    for invoice in book.near(deposit, rules):
+        if (
+            invoice.status in _CLOSED_UNPAID
+            and invoice.currency == deposit.currency
+            and not _too_early(deposit, invoice, rules)
+            and deposit.ts <= invoice.monitor_until
+            and book.lower_bound(invoice) <= deposit.amount <= rules.upper_window(invoice)
         ):
             return invoice
     return None

@@ -416,6 +416,27 @@ def test_a_partial_payment_for_an_invoice_cancelled_after_it_is_not_the_next_one
     assert match_deposits([part], snapshot(fresh), RULES) == [Attach("d1", "W", "partial")]
 
 
+def test_a_part_of_a_rejected_invoice_is_not_the_next_ones_overpayment() -> None:
+    # 59.4 of a 99 invoice, rejected before a poll saw it; W (29) is now the address's only
+    # open invoice: for W it would be an overpayment, but it is more likely R's money
+    rejected = invoice("R", "99.0001", price="99", address="TShared", status="invalid")
+    fresh = invoice("W", "29.0041", address="TShared", customer_id=2)
+    part = deposit("d1", "59.4", to="TShared")
+    assert match_deposits([part], snapshot(rejected, fresh), RULES) == [
+        Unmatched("d1", "maybe_closed_invoice", "R")
+    ]
+
+
+def test_a_payment_for_a_closed_invoice_sent_to_another_address_is_nobodys() -> None:
+    # V paid V's invoice short to W's address by mistake, and V's invoice was cancelled
+    mine = invoice("V", "29.0037", address="TAddrV", status="cancelled")
+    theirs = invoice("W", "29.0041", address="TAddrW", customer_id=2)
+    wrong = deposit("d1", "28.7037", to="TAddrW")
+    assert match_deposits([wrong], snapshot(mine, theirs), RULES) == [
+        Unmatched("d1", "maybe_closed_invoice", "V")
+    ]
+
+
 def test_a_coin_or_chain_the_shop_does_not_sell_is_unmatched_without_a_look() -> None:
     sold = replace(RULES, sold=frozenset({("USDT", "USDT-TRC20")}))
     dust = [
