@@ -27,6 +27,7 @@ from payments.exchange.okx import OkxExchange
 from payments.money import format_amount
 from payments.storage import Database
 from payments.storage.schema import deposit_candidates
+from tests.money_model import PLANS
 from tests.shop import Shop, open_shop
 
 EXCHANGE_HOT_WALLET = "TXexchangeHotWallet0000000000000001"  # not ours: no address owner
@@ -151,20 +152,7 @@ async def test_a_second_payment_cannot_be_claimed_once_the_first_settles(shop: S
 # --- 3. one view of a deposit, for polls and claims alike ------------------------------------
 
 
-SIX_DECIMALS = """
-[[plans]]
-id = "pro"
-name = "Pro"
-price_usd = "29"
-days = 30
-
-[[coins]]
-symbol = "USDT"
-name = "Tether USD"
-step = "0.0001"
-scale = 6
-networks = [{ code = "TRC20", chain = "USDT-TRC20", label = "Tron (TRC20)" }]
-"""
+SIX_DECIMALS = PLANS  # USDT counted in millionths (tests/money_model.py)
 
 
 async def test_a_claim_for_a_six_decimal_coin_sees_what_the_poller_saw(

@@ -297,16 +297,24 @@ async def grant(update: Update, context: BotContext) -> None:
     )
 
 
-async def block(update: Update, context: BotContext) -> None:
-    """Stop a customer who hoards amounts or abuses the shop; says what it frees and risks."""
+async def _one_customer(update: Update, context: BotContext, usage: str) -> int | None:
+    """The one Telegram id an admin command takes, or None after refusing or showing usage."""
     if await _refuse(update, context):
-        return
-    args, services = _args(context), context.services
-    texts = services.texts
+        return None
+    args = _args(context)
     customer = _number(args[0], _TELEGRAM_ID) if len(args) == 1 else None
     if customer is None:
-        await _reply(update, texts.get(None, "admin_usage_block"))
+        await _reply(update, context.services.texts.get(None, usage))
+    return customer
+
+
+async def block(update: Update, context: BotContext) -> None:
+    """Stop a customer who hoards amounts or abuses the shop; says what it frees and risks."""
+    customer = await _one_customer(update, context, "admin_usage_block")
+    if customer is None:
         return
+    services = context.services
+    texts = services.texts
     try:
         result = await services.payments.admin.block(customer)
     except errors.PaymentsError as exc:
@@ -325,17 +333,12 @@ async def block(update: Update, context: BotContext) -> None:
 
 
 async def unblock(update: Update, context: BotContext) -> None:
-    if await _refuse(update, context):
-        return
-    args, services = _args(context), context.services
-    texts = services.texts
-    customer = _number(args[0], _TELEGRAM_ID) if len(args) == 1 else None
+    customer = await _one_customer(update, context, "admin_usage_unblock")
     if customer is None:
-        await _reply(update, texts.get(None, "admin_usage_unblock"))
         return
-    done = await services.payments.admin.unblock(customer)
+    done = await context.services.payments.admin.unblock(customer)
     key = "admin_unblocked" if done else "admin_not_blocked"
-    await _reply(update, texts.get(None, key, customer=customer))
+    await _reply(update, context.services.texts.get(None, key, customer=customer))
 
 
 # --- reading -------------------------------------------------------------------------------------
