@@ -297,20 +297,21 @@ async def grant(update: Update, context: BotContext) -> None:
     )
 
 
-async def _one_customer(update: Update, context: BotContext, usage: str) -> int | None:
-    """The one Telegram id an admin command takes, or None after refusing or showing usage."""
+async def _one_customer(update: Update, context: BotContext, *, blocking: bool) -> int | None:
+    """The one Telegram id /block or /unblock takes, or None after refusing or showing usage."""
     if await _refuse(update, context):
         return None
     args = _args(context)
     customer = _number(args[0], _TELEGRAM_ID) if len(args) == 1 else None
     if customer is None:
+        usage = "admin_usage_block" if blocking else "admin_usage_unblock"
         await _reply(update, context.services.texts.get(None, usage))
     return customer
 
 
 async def block(update: Update, context: BotContext) -> None:
     """Stop a customer who hoards amounts or abuses the shop; says what it frees and risks."""
-    customer = await _one_customer(update, context, "admin_usage_block")
+    customer = await _one_customer(update, context, blocking=True)
     if customer is None:
         return
     services = context.services
@@ -333,7 +334,7 @@ async def block(update: Update, context: BotContext) -> None:
 
 
 async def unblock(update: Update, context: BotContext) -> None:
-    customer = await _one_customer(update, context, "admin_usage_unblock")
+    customer = await _one_customer(update, context, blocking=False)
     if customer is None:
         return
     done = await context.services.payments.admin.unblock(customer)
