@@ -102,6 +102,17 @@ class Replica:
         """Whether this process holds a live lease (may run the singleton jobs now)."""
         return self.lease is not None and self._monotonic() < self._valid_until
 
+    def live(self, needed_s: float = 0.0) -> bool:
+        """Primary for at least ``needed_s`` more seconds: checked by a singleton run before
+        each outside call, with ``needed_s`` that call's longest time, so the call ends before
+        anyone else may take over (a paused process fails the check when it wakes up)."""
+        return self.lease is not None and self._monotonic() + needed_s < self._valid_until
+
+    @property
+    def fence(self) -> Lease | None:
+        """The lease to fence this run's writes with (None on a standby: nothing to run)."""
+        return self.lease if self.primary else None
+
     @property
     def role(self) -> str:
         return "primary" if self.primary else "standby"

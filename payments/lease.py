@@ -11,13 +11,19 @@ NOTHING, every later change is a compare-and-set UPDATE whose result is checked.
 ``holder`` must be unique per process (e.g. hostname + pid + random suffix): a holder that
 matches renews the lease. Replicas compare ``expires_at`` with their own clocks, so the TTL must
 be much larger than the clock skew between hosts (seconds vs. minutes).
+
+Fencing: every singleton run hands its :class:`Lease` to the writes it makes. A list of work
+(outbox messages, webhook deliveries, removals) is taken in a transaction that checks
+:func:`still_held`; each claimed row is re-asserted with :func:`held_clause` right before the
+outside call it stands for, and skipped when the claim or the lease was lost. A process paused
+past its lease therefore does at most the one call it was inside when it stopped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payments.storage.db import Database, insert_ignore
@@ -89,6 +95,23 @@ async def still_held(conn: AsyncConnection, lease: Lease, *, now_ms: int) -> boo
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(read=True)
     return (await conn.execute(stmt)).first() is not None
+
+
+def held_clause(lease: Lease, *, now_ms: int) -> ColumnElement[bool]:
+    """``EXISTS (the lease row with our holder and token, not lapsed)``: for a compare-and-set
+    UPDATE that must also prove the lease, in one statement (a claim re-asserted right before
+    an outside call: ``UPDATE ... WHERE claim_token = ... AND <this> RETURNING``)."""
+    return exists().where(
+        leases.c.name == lease.name,
+        leases.c.holder == lease.holder,
+        leases.c.token == lease.token,
+        leases.c.expires_at > now_ms,
+    )
+
+
+async def holds(conn: AsyncConnection, lease: Lease | None, *, now_ms: int) -> bool:
+    """:func:`still_held`, where ``None`` means "not fenced" (one process, tools and tests)."""
+    return lease is None or await still_held(conn, lease, now_ms=now_ms)
 
 
 async def release(db: Database, lease: Lease) -> None:
