@@ -1,4 +1,4 @@
-"""One Settings object from the environment and ``.env`` (DESIGN section 11).
+"""One Settings object from the environment and ``.env``.
 
 A missing or malformed setting stops start-up with one line naming the variable
 (:func:`load_settings` raises :class:`payments.errors.ConfigError`). Secrets are ``SecretStr``:

@@ -53,7 +53,7 @@ class PollGate:
     """One deposit poll at a time, and "check now" taps debounced to at most one extra poll.
 
     A tap asks for a poll; it runs only when none is running and the last one finished more
-    than ``min_gap_s`` ago. Taps never call OKX themselves (DESIGN section 5). ``allowed``: only
+    than ``min_gap_s`` ago. Taps never call OKX themselves. ``allowed``: only
     while it says so (the replica holding the lease); on a standby a tap calls ``standby``
     instead (one at a time), which passes the request on to the primary.
     """

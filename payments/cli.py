@@ -1,6 +1,6 @@
 """``python -m payments check``: is this OKX account ready to take payments?
 
-Reads the same environment variables as the bot (DESIGN section 11), checks the plans file, the
+Reads the same environment variables as the bot, checks the plans file, the
 database, the API key's permissions, OKX's clock, every offered network's deposit status and
 addresses, and the prices; prints a readable report and exits non-zero on any problem.
 Secrets are read from the environment only and never printed.

@@ -1,7 +1,7 @@
 """Anything a client can send, against the real bot over the fakes: any text from anyone, any
 callback data on a real invoice, edited messages, buttons whose message is gone. Nothing raises
 an unhandled exception, and no invoice, deposit or subscription changes unless the action was
-legitimately the sender's to take (DESIGN section 10: "Clients can send any callback data").
+legitimately the sender's to take (clients can send any callback data).
 
 Hypothesis drives each test with ONE world (fakes + app) on a private event loop that turns
 while each example runs, so 40 examples cost seconds, not 40 start-ups.

@@ -1,4 +1,4 @@
-"""More than one replica (DESIGN section 9): only the holder of the "jobs" lease polls OKX and
+"""More than one replica: only the holder of the "jobs" lease polls OKX and
 sends the outbox; a dead holder is taken over, a stopping one hands over at once.
 
 In process: the lease side of :class:`bot.replica.Replica` with a ManualClock for the rows and a

@@ -251,7 +251,7 @@ kv = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
-# Invoice photos the bot sent (DESIGN section 10): their captions are edited when the invoice is
+# Invoice photos the bot sent: their captions are edited when the invoice is
 # paid, expires or is cancelled, from any replica and after restarts.
 invoice_messages = Table(
     "invoice_messages",
@@ -264,7 +264,7 @@ invoice_messages = Table(
     Index(None, "invoice_id"),
 )
 
-# "Waiting for a claim for invoice X" (DESIGN section 10): one per customer, until ``until``.
+# "Waiting for a claim for invoice X": one per customer, until ``until``.
 claim_waits = Table(
     "claim_waits",
     metadata,

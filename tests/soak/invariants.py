@@ -1,4 +1,4 @@
-"""What must hold after a soak run, whatever faults and crashes it had (issue 6, "nothing is lost").
+"""What must hold after a soak run, whatever faults and crashes it had ("nothing is lost").
 
 :func:`check` reads the bot's database (SELECTs only) and what the fakes recorded once, into a
 :class:`World` of plain rows, then runs every invariant over it. Each invariant is a pure function

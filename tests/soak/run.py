@@ -1,4 +1,4 @@
-"""One soak run, start to end (issue 6, "prove nothing is lost").
+"""One soak run, start to end (to prove nothing is lost).
 
 1. The fakes start; the bot starts as ``python -m bot run`` (one long-polling process, or
    ``replicas`` webhook processes on PostgreSQL); faults are injected at ``fault_rate`` and
