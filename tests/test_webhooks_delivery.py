@@ -21,7 +21,7 @@ from payments.storage import Database
 from payments.storage.schema import outbox, webhook_attempts, webhook_deliveries
 from payments.webhooks import WebhookSender, verify
 from payments.webhooks import events as ev
-from payments.webhooks.store import claim_due, fan_out
+from payments.webhooks.store import claim_due, sync_urls
 
 SECRET = "merchant-secret-0123456789"
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,11 +210,10 @@ async def test_a_claimed_event_holds_back_the_later_ones_of_its_customer(
     db: Database, clock: ManualClock
 ) -> None:
     url = "http://127.0.0.1:9/hooks"
-    await fan_out(db, [url], now_ms=clock.now_ms())  # a new URL: starts here
+    await sync_urls(db, [url], now_ms=clock.now_ms())  # a new URL: starts here
     for key, order in [("a1", "customer:1"), ("a2", "customer:1"), ("b1", "customer:2")]:
         await record(db, clock, key, order)
-    await fan_out(db, [url], now_ms=clock.now_ms())
-    await fan_out(db, [url], now_ms=clock.now_ms())  # again: still one delivery per event
+    await sync_urls(db, [url], now_ms=clock.now_ms())  # again: still one delivery per event
     assert len(await rows(db, webhook_deliveries)) == 3
 
     first = await claim_due(db, [url], now_ms=clock.now_ms())
@@ -227,10 +226,9 @@ async def test_two_senders_claiming_at_once_never_share_or_reorder(
     db: Database, clock: ManualClock
 ) -> None:
     url = "http://127.0.0.1:9/hooks"
-    await fan_out(db, [url], now_ms=clock.now_ms())
+    await sync_urls(db, [url], now_ms=clock.now_ms())
     for n in range(6):  # three customers, two events each
         await record(db, clock, f"c{n % 3}-{n // 3}", f"customer:{n % 3}")
-    await fan_out(db, [url], now_ms=clock.now_ms())
     claims = await asyncio.gather(
         *(claim_due(db, [url], now_ms=clock.now_ms(), limit=2) for _ in range(4))
     )
