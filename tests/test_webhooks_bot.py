@@ -255,3 +255,29 @@ async def test_check_names_deliveries_left_to_a_url_that_is_gone_without_its_tok
     )
     assert line, out
     assert "old-token" not in out and "new-token" not in out
+
+
+async def test_with_every_url_taken_out_what_was_left_is_told_and_can_be_dropped(
+    tmp_path: Path,
+) -> None:
+    with WebhookReceiver() as receiver:
+        env = {"MERCHANT_WEBHOOK_URLS": receiver.url, "MERCHANT_WEBHOOK_SECRET": SECRET}
+        async with BotWorld.open(tmp_path, env=env) as world:
+            admin = world.customer(ADMIN)
+            async with world.running(timings=TIMINGS):
+                receiver.answer(500)
+                await admin.send("/grant 102 pro 7", expect="Granted")
+                await eventually(lambda: failures(world, 500), "a delivery answered with 500")
+            del world.env["MERCHANT_WEBHOOK_URLS"]
+            async with world.running(timings=TIMINGS):
+                await admin.wait_text("no longer in MERCHANT_WEBHOOK_URLS", timeout=15)
+                listing = (await admin.send("/webhooks", expect="No webhook URL")).plain
+                old_id = re.search(r"· id ([0-9a-f]{8}): 1 pending", listing)
+                assert old_id, listing
+                assert (await admin.send("/redeliver failed")).plain == (
+                    "No webhook URL is configured (MERCHANT_WEBHOOK_URLS)."
+                )
+                dropped = await admin.send(f"/webhooks drop {old_id[1]}", expect="dropped")
+                assert f"1 pending deliveries to {receiver.url} dropped." == dropped.plain
+                after = (await admin.send("/webhooks", expect="No webhook URL")).plain
+                assert after == "No webhook URL is configured (MERCHANT_WEBHOOK_URLS)."

@@ -54,8 +54,15 @@ async def overview(update: Update, context: BotContext) -> None:
     if verb:
         await _change(update, context, verb, [i.lower() for i in ids])
         return
-    urls = await sender.overview()
     gone = await sender.gone()
+    if not sender.urls:
+        lines = [texts.get(None, "webhooks_none")]
+        if gone:
+            lines.append("")
+            lines.extend(_gone_lines(texts, gone))
+        await _reply(update, "\n".join(lines))
+        return
+    urls = await sender.overview()
     lines = [texts.get(None, "webhooks_title")]
     for url in urls:
         lines.append("")
@@ -157,7 +164,7 @@ async def redeliver(update: Update, context: BotContext) -> None:
     if match is None and not every_failed:
         await _reply(update, texts.get(None, "admin_usage_redeliver"))
         return
-    if services.webhooks is None:
+    if services.webhooks is None or not services.webhooks.urls:
         await _reply(update, texts.get(None, "webhooks_none"))
         return
     if every_failed:
