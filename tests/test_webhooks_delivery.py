@@ -19,10 +19,11 @@ from fakes.receiver import Received, WebhookReceiver
 from payments.clock import DAY_MS, HOUR_MS, MINUTE_MS, ManualClock
 from payments.lease import acquire
 from payments.storage import Database
-from payments.storage.schema import outbox, webhook_attempts, webhook_deliveries
+from payments.storage.kv import get_value, set_value
+from payments.storage.schema import merchant_events, outbox, webhook_attempts, webhook_deliveries
 from payments.webhooks import UnknownUrl, WebhookSender, verify
 from payments.webhooks import events as ev
-from payments.webhooks.store import claim_due, sync_urls, url_id
+from payments.webhooks.store import claim_due, cursor_key, sync_urls, url_id
 
 SECRET = "merchant-secret-0123456789"
 ROOT = Path(__file__).resolve().parent.parent
@@ -385,6 +386,8 @@ async def test_pending_deliveries_to_urls_that_are_gone_are_told_once_then_moved
         assert await after.move(url_id(old), url_id(new)) == (3, 0)
         assert await after.drop(url_id(retired)) == 3
         assert await after.gone() == []
+        assert await after.start() == []  # settled: a restart tells nothing new
+        assert [m["kind"] for m in await rows(db, outbox)].count("admin.webhook_gone") == 1
         for _ in range(3):  # one event of a customer per run
             await after.run()
     finally:
@@ -453,3 +456,26 @@ async def test_a_run_sends_nothing_without_the_lease_or_when_it_would_outlast_it
     assert keys(receiver.accepted()) == ["a1"]
     [delivery] = await rows(db, webhook_deliveries)
     assert (delivery["status"], delivery["attempts"]) == ("delivered", 1)
+
+
+async def test_an_earlier_versions_cursor_is_caught_up_once_then_forgotten(
+    db: Database, clock: ManualClock
+) -> None:
+    """Upgrading from the cursor-based fan-out: a URL in force gets the events its cursor had not
+    reached yet; the cursor of a URL taken out is forgotten, so adding it back replays nothing."""
+    url, out = "http://127.0.0.1:9/hooks", "http://127.0.0.1:9/out"
+    for key in ("e1", "e2", "e3"):
+        await record(db, clock, key, "customer:1")
+    async with db.transaction() as conn:
+        first = (await conn.execute(select(merchant_events.c.id).order_by("id"))).scalars().first()
+        await set_value(conn, cursor_key(url), int(first or 0), clock.now_ms())
+        await set_value(conn, cursor_key(out), 0, clock.now_ms())
+
+    await sync_urls(db, [url], now_ms=clock.now_ms())
+    await sync_urls(db, [url, out], now_ms=clock.now_ms())
+    claimed = await claim_due(db, [url, out], now_ms=clock.now_ms())
+    assert [(c.url, c.data["key"]) for c in claimed] == [(url, "e2")]  # e3 waits behind e2
+    assert len(await rows(db, webhook_deliveries)) == 2
+    async with db.read() as conn:
+        assert await get_value(conn, cursor_key(url)) is None
+        assert await get_value(conn, cursor_key(out)) is None

@@ -51,7 +51,7 @@ from payments.lease import Lease, held_clause, holds
 from payments.notify import Notifier
 from payments.outbox import backoff_ms
 from payments.storage.db import Database, insert_ignore
-from payments.storage.kv import get_int
+from payments.storage.kv import get_int, get_value
 from payments.storage.schema import kv
 from payments.storage.schema import merchant_events as events
 from payments.storage.schema import webhook_attempts as attempts
@@ -208,20 +208,26 @@ async def sync_urls(db: Database, urls: Sequence[str], *, now_ms: int) -> list[G
 
 
 async def _tell_admins_gone(conn: AsyncConnection, gone: Sequence[GoneUrl], now_ms: int) -> None:
-    """One alert when the set of URLs left with pending deliveries changed (compare-and-set on
-    a kv marker, so two replicas starting together send it once)."""
+    """One alert when URLs joined the set of those left with pending deliveries since the admins
+    were last told (a compare-and-set on a kv marker, so two replicas starting together send it
+    once; a URL settled meanwhile brings no new alert about the others)."""
     marker = ",".join(sorted(g.id for g in gone))
-    created = await insert_ignore(
-        conn, kv, {"key": GONE_MARKER, "value": marker, "updated_at": now_ms}, ["key"]
-    )
-    if not created:
-        changed = await conn.execute(
+    before = await get_value(conn, GONE_MARKER)
+    if before == marker:
+        return
+    if before is None:
+        stored = await insert_ignore(
+            conn, kv, {"key": GONE_MARKER, "value": marker, "updated_at": now_ms}, ["key"]
+        )
+    else:
+        result = await conn.execute(
             update(kv)
-            .where(kv.c.key == GONE_MARKER, kv.c.value != marker)
+            .where(kv.c.key == GONE_MARKER, kv.c.value == before)
             .values(value=marker, updated_at=now_ms)
         )
-        created = int(changed.rowcount or 0)
-    if not created or not gone:
+        stored = int(result.rowcount or 0)
+    told = set(before.split(",")) if before else set()
+    if not stored or not any(g.id not in told for g in gone):
         return
     await Notifier(conn, now_ms).admins(
         notify.ADMIN_WEBHOOK_GONE,
