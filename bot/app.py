@@ -50,7 +50,7 @@ from payments.exchange.okx import OkxExchange
 from payments.lease import LeaseStore
 from payments.signals import Signals
 from payments.storefront import Storefront
-from payments.webhooks import WebhookSender
+from payments.webhooks import WEBHOOK_BUDGET_S, WEBHOOK_TIMEOUT_S, WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +207,23 @@ async def open_services(
         allowed=lambda: replica.primary,
     )
     cycle = PaymentCycle(payments)
-    webhook_sender = None
-    if settings.merchant_webhook_urls and settings.merchant_webhook_secret is not None:
-        secret = settings.merchant_webhook_secret.get_secret_value()
-        urls = settings.merchant_webhook_urls
-        webhook_sender = WebhookSender(payments.db, urls, secret, payments.okx_clock)
-        await webhook_sender.start()  # before the jobs: a new URL starts at the newest event
+    # each POST must end while this replica surely still holds the lease: its time-out (and a
+    # run's budget with it) fits in what is left of the lease just before a renewal
+    margin = lease_times.ttl_s - 2 * lease_times.renew_s
+    timeout = min(WEBHOOK_TIMEOUT_S, margin / 2)
+    secret = settings.merchant_webhook_secret
+    webhook_sender = WebhookSender(  # without URLs it only serves /webhooks (what is left)
+        payments.db,
+        settings.merchant_webhook_urls,
+        "" if secret is None else secret.get_secret_value(),
+        payments.okx_clock,
+        timeout_s=timeout,
+        budget_s=min(WEBHOOK_BUDGET_S, margin - timeout),
+        lease_clock=payments.okx_clock.local,
+    )
+    # before the jobs: the URLs in force (a new one gets the events from now on); the admins
+    # hear once of deliveries left pending to URLs that are gone
+    await webhook_sender.start()
     access = AccessService(payments.db, payments.okx_clock, catalog, grace_days=settings.grace_days)
 
     async def poll_then_send() -> None:

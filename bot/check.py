@@ -5,9 +5,10 @@ The settings (already loaded: a malformed one stopped the command before this), 
 webhook settings when WEBHOOK_URL is set, Telegram's ``getMe`` (which bot the token belongs to)
 and the bot's rights in the plans' paid chats, then what ``python -m payments check`` checks
 (:func:`payments.cli.check_setup`): the plans file, the database, OKX's clock, the API key's
-permissions, every offered network, the prices and the deposit addresses, and how many merchant
-webhook URLs are set. No secret is printed: every line is scrubbed of the token, the OKX key,
-secret and passphrase, the webhook secrets, the API token and the database password.
+permissions, every offered network, the prices and the deposit addresses, how many merchant
+webhook URLs are set, and webhook deliveries still pending to URLs no longer among them. No
+secret is printed: every line is scrubbed of the token, the OKX key, secret and passphrase, the
+webhook secrets, the API token and the database password.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ async def run_check(settings: Settings) -> int:
             plans_file=settings.plans_file,
             allow_unsafe=settings.allow_unsafe_api_key,
             settings=settings.payment_settings(),
+            webhook_urls=settings.merchant_webhook_urls,
         )
     print(report.verdict, flush=True)
     return report.exit_code

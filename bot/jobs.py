@@ -88,10 +88,14 @@ async def subscriptions(context: BotContext) -> None:
 
 
 async def merchant_webhooks(context: BotContext) -> None:
-    """Deliver the merchant events to MERCHANT_WEBHOOK_URLS (nothing when none is set)."""
+    """Deliver the merchant events to MERCHANT_WEBHOOK_URLS (nothing when none is set), fenced
+    by the lease: claims only while it is held, each POST only while it will still be held
+    when the request times out."""
     sender = context.services.webhooks
-    if sender is not None and context.services.replica.primary:
-        await sender.run()
+    replica = context.services.replica
+    fence = replica.fence
+    if sender is not None and fence is not None:
+        await sender.run(fence=fence, live=replica.live)
 
 
 async def refresh_directory(context: BotContext) -> None:

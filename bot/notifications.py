@@ -61,6 +61,7 @@ _ADMIN_KEYS = {
     notify.ADMIN_CLOCK: "alert_clock",
     notify.ADMIN_CAPACITY: "alert_capacity",
     notify.ADMIN_WEBHOOK_FAILED: "alert_webhook_failed",
+    notify.ADMIN_WEBHOOK_GONE: "alert_webhook_gone",
     access.ADMIN_FAILING: "alert_access_failing",
     access.ADMIN_CHAT_RIGHTS: "alert_chat_rights",
 }
@@ -216,6 +217,12 @@ class Renderer:
         if kind == notify.ADMIN_WEBHOOK_FAILED:
             names = ("url", "delivery_id", "event_id", "event_type", "attempts")
             values.update({name: p.get(name, "") for name in names})
+        if kind == notify.ADMIN_WEBHOOK_GONE:
+            values["urls"] = "\n".join(
+                f"{u.get('url', '')} · id {u.get('id', '')}: {u.get('pending', '')} pending"
+                for u in p.get("urls") or []
+                if isinstance(u, Mapping)
+            )
         if kind == notify.ADMIN_CAPACITY:
             advice = (
                 "alert_capacity_addresses"

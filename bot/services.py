@@ -164,7 +164,7 @@ class Services:
     directory_tried: asyncio.Event = field(default_factory=asyncio.Event)
     _background: list[asyncio.Task[object]] = field(default_factory=list)
     heartbeats: Heartbeats = field(default_factory=Heartbeats)
-    webhooks: WebhookSender | None = None  # None: no MERCHANT_WEBHOOK_URLS
+    webhooks: WebhookSender | None = None  # its urls are empty without MERCHANT_WEBHOOK_URLS
     nudge: StandbyNudge | None = None  # None: one replica (SQLite), nobody to pass taps on to
 
     @property

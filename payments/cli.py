@@ -28,6 +28,7 @@ from payments.config import PaymentSettings
 from payments.core import Payments
 from payments.directory import get_chain_status
 from payments.errors import PaymentsError
+from payments.webhooks import monitor
 
 if TYPE_CHECKING:
     from payments.exchange.base import Exchange
@@ -123,10 +124,12 @@ async def check_setup(
     plans_file: str | Path | None = None,
     allow_unsafe: bool = False,
     settings: PaymentSettings | None = None,
+    webhook_urls: Sequence[str] | None = None,
 ) -> None:
     """The plans file, the database (migrated), then OKX: clock, API key permissions, every
     offered network's status, prices and deposit addresses. Each result is a line of
-    ``report``; nothing is raised for a problem it can name."""
+    ``report``; nothing is raised for a problem it can name. With ``webhook_urls`` (the
+    MERCHANT_WEBHOOK_URLS), webhook deliveries left pending to URLs no longer among them."""
     try:
         catalog = load_catalog(plans_file)
     except PaymentsError as exc:
@@ -147,9 +150,23 @@ async def check_setup(
         report.skip("networks, prices and deposit addresses (they need the database)")
         return
     try:
+        if webhook_urls is not None:
+            await _check_webhooks(payments, webhook_urls, report)
         await _check_okx(payments, okx, allow_unsafe, report)
     finally:
         await payments.close()
+
+
+async def _check_webhooks(payments: Payments, urls: Sequence[str], report: Report) -> None:
+    """Pending deliveries to URLs that are gone: named by scheme, host and path and the id that
+    ``/webhooks move`` and ``/webhooks drop`` take (never the query string: it may carry a
+    token)."""
+    for url in await monitor.gone(payments.db, urls):
+        report.warn(
+            f"MERCHANT_WEBHOOK_URLS: {url.pending} delivery(ies) still pending to {url.url}"
+            f" (id {url.id}), which is no longer configured: /webhooks move {url.id} <new id>"
+            f" or /webhooks drop {url.id} in the bot"
+        )
 
 
 async def _open(

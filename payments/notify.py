@@ -51,6 +51,9 @@ ADMIN_CAPACITY = "admin.capacity_low"
 # a merchant webhook was given up on after 3 days: url (no query), delivery_id, event_id,
 # event_type, attempts, error
 ADMIN_WEBHOOK_FAILED = "admin.webhook_failed"
+# deliveries are still pending for webhook URLs that are no longer configured (seen at start-up):
+# urls (a list of {id, url without query, pending}), count
+ADMIN_WEBHOOK_GONE = "admin.webhook_gone"
 
 
 def invoice_payload(invoice: InvoiceFacts, **extra: Any) -> dict[str, Any]:

@@ -16,12 +16,14 @@ import pytest
 from sqlalchemy import select
 
 from fakes.receiver import Received, WebhookReceiver
-from payments.clock import DAY_MS, HOUR_MS, ManualClock
+from payments.clock import DAY_MS, HOUR_MS, MINUTE_MS, ManualClock
+from payments.lease import acquire
 from payments.storage import Database
-from payments.storage.schema import outbox, webhook_attempts, webhook_deliveries
-from payments.webhooks import WebhookSender, verify
+from payments.storage.kv import get_value, set_value
+from payments.storage.schema import merchant_events, outbox, webhook_attempts, webhook_deliveries
+from payments.webhooks import UnknownUrl, WebhookSender, verify
 from payments.webhooks import events as ev
-from payments.webhooks.store import claim_due, fan_out
+from payments.webhooks.store import claim_due, cursor_key, sync_urls, url_id
 
 SECRET = "merchant-secret-0123456789"
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,13 +170,14 @@ async def test_given_up_after_three_days_with_one_alert_then_redelivered(
         assert await sender.redeliver(None) == 3
         again = await sender.run()
         assert again.delivered == 3
-        assert keys(receiver.accepted()) == ["a1", "b1", "a2"]
+        got = keys(receiver.accepted())  # two customers at once: in order per customer
+        assert sorted(got) == ["a1", "a2", "b1"] and got.index("a1") < got.index("a2")
 
         first = deliveries[0]["id"]
         assert await sender.redeliver(first) == 1  # a delivered one can be sent again
         assert await sender.redeliver(10_000) == 0
         await sender.run()
-        assert keys(receiver.accepted()) == ["a1", "b1", "a2", "a1"]
+        assert keys(receiver.accepted()) == [*got, "a1"]
     finally:
         await sender.close()
 
@@ -210,11 +213,10 @@ async def test_a_claimed_event_holds_back_the_later_ones_of_its_customer(
     db: Database, clock: ManualClock
 ) -> None:
     url = "http://127.0.0.1:9/hooks"
-    await fan_out(db, [url], now_ms=clock.now_ms())  # a new URL: starts here
+    await sync_urls(db, [url], now_ms=clock.now_ms())  # a new URL: starts here
     for key, order in [("a1", "customer:1"), ("a2", "customer:1"), ("b1", "customer:2")]:
         await record(db, clock, key, order)
-    await fan_out(db, [url], now_ms=clock.now_ms())
-    await fan_out(db, [url], now_ms=clock.now_ms())  # again: still one delivery per event
+    await sync_urls(db, [url], now_ms=clock.now_ms())  # again: still one delivery per event
     assert len(await rows(db, webhook_deliveries)) == 3
 
     first = await claim_due(db, [url], now_ms=clock.now_ms())
@@ -227,10 +229,9 @@ async def test_two_senders_claiming_at_once_never_share_or_reorder(
     db: Database, clock: ManualClock
 ) -> None:
     url = "http://127.0.0.1:9/hooks"
-    await fan_out(db, [url], now_ms=clock.now_ms())
+    await sync_urls(db, [url], now_ms=clock.now_ms())
     for n in range(6):  # three customers, two events each
         await record(db, clock, f"c{n % 3}-{n // 3}", f"customer:{n % 3}")
-    await fan_out(db, [url], now_ms=clock.now_ms())
     claims = await asyncio.gather(
         *(claim_due(db, [url], now_ms=clock.now_ms(), limit=2) for _ in range(4))
     )
@@ -272,3 +273,209 @@ async def test_the_readme_snippet_accepts_a_real_delivery_and_refuses_tampering(
         verify_webhook("not-the-secret-000000", got.body, signature, now=now)
     with pytest.raises(ValueError, match="timestamp"):
         verify_webhook(SECRET, got.body, signature, now=now + 301)
+
+
+async def test_an_event_whose_transaction_commits_late_is_still_delivered(
+    db: Database, clock: ManualClock, receiver: WebhookReceiver
+) -> None:
+    """A primary paused inside a decision, with its clock an hour behind: its event gets an
+    older id and creation time than one that commits meanwhile, and commits only after a run
+    delivered that one and ten minutes passed. (On SQLite one writer commits in id order, so
+    the late event commits first there; the outcome must be the same.)"""
+    behind = ManualClock(clock.now_ms() - HOUR_MS)
+    sender = WebhookSender(db, [receiver.url], SECRET, clock)
+
+    async def meanwhile() -> None:
+        await record(db, clock, "on-time", "customer:2")
+        clock.advance(10 * MINUTE_MS)
+        await sender.run()
+
+    try:
+        await sender.start()
+        async with db.transaction() as conn:
+            await ev.record(
+                conn, ev.INVOICE_PAID, "late", "customer:1", {"key": "late"}, behind.now_ms()
+            )
+            if db.dialect == "postgresql":
+                await meanwhile()  # while the late event's transaction is still open
+        if db.dialect != "postgresql":
+            await meanwhile()
+        assert "on-time" in keys(receiver.accepted())
+        clock.advance(10 * MINUTE_MS)
+        await sender.run()
+    finally:
+        await sender.close()
+
+    assert sorted(keys(receiver.accepted())) == ["late", "on-time"]
+    deliveries = await rows(db, webhook_deliveries)
+    assert [d["status"] for d in deliveries] == ["delivered", "delivered"]
+
+
+async def test_a_url_added_again_later_does_not_replay_what_happened_meanwhile(
+    db: Database, clock: ManualClock, receiver: WebhookReceiver
+) -> None:
+    other = "http://127.0.0.1:9/other"  # nothing listens there
+    both = WebhookSender(db, [receiver.url, other], SECRET, clock)
+    alone = WebhookSender(db, [other], SECRET, clock)
+    again = WebhookSender(db, [receiver.url, other], SECRET, clock)
+    try:
+        await both.start()
+        await record(db, clock, "before", "customer:1")
+        await both.run()
+        await alone.start()  # the receiver's URL was taken out of the settings
+        await record(db, clock, "while-out", "customer:1")
+        await alone.run()
+        clock.advance(HOUR_MS)
+        await again.start()  # ... and put back
+        await record(db, clock, "after", "customer:1")
+        await again.run()
+    finally:
+        for sender in (both, alone, again):
+            await sender.close()
+    assert keys(receiver.accepted()) == ["before", "after"]
+
+
+async def test_pending_deliveries_to_urls_that_are_gone_are_told_once_then_moved_or_dropped(
+    db: Database, clock: ManualClock, receiver: WebhookReceiver
+) -> None:
+    """The token in the URL was rotated while the receiver was down; another URL was retired."""
+    old = f"{receiver.url}?token=old-token-1"
+    new = f"{receiver.url}?token=new-token-2"
+    retired = "http://127.0.0.1:9/retired?token=retired-token-3"
+    before = WebhookSender(db, [old, retired], SECRET, clock)
+    after = WebhookSender(db, [new], SECRET, clock)
+    try:
+        await before.start()
+        receiver.stop()
+        for key, order in [("a1", "customer:1"), ("a2", "customer:1"), ("b1", "customer:2")]:
+            await record(db, clock, key, order)
+        await before.run()  # refused: all pending
+        clock.advance(MINUTE_MS)
+
+        gone = await after.start()
+        assert {g.id: (g.url, g.pending) for g in gone} == {
+            url_id(old): (receiver.url, 3),
+            url_id(retired): ("http://127.0.0.1:9/retired", 3),
+        }
+        assert gone == await after.start()  # a restart with the same settings: no news
+        alerts = [m for m in await rows(db, outbox) if m["kind"] == "admin.webhook_gone"]
+        assert len(alerts) == 1
+        assert json.loads(alerts[0]["payload"])["count"] == 6
+        await record(db, clock, "c1", "customer:1")  # only to the URL in force
+        assert {
+            d["url"] for d in await rows(db, webhook_deliveries) if d["status"] == "pending"
+        } == {
+            old,
+            new,
+            retired,
+        }
+
+        unchanged = await rows(db, webhook_deliveries)
+        for bad in [
+            ("ffffffff", url_id(new)),  # no such URL
+            (url_id(new), url_id(new)),  # in force, not gone
+            (url_id(old), url_id(retired)),  # the target is not configured
+        ]:
+            with pytest.raises(UnknownUrl):
+                await after.move(*bad)
+        with pytest.raises(UnknownUrl):
+            await after.drop(url_id(new))
+        assert await rows(db, webhook_deliveries) == unchanged
+
+        receiver.start()
+        assert await after.move(url_id(old), url_id(new)) == (3, 0)
+        assert await after.drop(url_id(retired)) == 3
+        assert await after.gone() == []
+        assert await after.start() == []  # settled: a restart tells nothing new
+        assert [m["kind"] for m in await rows(db, outbox)].count("admin.webhook_gone") == 1
+        for _ in range(3):  # one event of a customer per run
+            await after.run()
+    finally:
+        await before.close()
+        await after.close()
+
+    got = keys(receiver.accepted())  # customer 1's in the order they happened
+    assert sorted(got) == ["a1", "a2", "b1", "c1"]
+    assert [k for k in got if k != "b1"] == ["a1", "a2", "c1"]
+    assert {r.query for r in receiver.accepted()} == {"token=new-token-2"}
+    statuses = {(d["url"], d["status"]) for d in await rows(db, webhook_deliveries)}
+    assert statuses == {(new, "delivered"), (retired, "dropped")}
+    stored = json.dumps(await rows(db, outbox))
+    assert "old-token-1" not in stored and "retired-token-3" not in stored
+
+
+async def test_a_run_sends_nothing_without_the_lease_or_when_it_would_outlast_it(
+    db: Database, clock: ManualClock, receiver: WebhookReceiver
+) -> None:
+    lease_clock = ManualClock(clock.now_ms())
+    sender = WebhookSender(db, [receiver.url], SECRET, clock, lease_clock=lease_clock)
+    try:
+        await sender.start()
+        await record(db, clock, "a1", "customer:1")
+        ours = await acquire(
+            db, name="jobs", holder="us", now_ms=lease_clock.now_ms(), ttl_ms=60_000
+        )
+        assert ours is not None
+
+        # live() says the lease would not outlast a POST: no claim at all
+        report = await sender.run(fence=ours, live=lambda needed_s: needed_s > 60)
+        assert (report.delivered, report.skipped) == (0, 0)
+        # ... or says so only once the delivery is claimed: not sent, the claim is given back
+        answers = iter([True, False])
+        report = await sender.run(fence=ours, live=lambda needed_s: next(answers, False))
+        assert (report.delivered, report.skipped) == (0, 1)
+        assert receiver.received == []
+
+        # claimed (the claim given back is due at once), then paused before the POST until
+        # the lease lapsed: the claim is re-asserted with the lease, so nothing is sent
+        calls: list[float] = []
+
+        def paused(needed_s: float) -> bool:
+            calls.append(needed_s)
+            if len(calls) == 2:
+                lease_clock.advance(2 * MINUTE_MS)
+            return True
+
+        report = await sender.run(fence=ours, live=paused)
+        assert (report.delivered, report.skipped) == (0, 1)
+        assert calls[0] == sender.timeout_s and receiver.received == []
+
+        # another replica holds the lease now: it claims nothing
+        theirs = await acquire(
+            db, name="jobs", holder="them", now_ms=lease_clock.now_ms(), ttl_ms=60_000
+        )
+        assert theirs is not None
+        report = await sender.run(fence=ours, live=lambda needed_s: True)
+        assert report.delivered == 0 and receiver.received == []
+
+        clock.advance(2 * MINUTE_MS)  # the lapsed claim of the paused run is due again
+        report = await sender.run(fence=theirs, live=lambda needed_s: True)
+        assert report.delivered == 1
+    finally:
+        await sender.close()
+    assert keys(receiver.accepted()) == ["a1"]
+    [delivery] = await rows(db, webhook_deliveries)
+    assert (delivery["status"], delivery["attempts"]) == ("delivered", 1)
+
+
+async def test_an_earlier_versions_cursor_is_caught_up_once_then_forgotten(
+    db: Database, clock: ManualClock
+) -> None:
+    """Upgrading from the cursor-based fan-out: a URL in force gets the events its cursor had not
+    reached yet; the cursor of a URL taken out is forgotten, so adding it back replays nothing."""
+    url, out = "http://127.0.0.1:9/hooks", "http://127.0.0.1:9/out"
+    for key in ("e1", "e2", "e3"):
+        await record(db, clock, key, "customer:1")
+    async with db.transaction() as conn:
+        first = (await conn.execute(select(merchant_events.c.id).order_by("id"))).scalars().first()
+        await set_value(conn, cursor_key(url), int(first or 0), clock.now_ms())
+        await set_value(conn, cursor_key(out), 0, clock.now_ms())
+
+    await sync_urls(db, [url], now_ms=clock.now_ms())
+    await sync_urls(db, [url, out], now_ms=clock.now_ms())
+    claimed = await claim_due(db, [url, out], now_ms=clock.now_ms())
+    assert [(c.url, c.data["key"]) for c in claimed] == [(url, "e2")]  # e3 waits behind e2
+    assert len(await rows(db, webhook_deliveries)) == 2
+    async with db.read() as conn:
+        assert await get_value(conn, cursor_key(url)) is None
+        assert await get_value(conn, cursor_key(out)) is None

@@ -305,7 +305,10 @@ MESSAGES: dict[str, str] = {
     # --- merchant webhooks (/webhooks, /redeliver) ----------------------------------------------
     "webhooks_none": "No webhook URL is configured (MERCHANT_WEBHOOK_URLS).",
     "webhooks_title": "<b>Webhooks</b>",
-    "webhooks_url": "<b>{url}</b>: {delivered} delivered · {pending} pending · {failed} failed",
+    "webhooks_url": (
+        "<b>{url}</b>: {delivered} delivered · {pending} pending · {failed} failed"
+        " · id <code>{id}</code>"
+    ),
     "webhooks_problem": (
         "  #{delivery} {type} <code>{event}</code> · tries: {attempts} · {outcome} · {when}"
     ),
@@ -316,6 +319,30 @@ MESSAGES: dict[str, str] = {
     "redeliver_one": "Delivery #{delivery} goes out again within seconds.",
     "redeliver_failed": "{count} failed deliveries go out again within seconds.",
     "redeliver_unknown": "No delivery #{delivery} to a configured webhook URL.",
+    "webhooks_gone_title": "⚠️ <b>No longer in MERCHANT_WEBHOOK_URLS</b>, still pending:",
+    "webhooks_gone_url": (
+        "<b>{url}</b> · id <code>{id}</code>: {pending} pending, the oldest from {since}"
+    ),
+    "webhooks_gone_hint": (
+        "/webhooks move &lt;old id&gt; &lt;new id&gt; sends them to a configured URL; "
+        "/webhooks drop &lt;old id&gt; gives them up."
+    ),
+    "admin_usage_webhooks": (
+        "Usage: /webhooks, /webhooks move &lt;old id&gt; &lt;new id&gt; or "
+        "/webhooks drop &lt;old id&gt; (ids as /webhooks shows them)"
+    ),
+    "webhooks_moved": (
+        "{moved} pending deliveries moved from {old} to {new}: they go out within seconds."
+    ),
+    "webhooks_moved_known": " {dropped} that {new} has already were dropped.",
+    "webhooks_dropped": "{count} pending deliveries to {old} dropped.",
+    "webhooks_unknown_old": (
+        "No URL that is gone with pending deliveries has the id {id} (/webhooks lists them). "
+        "Nothing changed."
+    ),
+    "webhooks_unknown_new": (
+        "No URL in MERCHANT_WEBHOOK_URLS has the id {id} (/webhooks lists them). Nothing changed."
+    ),
     # --- admin alerts (from the outbox) ------------------------------------------------------
     "alert_paid": (
         "💰 Paid: invoice <code>{invoice}</code> · {plan} · {amount} {coin} {network} · "
@@ -379,6 +406,11 @@ MESSAGES: dict[str, str] = {
         "🪝 Webhook to {url} given up after 3 days: {event_type} <code>{event_id}</code> "
         "(delivery #{delivery_id}, {attempts} attempts, last: {error}). /webhooks lists the "
         "failures; /redeliver failed sends them again."
+    ),
+    "alert_webhook_gone": (
+        "🪝 {count} webhook deliveries are still pending to URLs no longer in "
+        "MERCHANT_WEBHOOK_URLS:\n{urls}\n/webhooks move &lt;old id&gt; &lt;new id&gt; sends "
+        "them to a configured URL; /webhooks drop &lt;old id&gt; gives them up."
     ),
     "alert_generic": "ℹ️ {kind}: {details}",
 }

@@ -366,6 +366,15 @@ webhook_deliveries = Table(
     Index(None, "url", "order_key", "status"),
 )
 
+# The MERCHANT_WEBHOOK_URLS in force: an event gets a delivery to each of them in the transaction
+# that records it. Rewritten at start-up; a URL that is gone loses its row (and so its history).
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("url", String(500), primary_key=True),
+    Column("added_at", BigInteger, nullable=False),
+)
+
 webhook_attempts = Table(
     "webhook_attempts",
     metadata,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from payments.outbox import dump_payload
 from payments.storage.db import insert_ignore
 from payments.storage.schema import merchant_events
+from payments.webhooks.store import deliver_new
 
 INVOICE_PAID = "invoice.paid"
 INVOICE_EXPIRED = "invoice.expired"
@@ -93,13 +94,21 @@ async def record(
     data: Mapping[str, Any],
     now_ms: int,
 ) -> bool:
-    """Write an event in the caller's transaction; False when ``key`` was recorded already."""
+    """Write an event, and its deliveries to the webhook URLs in force, in the caller's
+    transaction; False when ``key`` was recorded already."""
     row = event_row(type, key, order_key, data, now_ms)
-    return await insert_ignore(conn, merchant_events, row, ["event_key"]) == 1
+    if await insert_ignore(conn, merchant_events, row, ["event_key"]) != 1:
+        return False
+    await deliver_new(conn, [row["public_id"]], now_ms=now_ms)
+    return True
 
 
 async def record_rows(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write many :func:`event_row` rows, in order (keys already recorded are skipped)."""
+    """Write many :func:`event_row` rows, in order (keys already recorded are skipped), with
+    their deliveries."""
     unique = list({row["event_key"]: row for row in rows}.values())
     for start in range(0, len(unique), 500):
         await insert_ignore(conn, merchant_events, unique[start : start + 500], ["event_key"])
+    if unique:
+        now_ms = max(int(row["created_at"]) for row in unique)
+        await deliver_new(conn, [row["public_id"] for row in unique], now_ms=now_ms)

@@ -1,4 +1,6 @@
-"""What admins see of the webhooks (``/webhooks``) and what they can do (``/redeliver``)."""
+"""What admins see of the webhooks (``/webhooks``) and what they can do (``/redeliver``, and
+``/webhooks move`` / ``/webhooks drop`` for what is pending to a URL that is no longer
+configured)."""
 
 from __future__ import annotations
 
@@ -6,17 +8,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payments.storage.db import Database
 from payments.storage.schema import merchant_events as events
 from payments.storage.schema import webhook_deliveries as deliveries
 from payments.webhooks.store import (
     DELIVERED,
+    DROPPED,
     FAILED,
     GIVE_UP_AFTER_MS,
     PENDING,
     STATUSES,
+    GoneUrl,
+    gone_urls,
     safe_url,
+    url_id,
 )
 
 
@@ -37,6 +44,7 @@ class Problem:
 @dataclass(frozen=True)
 class UrlOverview:
     url: str  # scheme, host and path only
+    id: str  # what /webhooks move takes
     delivered: int
     pending: int
     failed: int
@@ -94,6 +102,7 @@ async def overview(db: Database, urls: Sequence[str], *, limit: int = 5) -> list
             result.append(
                 UrlOverview(
                     url=safe_url(url),
+                    id=url_id(url),
                     delivered=counts[DELIVERED],
                     pending=counts[PENDING],
                     failed=counts[FAILED],
@@ -126,5 +135,87 @@ async def redeliver(
                 give_up_at=now_ms + GIVE_UP_AFTER_MS,
                 delivered_at=None,
             )
+        )
+    return int(result.rowcount or 0)
+
+
+class UnknownUrl(ValueError):
+    """``/webhooks move`` or ``drop`` named a URL id that is not what it must be. ``which``:
+    "old" (not a URL that is gone with pending deliveries) or "new" (not a configured URL)."""
+
+    def __init__(self, which: str, url_id: str) -> None:
+        super().__init__(f"{which} webhook URL id {url_id!r} is not known")
+        self.which = which
+        self.url_id = url_id
+
+
+async def gone(db: Database, urls: Sequence[str]) -> list[GoneUrl]:
+    """Pending deliveries to URLs that are no longer in ``urls``, per URL."""
+    async with db.read() as conn:
+        return await gone_urls(conn, urls)
+
+
+async def _gone_url(conn: AsyncConnection, urls: Sequence[str], old_id: str) -> str:
+    """The full URL (it is stored with its query) that is gone and whose id is ``old_id``."""
+    rows = await conn.execute(
+        select(deliveries.c.url)
+        .where(deliveries.c.status == PENDING, deliveries.c.url.not_in(list(urls)))
+        .distinct()
+    )
+    matches = [url for (url,) in rows if url_id(url) == old_id]
+    if len(matches) != 1:
+        raise UnknownUrl("old", old_id)
+    return str(matches[0])
+
+
+async def move(
+    db: Database, urls: Sequence[str], old_id: str, new_id: str, *, now_ms: int
+) -> tuple[int, int]:
+    """Send what is pending to a URL that is gone to a configured one instead, from now on with
+    a fresh three-day window; ``(moved, dropped)``: an event the new URL has a delivery of
+    already is dropped from the old one. Raises :class:`UnknownUrl` and changes nothing when
+    an id does not fit."""
+    targets = [url for url in urls if url_id(url) == new_id]
+    if len(targets) != 1:
+        raise UnknownUrl("new", new_id)
+    new_url = targets[0]
+    async with db.transaction() as conn:
+        old_url = await _gone_url(conn, urls, old_id)
+        other = deliveries.alias("other")
+        known = (
+            select(other.c.id)
+            .where(other.c.event_id == deliveries.c.event_id, other.c.url == new_url)
+            .exists()
+        )
+        mine = (deliveries.c.url == old_url, deliveries.c.status == PENDING)
+        dropped = await conn.execute(
+            update(deliveries)
+            .where(*mine, known)
+            .values(status=DROPPED, claimed_until=0, claim_token=None)
+        )
+        moved = await conn.execute(
+            update(deliveries)
+            .where(*mine)
+            .values(
+                url=new_url,
+                attempts=0,
+                next_attempt_at=now_ms,
+                give_up_at=now_ms + GIVE_UP_AFTER_MS,
+                claimed_until=0,
+                claim_token=None,
+            )
+        )
+    return int(moved.rowcount or 0), int(dropped.rowcount or 0)
+
+
+async def drop(db: Database, urls: Sequence[str], old_id: str) -> int:
+    """Give up what is pending to a URL that is gone (status ``dropped``); how many. Raises
+    :class:`UnknownUrl` and changes nothing when ``old_id`` is not such a URL."""
+    async with db.transaction() as conn:
+        old_url = await _gone_url(conn, urls, old_id)
+        result = await conn.execute(
+            update(deliveries)
+            .where(deliveries.c.url == old_url, deliveries.c.status == PENDING)
+            .values(status=DROPPED, claimed_until=0, claim_token=None)
         )
     return int(result.rowcount or 0)

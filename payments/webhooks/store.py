@@ -1,58 +1,87 @@
 """Webhook deliveries in the database: fan-out of events to URLs, claiming, attempt outcomes.
 
-Fan-out: for each configured URL a cursor in ``kv`` says up to which event id deliveries exist.
-A URL seen for the first time starts after the newest event (switching webhooks on does not send
-the history). Event ids can commit out of order on PostgreSQL (two transactions, the later id
-commits first), so the cursor only moves past events older than :data:`SETTLE_MS`; younger ones
-are looked at again on each run (``(event_id, url)`` is unique, so that is harmless).
+Fan-out: the URLs in force are rows of ``webhook_endpoints`` (:func:`sync_urls` writes them at
+start-up from MERCHANT_WEBHOOK_URLS). The transaction that records an event also creates its
+pending delivery to each of them (:func:`deliver_new`), so an event exists exactly when its
+deliveries do, however late its transaction commits: there is no cursor for it to slip behind.
+A URL seen for the first time gets the events recorded from then on (switching webhooks on does
+not send the history). A URL that is no longer configured loses its row: nothing new is
+created for it, re-adding it later does not replay what happened meanwhile, and whatever was
+still pending for it is shown to the admins (:func:`gone_urls`) until they move it to a current
+URL or drop it (:mod:`payments.webhooks.monitor`).
 
 Claiming works like the outbox (a lease plus a token; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL),
 with one more rule: a delivery is due only when no earlier event with the same ``order_key``
 is still pending for its URL, so each receiver gets one customer's events in order. An event
-given up on (``failed``) no longer holds back the ones behind it.
+given up on (``failed``) or dropped no longer holds back the ones behind it. A run of the
+singleton jobs claims under the replica's lease and re-asserts each claim, with the lease,
+right before its POST (:func:`reassert`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import String, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Select
 
 from payments import notify
-from payments.clock import DAY_MS, MINUTE_MS
+from payments.clock import DAY_MS
+from payments.lease import Lease, held_clause, holds
 from payments.notify import Notifier
 from payments.outbox import backoff_ms
 from payments.storage.db import Database, insert_ignore
-from payments.storage.kv import get_int, set_value
+from payments.storage.kv import get_int, get_value
+from payments.storage.schema import kv
 from payments.storage.schema import merchant_events as events
 from payments.storage.schema import webhook_attempts as attempts
 from payments.storage.schema import webhook_deliveries as deliveries
+from payments.storage.schema import webhook_endpoints as endpoints
 
 PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"
-STATUSES = (DELIVERED, PENDING, FAILED)
+DROPPED = "dropped"  # an admin dropped it (its URL is no longer configured)
+STATUSES = (DELIVERED, PENDING, FAILED, DROPPED)
 
 GIVE_UP_AFTER_MS = 3 * DAY_MS  # still failing 3 days after its first attempt -> failed
-SETTLE_MS = 5 * MINUTE_MS  # events younger than this are fanned out again on the next run
-FANOUT_BATCH = 1000
+GONE_MARKER = "webhooks:gone"  # kv: the URLs that are gone the admins were last told about
 
 _ERROR_MAX = cast(String, deliveries.c.last_error.type).length or 300
+_CURSOR = re.compile(r"webhook:[0-9a-f]{16}")  # an earlier version's per-URL fan-out cursor
 
 
 def url_hash(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
 
 
+def url_id(url: str) -> str:
+    """The short id admins name a URL by (``/webhooks move``): stable, says nothing of a token."""
+    return url_hash(url)[:8]
+
+
 def cursor_key(url: str) -> str:
-    """The ``kv`` key of a URL's fan-out cursor (short: kv keys are at most 64 characters)."""
+    """The ``kv`` key of a URL's fan-out cursor in earlier versions (read once, then deleted)."""
     return f"webhook:{url_hash(url)}"
 
 
@@ -68,61 +97,144 @@ def safe_url(url: str) -> str:
 
 # --- fan-out -----------------------------------------------------------------------------------
 
+_DELIVERY_COLUMNS = [
+    "event_id",
+    "url",
+    "order_key",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "give_up_at",
+    "claimed_until",
+    "created_at",
+]
 
-async def fan_out(db: Database, urls: Sequence[str], *, now_ms: int) -> None:
-    """Create the deliveries of new events for every URL (one transaction per URL)."""
-    for url in urls:
-        async with db.transaction() as conn:
-            await _fan_out_url(conn, url, now_ms)
+
+def _new_delivery(now_ms: int) -> list[Any]:
+    """The columns after ``event_id, url, order_key`` of a new pending delivery."""
+    return [
+        literal(PENDING, String),
+        literal(0, Integer),
+        literal(now_ms, BigInteger),
+        literal(now_ms + GIVE_UP_AFTER_MS, BigInteger),
+        literal(0, BigInteger),
+        literal(now_ms, BigInteger),
+    ]
 
 
-async def _fan_out_url(conn: AsyncConnection, url: str, now_ms: int) -> None:
-    key = cursor_key(url)
-    cursor = await get_int(conn, key)
-    if cursor is None:  # a new URL: start after the newest event
-        newest = (await conn.execute(select(func.max(events.c.id)))).scalar_one_or_none()
-        await set_value(conn, key, int(newest or 0), now_ms)
-        return
-    scan, new_cursor, settled = cursor, cursor, True
-    while True:
+async def _insert_deliveries(conn: AsyncConnection, rows: Select[Any]) -> None:
+    """INSERT ... SELECT, a delivery that exists already (same event and URL) left as it is."""
+    dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(deliveries)
+        .from_select(_DELIVERY_COLUMNS, rows)
+        .on_conflict_do_nothing(index_elements=["event_id", "url"])
+    )
+    await conn.execute(stmt)
+
+
+async def deliver_new(conn: AsyncConnection, public_ids: Sequence[str], *, now_ms: int) -> None:
+    """In the transaction that recorded these events: a pending delivery of each to every URL
+    in force. (Ids of events that were not recorded, their key being taken, match nothing.)"""
+    ids = list(dict.fromkeys(public_ids))
+    for start in range(0, len(ids), 500):
         rows = (
-            await conn.execute(
-                select(events.c.id, events.c.order_key, events.c.created_at)
-                .where(events.c.id > scan)
-                .order_by(events.c.id)
-                .limit(FANOUT_BATCH)
-            )
-        ).all()
-        if not rows:
-            break
-        await insert_ignore(
-            conn,
-            deliveries,
-            [
-                {
-                    "event_id": row.id,
-                    "url": url,
-                    "order_key": row.order_key,
-                    "status": PENDING,
-                    "attempts": 0,
-                    "next_attempt_at": now_ms,
-                    "give_up_at": now_ms + GIVE_UP_AFTER_MS,
-                    "claimed_until": 0,
-                    "created_at": now_ms,
-                }
-                for row in rows
-            ],
-            ["event_id", "url"],
+            select(events.c.id, endpoints.c.url, events.c.order_key, *_new_delivery(now_ms))
+            .select_from(events.join(endpoints, true()))
+            .where(events.c.public_id.in_(ids[start : start + 500]))
         )
-        for row in rows:
-            settled = settled and row.created_at <= now_ms - SETTLE_MS
-            if settled:
-                new_cursor = row.id
-        scan = rows[-1].id
-        if len(rows) < FANOUT_BATCH:
-            break
-    if new_cursor != cursor:
-        await set_value(conn, key, new_cursor, now_ms)
+        await _insert_deliveries(conn, rows)
+
+
+@dataclass(frozen=True)
+class GoneUrl:
+    """A URL no longer in MERCHANT_WEBHOOK_URLS that still has pending deliveries."""
+
+    id: str  # url_id: what /webhooks move and /webhooks drop take
+    url: str  # scheme, host and path only
+    pending: int
+    oldest_at: int  # when the oldest of them was created
+
+
+async def gone_urls(conn: AsyncConnection, urls: Sequence[str]) -> list[GoneUrl]:
+    """Pending deliveries to URLs that are not in ``urls``, per URL (oldest first)."""
+    rows = await conn.execute(
+        select(deliveries.c.url, func.count(), func.min(deliveries.c.created_at))
+        .where(deliveries.c.status == PENDING, deliveries.c.url.not_in(list(urls)))
+        .group_by(deliveries.c.url)
+    )
+    gone = [
+        GoneUrl(id=url_id(url), url=safe_url(url), pending=int(count), oldest_at=int(oldest))
+        for url, count, oldest in rows
+    ]
+    return sorted(gone, key=lambda g: (g.oldest_at, g.id))
+
+
+async def sync_urls(db: Database, urls: Sequence[str], *, now_ms: int) -> list[GoneUrl]:
+    """Make ``urls`` the URLs in force (start-up, one transaction) and return what is pending
+    for URLs that are gone. A new URL gets the events recorded from now on (one that an earlier
+    version followed with a cursor first gets what it had not fanned out yet). A URL that is
+    gone is forgotten, so adding it again later does not replay the events in between. When the
+    set of URLs with pending deliveries left behind changed since the admins were last told,
+    they get one alert listing them."""
+    wanted = list(dict.fromkeys(urls))
+    async with db.transaction() as conn:
+        current = set((await conn.execute(select(endpoints.c.url))).scalars())
+        for url in wanted:
+            if url in current:
+                continue
+            await insert_ignore(conn, endpoints, {"url": url, "added_at": now_ms}, ["url"])
+            cursor = await get_int(conn, cursor_key(url))
+            if cursor is not None:  # an earlier version's cursor: catch up from it, once
+                await _insert_deliveries(
+                    conn,
+                    select(
+                        events.c.id,
+                        literal(url, String),
+                        events.c.order_key,
+                        *_new_delivery(now_ms),
+                    ).where(events.c.id > cursor),
+                )
+        gone_rows = [url for url in current if url not in wanted]
+        if gone_rows:
+            await conn.execute(delete(endpoints).where(endpoints.c.url.in_(gone_rows)))
+        cursors = (await conn.execute(select(kv.c.key).where(kv.c.key.like("webhook:%")))).scalars()
+        stale = [key for key in cursors if _CURSOR.fullmatch(key)]
+        if stale:
+            await conn.execute(delete(kv).where(kv.c.key.in_(stale)))
+        gone = await gone_urls(conn, wanted)
+        await _tell_admins_gone(conn, gone, now_ms)
+    return gone
+
+
+async def _tell_admins_gone(conn: AsyncConnection, gone: Sequence[GoneUrl], now_ms: int) -> None:
+    """One alert when URLs joined the set of those left with pending deliveries since the admins
+    were last told (a compare-and-set on a kv marker, so two replicas starting together send it
+    once; a URL settled meanwhile brings no new alert about the others)."""
+    marker = ",".join(sorted(g.id for g in gone))
+    before = await get_value(conn, GONE_MARKER)
+    if before == marker:
+        return
+    if before is None:
+        stored = await insert_ignore(
+            conn, kv, {"key": GONE_MARKER, "value": marker, "updated_at": now_ms}, ["key"]
+        )
+    else:
+        result = await conn.execute(
+            update(kv)
+            .where(kv.c.key == GONE_MARKER, kv.c.value == before)
+            .values(value=marker, updated_at=now_ms)
+        )
+        stored = int(result.rowcount or 0)
+    told = set(before.split(",")) if before else set()
+    if not stored or not any(g.id not in told for g in gone):
+        return
+    await Notifier(conn, now_ms).admins(
+        notify.ADMIN_WEBHOOK_GONE,
+        f"webhook:gone:{marker}:{now_ms}",
+        urls=[{"id": g.id, "url": g.url, "pending": g.pending} for g in gone],
+        count=sum(g.pending for g in gone),
+    )
 
 
 # --- claiming and outcomes -----------------------------------------------------------------
@@ -151,9 +263,13 @@ async def claim_due(
     now_ms: int,
     limit: int = 50,
     lease_ms: int = 60_000,
+    lease: Lease | None = None,
+    lease_now_ms: int | None = None,
 ) -> list[Claimed]:
     """Claim up to ``limit`` due deliveries to ``urls`` for ``lease_ms`` (own transaction): at
-    most one per (URL, order key), the earliest event still pending."""
+    most one per (URL, order key), the earliest event still pending. With ``lease``, nothing
+    is claimed unless the replica still holds it at ``lease_now_ms`` (the lease's clock; by
+    default ``now_ms``)."""
     if limit <= 0 or lease_ms <= 0:
         raise ValueError("limit and lease_ms must be positive")
     if not urls:
@@ -196,6 +312,8 @@ async def claim_due(
     async with db.transaction() as conn:
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True, of=deliveries)
+        if not await holds(conn, lease, now_ms=now_ms if lease_now_ms is None else lease_now_ms):
+            return []
         rows = (await conn.execute(stmt)).all()
         if not rows:
             return []
@@ -219,6 +337,53 @@ async def claim_due(
         )
         for row in rows
     ]
+
+
+async def reassert(
+    db: Database,
+    claimed: Claimed,
+    *,
+    now_ms: int,
+    lease_ms: int,
+    lease: Lease | None = None,
+    lease_now_ms: int | None = None,
+) -> bool:
+    """Right before the POST: is the claim still ours (and, with ``lease``, the lease still
+    held)? Extends the claim by ``lease_ms`` when it is; False: skip this delivery."""
+    where = [
+        deliveries.c.id == claimed.id,
+        deliveries.c.claim_token == claimed.claim_token,
+        deliveries.c.status == PENDING,
+    ]
+    if lease is not None:
+        where.append(held_clause(lease, now_ms=now_ms if lease_now_ms is None else lease_now_ms))
+    async with db.transaction() as conn:
+        row = (
+            await conn.execute(
+                update(deliveries)
+                .where(*where)
+                .values(claimed_until=now_ms + lease_ms)
+                .returning(deliveries.c.id)
+            )
+        ).first()
+    return row is not None
+
+
+async def release(db: Database, claimed: Sequence[Claimed]) -> None:
+    """Give back claims that were not sent (the lease ran short): due again at once."""
+    if not claimed:
+        return
+    async with db.transaction() as conn:
+        for item in claimed:
+            await conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id == item.id,
+                    deliveries.c.claim_token == item.claim_token,
+                    deliveries.c.status == PENDING,
+                )
+                .values(claimed_until=0, claim_token=None)
+            )
 
 
 async def record_attempt(
