@@ -8,6 +8,7 @@ await payments.expire_due()                      # after each poll
 await payments.remind_and_expire()               # subscriptions: reminders and expiry
 await payments.check_capacity()                  # e.g. hourly: admins hear about low capacity
 stats = await payments.stats()                   # /stats
+report = await payments.prune_history()          # daily: settled history past RETENTION_DAYS
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from payments.processing import DepositProcessor, match_rules
 from payments.quotes import QuoteService
 from payments.reminders import ReminderReport, run_reminders_and_expiry
 from payments.reports import ShopStats, shop_stats
+from payments.retention import PruneReport, prune
 from payments.storage import Database
 from payments.storage.kv import get_int
 
@@ -206,6 +208,14 @@ class Payments:
     async def stats(self) -> ShopStats:
         """Figures for admins: subscribers, sales in the last 24 h and 30 d, the outbox."""
         return await shop_stats(self.db, now_ms=self.okx_clock.now_ms())
+
+    async def prune_history(self, *, chunk: int | None = None) -> PruneReport:
+        """Delete settled history older than RETENTION_DAYS (nothing when it is 0), in
+        transactions of at most ``chunk`` rows; money and audit rows are never deleted."""
+        kwargs = {} if chunk is None else {"chunk": chunk}
+        return await prune(
+            self.db, now_ms=self.okx_clock.now_ms(), days=self.settings.retention_days, **kwargs
+        )
 
     async def check_capacity(self) -> list[CapacityWarning]:
         """Low free amounts or pool addresses; admins are told once a day about each."""
