@@ -152,16 +152,14 @@ async def _history(db: Database) -> None:
                 _message("new-sent", "sent", RECENT, RECENT),
             ],
         )
-        for n, (status, at) in enumerate(
-            (
-                ("delivered", T0),  # 1: delivered a year ago -> event, delivery, attempts go
-                ("failed", T0),  # 2: given up on -> kept with its event; old attempts go
-                ("pending", T0),  # 3: still trying -> everything kept
-                (None, T0),  # 4: no URL was configured -> the event goes
-                ("delivered", RECENT),  # 5: recent -> kept
-            ),
-            1,
-        ):
+        events: list[tuple[str | None, int]] = [
+            ("delivered", T0),  # 1: delivered a year ago -> event, delivery, attempts go
+            ("failed", T0),  # 2: given up on -> kept with its event; old attempts go
+            ("pending", T0),  # 3: still trying -> everything kept
+            (None, T0),  # 4: no URL was configured -> the event goes
+            ("delivered", RECENT),  # 5: recent -> kept
+        ]
+        for n, (outcome, at) in enumerate(events, 1):
             await conn.execute(
                 schema.merchant_events.insert().values(
                     id=n,
@@ -173,7 +171,7 @@ async def _history(db: Database) -> None:
                     created_at=at,
                 )
             )
-            if status is None:
+            if outcome is None:
                 continue
             await conn.execute(
                 schema.webhook_deliveries.insert().values(
@@ -181,13 +179,13 @@ async def _history(db: Database) -> None:
                     event_id=n,
                     url="https://merchant.example/hook",
                     order_key="c:1",
-                    status=status,
+                    status=outcome,
                     attempts=2,
                     next_attempt_at=at,
                     give_up_at=at + 3 * DAY_MS,
                     claimed_until=0,
                     created_at=at,
-                    delivered_at=at if status == "delivered" else None,
+                    delivered_at=at if outcome == "delivered" else None,
                 )
             )
             await conn.execute(
