@@ -1,5 +1,9 @@
 """Shop figures for admins (/stats): subscribers, sales per window, what arrived, the outbox.
 
+Every statement is bounded by what is open or recent, not by the history: sales are read
+through the ``(status, paid_at)`` index for the window only, and the outbox and unmatched
+deposits are counted up to :data:`~payments.counting.COUNT_CAP` (an index range each).
+
 Money is summed exactly: prices and deposit amounts are stored as text and added up here as
 Decimals (never a database float). Rows are grouped in SQL first, so a window of thousands of
 paid invoices reads a handful of (plan, price) rows. An invoice counts in a window when it
@@ -17,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from payments import outbox as ob
 from payments import states as st
 from payments.clock import DAY_MS, HOUR_MS
+from payments.counting import capped_count
 from payments.storage import Database
-from payments.storage.schema import deposits, invoices, subscriptions
+from payments.storage.schema import deposits, invoices, outbox, subscriptions
 from payments.subscriptions import ACTIVE
 
 WINDOWS: dict[str, int] = {"24h": 24 * HOUR_MS, "30d": 30 * DAY_MS}  # name -> length
@@ -41,8 +46,8 @@ class ShopStats:
     now_ms: int
     active_subscribers: int  # distinct customers with an active subscription not yet ended
     windows: dict[str, WindowStats]  # "24h", "30d"
-    outbox: dict[str, int]  # messages per outbox status
-    unmatched_deposits: int  # waiting in the admin queue
+    outbox: dict[str, int]  # messages per outbox status (up to COUNT_CAP + 1: "more")
+    unmatched_deposits: int  # waiting in the admin queue (up to COUNT_CAP + 1: "more")
 
 
 async def shop_stats(db: Database, *, now_ms: int) -> ShopStats:
@@ -55,18 +60,17 @@ async def shop_stats(db: Database, *, now_ms: int) -> ShopStats:
             )
         ).scalar_one()
         windows = {name: await _window(conn, now_ms - length) for name, length in WINDOWS.items()}
-        unmatched = (
-            await conn.execute(
-                select(func.count()).where(deposits.c.disposition == st.DEP_UNMATCHED)
-            )
-        ).scalar_one()
-        outbox = await ob.stats(conn)
+        unmatched = await capped_count(conn, deposits, deposits.c.disposition == st.DEP_UNMATCHED)
+        messages = {
+            status: await capped_count(conn, outbox, outbox.c.status == status)
+            for status in ob.STATUSES
+        }
     return ShopStats(
         now_ms=now_ms,
         active_subscribers=int(active),
         windows=windows,
-        outbox=outbox,
-        unmatched_deposits=int(unmatched),
+        outbox=messages,
+        unmatched_deposits=unmatched,
     )
 
 
