@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
+from bot.config import load_settings
 from bot.jobs import PRUNE, Timings
 from payments.clock import DAY_MS
-from payments.config import PaymentSettings
+from payments.errors import ConfigError
 from payments.lease import LeaseStore
 from payments.retention import PruneReport, prune
 from payments.storage import Database, schema
@@ -352,10 +353,20 @@ async def test_the_newest_row_is_kept_so_no_id_is_handed_out_twice(db: Database)
     assert len(ids) == 2 and ids[-1] > 3
 
 
-def test_retention_days_is_checked() -> None:
-    assert PaymentSettings(retention_days=0).retention_days == 0
-    with pytest.raises(ValueError, match="RETENTION_DAYS"):
-        PaymentSettings(retention_days=3)
+def test_retention_days_is_read_and_checked() -> None:
+    env = {
+        "TELEGRAM_BOT_TOKEN": "123:abc",
+        "ADMIN_IDS": "1",
+        "OKX_API_KEY": "k",
+        "OKX_SECRET_KEY": "s",
+        "OKX_PASSPHRASE": "p",
+    }
+    assert load_settings(env).payment_settings().retention_days == 90
+    assert load_settings(env | {"RETENTION_DAYS": "0"}).payment_settings().retention_days == 0
+    assert load_settings(env | {"RETENTION_DAYS": "30"}).payment_settings().retention_days == 30
+    for bad in ("3", "-1", "4000"):
+        with pytest.raises(ConfigError, match="RETENTION_DAYS"):
+            load_settings(env | {"RETENTION_DAYS": bad})
 
 
 # --- the job --------------------------------------------------------------------------------------
