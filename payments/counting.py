@@ -3,6 +3,11 @@
 A count an admin reads (/stats, /webhooks) stops at :data:`COUNT_CAP`: the statement reads at
 most ``COUNT_CAP + 1`` index entries, so a year of sent messages or delivered webhooks costs
 what a month does. A result above the cap means "more than COUNT_CAP" (shown as "1000+").
+
+Statuses go into these statements as :func:`fixed` values, written into the SQL text: the
+async PostgreSQL driver prepares each statement once, and after a few runs PostgreSQL may plan
+it for any status at all, a plan that scans the whole table looking for a rare one (a status
+with no row at all is the worst case). Each status then has its own statement and plan.
 """
 
 from __future__ import annotations
@@ -11,8 +16,14 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 
 COUNT_CAP = 1_000
+
+
+def fixed(value: str) -> BindParameter[str]:
+    """A constant written into the statement's text rather than sent as a parameter."""
+    return literal(value, literal_execute=True)
 
 
 async def capped_count(

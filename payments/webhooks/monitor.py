@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
 
-from payments.counting import capped_count
+from payments.counting import capped_count, fixed
 from payments.storage.db import Database
 from payments.storage.schema import merchant_events as events
 from payments.storage.schema import webhook_deliveries as deliveries
@@ -57,15 +57,15 @@ async def overview(db: Database, urls: Sequence[str], *, limit: int = 5) -> list
         for url in urls:
             counts = {
                 status: await capped_count(
-                    conn, deliveries, deliveries.c.url == url, deliveries.c.status == status
+                    conn, deliveries, deliveries.c.url == url, deliveries.c.status == fixed(status)
                 )
                 for status in STATUSES
             }
             troubled: list[Any] = []
             # given up, and still trying after a failure: each the newest of an index range
             for which in (
-                (deliveries.c.status == FAILED,),
-                (deliveries.c.status == PENDING, deliveries.c.attempts > 0),
+                (deliveries.c.status == fixed(FAILED),),
+                (deliveries.c.status == fixed(PENDING), deliveries.c.attempts > 0),
             ):
                 rows = await conn.execute(
                     select(
