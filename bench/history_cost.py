@@ -63,7 +63,7 @@ FULL = Size(
     outage_days=7,
     year_days=365,
     baseline_days=30,
-    repeats=15,
+    repeats=25,
 )
 QUICK = Size(
     paid_per_day=3, unrelated_per_day=1, outage_days=2, year_days=120, baseline_days=30, repeats=2

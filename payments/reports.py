@@ -94,25 +94,34 @@ async def _window(conn: AsyncConnection, since_ms: int) -> WindowStats:
         count_by_plan[row.plan_id] = count_by_plan.get(row.plan_id, 0) + count
 
     # what arrived for them: their deposits looked up by invoice id (an index lookup each), not
-    # a join the planner may answer by reading every deposit ever made
+    # a join a planner may answer by reading every deposit ever made; which deposits count is
+    # decided here, so that no other condition tempts a planner into another index
     ids = list(
         (await conn.execute(select(invoices.c.id).where(*paid).order_by(invoices.c.id))).scalars()
     )
     coins: dict[str, Decimal] = {}
     for start in range(0, len(ids), IDS_PER_STATEMENT):
         arrived = await conn.execute(
-            select(deposits.c.currency, deposits.c.amount, func.count().label("n"))
-            .where(
-                deposits.c.invoice_id.in_(ids[start : start + IDS_PER_STATEMENT]),
-                deposits.c.disposition == fixed(st.DEP_ATTACHED),
-                deposits.c.match_kind.in_(sorted(st.COUNTED_KINDS)),
+            select(
+                deposits.c.currency,
+                deposits.c.amount,
+                deposits.c.disposition,
+                deposits.c.match_kind,
+                func.count().label("n"),
             )
-            .group_by(deposits.c.currency, deposits.c.amount)
+            .where(deposits.c.invoice_id.in_(ids[start : start + IDS_PER_STATEMENT]))
+            .group_by(
+                deposits.c.currency,
+                deposits.c.amount,
+                deposits.c.disposition,
+                deposits.c.match_kind,
+            )
         )
         for row in arrived:
-            coins[row.currency] = coins.get(row.currency, Decimal(0)) + (
-                Decimal(row.amount) * int(row.n)
-            )
+            if row.disposition == st.DEP_ATTACHED and row.match_kind in st.COUNTED_KINDS:
+                coins[row.currency] = coins.get(row.currency, Decimal(0)) + (
+                    Decimal(row.amount) * int(row.n)
+                )
     return WindowStats(
         paid_invoices=sum(count_by_plan.values()),
         usd_total=sum(usd_by_plan.values(), Decimal(0)),
