@@ -41,6 +41,7 @@ from payments.processing import DepositProcessor, match_rules
 from payments.quotes import QuoteService
 from payments.reminders import ReminderReport, run_reminders_and_expiry
 from payments.reports import ShopStats, shop_stats
+from payments.retention import CHUNK as PRUNE_CHUNK
 from payments.retention import PruneReport, prune
 from payments.storage import Database
 from payments.storage.kv import get_int
@@ -209,12 +210,11 @@ class Payments:
         """Figures for admins: subscribers, sales in the last 24 h and 30 d, the outbox."""
         return await shop_stats(self.db, now_ms=self.okx_clock.now_ms())
 
-    async def prune_history(self, *, chunk: int | None = None) -> PruneReport:
+    async def prune_history(self, *, chunk: int = PRUNE_CHUNK) -> PruneReport:
         """Delete settled history older than RETENTION_DAYS (nothing when it is 0), in
         transactions of at most ``chunk`` rows; money and audit rows are never deleted."""
-        kwargs = {} if chunk is None else {"chunk": chunk}
         return await prune(
-            self.db, now_ms=self.okx_clock.now_ms(), days=self.settings.retention_days, **kwargs
+            self.db, now_ms=self.okx_clock.now_ms(), days=self.settings.retention_days, chunk=chunk
         )
 
     async def check_capacity(self) -> list[CapacityWarning]:

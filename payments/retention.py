@@ -123,7 +123,7 @@ def _attempts(below: int) -> Step:
     a, d = webhook_attempts.c, webhook_deliveries.c
 
     async def step(conn: AsyncConnection, cutoff: int, after: int, chunk: int) -> tuple[int, Any]:
-        settled = select(d.id).where(d.status != PENDING)
+        settled = exists().where(d.id == a.delivery_id, d.status != PENDING)
         ids = list(
             (
                 await conn.execute(
@@ -132,7 +132,7 @@ def _attempts(below: int) -> Step:
                         a.id > after,
                         a.id < below,
                         a.attempted_at < cutoff,
-                        a.delivery_id.in_(settled),
+                        settled,
                     )
                     .order_by(a.id)
                     .limit(chunk)
