@@ -79,12 +79,12 @@ class Measured:
     history: str
     rows: dict[str, int]  # table -> rows
     seconds: dict[str, float]  # view -> median wall time
-    baseline: dict[str, float]  # view -> the baseline's median, measured in the same rounds
+    ratios: dict[str, float]  # view -> median of each round's time / the baseline's in it
     prune: PruneReport | None = None
     prune_s: float = 0.0
 
     def ratio(self, view: str) -> float:
-        return self.seconds[view] / self.baseline[view] if self.baseline[view] else 0.0
+        return self.ratios[view]
 
 
 # --- filling ---------------------------------------------------------------------------------
@@ -329,8 +329,8 @@ async def _settle(db: Database) -> None:
 
 
 async def compare(base: Database, db: Database, backend: str, history: str, size: Size) -> Measured:
-    """Each view on ``db`` and on the baseline ``base`` in turns (so both see the same noise);
-    the medians of ``size.repeats`` rounds after one warm-up round."""
+    """Each view on ``db`` and right after it on the baseline ``base`` (so both see the same
+    load), ``size.repeats`` rounds after one warm-up round."""
     ours, theirs = await _views(db), await _views(base)
     times: dict[str, list[float]] = {f"{w}:{v}": [] for w in ("db", "base") for v in VIEWS}
     for round_ in range(size.repeats + 1):
@@ -340,17 +340,27 @@ async def compare(base: Database, db: Database, backend: str, history: str, size
                 await calls[view]()
                 if round_:  # the first round warms statement caches and pages
                     times[f"{who}:{view}"].append(time.perf_counter() - started)
-    if db is base:  # the baseline itself: one median of every run
-        for view in VIEWS:
-            times[f"db:{view}"] = times[f"base:{view}"] = (
-                times[f"db:{view}"] + times[f"base:{view}"]
-            )
+    if db is base:  # the baseline itself: one median of every run, ratio 1
+        return Measured(
+            backend=backend,
+            history=history,
+            rows=await _table_rows(db),
+            seconds={v: statistics.median(times[f"db:{v}"] + times[f"base:{v}"]) for v in VIEWS},
+            ratios=dict.fromkeys(VIEWS, 1.0),
+        )
+    # a ratio per round (the two runs side by side saw the same load), then their median
     return Measured(
         backend=backend,
         history=history,
         rows=await _table_rows(db),
         seconds={v: statistics.median(times[f"db:{v}"]) for v in VIEWS},
-        baseline={v: statistics.median(times[f"base:{v}"]) for v in VIEWS},
+        ratios={
+            v: statistics.median(
+                mine / month
+                for mine, month in zip(times[f"db:{v}"], times[f"base:{v}"], strict=True)
+            )
+            for v in VIEWS
+        },
     )
 
 
@@ -421,8 +431,8 @@ def section(quick: bool) -> str:
         f"delivered webhooks each), {size.unrelated_per_day} unrelated deposits a day, and a "
         f"{size.outage_days}-day outage of a second webhook URL within the last month "
         f"({ATTEMPTS_DEAD} attempts per given-up delivery). Median of {size.repeats} runs of "
-        "each view's data queries; x: ratio to the same backend's "
-        f"{size.baseline_days}-day history, timed in turns with it in this run. Full counts: "
+        "each view's data queries; x: the median of each round's ratio to the same backend's "
+        f"{size.baseline_days}-day history, run right after it in the same round. Full counts: "
         "every message and delivery counted per status, as the views did before their counts "
         "stopped at 1,000. On PostgreSQL each history is vacuumed and analyzed once loaded and "
         "once pruned, as autovacuum would.",
