@@ -29,6 +29,7 @@ ORDER = (
     "conversation",
     "detection",
     "flood",
+    "history_cost",
 )
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 

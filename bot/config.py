@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     max_held_amounts: int = 20
     unpaid_amount_budget_percent: Decimal = Decimal(50)
     settle_on_state: int = 2
+    retention_days: int = 90
     qr_payload: QrPayload = "default"
     timezone: str = "UTC"
     webhook_url: str | None = None
@@ -193,6 +194,7 @@ class Settings(BaseSettings):
             max_held_amounts=self.max_held_amounts,
             unpaid_amount_budget_percent=self.unpaid_amount_budget_percent,
             settle_on_state=self.settle_on_state,
+            retention_days=self.retention_days,
         )
 
 

@@ -2,7 +2,8 @@
 at its next interval; an overlapping run is skipped (APScheduler's max_instances=1, and the
 poll gate's lock for the extra polls "Check payment" asks for). Names are the keys.
 
-The singleton jobs (poll, outbox, subscriptions, chat access, merchant webhooks) do their work
+The singleton jobs (poll, outbox, subscriptions, chat access, merchant webhooks, the daily
+history prune) do their work
 only on the replica holding the lease (:mod:`bot.replica`); on a standby a run returns at once
 (and still counts as a run for the health check). "replica-lease" takes or renews the lease on
 every replica; chat rights and the directory refresh run everywhere."""
@@ -31,8 +32,9 @@ WEBHOOKS = "merchant-webhooks"
 LEASE = "replica-lease"
 POLL_NOW = "poll-deposits-now"  # the first poll of a replica that just took the lease over
 POLL_REQUESTS = "poll-requests"  # a standby's "check now", acted on by the primary
+PRUNE = "prune-history"  # daily: settled history older than RETENTION_DAYS
 
-__all__ = ["LEASE", "OUTBOX", "POLL", "Timings", "schedule", "stall_limits"]
+__all__ = ["LEASE", "OUTBOX", "POLL", "PRUNE", "Timings", "schedule", "stall_limits"]
 
 
 def stall_limits(poll_seconds: float, timings: Timings) -> dict[str, float]:
@@ -96,6 +98,27 @@ async def merchant_webhooks(context: BotContext) -> None:
     fence = replica.fence
     if sender is not None and fence is not None:
         await sender.run(fence=fence, live=replica.live)
+
+
+async def prune_history(context: BotContext) -> None:
+    """Delete settled history older than RETENTION_DAYS (sent messages, delivered webhooks and
+    their attempts, expired invite links, ...), a chunk per transaction. On the primary only:
+    two replicas pruning at once would be harmless, but twice the work."""
+    services = context.services
+    if not services.replica.primary:
+        return
+    report = await services.payments.prune_history()
+    if report.total:
+        log.info(
+            "history pruned: %d outbox messages, %d webhook attempts, %d deliveries, "
+            "%d events, %d other rows, %d deposit records emptied",
+            report.outbox,
+            report.webhook_attempts,
+            report.webhook_deliveries,
+            report.merchant_events,
+            report.invoice_messages + report.access_links + report.claim_waits,
+            report.deposit_payloads,
+        )
 
 
 async def refresh_directory(context: BotContext) -> None:
@@ -186,3 +209,4 @@ def schedule(
     job_queue.run_repeating(
         merchant_webhooks, timings.webhooks, first=timings.webhooks, name=WEBHOOKS
     )
+    job_queue.run_repeating(prune_history, timings.prune, first=timings.first_prune, name=PRUNE)

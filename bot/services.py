@@ -47,6 +47,8 @@ class Timings:
     chat_rights: float = 3600.0  # the bot's rights in its paid chats
     webhooks: float = 5.0  # merchant webhooks (MERCHANT_WEBHOOK_URLS)
     poll_requests: float = 2.0  # the primary looks for a standby's "check now" (PostgreSQL)
+    prune: float = 86400.0  # settled history older than RETENTION_DAYS, daily
+    first_prune: float = 600.0  # ten minutes after start-up (a daily restart still prunes)
 
 
 class PollGate:

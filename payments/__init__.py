@@ -10,7 +10,8 @@ Public API (everything else is an implementation detail of its module)::
 ``Payments`` holds the services: ``invoices``, ``claims`` (claims and "waiting for a claim"),
 ``admin`` (confirm, reject, reassign, refunded, grant, pending, user), ``customers``
 (:class:`CustomerService`), ``photos`` (:class:`InvoiceMessages`), and the jobs
-``poller.poll()``, ``expire_due()``, ``remind_and_expire()``, ``check_capacity()``, ``stats()``.
+``poller.poll()``, ``expire_due()``, ``remind_and_expire()``, ``check_capacity()``, ``stats()``,
+``prune_history()`` (the daily retention prune, :class:`PruneReport`).
 The value types they return are exported here too.
 
 This package never imports ``telegram`` or ``bot`` (a test enforces it).
@@ -29,6 +30,7 @@ from payments.invoices import InvoiceView
 from payments.photos import InvoiceMessages
 from payments.reminders import ReminderReport
 from payments.reports import ShopStats, WindowStats
+from payments.retention import PruneReport
 from payments.subscriptions import SubscriptionView
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "Payments",
     "PendingOverview",
     "Plan",
+    "PruneReport",
     "ReminderReport",
     "ShopStats",
     "SubscriptionView",

@@ -8,6 +8,9 @@ from decimal import Decimal
 from payments.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from payments.states import StatePolicy
 
+# longer than any retry window (messages and webhooks give up after 3 days) and the monitoring
+MIN_RETENTION_DAYS = 7
+
 
 @dataclass(frozen=True)
 class PaymentSettings:
@@ -37,6 +40,8 @@ class PaymentSettings:
     sweep_interval_ms: int = HOUR_MS  # a sweep re-reads the whole monitoring window this often
     refresh_batch: int = 20  # unfinished older deposits re-read by depId per poll
     clock_alert_ms: int = 30_000  # tell admins when OKX's clock and ours differ by more
+    # settled history (sent messages, delivered webhooks, ...) kept this long; 0: kept forever
+    retention_days: int = 90  # RETENTION_DAYS
     states: StatePolicy = field(default_factory=lambda: StatePolicy.from_setting(2))
 
     def __post_init__(self) -> None:
@@ -58,6 +63,10 @@ class PaymentSettings:
             raise ValueError("MAX_HELD_AMOUNTS must be at least MAX_OPEN_INVOICES")
         if not Decimal(0) < self.unpaid_amount_budget_percent <= Decimal(100):
             raise ValueError("UNPAID_AMOUNT_BUDGET_PERCENT must be above 0 and at most 100")
+        if self.retention_days != 0 and not MIN_RETENTION_DAYS <= self.retention_days <= 3650:
+            raise ValueError(
+                f"RETENTION_DAYS must be 0 (keep everything) or from {MIN_RETENTION_DAYS} to 3650"
+            )
         if self.settle_on_state not in (1, 2):
             raise ValueError("SETTLE_ON_STATE must be 1 or 2")
         object.__setattr__(self, "states", StatePolicy.from_setting(self.settle_on_state))

@@ -8,6 +8,7 @@ await payments.expire_due()                      # after each poll
 await payments.remind_and_expire()               # subscriptions: reminders and expiry
 await payments.check_capacity()                  # e.g. hourly: admins hear about low capacity
 stats = await payments.stats()                   # /stats
+report = await payments.prune_history()          # daily: settled history past RETENTION_DAYS
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from payments.processing import DepositProcessor, match_rules
 from payments.quotes import QuoteService
 from payments.reminders import ReminderReport, run_reminders_and_expiry
 from payments.reports import ShopStats, shop_stats
+from payments.retention import CHUNK as PRUNE_CHUNK
+from payments.retention import PruneReport, prune
 from payments.storage import Database
 from payments.storage.kv import get_int
 
@@ -206,6 +209,13 @@ class Payments:
     async def stats(self) -> ShopStats:
         """Figures for admins: subscribers, sales in the last 24 h and 30 d, the outbox."""
         return await shop_stats(self.db, now_ms=self.okx_clock.now_ms())
+
+    async def prune_history(self, *, chunk: int = PRUNE_CHUNK) -> PruneReport:
+        """Delete settled history older than RETENTION_DAYS (nothing when it is 0), in
+        transactions of at most ``chunk`` rows; money and audit rows are never deleted."""
+        return await prune(
+            self.db, now_ms=self.okx_clock.now_ms(), days=self.settings.retention_days, chunk=chunk
+        )
 
     async def check_capacity(self) -> list[CapacityWarning]:
         """Low free amounts or pool addresses; admins are told once a day about each."""

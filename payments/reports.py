@@ -1,5 +1,9 @@
 """Shop figures for admins (/stats): subscribers, sales per window, what arrived, the outbox.
 
+Every statement is bounded by what is open or recent, not by the history: sales are read
+through the ``(status, paid_at)`` index for the window only, their deposits by invoice id, and
+the outbox and unmatched deposits are counted up to :data:`~payments.counting.COUNT_CAP`.
+
 Money is summed exactly: prices and deposit amounts are stored as text and added up here as
 Decimals (never a database float). Rows are grouped in SQL first, so a window of thousands of
 paid invoices reads a handful of (plan, price) rows. An invoice counts in a window when it
@@ -17,11 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from payments import outbox as ob
 from payments import states as st
 from payments.clock import DAY_MS, HOUR_MS
+from payments.counting import capped_count, fixed
 from payments.storage import Database
-from payments.storage.schema import deposits, invoices, subscriptions
+from payments.storage.schema import deposits, invoices, outbox, subscriptions
 from payments.subscriptions import ACTIVE
 
 WINDOWS: dict[str, int] = {"24h": 24 * HOUR_MS, "30d": 30 * DAY_MS}  # name -> length
+IDS_PER_STATEMENT = 500  # invoices whose deposits one statement sums
 
 
 @dataclass(frozen=True)
@@ -41,8 +47,8 @@ class ShopStats:
     now_ms: int
     active_subscribers: int  # distinct customers with an active subscription not yet ended
     windows: dict[str, WindowStats]  # "24h", "30d"
-    outbox: dict[str, int]  # messages per outbox status
-    unmatched_deposits: int  # waiting in the admin queue
+    outbox: dict[str, int]  # messages per outbox status (up to COUNT_CAP + 1: "more")
+    unmatched_deposits: int  # waiting in the admin queue (up to COUNT_CAP + 1: "more")
 
 
 async def shop_stats(db: Database, *, now_ms: int) -> ShopStats:
@@ -55,23 +61,24 @@ async def shop_stats(db: Database, *, now_ms: int) -> ShopStats:
             )
         ).scalar_one()
         windows = {name: await _window(conn, now_ms - length) for name, length in WINDOWS.items()}
-        unmatched = (
-            await conn.execute(
-                select(func.count()).where(deposits.c.disposition == st.DEP_UNMATCHED)
-            )
-        ).scalar_one()
-        outbox = await ob.stats(conn)
+        unmatched = await capped_count(
+            conn, deposits, deposits.c.disposition == fixed(st.DEP_UNMATCHED)
+        )
+        messages = {
+            status: await capped_count(conn, outbox, outbox.c.status == fixed(status))
+            for status in ob.STATUSES
+        }
     return ShopStats(
         now_ms=now_ms,
         active_subscribers=int(active),
         windows=windows,
-        outbox=outbox,
-        unmatched_deposits=int(unmatched),
+        outbox=messages,
+        unmatched_deposits=unmatched,
     )
 
 
 async def _window(conn: AsyncConnection, since_ms: int) -> WindowStats:
-    paid = (invoices.c.status == st.PAID, invoices.c.paid_at >= since_ms)
+    paid = (invoices.c.status == fixed(st.PAID), invoices.c.paid_at >= since_ms)
     sales = await conn.execute(
         select(invoices.c.plan_id, invoices.c.price_usd, func.count().label("n"))
         .where(*paid)
@@ -86,19 +93,35 @@ async def _window(conn: AsyncConnection, since_ms: int) -> WindowStats:
         )
         count_by_plan[row.plan_id] = count_by_plan.get(row.plan_id, 0) + count
 
-    arrived = await conn.execute(
-        select(deposits.c.currency, deposits.c.amount, func.count().label("n"))
-        .select_from(deposits.join(invoices, deposits.c.invoice_id == invoices.c.id))
-        .where(
-            *paid,
-            deposits.c.disposition == st.DEP_ATTACHED,
-            deposits.c.match_kind.in_(sorted(st.COUNTED_KINDS)),
-        )
-        .group_by(deposits.c.currency, deposits.c.amount)
+    # what arrived for them: their deposits looked up by invoice id (an index lookup each), not
+    # a join a planner may answer by reading every deposit ever made; which deposits count is
+    # decided here, so that no other condition tempts a planner into another index
+    ids = list(
+        (await conn.execute(select(invoices.c.id).where(*paid).order_by(invoices.c.id))).scalars()
     )
     coins: dict[str, Decimal] = {}
-    for row in arrived:
-        coins[row.currency] = coins.get(row.currency, Decimal(0)) + Decimal(row.amount) * int(row.n)
+    for start in range(0, len(ids), IDS_PER_STATEMENT):
+        arrived = await conn.execute(
+            select(
+                deposits.c.currency,
+                deposits.c.amount,
+                deposits.c.disposition,
+                deposits.c.match_kind,
+                func.count().label("n"),
+            )
+            .where(deposits.c.invoice_id.in_(ids[start : start + IDS_PER_STATEMENT]))
+            .group_by(
+                deposits.c.currency,
+                deposits.c.amount,
+                deposits.c.disposition,
+                deposits.c.match_kind,
+            )
+        )
+        for row in arrived:
+            if row.disposition == st.DEP_ATTACHED and row.match_kind in st.COUNTED_KINDS:
+                coins[row.currency] = coins.get(row.currency, Decimal(0)) + (
+                    Decimal(row.amount) * int(row.n)
+                )
     return WindowStats(
         paid_invoices=sum(count_by_plan.values()),
         usd_total=sum(usd_by_plan.values(), Decimal(0)),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import __main__ as runner
-from bench import contention, flood, poll_cost, process_cost, qr_render, refusals
+from bench import contention, flood, history_cost, poll_cost, process_cost, qr_render, refusals
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,3 +120,18 @@ async def test_flood_rows_all_answer_bob_and_the_flood_never_drains_first() -> N
     text = flood.report(rows)
     assert text.startswith("## One customer flooding, or a 429 in one chat\n")
     assert len(_table(text, "scenario")) == 5
+
+
+def test_history_cost_compares_a_year_pruned_and_unpruned_with_a_month() -> None:
+    text = history_cost.section(quick=True)
+    rows = _table(text, "db")
+    sqlite = [row for row in rows if row[0] == "sqlite"]
+    assert [row[1] for row in sqlite] == [
+        "30 days (baseline)",
+        "120 days, unpruned",
+        "120 days, pruned to 90",
+    ]
+    assert sqlite[0][7] == sqlite[0][9] == sqlite[0][11] == "1.00"  # the month is the baseline
+    month, year, pruned = (int(row[2].replace(",", "")) for row in sqlite)  # sent messages
+    assert month < pruned < year  # the prune kept the last 90 days of them
+    assert "The prune of the year's backlog" in text

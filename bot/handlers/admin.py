@@ -16,7 +16,7 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 
 from bot import callbacks as cb
 from bot import keyboards
-from bot.handlers.common import answer, refuse_non_admin
+from bot.handlers.common import answer, count_text, refuse_non_admin
 from bot.services import BotContext, Services
 from bot.texts import Html
 from payments import errors
@@ -377,14 +377,14 @@ async def stats(update: Update, context: BotContext) -> None:
                 coins=Html(coins),
             )
         )
-    outbox = ", ".join(f"{k} {v}" for k, v in sorted(report.outbox.items()) if v)
+    outbox = ", ".join(f"{k} {count_text(v)}" for k, v in sorted(report.outbox.items()) if v)
     await _reply(
         update,
         texts.get(
             None,
             "admin_stats",
             active=report.active_subscribers,
-            unmatched=report.unmatched_deposits,
+            unmatched=count_text(report.unmatched_deposits),
             outbox=outbox or "empty",
             windows=Html("\n".join(windows)),
         ),

@@ -8,8 +8,14 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 
 from bot.services import BotContext
+from payments.counting import COUNT_CAP
 
 log = logging.getLogger(__name__)
+
+
+def count_text(count: int) -> str:
+    """An admin view's count: exact up to COUNT_CAP, "1000+" above (the count stopped there)."""
+    return f"{COUNT_CAP}+" if count > COUNT_CAP else str(count)
 
 
 def language(update: Update) -> str | None:

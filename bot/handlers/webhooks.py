@@ -14,7 +14,7 @@ import re
 
 from telegram import Update
 
-from bot.handlers.common import refuse_non_admin
+from bot.handlers.common import count_text, refuse_non_admin
 from bot.services import BotContext
 from bot.texts import Html, Texts
 from payments.webhooks import GoneUrl, Problem, UnknownUrl, UrlOverview
@@ -122,9 +122,9 @@ def _url_lines(texts: Texts, url: UrlOverview) -> list[str]:
         "webhooks_url",
         url=url.url,
         id=url.id,
-        delivered=url.delivered,
-        pending=url.pending,
-        failed=url.failed,
+        delivered=count_text(url.delivered),
+        pending=count_text(url.pending),
+        failed=count_text(url.failed),
     )
     return [head, *(_problem_line(texts, p) for p in url.problems)]
 

@@ -75,6 +75,7 @@ invoices = Table(
     Index(None, "currency", "status", "base_units"),
     Index(None, "address", "status"),
     Index(None, "status", "expires_at"),
+    Index(None, "status", "paid_at"),  # /stats: the sales of a window, not of all time
 )
 
 # One row per (currency, amount): the slot is held by one invoice until ``held_until``
@@ -364,6 +365,7 @@ webhook_deliveries = Table(
     UniqueConstraint("event_id", "url"),
     Index(None, "status", "next_attempt_at"),
     Index(None, "url", "order_key", "status"),
+    Index(None, "url", "status", "id"),  # /webhooks: bounded counts, the newest problems
 )
 
 # The MERCHANT_WEBHOOK_URLS in force: an event gets a delivery to each of them in the transaction

@@ -1,15 +1,22 @@
 """What admins see of the webhooks (``/webhooks``) and what they can do (``/redeliver``, and
 ``/webhooks move`` / ``/webhooks drop`` for what is pending to a URL that is no longer
-configured)."""
+configured).
+
+The overview costs the same with a year of deliveries as with a day: each count reads at most
+:data:`~payments.counting.COUNT_CAP` + 1 entries of the ``(url, status, id)`` index, and the
+latest problems are the newest few entries of that index per status.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from payments.counting import capped_count, fixed
 from payments.storage.db import Database
 from payments.storage.schema import merchant_events as events
 from payments.storage.schema import webhook_deliveries as deliveries
@@ -56,36 +63,36 @@ async def overview(db: Database, urls: Sequence[str], *, limit: int = 5) -> list
     result: list[UrlOverview] = []
     async with db.read() as conn:
         for url in urls:
-            counts = dict.fromkeys(STATUSES, 0)
-            rows = await conn.execute(
-                select(deliveries.c.status, func.count())
-                .where(deliveries.c.url == url)
-                .group_by(deliveries.c.status)
-            )
-            for status, count in rows:
-                counts[str(status)] = int(count)
-            troubled = await conn.execute(
-                select(
-                    deliveries.c.id,
-                    events.c.public_id,
-                    events.c.type,
-                    deliveries.c.status,
-                    deliveries.c.attempts,
-                    deliveries.c.last_status,
-                    deliveries.c.last_error,
-                    deliveries.c.next_attempt_at,
+            counts = {
+                status: await capped_count(
+                    conn, deliveries, deliveries.c.url == url, deliveries.c.status == fixed(status)
                 )
-                .select_from(deliveries.join(events, events.c.id == deliveries.c.event_id))
-                .where(
-                    deliveries.c.url == url,
-                    or_(
-                        deliveries.c.status == FAILED,
-                        (deliveries.c.status == PENDING) & (deliveries.c.attempts > 0),
-                    ),
+                for status in STATUSES
+            }
+            troubled: list[Any] = []
+            # given up, and still trying after a failure: each the newest of an index range
+            for which in (
+                (deliveries.c.status == fixed(FAILED),),
+                (deliveries.c.status == fixed(PENDING), deliveries.c.attempts > 0),
+            ):
+                rows = await conn.execute(
+                    select(
+                        deliveries.c.id,
+                        events.c.public_id,
+                        events.c.type,
+                        deliveries.c.status,
+                        deliveries.c.attempts,
+                        deliveries.c.last_status,
+                        deliveries.c.last_error,
+                        deliveries.c.next_attempt_at,
+                    )
+                    .select_from(deliveries.join(events, events.c.id == deliveries.c.event_id))
+                    .where(deliveries.c.url == url, *which)
+                    .order_by(deliveries.c.id.desc())
+                    .limit(limit)
                 )
-                .order_by(deliveries.c.id.desc())
-                .limit(limit)
-            )
+                troubled.extend(rows.all())
+            troubled.sort(key=lambda row: -int(row.id))
             problems = [
                 Problem(
                     delivery_id=row.id,
@@ -97,7 +104,7 @@ async def overview(db: Database, urls: Sequence[str], *, limit: int = 5) -> list
                     last_error=row.last_error,
                     next_attempt_at=row.next_attempt_at if row.status == PENDING else None,
                 )
-                for row in troubled
+                for row in troubled[:limit]
             ]
             result.append(
                 UrlOverview(
