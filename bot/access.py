@@ -203,7 +203,7 @@ class AccessWorker:
                 if time.monotonic() >= deadline:
                     log.info("chat access: time budget spent; the next run goes on")
                     return AccessReport(invited, removed, failed, expelled)
-            invites = [(True, item) for item in await self.service.due_invites()]
+            invites = [(True, item) for item in await self.service.due_invites(lease=fence)]
             removals = [(False, item) for item in await self.service.due_removals(lease=fence)]
             # taking turns, and each run starting with the other kind: a backlog of new
             # subscribers never holds back a removal, or the reverse
@@ -237,13 +237,16 @@ class AccessWorker:
         return AccessReport(invited, removed, failed, expelled)
 
     async def invite(self, item: Due, *, replaced: bool = False, fenced: bool = False) -> bool:
-        """A link for an entitled customer, after making sure they are not banned (a ban left
-        by an earlier removal or by hand would make the link useless)."""
+        """A link for an entitled customer. One who had access before is first made sure not to
+        be banned (a ban left over from a removal or an expulsion would make the link useless);
+        a first link costs one request only (a backlog of new subscribers goes at the rate
+        Telegram allows per chat)."""
         try:
-            await self._call(
-                fenced,
-                self.bot.unban_chat_member(item.chat_id, item.customer_id, only_if_banned=True),
-            )
+            if item.had_access:
+                await self._call(
+                    fenced,
+                    self.bot.unban_chat_member(item.chat_id, item.customer_id, only_if_banned=True),
+                )
         except (BadRequest, Forbidden) as exc:  # no right to ban: nobody was banned by the bot
             log.info("chat %s: cannot lift a ban of %s: %s", item.chat_id, item.customer_id, exc)
         expires_ms = self.clock.now_ms() + LINK_LIFETIME_MS

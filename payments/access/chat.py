@@ -66,7 +66,15 @@ class ChatEvents(AccessBase):
                     .values(state=PENDING, next_attempt_at=now, updated_at=now)
                 )
                 if result.rowcount:
-                    again = Due(owner.id, owner.customer_id, chat_id, owner.plan_id, PENDING, 0)
+                    again = Due(
+                        owner.id,
+                        owner.customer_id,
+                        chat_id,
+                        owner.plan_id,
+                        PENDING,
+                        0,
+                        had_access=True,
+                    )
             if not entitled:  # through our link: out (a stranger without one is not our business)
                 if owner is not None:  # stored with this decision: retried until done
                     await insert_ignore(

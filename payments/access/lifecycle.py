@@ -96,9 +96,12 @@ class Lifecycle(AccessBase):
         )
         return int(result.rowcount or 0)
 
-    async def due_invites(self, *, limit: int = 50) -> list[Due]:
+    async def due_invites(self, *, lease: Lease | None = None, limit: int = 50) -> list[Due]:
+        """Memberships waiting for a link; under ``lease`` (None: not fenced)."""
         now = self.clock.now_ms()
-        async with self.db.read() as conn:
+        async with self.db.transaction() as conn:
+            if not await holds(conn, lease, now_ms=now):
+                return []
             rows = await conn.execute(
                 select(memberships)
                 .where(memberships.c.state == PENDING, memberships.c.next_attempt_at <= now)

@@ -50,6 +50,8 @@ class Due:
     # acts on. It is finished, or undone when ``entitled`` again, whatever the entitlement.
     removal_ended_at: int | None = None
     entitled: bool = False  # as of the claim (:meth:`Lifecycle.claim_removal`)
+    # a link was sent or a removal made before: a ban may be left over, to lift before a link
+    had_access: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,4 +159,5 @@ def _due(row: Mapping[str, Any] | RowMapping) -> Due:
         state=str(row["state"]),
         attempts=int(row["attempts"]),
         removal_ended_at=None if row["removal_ended_at"] is None else int(row["removal_ended_at"]),
+        had_access=any(row[c] is not None for c in ("invited_at", "joined_at", "removed_at")),
     )
