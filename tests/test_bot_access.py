@@ -549,3 +549,39 @@ async def test_join_asks_telegram_before_saying_in_every_chat(tmp_path: Path, ba
             assert "on the way" in (await alice.send("/join")).plain
             fresh = await alice.wait_new(before, "Join with this link", timeout=15)
             assert world.tg.join_by_link(alice.id, LINK.findall(fresh.plain)[0]) == "joined"
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_a_crash_between_the_ban_and_the_unban_is_undone_after_a_renewal_and_restart(
+    tmp_path: Path, backend: str
+) -> None:
+    plans = plans_with_chat(tmp_path)
+    async with BotWorld.open(tmp_path, env={"PLANS_FILE": str(plans)}, backend=backend) as world:
+        world.tg.add_chat(CLUB, title="Pro Club")
+        alice = world.customer(2701)
+        async with world.running(timings=BY_HAND) as application, world.database() as db:
+            services = application.bot_data.services
+            assert services is not None
+            await member_with_access(world, services.access, alice)
+            world.clock.advance(31 * DAY_MS)
+            await credit(world, db, 2799, "WARM-UP")
+            run = asyncio.create_task(run_now(services.access))
+
+            async def crash() -> None:  # the run dies as Telegram carries out the ban
+                run.cancel()
+
+            on_answer(world, "banChatMember", alice.id, crash)
+            with pytest.raises(asyncio.CancelledError):
+                await run
+            assert world.tg.member_status(CLUB, alice.id) == "kicked"
+            await credit(world, db, alice.id, "RENEW")  # she renews while the bot is down
+        async with world.running(timings=BY_HAND) as application:
+            services = application.bot_data.services
+            assert services is not None
+            before = len(alice.messages())
+            await run_now(services.access)  # the unban that was owed
+            assert world.tg.member_status(CLUB, alice.id) == "left"
+            await run_now(services.access)
+            fresh = await alice.wait_new(before, "Join with this link", timeout=15)
+            assert world.tg.join_by_link(alice.id, LINK.findall(fresh.plain)[0]) == "joined"
+            assert alice.count("so you were removed from") == 0
