@@ -197,7 +197,7 @@ class AccessWorker:
         invited = removed = failed = expelled = 0
         try:
             for expulsion in await self.service.due_expulsions(lease=fence):
-                done = await self._expel_due(expulsion)
+                done = await self._expel_due(expulsion, fence)
                 expelled += done is True
                 failed += done is False
                 if time.monotonic() >= deadline:
@@ -341,9 +341,9 @@ class AccessWorker:
         if link is not None:
             await self._revoke(chat_id, [link])
 
-    async def _expel_due(self, item: Expulsion) -> bool | None:
+    async def _expel_due(self, item: Expulsion, fence: Lease | None) -> bool | None:
         """A stored expulsion, in the run: dropped if they became entitled, else kicked."""
-        if not await self.service.claim_expulsion(item, lease=self.fence):
+        if not await self.service.claim_expulsion(item, lease=fence):
             return None
         try:
             await self.kick(item.chat_id, item.user_id, fenced=True)
@@ -355,10 +355,6 @@ class AccessWorker:
         if item.link is not None:
             await self._revoke(item.chat_id, [item.link], fenced=True)
         return True
-
-    @property
-    def fence(self) -> Lease | None:
-        return None if self.replica is None else self.replica.fence
 
     async def not_in(self, customer_id: int) -> int:
         """/join: ask Telegram about each chat the customer is a member of as far as the bot
