@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from telegram import Bot
 
 from bot.access import AccessReport, AccessWorker
+from bot.replica import LeaseTimes, Replica
+from fakes.telegram import FakeTelegram
 from fakes.telegram_state import SentRequest
 from payments.access import AccessService
 from payments.catalog import default_plans_path, load_catalog
-from payments.clock import DAY_MS, MINUTE_MS
+from payments.clock import DAY_MS, MINUTE_MS, ManualClock
 from payments.customers import ensure_customer
 from payments.lease import LeaseStore
 from payments.storage import Database
@@ -585,3 +588,60 @@ async def test_a_crash_between_the_ban_and_the_unban_is_undone_after_a_renewal_a
             fresh = await alice.wait_new(before, "Join with this link", timeout=15)
             assert world.tg.join_by_link(alice.id, LINK.findall(fresh.plain)[0]) == "joined"
             assert alice.count("so you were removed from") == 0
+
+
+async def test_a_run_stops_before_a_call_the_lease_may_not_outlast_and_the_next_one_finishes(
+    db: Database, clock: ManualClock, tmp_path: Path
+) -> None:
+    catalog = load_catalog(plans_with_chat(tmp_path))
+    service = AccessService(db, clock, catalog)
+    alice, bob = 3101, 3102
+    now_s = [0.0]  # the replica's monotonic clock
+    replica = Replica(
+        LeaseStore(db, "jobs"), clock, LeaseTimes(renew_s=1, ttl_s=6), monotonic=lambda: now_s[0]
+    )
+    with FakeTelegram() as tg:
+        tg.clock = lambda: clock.now_ms() / 1000
+        tg.add_chat(CLUB, title="Pro Club")
+        async with Bot(tg.token, base_url=tg.base_url) as bot:
+            worker = AccessWorker(bot, service, clock, replica=replica, call_s=2)
+            for customer in (alice, bob):
+                await credit_at(db, clock, customer)
+            await replica.renew()  # primary until 5 s: 6 s lease, 1 s margin
+            assert (await worker.run()).invited == 2
+            for link in tg.invite_links(CLUB):
+                customer = alice if link["name"].endswith(" #1") else bob
+                assert tg.join_by_link(customer, link["invite_link"]) == "joined"
+                await service.joined(CLUB, customer, link["invite_link"])
+
+            clock.advance(31 * DAY_MS)
+            await replica.renew()
+
+            def pause(request: SentRequest, _result: object) -> None:
+                if request.method == "banChatMember":
+                    now_s[0] = 3.5  # the process stalls: 1.5 s left, a call may take 2
+
+            tg.observers.append(pause)
+            assert await worker.run() == AccessReport()
+            assert [c.method for c in tg.requests if "ban" in c.method.lower()] == ["banChatMember"]
+            assert tg.member_status(CLUB, alice) == "kicked"  # for a minute at most
+            assert tg.member_status(CLUB, bob) == "member"
+
+            tg.observers.clear()
+            await replica.renew()  # renewed in time: primary for 5 s more
+            assert (await worker.run()).removed == 2
+            assert tg.member_status(CLUB, alice) == tg.member_status(CLUB, bob) == "left"
+            assert await service.state(alice, CLUB) == await service.state(bob, CLUB) == "removed"
+
+
+async def credit_at(db: Database, clock: ManualClock, customer_id: int) -> None:
+    async with db.transaction() as conn:
+        await ensure_customer(conn, customer_id, clock.now_ms())
+        await credit_period(
+            conn,
+            customer_id=customer_id,
+            plan_id="pro",
+            days=30,
+            now_ms=clock.now_ms(),
+            invoice_id=f"INV{customer_id}",
+        )
