@@ -3,26 +3,33 @@
 :class:`payments.access.AccessService` says what is due and records what happened; this module
 makes the Bot API calls. A removal is a ban followed by an unban with ``only_if_banned``, so the
 person can come back through a new link when they renew (an unban without that flag would also
-remove a current member: Telegram's trap).
+remove a current member: Telegram's trap). The ban lasts BAN_S only, the removal is claimed in
+the database before the ban (so its unban is owed until made), and an invite lifts any ban first.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain, zip_longest
+from typing import TypeVar
 
 from telegram import Bot, ChatMember, ChatMemberAdministrator, ChatMemberOwner
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from payments.access import LINK_LIFETIME_MS, AccessService, Due
+from bot.replica import LeaseTimes, Replica
+from payments.access import LINK_LIFETIME_MS, AccessService, Due, Expulsion
 from payments.clock import Clock
+from payments.lease import Lease
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # the rights a paid chat needs, and how a problem is named to the merchant
 RIGHTS = {
@@ -76,6 +83,18 @@ LOOK_EVERY_S = 20.0
 # rate limiter waits for them: a backlog is worked off over several runs (invites and
 # removals taking turns), so a graceful stop never waits long for a run to finish.
 BUDGET_S = 30.0
+# The longest one Bot API call of a run may take (PTB's time-outs and a short 429 wait); it is
+# cut there, and the run makes it only while the replica stays primary that long.
+CALL_S = 10.0
+# A removal's ban ends by itself this long after it was made (Telegram takes 30 s to 366 days;
+# anything else is for ever), so an unban that never comes strands nobody.
+BAN_S = 60
+
+
+def call_limit(lease: LeaseTimes) -> float:
+    """``call_s`` for a lease: at most CALL_S, and a third of the time a replica counts itself
+    primary after a renewal, so a run goes on between renewals (tests use very short leases)."""
+    return min(CALL_S, (lease.ttl_s - lease.renew_s) / 3)
 
 
 def is_in_chat(member: ChatMember) -> bool:
@@ -89,18 +108,37 @@ class AccessReport:
     invited: int = 0
     removed: int = 0
     failed: int = 0
+    expelled: int = 0
+
+
+class _LeaseEnding(Exception):
+    """The replica may not be primary for the next call's longest time: the run stops."""
 
 
 class AccessWorker:
-    """Runs what is due (the ``chat-access`` job) and acts on joins (the chat handlers)."""
+    """Runs what is due (the ``chat-access`` job) and acts on joins (the chat handlers).
+
+    The run is a singleton: with a ``replica`` it takes its removals and expulsions under the
+    lease, and before each Bot API call checks that the replica stays primary for that call's
+    longest time (``call_s``, each call is cut there), stopping the run otherwise. The handlers'
+    calls (a join on whichever replica Telegram picked) are not fenced."""
 
     def __init__(
-        self, bot: Bot, service: AccessService, clock: Clock, *, budget_s: float = BUDGET_S
+        self,
+        bot: Bot,
+        service: AccessService,
+        clock: Clock,
+        *,
+        budget_s: float = BUDGET_S,
+        replica: Replica | None = None,
+        call_s: float = CALL_S,
     ) -> None:
         self.bot = bot
         self.service = service
         self.clock = clock
         self.budget_s = budget_s
+        self.replica = replica
+        self.call_s = call_s
         self._removals_first = False
         self.titles: dict[int, str] = {}
         self._looked: dict[int, float] = {}  # chat id -> when a member was last looked up
@@ -121,6 +159,17 @@ class AccessWorker:
                 return str(chat_id)  # the invite or removal will report the real problem
         return self.title(chat_id)
 
+    async def _call(self, fenced: bool, call: Awaitable[T]) -> T:
+        """A Bot API call; in the run (``fenced``) only while the replica stays primary for
+        ``call_s`` more seconds, and cut after ``call_s`` (a time-out, as far as the run cares)."""
+        if not fenced:
+            return await call
+        if self.replica is not None and not self.replica.live(self.call_s):
+            if inspect.iscoroutine(call):
+                call.close()
+            raise _LeaseEnding
+        return await asyncio.wait_for(call, self.call_s)
+
     async def check_rights(self) -> list[ChatRights]:
         """Check every paid chat, remember titles, and tell the admins what is wrong."""
         if not self.chats:
@@ -134,17 +183,28 @@ class AccessWorker:
         return report
 
     async def run(self) -> AccessReport:
-        """Grant what subscriptions now entitle, send the links, remove who is no longer
-        entitled. Stops early when Telegram cannot be reached or the run's time budget is
-        spent (after at least one item); the next run continues where this one stopped."""
+        """Expel who joined through someone else's link, grant what subscriptions now
+        entitle, send the links, remove who is no longer entitled. Stops early when Telegram
+        cannot be reached, the lease is ending, or the run's time budget is spent (after at
+        least one item); the next run continues where this one stopped."""
         if not self.service.enabled:
             return AccessReport()
+        fence = None if self.replica is None else self.replica.fence
+        if self.replica is not None and fence is None:
+            return AccessReport()  # a standby: the primary runs it
         await self.service.sync()
         deadline = time.monotonic() + self.budget_s
-        invited = removed = failed = 0
+        invited = removed = failed = expelled = 0
         try:
-            invites = [(True, item) for item in await self.service.due_invites()]
-            removals = [(False, item) for item in await self.service.due_removals()]
+            for expulsion in await self.service.due_expulsions(lease=fence):
+                done = await self._expel_due(expulsion, fence)
+                expelled += done is True
+                failed += done is False
+                if time.monotonic() >= deadline:
+                    log.info("chat access: time budget spent; the next run goes on")
+                    return AccessReport(invited, removed, failed, expelled)
+            invites = [(True, item) for item in await self.service.due_invites(lease=fence)]
+            removals = [(False, item) for item in await self.service.due_removals(lease=fence)]
             # taking turns, and each run starting with the other kind: a backlog of new
             # subscribers never holds back a removal, or the reverse
             first, second = (removals, invites) if self._removals_first else (invites, removals)
@@ -154,13 +214,15 @@ class AccessWorker:
                 if turn is None:
                     continue
                 is_invite, item = turn
-                done = await (self.invite(item) if is_invite else self.remove(item))
-                invited += done and is_invite
-                removed += done and not is_invite
-                failed += not done
+                done = await (
+                    self.invite(item, fenced=True) if is_invite else self.remove(item, fence)
+                )
+                invited += done is True and is_invite
+                removed += done is True and not is_invite
+                failed += done is False
                 if time.monotonic() >= deadline:
                     log.info("chat access: time budget spent; the next run goes on")
-                    return AccessReport(invited, removed, failed)
+                    return AccessReport(invited, removed, failed, expelled)
             for item in await self.service.unconfirmed(limit=2 * len(self.chats)):
                 now = time.monotonic()
                 if now >= deadline:
@@ -168,18 +230,35 @@ class AccessWorker:
                 if now - self._looked.get(item.chat_id, -math.inf) >= LOOK_EVERY_S:
                     self._looked[item.chat_id] = now
                     await self.confirm(item)
-        except (NetworkError, RetryAfter) as exc:  # time-out, 5xx, 429: not the chat's fault
-            log.warning("chat access: Telegram unreachable, continuing later: %s", exc)
-        return AccessReport(invited, removed, failed)
+        except (NetworkError, RetryAfter, TimeoutError) as exc:  # time-out, 5xx, 429
+            log.warning("chat access: Telegram unreachable, continuing later: %r", exc)
+        except _LeaseEnding:
+            log.info("chat access: the lease may end before the next call; stopping the run")
+        return AccessReport(invited, removed, failed, expelled)
 
-    async def invite(self, item: Due, *, replaced: bool = False) -> bool:
+    async def invite(self, item: Due, *, replaced: bool = False, fenced: bool = False) -> bool:
+        """A link for an entitled customer. One who had access before is first made sure not to
+        be banned (a ban left over from a removal or an expulsion would make the link useless);
+        a first link costs one request only (a backlog of new subscribers goes at the rate
+        Telegram allows per chat)."""
+        try:
+            if item.had_access:
+                await self._call(
+                    fenced,
+                    self.bot.unban_chat_member(item.chat_id, item.customer_id, only_if_banned=True),
+                )
+        except (BadRequest, Forbidden) as exc:  # no right to ban: nobody was banned by the bot
+            log.info("chat %s: cannot lift a ban of %s: %s", item.chat_id, item.customer_id, exc)
         expires_ms = self.clock.now_ms() + LINK_LIFETIME_MS
         try:
-            link = await self.bot.create_chat_invite_link(
-                item.chat_id,
-                expire_date=datetime.fromtimestamp(expires_ms / 1000, tz=UTC),
-                member_limit=1,
-                name=f"subsbot #{item.membership_id}"[:32],
+            link = await self._call(
+                fenced,
+                self.bot.create_chat_invite_link(
+                    item.chat_id,
+                    expire_date=datetime.fromtimestamp(expires_ms / 1000, tz=UTC),
+                    member_limit=1,
+                    name=f"subsbot #{item.membership_id}"[:32],
+                ),
             )
         except (BadRequest, Forbidden) as exc:
             await self._failed(item, "create invite links", exc)
@@ -192,7 +271,7 @@ class AccessWorker:
             replaced=replaced,
         )
         if not kept:  # someone else (a concurrent run) sent a link first
-            await self._revoke(item.chat_id, [link.invite_link])
+            await self._revoke(item.chat_id, [link.invite_link], fenced=fenced)
         return kept
 
     async def confirm(self, item: Due) -> None:
@@ -201,7 +280,9 @@ class AccessWorker:
         every LOOK_EVERY_S: the rate limiter counts it against the chat's 20 requests a minute,
         which the invite links need (three a minute leave them 17)."""
         try:
-            member = await self.bot.get_chat_member(item.chat_id, item.customer_id)
+            member = await self._call(
+                True, self.bot.get_chat_member(item.chat_id, item.customer_id)
+            )
         except (BadRequest, Forbidden) as exc:
             log.info("chat %s: cannot look up %s: %s", item.chat_id, item.customer_id, exc)
             member = None
@@ -212,34 +293,89 @@ class AccessWorker:
                 return
         await self.service.looked_at(item)
 
-    async def remove(self, item: Due) -> bool:
+    async def remove(self, item: Due, fence: Lease | None = None) -> bool | None:
+        """Claim the removal (the customer is still not entitled), then ban and unban. A
+        removal under way whose customer renewed meanwhile is undone instead: the ban is
+        lifted and nobody is told anything. None: nothing was due any more."""
+        claim = await self.service.claim_removal(item, lease=fence)
+        if claim is None:
+            return None
         try:
-            await self.kick(item.chat_id, item.customer_id)
+            if claim.entitled:
+                await self._call(
+                    True,
+                    self.bot.unban_chat_member(
+                        claim.chat_id, claim.customer_id, only_if_banned=True
+                    ),
+                )
+                member = await self._call(
+                    True, self.bot.get_chat_member(claim.chat_id, claim.customer_id)
+                )
+                await self.service.restored(claim, in_chat=is_in_chat(member))
+                log.info("chat %s: %s renewed during the removal", claim.chat_id, claim.customer_id)
+                return None
+            await self.kick(claim.chat_id, claim.customer_id, fenced=True)
         except (BadRequest, Forbidden) as exc:
-            await self._failed(item, "remove members", exc)
+            await self._failed(claim, "remove members", exc)
             return False
-        links = await self.service.removed(item, chat_title=await self._title(item.chat_id))
-        await self._revoke(item.chat_id, links)
+        links = await self.service.removed(claim, chat_title=await self._title(claim.chat_id))
+        await self._revoke(claim.chat_id, links, fenced=True)
         return True
 
-    async def kick(self, chat_id: int, user_id: int) -> None:
-        """Remove from the chat without a lasting ban: they may come back with a new link."""
-        await self.bot.ban_chat_member(chat_id, user_id)
-        await self.bot.unban_chat_member(chat_id, user_id, only_if_banned=True)
+    async def kick(self, chat_id: int, user_id: int, *, fenced: bool = False) -> None:
+        """Remove from the chat without a lasting ban: they may come back with a new link.
+        The ban ends by itself BAN_S later should the unban never be made."""
+        until = self.clock.now_ms() // 1000 + BAN_S
+        await self._call(fenced, self.bot.ban_chat_member(chat_id, user_id, until_date=until))
+        await self._call(fenced, self.bot.unban_chat_member(chat_id, user_id, only_if_banned=True))
 
     async def expel(self, chat_id: int, user_id: int, link: str | None) -> None:
-        """Someone joined through a link made for another customer: out, and the link dies."""
+        """Someone joined through a link made for another customer: out, and the link dies.
+        The expulsion was stored with the join's decision; a failure leaves it to the run."""
         try:
             await self.kick(chat_id, user_id)
         except TelegramError as exc:
-            log.warning("could not remove %s from %s: %s", user_id, chat_id, exc)
+            log.warning("could not remove %s from %s (retried later): %s", user_id, chat_id, exc)
+        else:
+            await self.service.expelled(chat_id, user_id)
         if link is not None:
             await self._revoke(chat_id, [link])
 
-    async def _revoke(self, chat_id: int, links: Iterable[str]) -> None:
+    async def _expel_due(self, item: Expulsion, fence: Lease | None) -> bool | None:
+        """A stored expulsion, in the run: dropped if they became entitled, else kicked."""
+        if not await self.service.claim_expulsion(item, lease=fence):
+            return None
+        try:
+            await self.kick(item.chat_id, item.user_id, fenced=True)
+        except (BadRequest, Forbidden) as exc:
+            log.warning("chat %s: cannot expel %s: %s", item.chat_id, item.user_id, exc.message)
+            await self.service.expulsion_failed(item, error=exc.message)
+            return False
+        await self.service.expelled(item.chat_id, item.user_id)
+        if item.link is not None:
+            await self._revoke(item.chat_id, [item.link], fenced=True)
+        return True
+
+    async def not_in(self, customer_id: int) -> int:
+        """/join: ask Telegram about each chat the customer is a member of as far as the bot
+        knows, and record who is not in (or banned) as gone, so they get a new link. Returns
+        how many. A chat Telegram does not answer for is taken at the bot's word."""
+        gone = 0
+        for chat_id in await self.service.member_chats(customer_id):
+            try:
+                member = await self.bot.get_chat_member(chat_id, customer_id)
+            except TelegramError as exc:
+                log.info("chat %s: cannot look up %s: %s", chat_id, customer_id, exc)
+                continue
+            if not is_in_chat(member):
+                await self.service.left(chat_id, customer_id)
+                gone += 1
+        return gone
+
+    async def _revoke(self, chat_id: int, links: Iterable[str], *, fenced: bool = False) -> None:
         for link in links:
             try:
-                await self.bot.revoke_chat_invite_link(chat_id, link)
+                await self._call(fenced, self.bot.revoke_chat_invite_link(chat_id, link))
             except TelegramError as exc:  # expired or already revoked: nothing to undo
                 log.info("could not revoke an invite link of %s: %s", chat_id, exc)
 

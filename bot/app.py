@@ -27,7 +27,7 @@ from telegram.ext import (
 
 from bot import callbacks as cb
 from bot import jobs
-from bot.access import AccessWorker
+from bot.access import AccessWorker, call_limit
 from bot.config import Settings
 from bot.handlers import access, account, admin, catalog, checkout, errors, presence
 from bot.handlers import webhooks as merchant_webhooks
@@ -247,7 +247,12 @@ async def open_services(
         ),
         admin_ids=frozenset(settings.admin_ids),
         access=AccessWorker(
-            application.bot, access, payments.okx_clock, budget_s=timings.access_budget
+            application.bot,
+            access,
+            payments.okx_clock,
+            budget_s=timings.access_budget,
+            replica=replica,
+            call_s=call_limit(lease_times),
         ),
         replica=replica,
         timings=timings,

@@ -19,8 +19,10 @@ caused it; ``invite_link`` when the user came through a link, also after an appr
 ``via_join_request`` for an approved request without a link), but only while the bot is an
 administrator; ``chat_join_request`` updates need its ``can_invite_users`` right. By default
 getUpdates/webhooks do not deliver ``chat_member`` (see ``TelegramState.take_updates``).
-``unbanChatMember`` without ``only_if_banned`` removes a current member. Not modelled: the
-primary invite link, automatic end of temporary bans, ``editChatInviteLink``, per-user rights.
+``unbanChatMember`` without ``only_if_banned`` removes a current member. A ban's ``until_date``
+30 s to 366 days ahead ends it by itself then (the user is "left" again, without an update);
+any other is for ever. Time is ``clock()`` (the wall clock unless a test sets its own, in
+seconds). Not modelled: the primary invite link, ``editChatInviteLink``, per-user rights.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import copy
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -121,8 +124,7 @@ class _Group:
         return COMMON_RIGHTS + TYPE_RIGHTS[self.type]
 
 
-def _ts(now: float | None) -> int:
-    return int(time.time() if now is None else now)
+BAN_MIN_S, BAN_MAX_S = 30, 366 * 86400  # a temporary ban outside these is for ever
 
 
 def _num(params: dict[str, Any], key: str) -> int | None:
@@ -147,6 +149,10 @@ class TelegramChats:
 
     def _init_chats(self) -> None:
         self._groups: dict[int, _Group] = {}
+        self.clock: Callable[[], float] = time.time  # seconds; bans and links expire by it
+
+    def _ts(self, now: float | None) -> int:
+        return int(self.clock() if now is None else now)
 
     # --- set-up and the owner's actions (tests) -----------------------------------------------
 
@@ -216,7 +222,7 @@ class TelegramChats:
                 return "unknown"
             group = self._groups[link.chat_id]
             status = self._status(group, user_id)
-            expired = link.expire_date is not None and _ts(now) >= link.expire_date
+            expired = link.expire_date is not None and self._ts(now) >= link.expire_date
             used_up = link.member_limit is not None and link.usage >= link.member_limit
             refusals = [("already_member", status in IN_CHAT), ("revoked", link.is_revoked)]
             refusals += [("expired", expired), ("used_up", used_up)]
@@ -337,6 +343,8 @@ class TelegramChats:
         if ban:
             group.requests.pop(user_id, None)
             until = _num(params, "until_date") or 0
+            if not BAN_MIN_S <= until - self._ts(None) <= BAN_MAX_S:
+                until = 0  # for ever
             self._change(group, user_id, _Member("kicked", until), self._bot_id)
         elif status == "kicked" or (status in IN_CHAT and not params.get("only_if_banned")):
             self._change(group, user_id, _Member("left"), self._bot_id)  # the trap, if a member
@@ -382,7 +390,14 @@ class TelegramChats:
             raise ApiError(400, error)
 
     def _status(self, group: _Group, user_id: int) -> str:
+        self._lift(group, user_id)
         return group.members[user_id].status if user_id in group.members else "left"
+
+    def _lift(self, group: _Group, user_id: int) -> None:
+        """A temporary ban whose time is up ends (Telegram sends no update for it)."""
+        member = group.members.get(user_id)
+        if member and member.status == "kicked" and 0 < member.until_date <= self._ts(None):
+            group.members[user_id] = _Member("left")
 
     def _rights(self, group: _Group, given: dict[str, bool]) -> dict[str, bool]:
         return dict.fromkeys(group.rights(), True) | given
@@ -399,6 +414,7 @@ class TelegramChats:
         return info | {"accepted_gift_types": dict.fromkeys(GIFT_TYPES.split(), False)}
 
     def _member_api(self, group: _Group, user_id: int) -> dict[str, Any]:
+        self._lift(group, user_id)
         member = group.members.get(user_id, _Member("left"))
         user = self._bot_api_user() if user_id == self._bot_id else self._user(user_id)
         out: dict[str, Any] = {"status": member.status, "user": user}
@@ -420,7 +436,7 @@ class TelegramChats:
         group.requests[user_id] = link.url if link else None
         me = group.members.get(self._bot_id, _Member("left"))
         if me.status == "administrator" and me.rights.get("can_invite_users"):
-            request = {"chat": group.api(), "from": self._user(user_id), "date": _ts(now)}
+            request = {"chat": group.api(), "from": self._user(user_id), "date": self._ts(now)}
             request |= {"user_chat_id": user_id} | ({"invite_link": link.api()} if link else {})
             self.add_update({"chat_join_request": request})
         return "requested"
@@ -446,7 +462,7 @@ class TelegramChats:
         if not mine and self._status(group, self._bot_id) != "administrator":
             return
         from_user = self._bot_api_user() if actor == self._bot_id else self._user(actor)
-        change = {"chat": group.api(), "from": from_user, "date": _ts(now)}
+        change = {"chat": group.api(), "from": from_user, "date": self._ts(now)}
         change |= {"old_chat_member": old_api, "new_chat_member": new_api}
         change |= {"invite_link": link.api()} if link is not None else {}
         change |= {"via_join_request": True} if via_request else {}

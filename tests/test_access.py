@@ -92,8 +92,11 @@ async def test_invite_is_recorded_once_with_its_message_and_removal_waits_for_ev
     clock.advance(DAY_MS)
     [due] = await access.due_removals()  # the pro-only chat; vip still grants the shared one
     assert (due.chat_id, due.state) == (-1001, INVITED)
-    assert await access.removed(due, chat_title="C") == []  # its link expired: none to revoke
-    assert await access.removed(due, chat_title="C") == []  # a retry changes nothing
+    claim = await access.claim_removal(due)  # before the ban: still not entitled
+    assert claim is not None and claim.removal_ended_at is not None and not claim.entitled
+    assert await access.claim_removal(due) is None  # claimed once
+    assert await access.removed(claim, chat_title="C") == []  # its link expired: none to revoke
+    assert await access.removed(claim, chat_title="C") == []  # a retry changes nothing
     assert await _states(db) == {(7, -1001): REMOVED, (7, SHARED): MEMBER}
     async with db.read() as conn:
         kinds = [r.kind for r in await conn.execute(outbox.select())]

@@ -6,16 +6,30 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from bot.access import AccessReport
+import pytest
+from telegram import Bot
+
+from bot.access import AccessReport, AccessWorker
+from bot.replica import LeaseTimes, Replica
+from fakes.telegram import FakeTelegram
+from fakes.telegram_state import SentRequest
 from payments.access import AccessService
 from payments.catalog import default_plans_path, load_catalog
-from payments.clock import DAY_MS, MINUTE_MS
+from payments.clock import DAY_MS, MINUTE_MS, ManualClock
+from payments.customers import ensure_customer
+from payments.lease import LeaseStore
+from payments.storage import Database
+from payments.storage.schema import access_expulsions, subscriptions
+from payments.subscriptions import credit_period
 from tests.botkit import ADMIN, FAST, BotWorld, Customer, address_of, amount_of
+from tests.conftest import backends
 
 CLUB = -1001234567890
 LINK = re.compile(r"https://t\.me/\+\S+")
@@ -108,6 +122,8 @@ async def test_expiry_removes_the_member_with_ban_then_unban_and_tells_them(
         await pay(world, alice)
         assert world.tg.join_by_link(alice.id, await invite_link(alice)) == "joined"
         await world.settled()
+        assert world.tg.calls("unbanChatMember") == []  # a first link: no ban to lift
+        before = len(world.tg.requests)
 
         world.clock.advance(30 * DAY_MS)
         removed = await alice.wait_text("so you were removed from", timeout=15)
@@ -116,10 +132,12 @@ async def test_expiry_removes_the_member_with_ban_then_unban_and_tells_them(
         assert world.tg.member_status(CLUB, alice.id) == "left"  # not banned: may come back
         calls = [
             (c.method, int(c.params["user_id"]), c.params.get("only_if_banned"))
-            for c in world.tg.requests
+            for c in world.tg.requests[before:]
             if c.method in ("banChatMember", "unbanChatMember")
         ]
         assert calls == [("banChatMember", alice.id, None), ("unbanChatMember", alice.id, True)]
+        [ban] = world.tg.calls("banChatMember")  # a ban that ends by itself a minute later
+        assert 50 <= int(ban.params["until_date"]) - world.clock.now_ms() // 1000 <= 70
 
         await world.settled()  # nothing more happens on the next runs
         await world.polled()
@@ -281,6 +299,7 @@ async def test_a_backlog_is_worked_off_run_by_run_and_a_removal_does_not_wait_be
         alice, bob, carol = world.customer(1401), world.customer(1402), world.customer(1403)
         await pay(world, alice)
         await alice.wait_text("Payment received", timeout=15)
+        await services.replica.renew()  # the lease, by the moved clock (the run is fenced)
         assert await access.run() == AccessReport(invited=1)
         assert world.tg.join_by_link(alice.id, await invite_link(alice)) == "joined"
 
@@ -289,6 +308,7 @@ async def test_a_backlog_is_worked_off_run_by_run_and_a_removal_does_not_wait_be
             await pay(world, customer)
             await customer.wait_text("Payment received", timeout=15)
         world.clock.advance(20 * MINUTE_MS)  # alice's 30 days are over, bob's and carol's not
+        await services.replica.renew()  # the lease, by the moved clock (removals are fenced)
 
         assert await access.run() == AccessReport(invited=1)  # bob's link
         await invite_link(bob)
@@ -299,3 +319,329 @@ async def test_a_backlog_is_worked_off_run_by_run_and_a_removal_does_not_wait_be
         assert await access.run() == AccessReport(invited=1)
         await invite_link(carol)
         assert await access.run() == AccessReport()  # the backlog is done
+
+
+# --- faults between the calls of a removal or an expulsion --------------------------------------
+
+BY_HAND = replace(FAST, access=3600)  # the test starts the chat-access runs
+
+
+async def credit(world: BotWorld, db: Database, customer_id: int, key: str) -> None:
+    """A renewal of Pro credited (as a paid invoice would), without waiting for a poll."""
+    async with db.transaction() as conn:
+        await ensure_customer(conn, customer_id, world.clock.now_ms())
+        await credit_period(
+            conn,
+            customer_id=customer_id,
+            plan_id="pro",
+            days=30,
+            now_ms=world.clock.now_ms(),
+            invoice_id=key,
+        )
+
+
+def on_answer(
+    world: BotWorld, method: str, user_id: int, act: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Run ``act`` in the test's loop once the fake Bot API has carried out ``method`` for
+    ``user_id``, before the bot hears the answer (the fake waits for it)."""
+    loop = asyncio.get_running_loop()
+    done: list[bool] = []
+
+    def observe(request: SentRequest, _result: object) -> None:
+        if request.method == method and int(request.params["user_id"]) == user_id and not done:
+            done.append(True)
+            asyncio.run_coroutine_threadsafe(act(), loop).result(timeout=10)
+
+    world.tg.observers.append(observe)
+
+
+async def run_now(access: AccessWorker) -> AccessReport:
+    """One chat-access run now, as the job makes it. The lease is renewed first: the test moves
+    the clock the lease's expiry is measured by, and the run is fenced by it."""
+    assert access.replica is not None
+    await access.replica.renew()
+    return await access.run()
+
+
+async def member_with_access(world: BotWorld, access: AccessWorker, customer: Customer) -> None:
+    await pay(world, customer)
+    await customer.wait_text("Payment received", timeout=15)
+    await run_now(access)
+    assert world.tg.join_by_link(customer.id, await invite_link(customer)) == "joined"
+    await world.settled()
+
+
+@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("fault", ["timeout", "429", "500"])
+async def test_a_failed_unban_is_owed_until_made_even_after_a_renewal(
+    tmp_path: Path, backend: str, fault: str
+) -> None:
+    plans = plans_with_chat(tmp_path)
+    async with BotWorld.open(tmp_path, env={"PLANS_FILE": str(plans)}, backend=backend) as world:
+        world.tg.add_chat(CLUB, title="Pro Club")
+        async with world.running(timings=BY_HAND) as application:
+            services = application.bot_data.services
+            assert services is not None
+            alice = world.customer(2101)
+            await member_with_access(world, services.access, alice)
+
+            world.clock.advance(30 * DAY_MS + MINUTE_MS)
+            await services.replica.renew()
+            # the ban works; the unban does not (every retry of the rate limiter fails too)
+            world.tg.fail_next("unbanChatMember", fault, count=3, hang_s=0.2)
+            assert (await services.access.run()).removed == 0
+            assert world.tg.member_status(CLUB, alice.id) == "kicked"
+            world.tg.clear_faults()  # Telegram answers again
+
+            await pay(world, alice)  # she renews before the next run
+            await world.tg.wait_for(lambda: alice.count("Payment received") == 2, timeout=15)
+            assert "already in every chat" not in (await alice.send("/join")).plain
+            before = len(alice.messages())
+            for _ in range(50):  # the next runs (a 429 pauses the chat's calls for a second)
+                await run_now(services.access)  # the owed unban, whatever the entitlement
+                if alice.count("Join with this link") > 1:
+                    break
+                await asyncio.sleep(0.1)
+            assert world.tg.member_status(CLUB, alice.id) == "left"
+            fresh = await alice.wait_new(before, "Join with this link", timeout=15)
+            link = LINK.findall(fresh.plain)[0]
+            lifted = world.tg.calls("unbanChatMember")[-1]  # made sure, before the link
+            assert (int(lifted.params["user_id"]), lifted.params["only_if_banned"]) == (
+                alice.id,
+                True,
+            )
+            assert world.tg.join_by_link(alice.id, link) == "joined"
+            await world.settled()
+            assert "already in every chat" in (await alice.send("/join")).plain
+            assert alice.count("so you were removed from") == 0
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_a_renewal_paid_during_a_removal_run_is_not_kicked_and_the_goodbye_has_the_old_end(
+    tmp_path: Path, backend: str
+) -> None:
+    plans = plans_with_chat(tmp_path)
+    async with BotWorld.open(tmp_path, env={"PLANS_FILE": str(plans)}, backend=backend) as world:
+        world.tg.add_chat(CLUB, title="Pro Club")
+        async with world.running(timings=BY_HAND) as application, world.database() as db:
+            services = application.bot_data.services
+            assert services is not None
+            alice, bob = world.customer(2201), world.customer(2202)
+            await member_with_access(world, services.access, alice)
+            await member_with_access(world, services.access, bob)
+            [old_end] = [
+                s["ends_at"]
+                for s in await world.rows(subscriptions)
+                if s["customer_id"] == alice.id
+            ]
+
+            world.clock.advance(31 * DAY_MS)
+            await services.replica.renew()
+            await credit(world, db, 2299, "WARM-UP")  # the test's connection is open already
+
+            async def both_renew() -> None:  # while alice's ban is in flight
+                await credit(world, db, alice.id, "RENEW-A")
+                await credit(world, db, bob.id, "RENEW-B")
+
+            on_answer(world, "banChatMember", alice.id, both_renew)
+            await services.access.run()
+            goodbye = await alice.wait_text("so you were removed from", timeout=15)
+            ended = datetime.fromtimestamp(old_end / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+            assert f"ended on {ended}" in goodbye.plain  # the end that ended, not the new one
+            await world.settled()
+            assert [int(c.params["user_id"]) for c in world.tg.calls("banChatMember")] == [alice.id]
+            assert bob.id in world.tg.members(CLUB)
+            assert bob.count("so you were removed from") == 0
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_an_intruder_whose_kick_failed_is_expelled_by_the_next_run(
+    tmp_path: Path, backend: str
+) -> None:
+    plans = plans_with_chat(tmp_path)
+    async with BotWorld.open(tmp_path, env={"PLANS_FILE": str(plans)}, backend=backend) as world:
+        world.tg.add_chat(CLUB, title="Pro Club")
+        async with world.running(timings=BY_HAND) as application:
+            services = application.bot_data.services
+            assert services is not None
+            alice, mallory = world.customer(2301), world.customer(2302)
+            await pay(world, alice)
+            await alice.wait_text("Payment received", timeout=15)
+            await run_now(services.access)
+            link = await invite_link(alice)
+
+            world.tg.fail_next("banChatMember", "500", count=3)  # the handler's kick fails
+            assert world.tg.join_by_link(mallory.id, link) == "joined"
+            await invite_link(alice, "Someone else used your invite link")
+            await world.settled()
+            assert mallory.id in world.tg.members(CLUB)
+            assert len(await world.rows(access_expulsions)) == 1  # still owed
+
+            assert (await run_now(services.access)).expelled == 1
+            assert world.tg.member_status(CLUB, mallory.id) == "left"
+            assert await world.rows(access_expulsions) == []
+            assert (await run_now(services.access)).expelled == 0
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_an_owed_expulsion_of_someone_who_became_entitled_is_dropped(
+    tmp_path: Path, backend: str
+) -> None:
+    plans = plans_with_chat(tmp_path)
+    async with BotWorld.open(tmp_path, env={"PLANS_FILE": str(plans)}, backend=backend) as world:
+        world.tg.add_chat(CLUB, title="Pro Club")
+        async with world.running(timings=BY_HAND) as application, world.database() as db:
+            services = application.bot_data.services
+            assert services is not None
+            alice, mallory = world.customer(2401), world.customer(2402)
+            await pay(world, alice)
+            await alice.wait_text("Payment received", timeout=15)
+            await run_now(services.access)
+            link = await invite_link(alice)
+            world.tg.fail_next("banChatMember", "timeout", count=3, hang_s=0.2)
+            assert world.tg.join_by_link(mallory.id, link) == "joined"
+            await invite_link(alice, "Someone else used your invite link")
+            await world.settled()
+            bans = len(world.tg.calls("banChatMember"))
+
+            await credit(world, db, mallory.id, "MALLORY")  # she pays for Pro herself
+            assert (await run_now(services.access)).expelled == 0
+            assert len(world.tg.calls("banChatMember")) == bans
+            assert mallory.id in world.tg.members(CLUB)
+            assert await world.rows(access_expulsions) == []
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_a_replica_that_lost_the_lease_removes_nobody(tmp_path: Path, backend: str) -> None:
+    plans = plans_with_chat(tmp_path)
+    async with BotWorld.open(tmp_path, env={"PLANS_FILE": str(plans)}, backend=backend) as world:
+        world.tg.add_chat(CLUB, title="Pro Club")
+        async with world.running(timings=BY_HAND) as application, world.database() as db:
+            services = application.bot_data.services
+            assert services is not None
+            alice = world.customer(2501)
+            await member_with_access(world, services.access, alice)
+            world.clock.advance(31 * DAY_MS)  # the lease lapses by the clock: another takes it
+            other = LeaseStore(db, services.replica.name)
+            for _ in range(100):  # (unless this replica renewed it first: let it lapse again)
+                taken = await other.acquire(
+                    holder="other", now_ms=world.clock.now_ms(), ttl_ms=DAY_MS
+                )
+                if taken is not None:
+                    break
+                world.clock.advance(MINUTE_MS)
+            assert taken is not None
+            assert await services.access.run() == AccessReport()
+            assert world.tg.calls("banChatMember") == []
+            assert alice.id in world.tg.members(CLUB)
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_join_asks_telegram_before_saying_in_every_chat(tmp_path: Path, backend: str) -> None:
+    plans = plans_with_chat(tmp_path)
+    async with BotWorld.open(tmp_path, env={"PLANS_FILE": str(plans)}, backend=backend) as world:
+        world.tg.add_chat(CLUB, title="Pro Club")
+        async with world.running():
+            alice = world.customer(2601)
+            await pay(world, alice)
+            assert world.tg.join_by_link(alice.id, await invite_link(alice)) == "joined"
+            await world.settled()
+            world.tg.add_member(CLUB, alice.id, "kicked")  # banned behind the bot's back
+            before = len(alice.messages())
+            assert "on the way" in (await alice.send("/join")).plain
+            fresh = await alice.wait_new(before, "Join with this link", timeout=15)
+            assert world.tg.join_by_link(alice.id, LINK.findall(fresh.plain)[0]) == "joined"
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_a_crash_between_the_ban_and_the_unban_is_undone_after_a_renewal_and_restart(
+    tmp_path: Path, backend: str
+) -> None:
+    plans = plans_with_chat(tmp_path)
+    async with BotWorld.open(tmp_path, env={"PLANS_FILE": str(plans)}, backend=backend) as world:
+        world.tg.add_chat(CLUB, title="Pro Club")
+        alice = world.customer(2701)
+        async with world.running(timings=BY_HAND) as application, world.database() as db:
+            services = application.bot_data.services
+            assert services is not None
+            await member_with_access(world, services.access, alice)
+            world.clock.advance(31 * DAY_MS)
+            await credit(world, db, 2799, "WARM-UP")
+            run = asyncio.create_task(run_now(services.access))
+
+            async def crash() -> None:  # the run dies as Telegram carries out the ban
+                run.cancel()
+
+            on_answer(world, "banChatMember", alice.id, crash)
+            with pytest.raises(asyncio.CancelledError):
+                await run
+            assert world.tg.member_status(CLUB, alice.id) == "kicked"
+            await credit(world, db, alice.id, "RENEW")  # she renews while the bot is down
+        async with world.running(timings=BY_HAND) as application:
+            services = application.bot_data.services
+            assert services is not None
+            before = len(alice.messages())
+            await run_now(services.access)  # the unban that was owed
+            assert world.tg.member_status(CLUB, alice.id) == "left"
+            await run_now(services.access)
+            fresh = await alice.wait_new(before, "Join with this link", timeout=15)
+            assert world.tg.join_by_link(alice.id, LINK.findall(fresh.plain)[0]) == "joined"
+            assert alice.count("so you were removed from") == 0
+
+
+async def test_a_run_stops_before_a_call_the_lease_may_not_outlast_and_the_next_one_finishes(
+    db: Database, clock: ManualClock, tmp_path: Path
+) -> None:
+    catalog = load_catalog(plans_with_chat(tmp_path))
+    service = AccessService(db, clock, catalog)
+    alice, bob = 3101, 3102
+    now_s = [0.0]  # the replica's monotonic clock
+    replica = Replica(
+        LeaseStore(db, "jobs"), clock, LeaseTimes(renew_s=1, ttl_s=6), monotonic=lambda: now_s[0]
+    )
+    with FakeTelegram() as tg:
+        tg.clock = lambda: clock.now_ms() / 1000
+        tg.add_chat(CLUB, title="Pro Club")
+        async with Bot(tg.token, base_url=tg.base_url) as bot:
+            worker = AccessWorker(bot, service, clock, replica=replica, call_s=2)
+            for customer in (alice, bob):
+                await credit_at(db, clock, customer)
+            await replica.renew()  # primary until 5 s: 6 s lease, 1 s margin
+            assert (await worker.run()).invited == 2
+            for link in tg.invite_links(CLUB):
+                customer = alice if link["name"].endswith(" #1") else bob
+                assert tg.join_by_link(customer, link["invite_link"]) == "joined"
+                await service.joined(CLUB, customer, link["invite_link"])
+
+            clock.advance(31 * DAY_MS)
+            await replica.renew()
+
+            def pause(request: SentRequest, _result: object) -> None:
+                if request.method == "banChatMember":
+                    now_s[0] = 3.5  # the process stalls: 1.5 s left, a call may take 2
+
+            tg.observers.append(pause)
+            assert await worker.run() == AccessReport()
+            assert [c.method for c in tg.requests if "ban" in c.method.lower()] == ["banChatMember"]
+            assert tg.member_status(CLUB, alice) == "kicked"  # for a minute at most
+            assert tg.member_status(CLUB, bob) == "member"
+
+            tg.observers.clear()
+            await replica.renew()  # renewed in time: primary for 5 s more
+            assert (await worker.run()).removed == 2
+            assert tg.member_status(CLUB, alice) == tg.member_status(CLUB, bob) == "left"
+            assert await service.state(alice, CLUB) == await service.state(bob, CLUB) == "removed"
+
+
+async def credit_at(db: Database, clock: ManualClock, customer_id: int) -> None:
+    async with db.transaction() as conn:
+        await ensure_customer(conn, customer_id, clock.now_ms())
+        await credit_period(
+            conn,
+            customer_id=customer_id,
+            plan_id="pro",
+            days=30,
+            now_ms=clock.now_ms(),
+            invoice_id=f"INV{customer_id}",
+        )

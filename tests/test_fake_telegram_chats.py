@@ -125,6 +125,7 @@ async def test_link_parameters_are_checked(bot: Bot) -> None:
 
 async def test_ban_then_unban_only_if_banned(fake: FakeTelegram, bot: Bot) -> None:
     fake.add_member(CHAT, ALICE)
+    fake.clock = lambda: T0 - 60
     assert await bot.ban_chat_member(CHAT, ALICE, until_date=T0)
     banned = await bot.get_chat_member(CHAT, ALICE)
     assert isinstance(banned, ChatMemberBanned) and banned.until_date.timestamp() == T0
@@ -137,6 +138,27 @@ async def test_ban_then_unban_only_if_banned(fake: FakeTelegram, bot: Bot) -> No
     assert fake.member_status(CHAT, BOB) == "kicked"
     with pytest.raises(BadRequest, match=r"(?i)user is an administrator of the chat"):
         await bot.ban_chat_member(CHAT, OWNER_ID)
+
+
+async def test_a_temporary_ban_ends_by_itself_and_one_too_short_or_long_is_for_ever(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    now = [float(T0)]
+    fake.clock = lambda: now[0]
+    fake.add_member(CHAT, ALICE)
+    fake.add_member(CHAT, BOB)
+    assert await bot.ban_chat_member(CHAT, ALICE, until_date=T0 + 60)
+    assert await bot.ban_chat_member(CHAT, BOB, until_date=T0 + 20)  # under 30 s: for ever
+    link = await bot.create_chat_invite_link(CHAT, member_limit=2)
+    now[0] += 59
+    assert fake.join_by_link(ALICE, link.invite_link) == "banned"
+    now[0] += 1
+    assert fake.member_status(CHAT, ALICE) == "left"
+    assert not isinstance(await bot.get_chat_member(CHAT, ALICE), ChatMemberBanned)
+    assert fake.join_by_link(ALICE, link.invite_link) == "joined"
+    now[0] += 400 * 86400
+    banned = await bot.get_chat_member(CHAT, BOB)
+    assert isinstance(banned, ChatMemberBanned) and banned.until_date.timestamp() == 0
 
 
 async def test_unban_without_only_if_banned_removes_a_member(fake: FakeTelegram, bot: Bot) -> None:

@@ -65,6 +65,7 @@ async def join(update: Update, context: BotContext) -> None:
     if who is None or message is None:
         return
     lang, texts = language(update), services.texts
+    await services.access.not_in(who)  # "in every chat" only when Telegram says so
     on_the_way, joined = await services.access.service.request_links(who, services.access.titles)
     if on_the_way:
         await message.reply_text(texts.get(lang, "join_on_the_way", count=on_the_way))

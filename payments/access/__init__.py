@@ -8,6 +8,11 @@ idempotent and survive restarts:
     pending --link created and sent--> invited --joined through it--> member --left--> left
     invited / member / left --not entitled--> removed (ban + unban) --entitled again--> pending
 
+A removal is claimed in the database before the bot acts (``removal_ended_at`` set, in a
+compare-and-set that the customer is still not entitled): from then on it is finished (ban, unban,
+goodbye) or, if the customer renewed meanwhile, undone (unban), whatever happens to the run.
+Someone who joins through another customer's link is stored as an expulsion with that decision.
+
 This module is Telegram-free: it says which invites and removals are due and records what the
 Telegram layer did about them (and the customer's message, in the same transaction).
 """
@@ -29,6 +34,7 @@ from payments.access.model import (
     REMOVED_KIND,
     ChatMembers,
     Due,
+    Expulsion,
     JoinOutcome,
 )
 
@@ -53,5 +59,6 @@ __all__ = [
     "AccessService",
     "ChatMembers",
     "Due",
+    "Expulsion",
     "JoinOutcome",
 ]

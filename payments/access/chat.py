@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import delete, exists, func, select, true, update
 
 from payments import outbox
 from payments.access.model import (
+    _ERROR_MAX,
     HELD,
     INVITE,
     INVITED,
@@ -18,12 +19,15 @@ from payments.access.model import (
     AccessBase,
     ChatMembers,
     Due,
+    Expulsion,
     JoinOutcome,
+    _backoff,
     _due,
 )
 from payments.clock import MINUTE_MS
+from payments.lease import Lease, held_clause, holds
 from payments.storage.db import insert_ignore
-from payments.storage.schema import access_links, customers, memberships
+from payments.storage.schema import access_expulsions, access_links, customers, memberships
 from payments.storage.schema import subscriptions as subs
 
 
@@ -62,9 +66,30 @@ class ChatEvents(AccessBase):
                     .values(state=PENDING, next_attempt_at=now, updated_at=now)
                 )
                 if result.rowcount:
-                    again = Due(owner.id, owner.customer_id, chat_id, owner.plan_id, PENDING, 0)
+                    again = Due(
+                        owner.id,
+                        owner.customer_id,
+                        chat_id,
+                        owner.plan_id,
+                        PENDING,
+                        0,
+                        had_access=True,
+                    )
             if not entitled:  # through our link: out (a stranger without one is not our business)
-                if owner is not None:
+                if owner is not None:  # stored with this decision: retried until done
+                    await insert_ignore(
+                        conn,
+                        access_expulsions,
+                        {
+                            "chat_id": chat_id,
+                            "user_id": user_id,
+                            "link": link,
+                            "created_at": now,
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                        },
+                        ["chat_id", "user_id"],
+                    )
                     return JoinOutcome("intruder", owner.customer_id, link, again)
                 return JoinOutcome("stranger")
             values = {"state": MEMBER, "joined_at": now, "updated_at": now}
@@ -109,9 +134,30 @@ class ChatEvents(AccessBase):
                     memberships.c.customer_id == user_id,
                     memberships.c.chat_id == chat_id,
                     memberships.c.state == MEMBER,
+                    memberships.c.removal_ended_at.is_(None),  # the removal's own ban
                 )
                 .values(state=LEFT, updated_at=now)
             )
+
+    async def member_chats(self, customer_id: int) -> list[int]:
+        """The chats the customer is entitled to and, as far as the bot knows, in (/join asks
+        Telegram about these before saying "in every chat")."""
+        now = self.clock.now_ms()
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(memberships.c.chat_id).where(
+                    memberships.c.customer_id == customer_id,
+                    memberships.c.state == MEMBER,
+                    memberships.c.removal_ended_at.is_(None),
+                    memberships.c.chat_id.in_(self.chats),
+                )
+            )
+            chats = [int(c) for c in rows.scalars()]
+            return [
+                c
+                for c in chats
+                if (await conn.execute(select(self._entitled(c, customer_id, now)))).scalar_one()
+            ]
 
     async def request_links(
         self, customer_id: int, titles: Mapping[int, str] | None = None
@@ -130,6 +176,9 @@ class ChatEvents(AccessBase):
                 if not (
                     await conn.execute(select(self._entitled(row["chat_id"], customer_id, now)))
                 ).scalar_one():
+                    continue
+                if row["removal_ended_at"] is not None:  # a ban may stand: the run lifts it
+                    renewed += 1
                     continue
                 if row["state"] == MEMBER:
                     joined += 1
@@ -164,6 +213,81 @@ class ChatEvents(AccessBase):
                     )
                     renewed += 1
         return renewed, joined
+
+    # --- expulsions ---------------------------------------------------------------------------
+
+    async def due_expulsions(
+        self, *, lease: Lease | None = None, limit: int = 50
+    ) -> list[Expulsion]:
+        """Expulsions not done yet (a failed kick, or a crash after the join was decided)."""
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            if not await holds(conn, lease, now_ms=now):
+                return []
+            rows = await conn.execute(
+                select(access_expulsions)
+                .where(
+                    access_expulsions.c.next_attempt_at <= now,
+                    access_expulsions.c.chat_id.in_(self.chats),
+                )
+                .order_by(access_expulsions.c.created_at)
+                .limit(limit)
+            )
+            return [
+                Expulsion(int(r.chat_id), int(r.user_id), r.link, int(r.attempts)) for r in rows
+            ]
+
+    async def claim_expulsion(self, item: Expulsion, *, lease: Lease | None = None) -> bool:
+        """Right before the kick: is it still owed (and the lease held)? Someone who has become
+        entitled to the chat meanwhile is not expelled: the expulsion is dropped."""
+        now = self.clock.now_ms()
+        fence = true() if lease is None else held_clause(lease, now_ms=now)
+        mine = (
+            access_expulsions.c.chat_id == item.chat_id,
+            access_expulsions.c.user_id == item.user_id,
+        )
+        async with self.db.transaction() as conn:
+            if (
+                await conn.execute(select(self._entitled(item.chat_id, item.user_id, now)))
+            ).scalar_one():
+                await conn.execute(delete(access_expulsions).where(*mine))
+                return False
+            row = (
+                await conn.execute(
+                    update(access_expulsions)
+                    .where(*mine, fence)
+                    .values(attempts=access_expulsions.c.attempts)
+                    .returning(access_expulsions.c.user_id)
+                )
+            ).first()
+            return row is not None
+
+    async def expelled(self, chat_id: int, user_id: int) -> None:
+        """The kick worked: the expulsion is done."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                delete(access_expulsions).where(
+                    access_expulsions.c.chat_id == chat_id, access_expulsions.c.user_id == user_id
+                )
+            )
+
+    async def expulsion_failed(self, item: Expulsion, *, error: str) -> None:
+        """Telegram refused the kick: try again later (the admins hear of the chat's rights
+        from the rights check and the removals)."""
+        now = self.clock.now_ms()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(access_expulsions)
+                .where(
+                    access_expulsions.c.chat_id == item.chat_id,
+                    access_expulsions.c.user_id == item.user_id,
+                )
+                .values(
+                    attempts=access_expulsions.c.attempts + 1,
+                    next_attempt_at=now + _backoff(item.attempts),
+                    last_error=error[:_ERROR_MAX],
+                )
+            )
 
     # --- admins ----------------------------------------------------------------------------
 
@@ -220,6 +344,7 @@ class ChatEvents(AccessBase):
                     memberships.c.state == INVITED,
                     memberships.c.chat_id.in_(self.chats),
                     memberships.c.updated_at <= now - after_ms,
+                    memberships.c.removal_ended_at.is_(None),
                     ~exists().where(  # blocked the bot: never got the link, cannot have joined
                         customers.c.id == memberships.c.customer_id, customers.c.unreachable
                     ),

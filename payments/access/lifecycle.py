@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payments import outbox
@@ -15,6 +16,7 @@ from payments.access.model import (
     ADMIN_CHAT_RIGHTS,
     ADMIN_FAILING,
     HELD,
+    IN_CHAT,
     INVITE,
     INVITED,
     MEMBER,
@@ -27,6 +29,7 @@ from payments.access.model import (
     _due,
 )
 from payments.clock import DAY_MS
+from payments.lease import Lease, held_clause, holds
 from payments.storage import kv
 from payments.storage.db import insert_ignore
 from payments.storage.schema import access_links, memberships
@@ -93,9 +96,12 @@ class Lifecycle(AccessBase):
         )
         return int(result.rowcount or 0)
 
-    async def due_invites(self, *, limit: int = 50) -> list[Due]:
+    async def due_invites(self, *, lease: Lease | None = None, limit: int = 50) -> list[Due]:
+        """Memberships waiting for a link; under ``lease`` (None: not fenced)."""
         now = self.clock.now_ms()
-        async with self.db.read() as conn:
+        async with self.db.transaction() as conn:
+            if not await holds(conn, lease, now_ms=now):
+                return []
             rows = await conn.execute(
                 select(memberships)
                 .where(memberships.c.state == PENDING, memberships.c.next_attempt_at <= now)
@@ -104,24 +110,31 @@ class Lifecycle(AccessBase):
             )
             return [_due(row) for row in rows.mappings()]
 
-    async def due_removals(self, *, limit: int = 50) -> list[Due]:
-        """Memberships whose customer is no longer entitled. A pending one (no link sent yet)
-        is closed here silently; the others need the bot to act in the chat."""
+    async def due_removals(self, *, lease: Lease | None = None, limit: int = 50) -> list[Due]:
+        """Memberships whose customer is no longer entitled, and every removal under way
+        (whatever the entitlement: its unban is owed). A pending one (no link sent yet) is
+        closed here silently; the others need the bot to act in the chat. Taken under
+        ``lease`` (None: not fenced): a replica that lost it gets nothing to do."""
         now = self.clock.now_ms()
         due: list[Due] = []
         async with self.db.transaction() as conn:
+            if not await holds(conn, lease, now_ms=now):
+                return []
             for chat_id in self.chats:
+                not_entitled = ~self._entitled(chat_id, memberships.c.customer_id, now)
                 stale = and_(
                     memberships.c.chat_id == chat_id,
-                    memberships.c.state.in_(HELD),
                     memberships.c.next_attempt_at <= now,
-                    ~self._entitled(chat_id, memberships.c.customer_id, now),
+                    or_(
+                        memberships.c.removal_ended_at.is_not(None),
+                        and_(memberships.c.state.in_(HELD), not_entitled),
+                    ),
                 )
                 rows = await conn.execute(
                     select(memberships).where(stale).order_by(memberships.c.id).limit(limit)
                 )
                 for row in rows.mappings():
-                    if row["state"] == PENDING:
+                    if row["state"] == PENDING and row["removal_ended_at"] is None:
                         await self._close(conn, row["id"], frozenset({PENDING}), now)
                     else:
                         due.append(_due(row))
@@ -178,19 +191,80 @@ class Lifecycle(AccessBase):
             await self._recovered(conn, item.chat_id)
         return True
 
+    async def claim_removal(self, item: Due, *, lease: Lease | None = None) -> Due | None:
+        """Right before the bot acts in the chat: claim the removal (one compare-and-set that
+        the customer is still not entitled, with the lease still held), remembering the access
+        end it acts on. A removal already under way is re-asserted, with ``entitled`` telling
+        whether the customer renewed since (then the ban is lifted, nobody is removed).
+        None: nothing to do (entitled again before the claim, moved on, or the lease lost)."""
+        now = self.clock.now_ms()
+        fence = true() if lease is None else held_clause(lease, now_ms=now)
+        mine = memberships.c.id == item.membership_id
+        returned = (memberships.c.state, memberships.c.removal_ended_at)
+        async with self.db.transaction() as conn:
+            entitled = bool(
+                (
+                    await conn.execute(select(self._entitled(item.chat_id, item.customer_id, now)))
+                ).scalar_one()
+            )
+            if item.removal_ended_at is None:
+                if entitled:
+                    return None
+                ended = await self._access_end(conn, item.customer_id, item.chat_id)
+                claim: list[ColumnElement[bool]] = [
+                    memberships.c.removal_ended_at.is_(None),
+                    memberships.c.state.in_(IN_CHAT),
+                    ~self._entitled(item.chat_id, item.customer_id, now),
+                ]
+                values = {"removal_ended_at": ended, "updated_at": now}
+            else:
+                claim = [memberships.c.removal_ended_at.is_not(None)]
+                values = {"updated_at": now}
+            row = (
+                await conn.execute(
+                    update(memberships)
+                    .where(mine, *claim, fence)
+                    .values(**values)
+                    .returning(*returned)
+                )
+            ).first()
+        if row is None:
+            return None
+        return replace(
+            item,
+            state=str(row.state),
+            removal_ended_at=int(row.removal_ended_at),
+            entitled=entitled,
+        )
+
     async def removed(self, item: Due, *, chat_title: str) -> list[str]:
-        """The member was banned and unbanned (or never joined): close the membership, tell a
-        customer who was in the chat, and return the links still to revoke."""
+        """The claimed removal's ban and unban were made: close the membership, tell a customer
+        who was in the chat when it was claimed (with the end that ended), and return the links
+        still to revoke."""
         now = self.clock.now_ms()
         async with self.db.transaction() as conn:
-            # the ban itself makes Telegram report the member as gone: any held state closes
-            if not await self._close(conn, item.membership_id, HELD, now):
+            result = await conn.execute(
+                update(memberships)
+                .where(
+                    memberships.c.id == item.membership_id,
+                    memberships.c.removal_ended_at.is_not(None),
+                )
+                .values(
+                    state=REMOVED,
+                    removed_at=now,
+                    attempts=0,
+                    last_error=None,
+                    removal_ended_at=None,
+                    updated_at=now,
+                )
+            )
+            if int(result.rowcount or 0) != 1:
                 return []
             if item.state == MEMBER:  # one who left on their own is not told they were removed
-                ended = await self._access_end(conn, item.customer_id, item.chat_id)
+                ended = item.removal_ended_at or 0
                 await outbox.enqueue(
                     conn,
-                    key=f"c:access:{item.membership_id}:removed:{now}",
+                    key=f"c:access:{item.membership_id}:removed:{ended}",
                     audience="customer",
                     customer_id=item.customer_id,
                     kind=REMOVED_KIND,
@@ -212,6 +286,33 @@ class Lifecycle(AccessBase):
             links = list((await conn.execute(select(access_links.c.link).where(*live))).scalars())
             await conn.execute(update(access_links).where(*live).values(revoked_at=now))
             return links
+
+    async def restored(self, item: Due, *, in_chat: bool) -> bool:
+        """A removal under way whose customer is entitled again: the ban was lifted. Back to
+        member when Telegram says they are in the chat; one who was put out gets a new link;
+        no goodbye either way."""
+        now = self.clock.now_ms()
+        state = MEMBER if in_chat else PENDING if item.state == MEMBER else item.state
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                update(memberships)
+                .where(
+                    memberships.c.id == item.membership_id,
+                    memberships.c.removal_ended_at.is_not(None),
+                )
+                .values(
+                    state=state,
+                    removal_ended_at=None,
+                    attempts=0,
+                    last_error=None,
+                    next_attempt_at=now,
+                    updated_at=now,
+                )
+            )
+            if int(result.rowcount or 0) != 1:
+                return False
+            await self._recovered(conn, item.chat_id)
+        return True
 
     async def failed(self, item: Due, *, action: str, error: str, chat_title: str) -> None:
         """Telegram refused (the bot lost its rights?): try again later; the admins are told

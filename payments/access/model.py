@@ -46,6 +46,23 @@ class Due:
     plan_id: str
     state: str
     attempts: int
+    # a removal under way (claimed; its ban perhaps made, its unban owed): the access end it
+    # acts on. It is finished, or undone when ``entitled`` again, whatever the entitlement.
+    removal_ended_at: int | None = None
+    entitled: bool = False  # as of the claim (:meth:`Lifecycle.claim_removal`)
+    # a link was sent or a removal made before: a ban may be left over, to lift before a link
+    had_access: bool = False
+
+
+@dataclass(frozen=True)
+class Expulsion:
+    """Someone who joined ``chat_id`` through a link made for another customer: out they go
+    (ban, then unban), and ``link`` is revoked. Stored with the join's decision."""
+
+    chat_id: int
+    user_id: int
+    link: str | None
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -141,4 +158,6 @@ def _due(row: Mapping[str, Any] | RowMapping) -> Due:
         plan_id=str(row["plan_id"]),
         state=str(row["state"]),
         attempts=int(row["attempts"]),
+        removal_ended_at=None if row["removal_ended_at"] is None else int(row["removal_ended_at"]),
+        had_access=any(row[c] is not None for c in ("invited_at", "joined_at", "removed_at")),
     )

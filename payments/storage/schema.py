@@ -312,6 +312,9 @@ memberships = Table(
     Column("next_attempt_at", BigInteger, nullable=False, default=0),
     Column("last_error", String(300), nullable=True),
     Column("updated_at", BigInteger, nullable=False),
+    # set while a removal is under way (claimed, the ban perhaps made, the unban still owed):
+    # the access end it acts on; the removal is finished or undone whatever the entitlement
+    Column("removal_ended_at", BigInteger, nullable=True),
     UniqueConstraint("customer_id", "chat_id"),
     Index(None, "state", "next_attempt_at"),
     Index(None, "chat_id", "state"),
@@ -329,6 +332,21 @@ access_links = Table(
     Column("used_by", BigInteger, nullable=True),  # who joined through it
     Column("revoked_at", BigInteger, nullable=True),
     Index(None, "membership_id"),
+)
+
+# Someone who joined a paid chat through a link made for another customer: stored with that
+# decision and retried until the ban and unban both worked (dropped once they are entitled).
+access_expulsions = Table(
+    "access_expulsions",
+    metadata,
+    Column("chat_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("link", String(200), nullable=True),  # the link they used, to revoke
+    Column("created_at", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_error", String(300), nullable=True),
+    PrimaryKeyConstraint("chat_id", "user_id"),
 )
 
 # Merchant webhooks: events written in the transaction of what they report, then delivered to
