@@ -4,7 +4,7 @@ idempotent (SQLite, and PostgreSQL when TEST_DATABASE_URL is set)."""
 from __future__ import annotations
 
 from payments.access import INVITED, MEMBER, PENDING, REMOVED, AccessService
-from payments.catalog import parse_catalog
+from payments.catalog import Catalog, parse_catalog
 from payments.clock import DAY_MS, ManualClock
 from payments.customers import ensure_customer
 from payments.storage import Database
@@ -14,9 +14,9 @@ from payments.subscriptions import credit_period
 SHARED = -1002
 
 
-def _service(db: Database, clock: ManualClock, grace_days: int = 0) -> AccessService:
+def _catalog() -> Catalog:
     plan = {"price_usd": "29", "days": 30}
-    catalog = parse_catalog(
+    return parse_catalog(
         {
             "plans": [
                 {"id": "pro", "name": "Pro", "chats": [-1001, SHARED], **plan},
@@ -32,7 +32,10 @@ def _service(db: Database, clock: ManualClock, grace_days: int = 0) -> AccessSer
             ],
         }
     )
-    return AccessService(db, clock, catalog, grace_days=grace_days)
+
+
+def _service(db: Database, clock: ManualClock, grace_days: int = 0) -> AccessService:
+    return AccessService(db, clock, _catalog(), grace_days=grace_days)
 
 
 async def _subscribe(db: Database, clock: ManualClock, customer: int, plan: str, key: str) -> None:
@@ -119,3 +122,21 @@ async def test_a_stranger_through_a_buyers_link_is_an_intruder_and_the_buyer_is_
     assert (await access.joined(SHARED, 98, None)).kind == "stranger"
     assert not await access.may_join(SHARED, 98)
     assert await access.may_join(SHARED, 7)
+
+
+async def test_the_lease_fence_uses_the_hosts_clock_not_the_exchanges(
+    db: Database, clock: ManualClock
+) -> None:
+    """The lease row is written with the host's clock; an exchange clock minutes ahead of it
+    (a host clock that is behind) must not make a held lease look lapsed and stall chat access."""
+    from payments.clock import MINUTE_MS, ExchangeClock
+    from payments.lease import acquire
+
+    okx_clock = ExchangeClock(clock)
+    okx_clock.offset_ms = 5 * MINUTE_MS
+    access = AccessService(db, okx_clock, _catalog())
+    await _subscribe(db, clock, 7, "pro", "INV1")
+    await access.sync()
+    lease = await acquire(db, name="jobs", holder="a", now_ms=clock.now_ms(), ttl_ms=MINUTE_MS)
+    assert lease is not None
+    assert sorted(d.chat_id for d in await access.due_invites(lease=lease)) == [-1002, -1001]

@@ -222,7 +222,7 @@ class ChatEvents(AccessBase):
         """Expulsions not done yet (a failed kick, or a crash after the join was decided)."""
         now = self.clock.now_ms()
         async with self.db.transaction() as conn:
-            if not await holds(conn, lease, now_ms=now):
+            if not await holds(conn, lease, now_ms=self.lease_clock.now_ms()):
                 return []
             rows = await conn.execute(
                 select(access_expulsions)
@@ -241,7 +241,7 @@ class ChatEvents(AccessBase):
         """Right before the kick: is it still owed (and the lease held)? Someone who has become
         entitled to the chat meanwhile is not expelled: the expulsion is dropped."""
         now = self.clock.now_ms()
-        fence = true() if lease is None else held_clause(lease, now_ms=now)
+        fence = true() if lease is None else held_clause(lease, now_ms=self.lease_clock.now_ms())
         mine = (
             access_expulsions.c.chat_id == item.chat_id,
             access_expulsions.c.user_id == item.user_id,

@@ -100,7 +100,7 @@ class Lifecycle(AccessBase):
         """Memberships waiting for a link; under ``lease`` (None: not fenced)."""
         now = self.clock.now_ms()
         async with self.db.transaction() as conn:
-            if not await holds(conn, lease, now_ms=now):
+            if not await holds(conn, lease, now_ms=self.lease_clock.now_ms()):
                 return []
             rows = await conn.execute(
                 select(memberships)
@@ -118,7 +118,7 @@ class Lifecycle(AccessBase):
         now = self.clock.now_ms()
         due: list[Due] = []
         async with self.db.transaction() as conn:
-            if not await holds(conn, lease, now_ms=now):
+            if not await holds(conn, lease, now_ms=self.lease_clock.now_ms()):
                 return []
             for chat_id in self.chats:
                 not_entitled = ~self._entitled(chat_id, memberships.c.customer_id, now)
@@ -198,7 +198,7 @@ class Lifecycle(AccessBase):
         whether the customer renewed since (then the ban is lifted, nobody is removed).
         None: nothing to do (entitled again before the claim, moved on, or the lease lost)."""
         now = self.clock.now_ms()
-        fence = true() if lease is None else held_clause(lease, now_ms=now)
+        fence = true() if lease is None else held_clause(lease, now_ms=self.lease_clock.now_ms())
         mine = memberships.c.id == item.membership_id
         returned = (memberships.c.state, memberships.c.removal_ended_at)
         async with self.db.transaction() as conn:

@@ -94,6 +94,8 @@ class AccessBase:
     def __init__(self, db: Database, clock: Clock, catalog: Catalog, *, grace_days: int = 0):
         self.db = db
         self.clock = clock
+        # the lease's rows are written with the host's clock, not the exchange's
+        self.lease_clock: Clock = getattr(clock, "local", clock)
         self.plan_chats = catalog.plan_chats
         self.chats = catalog.chats
         self.grace_ms = grace_days * DAY_MS
