@@ -241,6 +241,7 @@ outbox = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("sent_at", BigInteger, nullable=True),
     Index(None, "status", "next_attempt_at"),
+    Index(None, "audience", "status", "customer_id"),  # an earlier message still pending?
 )
 
 kv = Table(

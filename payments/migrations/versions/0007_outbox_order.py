@@ -1,0 +1,26 @@
+"""Outbox order per recipient: a message waits while an earlier one to the same recipient is
+still pending, a lookup by (audience, status, customer_id).
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-07
+"""
+
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index(
+        op.f("ix_outbox_audience_status_customer_id"),
+        "outbox",
+        ["audience", "status", "customer_id"],
+    )
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_outbox_audience_status_customer_id"), table_name="outbox")
