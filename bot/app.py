@@ -204,7 +204,7 @@ async def open_services(
         texts,
         settings.admin_ids,
         on_unreachable=seen.forget,
-        allowed=lambda: replica.primary,
+        replica=replica,
     )
     cycle = PaymentCycle(payments)
     webhook_sender = None

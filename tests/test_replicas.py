@@ -18,17 +18,27 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from sqlalchemy import select
+from telegram import Bot
 
 from bot.jobs import POLL_REQUESTS, Timings
 from bot.replica import LeaseTimes, Replica, StandbyNudge
+from bot.sender import OutboxSender
 from bot.services import PollGate
+from bot.texts import Texts
 from fakes.okx import FakeOkx
+from fakes.stub_exchange import StubExchange
 from fakes.telegram import FakeTelegram
+from payments import outbox as ob
+from payments.catalog import load_catalog
 from payments.clock import ManualClock
+from payments.config import PaymentSettings
+from payments.core import Payments
+from payments.customers import ensure_customer
 from payments.lease import Lease, LeaseStore
 from payments.signals import POLL, Signals
 from payments.storage import Database
@@ -248,6 +258,116 @@ async def test_the_running_primary_polls_when_a_standby_passes_a_tap_on(tmp_path
     async with BotWorld.open(tmp_path / "one") as world, world.running() as application:
         assert application.job_queue is not None  # SQLite: one replica, nothing to look for
         assert application.job_queue.get_jobs_by_name(POLL_REQUESTS) == ()
+
+
+# --- in process: two outbox senders, one of them paused inside a call ---------------------------
+
+CUSTOMER_ID, ADMINS = 4242, (901, 902)
+
+
+@contextlib.asynccontextmanager
+async def two_senders(
+    db: Database, clock: ManualClock, tg: FakeTelegram
+) -> AsyncIterator[tuple[tuple[Host, OutboxSender], tuple[Host, OutboxSender]]]:
+    """Replicas A (primary) and B (standby) on one database, each with its own lease holder,
+    Bot API client and outbox sender (the whole run's time is the hosts' hand-moved clocks)."""
+    payments = Payments.wire(db, StubExchange(), load_catalog(), PaymentSettings(), clock)
+    texts = Texts(ZoneInfo("UTC"))
+    for user in (CUSTOMER_ID, *ADMINS):
+        tg.user(user, first_name=f"User{user}")
+    a, b = host(db, clock, "host-a:1:aa"), host(db, clock, "host-b:2:bb")
+    assert await a.replica.renew() is True
+    assert await b.replica.renew() is False
+    async with (
+        Bot(tg.token, base_url=tg.base_url) as bot_a,
+        Bot(tg.token, base_url=tg.base_url) as bot_b,
+    ):
+
+        def sender(bot: Bot, h: Host) -> OutboxSender:
+            return OutboxSender(
+                bot,
+                payments,
+                payments.customers,
+                payments.photos,
+                texts,
+                ADMINS,
+                replica=h.replica,
+                monotonic=lambda: h.mono[0],
+            )
+
+        yield (a, sender(bot_a, a)), (b, sender(bot_b, b))
+
+
+async def write(db: Database, clock: ManualClock, invoice: str, *, admins: bool = False) -> None:
+    """One message, as the payments core writes it: a customer's "payment seen" for ``invoice``,
+    or an alert to the admins."""
+    async with db.transaction() as conn:
+        await ensure_customer(conn, CUSTOMER_ID, clock.now_ms())
+        await ob.enqueue(
+            conn,
+            key=f"{'alert' if admins else 'seen'}:{invoice}",
+            audience="admins" if admins else "customer",
+            customer_id=CUSTOMER_ID,
+            kind="admin.test_alert" if admins else "payment.detected",
+            payload={"invoice_id": invoice, "received": "29", "currency": "USDT"},
+            now_ms=clock.now_ms(),
+        )
+
+
+def received(tg: FakeTelegram, chat_id: int, invoice: str) -> int:
+    return sum(invoice in m.plain for m in tg.bot_messages(chat_id))
+
+
+async def test_a_paused_primary_repeats_at_most_the_message_it_was_inside(
+    db: Database, clock: ManualClock
+) -> None:
+    """A stalls inside its first sendMessage; its lease and its claim lapse, B takes over and
+    sends all five; then A wakes up. The customer has each message once, but for the one A
+    was inside when it stopped (that one may arrive twice)."""
+    invoices = [f"INV0000{i}" for i in range(1, 6)]
+    with FakeTelegram() as tg:
+        async with two_senders(db, clock, tg) as ((a, sender_a), (b, sender_b)):
+            for invoice in invoices:
+                await write(db, clock, invoice)
+            hold = tg.hold_next("sendMessage", chat_id=CUSTOMER_ID)
+            run_a = asyncio.create_task(sender_a.send_due())
+            await tg.wait_for(hold.arrived.is_set, what="A inside its first sendMessage")
+            advance(clock, [a, b], 61)  # A is paused past its lease and its claim
+            assert await b.replica.renew() is True
+            report_b = await sender_b.send_due()
+            assert report_b.sent == 5, report_b
+            assert [received(tg, CUSTOMER_ID, i) for i in invoices] == [1, 1, 1, 1, 1]
+            hold.release()
+            report_a = await asyncio.wait_for(run_a, timeout=10)
+            counts = [received(tg, CUSTOMER_ID, i) for i in invoices]
+            assert counts[0] <= 2 and counts[1:] == [1, 1, 1, 1], (counts, report_a)
+            assert report_a.sent == 0
+
+
+async def test_the_lease_row_stops_a_primary_whose_own_clock_says_it_is_still_primary(
+    db: Database, clock: ManualClock
+) -> None:
+    """The hosts' clocks disagree: by its own clock A is still primary, but B took the lease
+    over by the rows' clock. A, inside its first admin's copy of an alert, sends nothing more:
+    the claim re-asserted with the lease fails before the second admin's copy."""
+    with FakeTelegram() as tg:
+        async with two_senders(db, clock, tg) as ((a, sender_a), (b, sender_b)):
+            await write(db, clock, "INV00007", admins=True)
+            await write(db, clock, "INV00008", admins=True)
+            hold = tg.hold_next("sendMessage", chat_id=ADMINS[0])
+            run_a = asyncio.create_task(sender_a.send_due())
+            await tg.wait_for(hold.arrived.is_set, what="A inside the first admin's copy")
+            advance(clock, [b], 61)  # the rows' clock and B's: A's own clock stands still
+            assert a.primary()
+            assert await b.replica.renew() is True
+            report_b = await sender_b.send_due()
+            assert report_b.sent == 2, report_b
+            hold.release()
+            report_a = await asyncio.wait_for(run_a, timeout=10)
+            assert received(tg, ADMINS[0], "INV00007") <= 2  # the copy A was inside
+            assert received(tg, ADMINS[1], "INV00007") == 1, report_a
+            assert [received(tg, admin, "INV00008") for admin in ADMINS] == [1, 1]
+            assert (report_a.sent, report_a.skipped) == (0, 1), report_a
 
 
 # --- as processes, on PostgreSQL -----------------------------------------------------------------
