@@ -18,31 +18,23 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from sqlalchemy import select
-from telegram import Bot
 
 from bot.jobs import POLL_REQUESTS, Timings
 from bot.replica import LeaseTimes, Replica, StandbyNudge
 from bot.sender import OutboxSender
 from bot.services import PollGate
-from bot.texts import Texts
 from fakes.okx import FakeOkx
-from fakes.stub_exchange import StubExchange
 from fakes.telegram import FakeTelegram
-from payments import outbox as ob
-from payments.catalog import load_catalog
 from payments.clock import ManualClock
-from payments.config import PaymentSettings
-from payments.core import Payments
-from payments.customers import ensure_customer
 from payments.lease import Lease, LeaseStore
 from payments.signals import POLL, Signals
 from payments.storage import Database
 from payments.storage.schema import leases, outbox
+from tests import outbox_kit
 from tests.botkit import (
     HISTORY,
     BotWorld,
@@ -53,6 +45,7 @@ from tests.botkit import (
     amount_of,
 )
 from tests.conftest import PG_URL
+from tests.outbox_kit import ADMINS, CUSTOMER_ID, received, write
 from tests.test_bot_main import ROOT, _env, free_port
 
 POLL_SECONDS = 2
@@ -262,60 +255,21 @@ async def test_the_running_primary_polls_when_a_standby_passes_a_tap_on(tmp_path
 
 # --- in process: two outbox senders, one of them paused inside a call ---------------------------
 
-CUSTOMER_ID, ADMINS = 4242, (901, 902)
-
 
 @contextlib.asynccontextmanager
 async def two_senders(
     db: Database, clock: ManualClock, tg: FakeTelegram
 ) -> AsyncIterator[tuple[tuple[Host, OutboxSender], tuple[Host, OutboxSender]]]:
     """Replicas A (primary) and B (standby) on one database, each with its own lease holder,
-    Bot API client and outbox sender (the whole run's time is the hosts' hand-moved clocks)."""
-    payments = Payments.wire(db, StubExchange(), load_catalog(), PaymentSettings(), clock)
-    texts = Texts(ZoneInfo("UTC"))
-    for user in (CUSTOMER_ID, *ADMINS):
-        tg.user(user, first_name=f"User{user}")
+    Bot API client and outbox sender (a run's time is its host's hand-moved clock)."""
     a, b = host(db, clock, "host-a:1:aa"), host(db, clock, "host-b:2:bb")
     assert await a.replica.renew() is True
     assert await b.replica.renew() is False
     async with (
-        Bot(tg.token, base_url=tg.base_url) as bot_a,
-        Bot(tg.token, base_url=tg.base_url) as bot_b,
+        outbox_kit.sender(db, clock, tg, replica=a.replica, monotonic=lambda: a.mono[0]) as sa,
+        outbox_kit.sender(db, clock, tg, replica=b.replica, monotonic=lambda: b.mono[0]) as sb,
     ):
-
-        def sender(bot: Bot, h: Host) -> OutboxSender:
-            return OutboxSender(
-                bot,
-                payments,
-                payments.customers,
-                payments.photos,
-                texts,
-                ADMINS,
-                replica=h.replica,
-                monotonic=lambda: h.mono[0],
-            )
-
-        yield (a, sender(bot_a, a)), (b, sender(bot_b, b))
-
-
-async def write(db: Database, clock: ManualClock, invoice: str, *, admins: bool = False) -> None:
-    """One message, as the payments core writes it: a customer's "payment seen" for ``invoice``,
-    or an alert to the admins."""
-    async with db.transaction() as conn:
-        await ensure_customer(conn, CUSTOMER_ID, clock.now_ms())
-        await ob.enqueue(
-            conn,
-            key=f"{'alert' if admins else 'seen'}:{invoice}",
-            audience="admins" if admins else "customer",
-            customer_id=CUSTOMER_ID,
-            kind="admin.test_alert" if admins else "payment.detected",
-            payload={"invoice_id": invoice, "received": "29", "currency": "USDT"},
-            now_ms=clock.now_ms(),
-        )
-
-
-def received(tg: FakeTelegram, chat_id: int, invoice: str) -> int:
-    return sum(invoice in m.plain for m in tg.bot_messages(chat_id))
+        yield (a, sa), (b, sb)
 
 
 async def test_a_paused_primary_repeats_at_most_the_message_it_was_inside(
@@ -352,8 +306,8 @@ async def test_the_lease_row_stops_a_primary_whose_own_clock_says_it_is_still_pr
     the claim re-asserted with the lease fails before the second admin's copy."""
     with FakeTelegram() as tg:
         async with two_senders(db, clock, tg) as ((a, sender_a), (b, sender_b)):
-            await write(db, clock, "INV00007", admins=True)
-            await write(db, clock, "INV00008", admins=True)
+            await write(db, clock, "INV00007", "alert")
+            await write(db, clock, "INV00008", "alert")
             hold = tg.hold_next("sendMessage", chat_id=ADMINS[0])
             run_a = asyncio.create_task(sender_a.send_due())
             await tg.wait_for(hold.arrived.is_set, what="A inside the first admin's copy")
