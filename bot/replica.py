@@ -29,7 +29,8 @@ message's claim together with the lease in one compare-and-set (:func:`payments.
 a message whose claim or lease was lost is skipped and given back. Two senders therefore never
 send the same message, except the one call a process was inside when it was paused past its
 lease: once that message's claim lapses the next holder sends it again, and the customer may see
-it twice. (An admin alert is one message to every admin: one left half-sent goes again to all.)
+it twice. (An admin alert goes to every admin; the admins it reached are recorded with it, so
+the next holder completes a half-sent alert rather than repeating it.)
 
 The deposit poll is not fenced (it would put the lease row in every poll transaction) and does
 not need to be: deposits are stored once by OKX's id (INSERT ... ON CONFLICT DO NOTHING), every

@@ -47,7 +47,6 @@ from payments.photos import InvoiceMessages
 log = logging.getLogger(__name__)
 
 CONCURRENT_RECIPIENTS = 8
-ADMIN_MEMORY = 1000  # admin alerts waiting for a retry whose delivered admins are remembered
 # One Bot API call's usual longest time (python-telegram-bot's time-outs: 5 s to connect, 5 s
 # to read), capped by the lease (see :func:`run_times`).
 CALL_S = 10.0
@@ -129,7 +128,6 @@ class OutboxSender:
         self.budget_s, self.call_s = run_times(times)
         self._monotonic = monotonic
         self._lock = asyncio.Lock()
-        self._admins_done: dict[int, set[int]] = {}  # outbox id -> admins who have it
         self._fence: Lease | None = None  # the lease of the run under way
 
     def _now(self) -> int:
@@ -271,41 +269,31 @@ class OutboxSender:
         await self._send(message, message.customer_id, out)
 
     async def _to_admins(self, message: ob.OutboxMessage) -> None:
-        """Every admin once: when one send fails, the retry goes only to those who did not get
-        it (remembered in this process; after a crash an admin may see it twice). An admin who
-        blocked the bot, or for whom Telegram refuses it, is passed over."""
+        """Every admin once: each admin reached is recorded with the message, so a retry (or
+        whoever sends it next) goes only to those who did not get it. An admin who blocked the
+        bot, or for whom Telegram refuses it, is passed over."""
         out = self.renderer.admin(message.kind, message.payload)
-        done = self._admins_done.pop(message.id, set())
+        done = set(message.sent_to)
         retry: _Retry | None = None
         refused: _Refused | None = None
-        try:
-            for admin in self.admin_ids:
-                if admin in done:
-                    continue
-                try:
-                    await self._send(message, admin, out)
-                    done.add(admin)
-                except _Unreachable:
-                    log.warning("admin %s has blocked the bot or never started it", admin)
-                    done.add(admin)
-                except _Refused as exc:
-                    done.add(admin)
-                    refused = exc
-                except _Retry as exc:
-                    retry = exc
-        except _Lost:
-            self._remember(message.id, done)
-            raise
+        for admin in self.admin_ids:
+            if admin in done:
+                continue
+            try:
+                await self._send(message, admin, out)
+            except _Unreachable:
+                log.warning("admin %s has blocked the bot or never started it", admin)
+            except _Refused as exc:
+                refused = exc
+            except _Retry as exc:
+                retry = exc
+                continue
+            done.add(admin)
+            await ob.mark_reached(self.payments.db, message, done)
         if retry is not None:
-            self._remember(message.id, done)
             raise retry
         if refused is not None:
             raise refused
-
-    def _remember(self, message_id: int, done: set[int]) -> None:
-        self._admins_done[message_id] = done
-        while len(self._admins_done) > ADMIN_MEMORY:
-            self._admins_done.pop(next(iter(self._admins_done)))
 
     async def _edit_photos(
         self, message: ob.OutboxMessage, view: InvoiceView, lang: str | None, *, ended: bool

@@ -10,8 +10,9 @@ Fencing: a sender hands its :class:`~payments.lease.Lease` to :func:`claim_batch
 claim's transaction) and to :func:`reassert` right before each outside call for a message (one
 compare-and-set on the claim token and the lease). A sender that was paused past its lease
 therefore claims nothing and skips what it had claimed; only the call it was inside when it
-stopped can repeat. The outcome (:func:`mark_sent` ...) is recorded under the claim token alone:
-a message that went out is recorded as sent even if the lease lapsed meanwhile.
+stopped can repeat. The outcome (:func:`mark_sent` ..., and :func:`mark_reached` for each admin
+an alert reached) is recorded under the claim token alone: a message that went out is recorded
+as sent even if the lease lapsed meanwhile.
 
 Order: per recipient (a customer; the admins as one audience) a message is claimed only when no
 earlier one to the same recipient is still pending (waiting for a retry, or claimed), so
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, cast
@@ -70,6 +71,7 @@ class OutboxMessage:
     attempts: int
     created_at: int
     claim_token: str
+    sent_to: frozenset[int] = frozenset()  # an admin alert: the admins it already reached
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -220,6 +222,7 @@ async def claim_batch(
                 outbox.c.payload,
                 outbox.c.attempts,
                 outbox.c.created_at,
+                outbox.c.sent_to,
             )
             .where(
                 outbox.c.status == PENDING,
@@ -250,6 +253,7 @@ async def claim_batch(
             attempts=row.attempts,
             created_at=row.created_at,
             claim_token=token,
+            sent_to=frozenset(json.loads(row.sent_to)) if row.sent_to else frozenset(),
         )
         for row in rows
     ]
@@ -314,6 +318,17 @@ async def mark_sent(db: Database, message: OutboxMessage, *, now_ms: int) -> boo
             update(outbox)
             .where(*_claimed(message))
             .values(status=SENT, sent_at=now_ms, claimed_until=0, claim_token=None)
+        )
+    return int(result.rowcount or 0) == 1
+
+
+async def mark_reached(db: Database, message: OutboxMessage, sent_to: Collection[int]) -> bool:
+    """Record the admins an alert has reached so far (under the claim token, like an outcome):
+    whoever sends it next, after a retry, a crash or a take-over, skips them. False if the
+    claim was lost."""
+    async with db.transaction() as conn:
+        result = await conn.execute(
+            update(outbox).where(*_claimed(message)).values(sent_to=json.dumps(sorted(sent_to)))
         )
     return int(result.rowcount or 0) == 1
 

@@ -432,3 +432,17 @@ async def test_a_claim_taken_over_is_not_reasserted_and_a_released_one_is_free_a
     assert await claim_batch(db, now_ms=clock.now_ms()) == []  # held for the call
     await release(db, [taken])
     assert (await claim_one(db, clock)).id == taken.id
+
+
+async def test_the_admins_an_alert_reached_are_kept_for_whoever_sends_it_next(
+    db: Database, clock: ManualClock
+) -> None:
+    await put(db, clock, "alert", customer=None)
+    first = await claim_one(db, clock)
+    assert first.sent_to == frozenset()
+    assert await outbox.mark_reached(db, first, {901})
+    await mark_retry(db, first, now_ms=clock.now_ms(), error="429 for admin 902")
+    clock.advance(HOUR_MS)
+    again = await claim_one(db, clock)
+    assert again.sent_to == {901}
+    assert not await outbox.mark_reached(db, first, {901, 902})  # an old claim records nothing

@@ -324,6 +324,27 @@ async def test_the_lease_row_stops_a_primary_whose_own_clock_says_it_is_still_pr
             assert (report_a.sent, report_a.skipped) == (0, 1), report_a
 
 
+async def test_an_alert_the_paused_primary_left_half_sent_is_completed_not_repeated(
+    db: Database, clock: ManualClock
+) -> None:
+    """A has sent an alert to the first admin and stalls inside the second admin's copy; B,
+    taking over, sends it to the second admin only (the first admin reached is recorded with
+    the message)."""
+    with FakeTelegram() as tg:
+        async with two_senders(db, clock, tg) as ((a, sender_a), (b, sender_b)):
+            await write(db, clock, "INV00009", "alert")
+            hold = tg.hold_next("sendMessage", chat_id=ADMINS[1])
+            run_a = asyncio.create_task(sender_a.send_due())
+            await tg.wait_for(hold.arrived.is_set, what="A inside the second admin's copy")
+            advance(clock, [a, b], 61)
+            assert await b.replica.renew() is True
+            assert (await sender_b.send_due()).sent == 1
+            hold.release()
+            await asyncio.wait_for(run_a, timeout=10)
+            assert received(tg, ADMINS[0], "INV00009") == 1
+            assert received(tg, ADMINS[1], "INV00009") <= 2  # the copy A was inside
+
+
 # --- as processes, on PostgreSQL -----------------------------------------------------------------
 
 
