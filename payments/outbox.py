@@ -176,15 +176,20 @@ def _held_back() -> ColumnElement[bool]:
     goes to all of them, one row each). Each branch is an index lookup on
     (audience, status, customer_id)."""
     earlier = outbox.alias("earlier")
-    pending_before = (
-        earlier.c.audience == outbox.c.audience,
-        earlier.c.status == PENDING,
-        earlier.c.id < outbox.c.id,
+
+    def pending_before(audience: Audience) -> ColumnElement[bool]:
+        return and_(
+            earlier.c.audience == audience,
+            earlier.c.status == PENDING,
+            earlier.c.id < outbox.c.id,
+        )
+
+    to_customer = exists().where(
+        pending_before("customer"), earlier.c.customer_id == outbox.c.customer_id
     )
-    to_customer = exists().where(*pending_before, earlier.c.customer_id == outbox.c.customer_id)
     return or_(
         and_(outbox.c.audience == "customer", to_customer),
-        and_(outbox.c.audience == "admins", exists().where(*pending_before)),
+        and_(outbox.c.audience == "admins", exists().where(pending_before("admins"))),
     )
 
 
