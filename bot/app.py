@@ -204,7 +204,7 @@ async def open_services(
         texts,
         settings.admin_ids,
         on_unreachable=seen.forget,
-        allowed=lambda: replica.primary,
+        replica=replica,
     )
     cycle = PaymentCycle(payments)
     # each POST must end while this replica surely still holds the lease: its time-out (and a

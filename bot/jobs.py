@@ -74,12 +74,14 @@ async def send_outbox(context: BotContext) -> None:
         report = await context.services.sender.send_due()
     finally:
         context.services.heartbeats.beat(OUTBOX)
-    if report.retried or report.unreachable:
+    if report.retried or report.unreachable or report.failed or report.skipped:
         log.info(
-            "outbox: %d sent, %d to retry, %d unreachable",
+            "outbox: %d sent, %d to retry, %d unreachable, %d refused, %d left to the lease holder",
             report.sent,
             report.retried,
             report.unreachable,
+            report.failed,
+            report.skipped,
         )
 
 

@@ -17,15 +17,27 @@ take-over bound is TTL + R = 7 R instead.
 
 The holder counts itself primary until R before its row lapses, timed by its own monotonic
 clock from the start of the renewal that succeeded; with the hosts' clocks in step it stops
-starting singleton runs before anyone else may take over. Only a run already in flight can
-overlap the next holder's first runs, and that is harmless by construction, which is why the
-writes are not fenced with :func:`payments.lease.still_held` (it would put the lease row in
-every poll transaction): deposits are stored once by OKX's id (INSERT ... ON CONFLICT DO
-NOTHING), every invoice transition is a compare-and-set that rolls back and decides again
-from fresh rows when another writer got there first, an invoice credits at most one
-subscription period (unique), messages and merchant events are written once per dedupe key,
-and outbox messages and webhook deliveries are claimed with ``FOR UPDATE SKIP LOCKED`` plus a
-claim token, so two senders never send the same row. An overlap costs an extra OKX request.
+starting singleton runs before anyone else may take over. That alone does not stop a run already
+going, nor a process paused in the middle of one (it notices nothing when it wakes up), so a run
+whose repeats would be seen outside (a message sent twice) is fenced by the lease
+(:mod:`payments.lease`).
+
+The outbox sender (:mod:`bot.sender`) starts a run only when it stays primary for the run's
+time budget plus one call (together at most R), claims its messages in a transaction that checks
+the lease, and right before each Bot API call checks :meth:`Replica.live` and re-asserts the
+message's claim together with the lease in one compare-and-set (:func:`payments.outbox.reassert`);
+a message whose claim or lease was lost is skipped and given back. Two senders therefore never
+send the same message, except the one call a process was inside when it was paused past its
+lease: once that message's claim lapses the next holder sends it again, and the customer may see
+it twice. (An admin alert goes to every admin; the admins it reached are recorded with it, so
+the next holder completes a half-sent alert rather than repeating it.)
+
+The deposit poll is not fenced (it would put the lease row in every poll transaction) and does
+not need to be: deposits are stored once by OKX's id (INSERT ... ON CONFLICT DO NOTHING), every
+invoice transition is a compare-and-set that rolls back and decides again from fresh rows when
+another writer got there first, an invoice credits at most one subscription period (unique),
+and messages and merchant events are written once per dedupe key. An overlap costs an extra OKX
+request.
 
 SQLite means one process, which always takes the lease at start-up (its own lapsed lease too).
 """

@@ -8,9 +8,11 @@
 
 It answers PTB's form-encoded, multipart and JSON requests with Telegram's envelope and shapes,
 long-polls ``getUpdates``, POSTs updates to a webhook, serves uploaded files and injects faults
-(``fail_next``, ``block``, ``delay_ms``). Users, messages and controls (``send_text``, ``press``,
-``messages`` ...) come from :class:`fakes.telegram_state.TelegramState`; channels, groups,
-members, invite links and join requests (``add_chat``, ``join_by_link``, ``members`` ...) from
+(``fail_next``, ``block``, ``delay_ms``, and ``hold_next``: a request held until the test
+lets it through, as for a process paused inside a call). Users, messages and controls
+(``send_text``, ``press``, ``messages`` ...) come from
+:class:`fakes.telegram_state.TelegramState`; channels, groups, members, invite links and join
+requests (``add_chat``, ``join_by_link``, ``members`` ...) from
 :class:`fakes.telegram_chats.TelegramChats`. ``allowed_updates`` is remembered between calls and
 by default excludes ``chat_member``, as on Telegram.
 
@@ -80,6 +82,22 @@ class _Fault:
     description: str | None
 
 
+@dataclass
+class Hold:
+    """One request held by :meth:`FakeTelegram.hold_next`: ``arrived`` is set when it reached
+    the fake, which answers it (normally) once :meth:`release` is called."""
+
+    method: str  # lower-case name, or "*" for any
+    chat_id: int | None
+    arrived: threading.Event
+    released: threading.Event
+    wake: Callable[[], None]  # the fake's: its loop looks at ``released`` again
+
+    def release(self) -> None:
+        self.released.set()
+        self.wake()
+
+
 class FakeTelegram(TelegramState, LoopbackServer):
     """The fake Bot API server; see the module docstring."""
 
@@ -102,6 +120,7 @@ class FakeTelegram(TelegramState, LoopbackServer):
         self.base_url = ""  # http://127.0.0.1:PORT/bot, for ApplicationBuilder().base_url()
         self.base_file_url = ""
         self._faults: list[_Fault] = []
+        self._holds: list[Hold] = []
         self._rate = 0.0  # fail_rate: the share of calls that fail, and how
         self._rate_kinds: tuple[str, ...] = ()
         self._rate_hang_s: float | None = None
@@ -193,10 +212,30 @@ class FakeTelegram(TelegramState, LoopbackServer):
             self._rate_hang_s = hang_s
             self._rate_random = random.Random(seed)
 
+    def hold_next(self, method: str, chat_id: int | None = None) -> Hold:
+        """The next call of ``method`` ("*": any; for ``chat_id`` only) waits in the fake until
+        the returned hold is released (or the fake stops), then is answered as usual."""
+        hold = Hold(method.lower(), chat_id, threading.Event(), threading.Event(), self._notify)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
+    def _take_hold(self, method: str, params: dict[str, Any]) -> Hold | None:
+        with self._lock:
+            for i, hold in enumerate(self._holds):
+                if hold.method in ("*", method.lower()) and (
+                    hold.chat_id is None or str(hold.chat_id) == str(params.get("chat_id"))
+                ):
+                    return self._holds.pop(i)
+        return None
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
             self._blocked.clear()
+            for hold in self._holds:
+                hold.release()
+            self._holds.clear()
             self._rate = 0.0
 
     def reset(self) -> None:
@@ -260,6 +299,12 @@ class FakeTelegram(TelegramState, LoopbackServer):
         polling = method == "getUpdates"
         self._in_flight += 0 if polling else 1
         try:
+            hold = self._take_hold(method, params) if early is None else None
+            if hold is not None:
+                hold.arrived.set()
+                assert self._stopping is not None
+                while not hold.released.is_set() and not self._stopping.is_set():
+                    await self._waiter()
             if self.delay_ms:
                 await asyncio.sleep(self.delay_ms / 1000)
             if early is not None:

@@ -6,24 +6,39 @@ sent / for retry / unreachable. A claim is a time-limited lease on the row plus 
 a sender that crashes after claiming simply lets the claim lapse and the message is sent again
 later. A crash can repeat a message, never lose one.
 
+Fencing: a sender hands its :class:`~payments.lease.Lease` to :func:`claim_batch` (checked in the
+claim's transaction) and to :func:`reassert` right before each outside call for a message (one
+compare-and-set on the claim token and the lease). A sender that was paused past its lease
+therefore claims nothing and skips what it had claimed; only the call it was inside when it
+stopped can repeat. The outcome (:func:`mark_sent` ..., and :func:`mark_reached` for each admin
+an alert reached) is recorded under the claim token alone: a message that went out is recorded
+as sent even if the lease lapsed meanwhile.
+
+Order: per recipient (a customer; the admins as one audience) a message is claimed only when no
+earlier one to the same recipient is still pending (waiting for a retry, or claimed), so
+messages arrive in the order they were written, across retries and senders. A message given up
+(``failed``) or ``unreachable`` no longer holds the later ones.
+
 Statuses: ``pending`` (to send, possibly waiting for ``next_attempt_at``), ``sent``, ``failed``
-(gave up after :data:`GIVE_UP_AFTER_MS`), ``unreachable`` (the customer blocked the bot).
+(gave up after :data:`GIVE_UP_AFTER_MS`, or refused outright), ``unreachable`` (the customer
+blocked the bot).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, cast
 
-from sqlalchemy import String, func, select, update
+from sqlalchemy import ColumnElement, String, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payments.clock import DAY_MS, HOUR_MS
 from payments.customers import set_unreachable
+from payments.lease import Lease, held_clause, holds
 from payments.storage.db import Database, insert_ignore
 from payments.storage.schema import outbox
 
@@ -56,6 +71,7 @@ class OutboxMessage:
     attempts: int
     created_at: int
     claim_token: str
+    sent_to: frozenset[int] = frozenset()  # an admin alert: the admins it already reached
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -154,19 +170,54 @@ async def enqueue_rows(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]])
 # --- sending ---------------------------------------------------------------------------------
 
 
-async def claim_batch(
-    db: Database, *, now_ms: int, limit: int = 50, lease_ms: int = 60_000
-) -> list[OutboxMessage]:
-    """Claim up to ``limit`` due messages, oldest first, for ``lease_ms`` (own transaction).
+def _held_back() -> ColumnElement[bool]:
+    """An earlier message to the same recipient is still pending (waiting or claimed): this one
+    waits for it. Customers are recipients one by one; the admins are one audience (every alert
+    goes to all of them, one row each). Each branch is an index lookup on
+    (audience, status, customer_id)."""
+    earlier = outbox.alias("earlier")
 
-    PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so concurrent claimers never get the same row;
-    SQLite: the write transaction is exclusive. A claim that is never marked lapses after
-    ``lease_ms`` and the message becomes claimable again.
+    def pending_before(audience: Audience) -> ColumnElement[bool]:
+        return and_(
+            earlier.c.audience == audience,
+            earlier.c.status == PENDING,
+            earlier.c.id < outbox.c.id,
+        )
+
+    to_customer = exists().where(
+        pending_before("customer"), earlier.c.customer_id == outbox.c.customer_id
+    )
+    return or_(
+        and_(outbox.c.audience == "customer", to_customer),
+        and_(outbox.c.audience == "admins", exists().where(pending_before("admins"))),
+    )
+
+
+async def claim_batch(
+    db: Database,
+    *,
+    now_ms: int,
+    limit: int = 50,
+    lease_ms: int = 60_000,
+    fence: Lease | None = None,
+    lease_now_ms: int | None = None,
+) -> list[OutboxMessage]:
+    """Claim up to ``limit`` due messages, oldest first, for ``lease_ms`` (own transaction): at
+    most one per recipient, the earliest still pending (see the module's note on order).
+
+    ``fence``: claim only while this lease is held (checked in the same transaction, at
+    ``lease_now_ms``, the lease rows' clock; default ``now_ms``); nothing otherwise. PostgreSQL:
+    ``FOR UPDATE SKIP LOCKED``, so concurrent claimers never get the same row; SQLite: the write
+    transaction is exclusive. A claim that is never marked lapses after ``lease_ms`` and the
+    message becomes claimable again.
     """
     if limit <= 0 or lease_ms <= 0:
         raise ValueError("limit and lease_ms must be positive")
     token = secrets.token_hex(16)
     async with db.transaction() as conn:
+        lease_now = now_ms if lease_now_ms is None else lease_now_ms
+        if not await holds(conn, fence, now_ms=lease_now):
+            return []
         stmt = (
             select(
                 outbox.c.id,
@@ -176,17 +227,19 @@ async def claim_batch(
                 outbox.c.payload,
                 outbox.c.attempts,
                 outbox.c.created_at,
+                outbox.c.sent_to,
             )
             .where(
                 outbox.c.status == PENDING,
                 outbox.c.next_attempt_at <= now_ms,
                 outbox.c.claimed_until <= now_ms,
+                ~_held_back(),
             )
             .order_by(outbox.c.id)
             .limit(limit)
         )
         if conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True)
+            stmt = stmt.with_for_update(skip_locked=True, of=outbox)
         rows = (await conn.execute(stmt)).all()
         if not rows:
             return []
@@ -205,9 +258,53 @@ async def claim_batch(
             attempts=row.attempts,
             created_at=row.created_at,
             claim_token=token,
+            sent_to=frozenset(json.loads(row.sent_to)) if row.sent_to else frozenset(),
         )
         for row in rows
     ]
+
+
+async def reassert(
+    db: Database,
+    message: OutboxMessage,
+    *,
+    now_ms: int,
+    hold_ms: int,
+    fence: Lease | None = None,
+    lease_now_ms: int | None = None,
+) -> bool:
+    """Right before an outside call for ``message``: is the claim still ours (and, with
+    ``fence``, the lease still held)? If so it now lasts ``hold_ms`` from ``now_ms``, long
+    enough for the call; False means skip the message (another sender took it over, or this
+    one lost the lease). One compare-and-set statement, in its own transaction."""
+    if hold_ms <= 0:
+        raise ValueError("hold_ms must be positive")
+    lease_now = now_ms if lease_now_ms is None else lease_now_ms
+    clauses = list(_claimed(message))
+    if fence is not None:
+        clauses.append(held_clause(fence, now_ms=lease_now))
+    async with db.transaction() as conn:
+        kept = (
+            await conn.execute(
+                update(outbox)
+                .where(*clauses)
+                .values(claimed_until=now_ms + hold_ms)
+                .returning(outbox.c.id)
+            )
+        ).first()
+    return kept is not None
+
+
+async def release(db: Database, messages: Sequence[OutboxMessage]) -> None:
+    """Give claims up unsent (a sender stopping early): claimable again at once. Only claims
+    still ours are touched, so a stale release changes nothing."""
+    if not messages:
+        return
+    async with db.transaction() as conn:
+        for message in messages:
+            await conn.execute(
+                update(outbox).where(*_claimed(message)).values(claimed_until=0, claim_token=None)
+            )
 
 
 def _claimed(message: OutboxMessage) -> Sequence[Any]:
@@ -226,6 +323,17 @@ async def mark_sent(db: Database, message: OutboxMessage, *, now_ms: int) -> boo
             update(outbox)
             .where(*_claimed(message))
             .values(status=SENT, sent_at=now_ms, claimed_until=0, claim_token=None)
+        )
+    return int(result.rowcount or 0) == 1
+
+
+async def mark_reached(db: Database, message: OutboxMessage, sent_to: Collection[int]) -> bool:
+    """Record the admins an alert has reached so far (under the claim token, like an outcome):
+    whoever sends it next, after a retry, a crash or a take-over, skips them. False if the
+    claim was lost."""
+    async with db.transaction() as conn:
+        result = await conn.execute(
+            update(outbox).where(*_claimed(message)).values(sent_to=json.dumps(sorted(sent_to)))
         )
     return int(result.rowcount or 0) == 1
 
@@ -260,6 +368,25 @@ async def mark_retry(
                 status=FAILED if gave_up else PENDING,
                 attempts=outbox.c.attempts + 1,
                 next_attempt_at=now_ms + delay,
+                claimed_until=0,
+                claim_token=None,
+                last_error=error[:_ERROR_MAX],
+            )
+        )
+
+
+async def mark_failed(db: Database, message: OutboxMessage, *, now_ms: int, error: str) -> None:
+    """Telegram refused the message outright (a bad request no retry can fix): give up now, so
+    it does not hold the recipient's later messages for days. ``error`` as for
+    :func:`mark_retry`."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            update(outbox)
+            .where(*_claimed(message))
+            .values(
+                status=FAILED,
+                attempts=outbox.c.attempts + 1,
+                next_attempt_at=now_ms,
                 claimed_until=0,
                 claim_token=None,
                 last_error=error[:_ERROR_MAX],

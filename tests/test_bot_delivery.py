@@ -1,5 +1,6 @@
 """What the outbox tells a customer, and when: expiry, activation after a restart, activation
-through Telegram's faults (429, 5xx, a blocked bot), and the reminders before a subscription ends.
+through Telegram's faults (429, 5xx, a blocked bot), messages in the order they were written
+through retries, and the reminders before a subscription ends.
 The real Application against the fake Bot API and the fake OKX; time for payments is the test's
 ManualClock."""
 
@@ -8,9 +9,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from payments.clock import DAY_MS, MINUTE_MS
+import pytest
+
+from fakes.telegram import FakeTelegram
+from payments.clock import DAY_MS, MINUTE_MS, ManualClock
+from payments.storage import Database
 from payments.storage.schema import customers, outbox, subscriptions
+from tests import outbox_kit
 from tests.botkit import BotWorld, Customer, address_of, amount_of, invoice_id_of
+from tests.conftest import backends
+from tests.outbox_kit import CUSTOMER_ID, write
 
 # --- expiry --------------------------------------------------------------------------------------
 
@@ -133,6 +141,56 @@ async def test_activation_survives_429_and_502_and_a_blocked_customer(tmp_path: 
         rows = {r["id"]: r["unreachable"] for r in await world.rows(customers)}
         assert rows[bob.id] is False
         assert "30 days left" in (await bob.send("/status")).plain
+
+
+# --- order per customer, through retries ---------------------------------------------------------
+
+SEEN, PAID = "Payment of 29 USDT", "Payment received"
+
+
+async def test_a_429_on_a_message_holds_the_later_ones_to_that_customer(
+    db: Database, clock: ManualClock
+) -> None:
+    """Telegram asks to retry the first message after 30 s: the second, whose own first retry
+    would come after 5 s, does not go first (one sender in process, no rate limiter)."""
+    with FakeTelegram() as tg:
+        async with outbox_kit.sender(db, clock, tg) as sender:
+            tg.fail_next("sendMessage", "429", chat_id=CUSTOMER_ID, retry_after=30)
+            await write(db, clock, "INV00021", "detected")
+            await write(db, clock, "INV00021", "paid")
+            await sender.send_due()
+            clock.advance(6_000)
+            await sender.send_due()
+            assert tg.bot_messages(CUSTOMER_ID) == []
+            clock.advance(25_000)
+            report = await sender.send_due()
+            texts = [m.plain for m in tg.bot_messages(CUSTOMER_ID)]
+            assert len(texts) == 2 and SEEN in texts[0] and PAID in texts[1], texts
+            assert (report.sent, report.retried) == (2, 0)
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_after_a_network_error_a_later_message_still_comes_second(
+    tmp_path: Path, backend: str
+) -> None:
+    """ "Payment detected" fails on the network and waits for its retry; "Payment received",
+    written a second later, waits for it rather than arriving first."""
+    async with BotWorld.open(tmp_path, backend=backend) as world, world.running():
+        alice = world.customer(1201)
+        await alice.send("/start")
+        # three 502s: the request layer's two quick retries fail too; the outbox backs off 5 s
+        world.tg.fail_next("sendMessage", "502", count=3, chat_id=alice.id)
+        async with world.database() as db:
+            await write(db, world.clock, "INV00022", "detected", customer=alice.id)
+            assert "network" in await until_outbox(world, alice, "payment.detected", "pending", 1)
+            world.clock.advance(1_000)
+            await write(db, world.clock, "INV00022", "paid", customer=alice.id)
+        await world.tg.wait_idle(quiet_s=0.5)
+        assert alice.count("INV00022") == 0
+        world.clock.advance(5_000)
+        await alice.wait_text(PAID, timeout=15)
+        texts = [t for t in alice.texts() if "INV00022" in t]
+        assert len(texts) == 2 and SEEN in texts[0] and PAID in texts[1], texts
 
 
 # --- reminders and the end of a subscription -----------------------------------------------------

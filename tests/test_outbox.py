@@ -13,7 +13,16 @@ from sqlalchemy import select
 from payments import outbox
 from payments.clock import DAY_MS, HOUR_MS, ManualClock
 from payments.customers import ensure_customer
-from payments.outbox import OutboxMessage, backoff_ms, claim_batch, mark_retry, mark_sent
+from payments.lease import acquire
+from payments.outbox import (
+    OutboxMessage,
+    backoff_ms,
+    claim_batch,
+    mark_retry,
+    mark_sent,
+    reassert,
+    release,
+)
 from payments.storage import Database
 from payments.storage.schema import customers
 from payments.storage.schema import outbox as outbox_table
@@ -55,8 +64,8 @@ async def stats(db: Database) -> dict[str, int]:
         return await outbox.stats(conn)
 
 
-async def claim_one(db: Database, clock: ManualClock, **kwargs: int) -> OutboxMessage:
-    [message] = await claim_batch(db, now_ms=clock.now_ms(), **kwargs)
+async def claim_one(db: Database, clock: ManualClock, lease_ms: int = 60_000) -> OutboxMessage:
+    [message] = await claim_batch(db, now_ms=clock.now_ms(), lease_ms=lease_ms)
     return message
 
 
@@ -151,7 +160,7 @@ async def test_a_crashed_sender_s_claim_lapses_and_the_message_is_retried(
 
 async def test_concurrent_claims_never_share_a_message(db: Database, clock: ManualClock) -> None:
     for i in range(40):
-        await put(db, clock, f"m{i}")
+        await put(db, clock, f"m{i}", customer=100 + i)  # 40 recipients: 40 claimable at once
     batches = await asyncio.gather(
         *(claim_batch(db, now_ms=clock.now_ms(), limit=15) for _ in range(4))
     )
@@ -165,7 +174,7 @@ async def test_postgres_claims_skip_rows_another_claimer_has_locked(
     if db.dialect != "postgresql":
         pytest.skip("SKIP LOCKED is PostgreSQL's; SQLite transactions are exclusive")
     for i in range(3):
-        await put(db, clock, f"m{i}")
+        await put(db, clock, f"m{i}", customer=100 + i)
     async with db.transaction() as other:  # another replica, mid-claim on the oldest message
         locked = (
             await other.execute(
@@ -276,3 +285,164 @@ async def test_an_admin_message_about_a_customer_never_flags_that_customer(
             await conn.execute(select(customers.c.unreachable).where(customers.c.id == CUSTOMER))
         ).scalar_one()
     assert flag is False
+
+
+# --- order per recipient -------------------------------------------------------------------------
+
+
+async def claimed_keys(db: Database, clock: ManualClock) -> list[str]:
+    """Claim what is due now; the payloads' keys, oldest first."""
+    return [m.payload["invoice"] for m in await claim_batch(db, now_ms=clock.now_ms())]
+
+
+async def test_a_message_waits_while_an_earlier_one_to_its_customer_waits_for_a_retry(
+    db: Database, clock: ManualClock
+) -> None:
+    """Telegram said "retry after 30 s" for the first message: the second, due after the
+    usual 5 s, still waits for it, and so does one written a second later; other customers'
+    messages do not."""
+    await put(db, clock, "detected")
+    first = await claim_one(db, clock)
+    await mark_retry(db, first, now_ms=clock.now_ms(), error="429", retry_after_ms=30_000)
+    clock.advance(1_000)
+    await put(db, clock, "received")
+    await put(db, clock, "someone else's", customer=43)
+    assert await claimed_keys(db, clock) == ["someone else's"]
+    clock.advance(6_000)
+    assert await claimed_keys(db, clock) == []
+    clock.advance(30_000)
+    [again] = await claim_batch(db, now_ms=clock.now_ms())
+    assert again.payload["invoice"] == "detected"
+    assert await claimed_keys(db, clock) == []  # claimed is still pending: "received" waits
+    assert await mark_sent(db, again, now_ms=clock.now_ms())
+    assert await claimed_keys(db, clock) == ["received"]
+
+
+async def test_one_message_per_customer_per_claim_in_the_order_written(
+    db: Database, clock: ManualClock
+) -> None:
+    for key in ("a1", "a2", "a3"):
+        await put(db, clock, key)
+    await put(db, clock, "b1", customer=43)
+    sent: list[str] = []
+    while batch := await claim_batch(db, now_ms=clock.now_ms()):
+        for message in batch:
+            sent.append(message.payload["invoice"])
+            assert await mark_sent(db, message, now_ms=clock.now_ms())
+    assert sent == ["a1", "b1", "a2", "a3"]
+
+
+async def test_given_up_and_unreachable_messages_no_longer_hold_the_later_ones(
+    db: Database, clock: ManualClock
+) -> None:
+    await put(db, clock, "old")
+    clock.advance(3 * DAY_MS)
+    await put(db, clock, "new")
+    old = await claim_one(db, clock)
+    await mark_retry(db, old, now_ms=clock.now_ms(), error="network down")  # three days: failed
+    assert (await row(db, old.id)).status == "failed"
+    new = await claim_one(db, clock)
+    assert new.payload["invoice"] == "new"
+    await outbox.mark_unreachable(db, new, now_ms=clock.now_ms())  # blocked the bot ...
+    await put(db, clock, "after unblocking")  # ... then wrote again
+    assert await claimed_keys(db, clock) == ["after unblocking"]
+
+
+async def test_a_refused_message_is_given_up_at_once(db: Database, clock: ManualClock) -> None:
+    await put(db, clock, "refused")
+    await put(db, clock, "next")
+    refused = await claim_one(db, clock)
+    await outbox.mark_failed(db, refused, now_ms=clock.now_ms(), error="bad request: too long")
+    stored = await row(db, refused.id)
+    assert (stored.status, stored.attempts, stored.last_error) == (
+        "failed",
+        1,
+        "bad request: too long",
+    )
+    assert await claimed_keys(db, clock) == ["next"]
+
+
+async def test_admin_alerts_keep_their_order_and_never_hold_a_customer_s_messages(
+    db: Database, clock: ManualClock
+) -> None:
+    async with db.transaction() as conn:
+        await ensure_customer(conn, CUSTOMER, clock.now_ms())
+        for key in ("alert 1", "alert 2"):
+            await outbox.enqueue(
+                conn,
+                key=key,
+                audience="admins",
+                customer_id=CUSTOMER,  # the customer the alert is about
+                kind="admin.alert",
+                payload={"invoice": key},
+                now_ms=clock.now_ms(),
+            )
+    await put(db, clock, "to the customer")
+    await put(db, clock, "alert 3", customer=None)
+    first, to_customer = await claim_batch(db, now_ms=clock.now_ms())
+    assert [first.payload["invoice"], to_customer.payload["invoice"]] == [
+        "alert 1",
+        "to the customer",
+    ]
+    await mark_retry(db, first, now_ms=clock.now_ms(), error="429", retry_after_ms=10_000)
+    clock.advance(5_000)
+    assert await claimed_keys(db, clock) == []  # alerts 2 and 3 wait for alert 1
+    clock.advance(5_000)
+    assert await claimed_keys(db, clock) == ["alert 1"]
+
+
+# --- fencing -------------------------------------------------------------------------------------
+
+LEASE_TTL = 3_000
+
+
+async def test_a_sender_that_lost_the_lease_claims_nothing_and_skips_what_it_had(
+    db: Database, clock: ManualClock
+) -> None:
+    """The lease is held at the claim and re-asserted right before each call: a holder that
+    was paused past its lease learns it there, before sending anything more."""
+    old = await acquire(db, name="jobs", holder="A", now_ms=clock.now_ms(), ttl_ms=LEASE_TTL)
+    assert old is not None
+    await put(db, clock, "mine")
+    [mine] = await claim_batch(db, now_ms=clock.now_ms(), fence=old)
+    assert await reassert(db, mine, now_ms=clock.now_ms(), hold_ms=60_000, fence=old)
+    clock.advance(LEASE_TTL)  # A paused: its lease lapsed, B took it over
+    new = await acquire(db, name="jobs", holder="B", now_ms=clock.now_ms(), ttl_ms=LEASE_TTL)
+    assert new is not None and new.token == old.token + 1
+    await put(db, clock, "later", customer=43)
+    assert await claim_batch(db, now_ms=clock.now_ms(), fence=old) == []
+    assert not await reassert(db, mine, now_ms=clock.now_ms(), hold_ms=60_000, fence=old)
+    assert await claimed_keys(db, clock) == ["later"]  # "mine" is still claimed by A ...
+    # ... and what A did send before it stopped is still recorded under its claim
+    assert await mark_sent(db, mine, now_ms=clock.now_ms()) is True
+
+
+async def test_a_claim_taken_over_is_not_reasserted_and_a_released_one_is_free_at_once(
+    db: Database, clock: ManualClock
+) -> None:
+    await put(db, clock, "a")
+    lost = await claim_one(db, clock, lease_ms=1_000)
+    clock.advance(1_000)
+    taken = await claim_one(db, clock)  # the first claim lapsed: another sender took it
+    assert not await reassert(db, lost, now_ms=clock.now_ms(), hold_ms=60_000)
+    await release(db, [lost])  # a stale release changes nothing
+    assert await claim_batch(db, now_ms=clock.now_ms()) == []
+    assert await reassert(db, taken, now_ms=clock.now_ms(), hold_ms=60_000)
+    clock.advance(59_999)
+    assert await claim_batch(db, now_ms=clock.now_ms()) == []  # held for the call
+    await release(db, [taken])
+    assert (await claim_one(db, clock)).id == taken.id
+
+
+async def test_the_admins_an_alert_reached_are_kept_for_whoever_sends_it_next(
+    db: Database, clock: ManualClock
+) -> None:
+    await put(db, clock, "alert", customer=None)
+    first = await claim_one(db, clock)
+    assert first.sent_to == frozenset()
+    assert await outbox.mark_reached(db, first, {901})
+    await mark_retry(db, first, now_ms=clock.now_ms(), error="429 for admin 902")
+    clock.advance(HOUR_MS)
+    again = await claim_one(db, clock)
+    assert again.sent_to == {901}
+    assert not await outbox.mark_reached(db, first, {901, 902})  # an old claim records nothing

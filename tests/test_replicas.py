@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from bot.jobs import POLL_REQUESTS, Timings
 from bot.replica import LeaseTimes, Replica, StandbyNudge
+from bot.sender import OutboxSender
 from bot.services import PollGate
 from fakes.okx import FakeOkx
 from fakes.telegram import FakeTelegram
@@ -33,6 +34,7 @@ from payments.lease import Lease, LeaseStore
 from payments.signals import POLL, Signals
 from payments.storage import Database
 from payments.storage.schema import leases, outbox
+from tests import outbox_kit
 from tests.botkit import (
     HISTORY,
     BotWorld,
@@ -43,6 +45,7 @@ from tests.botkit import (
     amount_of,
 )
 from tests.conftest import PG_URL
+from tests.outbox_kit import ADMINS, CUSTOMER_ID, received, write
 from tests.test_bot_main import ROOT, _env, free_port
 
 POLL_SECONDS = 2
@@ -248,6 +251,98 @@ async def test_the_running_primary_polls_when_a_standby_passes_a_tap_on(tmp_path
     async with BotWorld.open(tmp_path / "one") as world, world.running() as application:
         assert application.job_queue is not None  # SQLite: one replica, nothing to look for
         assert application.job_queue.get_jobs_by_name(POLL_REQUESTS) == ()
+
+
+# --- in process: two outbox senders, one of them paused inside a call ---------------------------
+
+
+@contextlib.asynccontextmanager
+async def two_senders(
+    db: Database, clock: ManualClock, tg: FakeTelegram
+) -> AsyncIterator[tuple[tuple[Host, OutboxSender], tuple[Host, OutboxSender]]]:
+    """Replicas A (primary) and B (standby) on one database, each with its own lease holder,
+    Bot API client and outbox sender (a run's time is its host's hand-moved clock)."""
+    a, b = host(db, clock, "host-a:1:aa"), host(db, clock, "host-b:2:bb")
+    assert await a.replica.renew() is True
+    assert await b.replica.renew() is False
+    async with (
+        outbox_kit.sender(db, clock, tg, replica=a.replica, monotonic=lambda: a.mono[0]) as sa,
+        outbox_kit.sender(db, clock, tg, replica=b.replica, monotonic=lambda: b.mono[0]) as sb,
+    ):
+        yield (a, sa), (b, sb)
+
+
+async def test_a_paused_primary_repeats_at_most_the_message_it_was_inside(
+    db: Database, clock: ManualClock
+) -> None:
+    """A stalls inside its first sendMessage; its lease and its claim lapse, B takes over and
+    sends all five; then A wakes up. The customer has each message once, but for the one A
+    was inside when it stopped (that one may arrive twice)."""
+    invoices = [f"INV0000{i}" for i in range(1, 6)]
+    with FakeTelegram() as tg:
+        async with two_senders(db, clock, tg) as ((a, sender_a), (b, sender_b)):
+            for invoice in invoices:
+                await write(db, clock, invoice)
+            hold = tg.hold_next("sendMessage", chat_id=CUSTOMER_ID)
+            run_a = asyncio.create_task(sender_a.send_due())
+            await tg.wait_for(hold.arrived.is_set, what="A inside its first sendMessage")
+            advance(clock, [a, b], 61)  # A is paused past its lease and its claim
+            assert await b.replica.renew() is True
+            report_b = await sender_b.send_due()
+            assert report_b.sent == 5, report_b
+            assert [received(tg, CUSTOMER_ID, i) for i in invoices] == [1, 1, 1, 1, 1]
+            hold.release()
+            report_a = await asyncio.wait_for(run_a, timeout=10)
+            counts = [received(tg, CUSTOMER_ID, i) for i in invoices]
+            assert counts[0] <= 2 and counts[1:] == [1, 1, 1, 1], (counts, report_a)
+            assert report_a.sent == 0
+
+
+async def test_the_lease_row_stops_a_primary_whose_own_clock_says_it_is_still_primary(
+    db: Database, clock: ManualClock
+) -> None:
+    """The hosts' clocks disagree: by its own clock A is still primary, but B took the lease
+    over by the rows' clock. A, inside its first admin's copy of an alert, sends nothing more:
+    the claim re-asserted with the lease fails before the second admin's copy."""
+    with FakeTelegram() as tg:
+        async with two_senders(db, clock, tg) as ((a, sender_a), (b, sender_b)):
+            await write(db, clock, "INV00007", "alert")
+            await write(db, clock, "INV00008", "alert")
+            hold = tg.hold_next("sendMessage", chat_id=ADMINS[0])
+            run_a = asyncio.create_task(sender_a.send_due())
+            await tg.wait_for(hold.arrived.is_set, what="A inside the first admin's copy")
+            advance(clock, [b], 61)  # the rows' clock and B's: A's own clock stands still
+            assert a.primary()
+            assert await b.replica.renew() is True
+            report_b = await sender_b.send_due()
+            assert report_b.sent == 2, report_b
+            hold.release()
+            report_a = await asyncio.wait_for(run_a, timeout=10)
+            assert received(tg, ADMINS[0], "INV00007") <= 2  # the copy A was inside
+            assert received(tg, ADMINS[1], "INV00007") == 1, report_a
+            assert [received(tg, admin, "INV00008") for admin in ADMINS] == [1, 1]
+            assert (report_a.sent, report_a.skipped) == (0, 1), report_a
+
+
+async def test_an_alert_the_paused_primary_left_half_sent_is_completed_not_repeated(
+    db: Database, clock: ManualClock
+) -> None:
+    """A has sent an alert to the first admin and stalls inside the second admin's copy; B,
+    taking over, sends it to the second admin only (the first admin reached is recorded with
+    the message)."""
+    with FakeTelegram() as tg:
+        async with two_senders(db, clock, tg) as ((a, sender_a), (b, sender_b)):
+            await write(db, clock, "INV00009", "alert")
+            hold = tg.hold_next("sendMessage", chat_id=ADMINS[1])
+            run_a = asyncio.create_task(sender_a.send_due())
+            await tg.wait_for(hold.arrived.is_set, what="A inside the second admin's copy")
+            advance(clock, [a, b], 61)
+            assert await b.replica.renew() is True
+            assert (await sender_b.send_due()).sent == 1
+            hold.release()
+            await asyncio.wait_for(run_a, timeout=10)
+            assert received(tg, ADMINS[0], "INV00009") == 1
+            assert received(tg, ADMINS[1], "INV00009") <= 2  # the copy A was inside
 
 
 # --- as processes, on PostgreSQL -----------------------------------------------------------------

@@ -241,7 +241,9 @@ outbox = Table(
     Column("last_error", String(300), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("sent_at", BigInteger, nullable=True),
+    Column("sent_to", Text, nullable=True),  # JSON: the admins an alert already reached
     Index(None, "status", "next_attempt_at"),
+    Index(None, "audience", "status", "customer_id"),  # an earlier message still pending?
 )
 
 kv = Table(
