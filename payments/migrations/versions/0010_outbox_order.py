@@ -2,16 +2,16 @@
 still pending, a lookup by (audience, status, customer_id). And the admins an alert already
 reached (``sent_to``), so whoever sends it next completes it rather than repeating it.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-07
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
