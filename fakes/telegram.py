@@ -29,7 +29,7 @@ import random
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -136,6 +136,7 @@ class FakeTelegram(TelegramState, LoopbackServer):
         self.observers: list[Callable[[SentRequest, Any], None]] = []
         self._holds: list[Hold] = []
         self._open: dict[int, SentRequest] = {}  # id() -> a call not answered yet
+        self._answered: deque[tuple[float, SentRequest]] = deque(maxlen=2000)  # (when, call)
         self._unban_rate = 0.0  # fail_unbans_after_bans
         self._unban_kinds: tuple[str, ...] = ()
         self._unban_hang_s: float | None = None
@@ -290,10 +291,14 @@ class FakeTelegram(TelegramState, LoopbackServer):
             with contextlib.suppress(TimeoutError):  # stop() ends the wait at once
                 await asyncio.wait_for(self._stopping.wait(), 0.01)
 
-    def in_flight(self) -> list[SentRequest]:
-        """The calls received and not answered yet (getUpdates included), oldest first."""
+    def in_flight(self, answered_within_s: float = 0.0) -> list[SentRequest]:
+        """The calls received and not answered yet (getUpdates included), oldest first; plus
+        those answered in the last ``answered_within_s`` seconds (their answer may not have
+        been read, or acted on, by the caller yet)."""
+        since = time.monotonic() - answered_within_s
         with self._lock:
-            return [dataclasses.replace(r) for r in self._open.values()]
+            recent = [r for at, r in self._answered if answered_within_s > 0 and at >= since]
+            return [dataclasses.replace(r) for r in [*recent, *self._open.values()]]
 
     def reset(self) -> None:
         self.clear_faults()
@@ -360,6 +365,7 @@ class FakeTelegram(TelegramState, LoopbackServer):
         finally:
             with self._lock:
                 self._open.pop(id(entry), None)
+                self._answered.append((time.monotonic(), entry))
 
     async def _answer(
         self,

@@ -249,14 +249,18 @@ class Crasher:
 
 
 PAUSE_KINDS = ("mid-send", "mid-webhook", "mid-access")
+# a send answered this recently before a kill or pause counts as in flight: between reading
+# Telegram's answer and committing "sent", the outbox cannot know it was delivered
+ANSWER_GRACE_S = 2.0
 ACCESS_CALLS = frozenset({"banchatmember", "createchatinvitelink"})
 SENDS = frozenset({"sendmessage", "sendphoto"})
 
 
 def sends_in_flight(tg: FakeTelegram) -> list[tuple[int, str]]:
-    """(chat id, text) of every send the fake has received and not answered yet."""
+    """(chat id, text) of every send the fake has received and not answered yet, or answered so
+    recently (:data:`ANSWER_GRACE_S`) that the bot may not have recorded it as sent."""
     out = []
-    for request in tg.in_flight():
+    for request in tg.in_flight(answered_within_s=ANSWER_GRACE_S):
         text = request.params.get("text") or request.params.get("caption")
         if request.method.lower() in SENDS and text is not None:
             with contextlib.suppress(TypeError, ValueError):
