@@ -189,32 +189,37 @@ class Crasher:
     after_kill: Callable[[], object] | None = None  # e.g. let OKX time pass (claims lapse)
     where: list[str] = field(default_factory=list)
     in_flight: list[tuple[int, str]] = field(default_factory=list)  # sends a kill cut off
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)  # shared with a Pauser
 
     async def run(self) -> None:
-        kinds = ("mid-poll", "mid-send", "random")
         for i in range(self.count):
             await asyncio.sleep(self.rng.uniform(*self.gap_s))
-            kind = kinds[i % len(kinds)]
-            pid = await self.target()
-            if pid is None:
-                self.where.append("skipped (no process)")
-                continue
-            if kind == "mid-poll":
-                done = await self._mid_poll(pid)
-            elif kind == "mid-send":
-                done = await self._mid_send(pid)
-            else:
-                done = False
-            if not done:
-                _kill(pid)
-                self.in_flight += sends_in_flight(self.tg)
-                kind = "random" if kind == "random" else f"random ({kind} did not come)"
-            self.where.append(kind)
-            if self.after_kill is not None:
-                self.after_kill()
-            if self.restart is not None:
-                await asyncio.sleep(self.rng.uniform(0.2, 2.0))  # down for a moment
-                await self.restart(pid)
+            async with self.turn:  # no kill while a pause waits for a take-over
+                await self._crash(i)
+
+    async def _crash(self, i: int) -> None:
+        kinds = ("mid-poll", "mid-send", "random")
+        kind = kinds[i % len(kinds)]
+        pid = await self.target()
+        if pid is None:
+            self.where.append("skipped (no process)")
+            return
+        if kind == "mid-poll":
+            done = await self._mid_poll(pid)
+        elif kind == "mid-send":
+            done = await self._mid_send(pid)
+        else:
+            done = False
+        if not done:
+            _kill(pid)
+            self.in_flight += sends_in_flight(self.tg)
+            kind = "random" if kind == "random" else f"random ({kind} did not come)"
+        self.where.append(kind)
+        if self.after_kill is not None:
+            self.after_kill()
+        if self.restart is not None:
+            await asyncio.sleep(self.rng.uniform(0.2, 2.0))  # down for a moment
+            await self.restart(pid)
 
     async def _mid_poll(self, pid: int) -> bool:
         """The next deposit-history request hangs; kill once the fake holds it."""
@@ -299,16 +304,18 @@ class Pauser:
     after_takeover: Callable[[], object] | None = None
     where: list[str] = field(default_factory=list)
     in_flight: list[tuple[int, str]] = field(default_factory=list)  # sends a pause caught
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)  # shared with a Crasher
 
     async def run(self) -> None:
         for i in range(self.count):
             await asyncio.sleep(self.rng.uniform(*self.gap_s))
             kind = PAUSE_KINDS[i % len(PAUSE_KINDS)]
-            pid = await self.target()
-            if pid is None:
-                self.where.append("skipped (no process)")
-                continue
-            self.where.append(await self._pause(pid, kind))
+            async with self.turn:  # no kill while this pause waits for a take-over
+                pid = await self.target()
+                if pid is None:
+                    self.where.append("skipped (no process)")
+                    continue
+                self.where.append(await self._pause(pid, kind))
 
     async def _pause(self, pid: int, kind: str) -> str:
         release: Callable[[], None]
