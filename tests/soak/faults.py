@@ -305,6 +305,9 @@ class Pauser:
     where: list[str] = field(default_factory=list)
     in_flight: list[tuple[int, str]] = field(default_factory=list)  # sends a pause caught
     turn: asyncio.Lock = field(default_factory=asyncio.Lock)  # shared with a Crasher
+    # customers with two notifications or more waiting (a mid-send pause prefers one of them:
+    # the second is what a resumed process must not send again)
+    queued: Callable[[], Awaitable[set[int]]] | None = None
 
     async def run(self) -> None:
         for i in range(self.count):
@@ -325,6 +328,8 @@ class Pauser:
             release = partial(self.receiver.drop_hold, receiver_hold)
         else:
             match = _notification if kind == "mid-send" else _chat_access
+            if kind == "mid-send" and self.queued is not None:
+                match = partial(_notification_to, await self._queued())
             tg_hold = self.tg.hold_next(match)
             taken, release = tg_hold.taken, partial(self.tg.drop_hold, tg_hold)
         try:
@@ -346,6 +351,23 @@ class Pauser:
         finally:
             release()
         return kind
+
+    async def _queued(self) -> set[int] | None:
+        """Customers with notifications queued behind one another (None: none came soon)."""
+        assert self.queued is not None
+        deadline = time.monotonic() + self.arm_s / 2
+        while time.monotonic() < deadline:
+            if found := await self.queued():
+                return found
+            await asyncio.sleep(0.1)
+        return None
+
+
+def _notification_to(chats: set[int] | None, method: str, params: dict[str, Any]) -> bool:
+    """A notification to one of ``chats`` (None: to anybody)."""
+    if chats is not None and str(params.get("chat_id")) not in {str(c) for c in chats}:
+        return False
+    return _notification(method, params)
 
 
 @dataclass

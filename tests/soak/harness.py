@@ -300,6 +300,18 @@ class Harness:
 
     # --- the database -----------------------------------------------------------------------
 
+    async def queued_twice(self) -> set[int]:
+        """Customers with two notifications or more waiting in the outbox."""
+        outbox = tables.outbox
+        query = (
+            select(outbox.c.customer_id)
+            .where(outbox.c.status == "pending", outbox.c.audience == "customer")
+            .group_by(outbox.c.customer_id)
+            .having(func.count() >= 2)
+        )
+        async with self.database() as db, db.read() as conn:
+            return {int(r[0]) for r in (await conn.execute(query)).all() if r[0] is not None}
+
     @contextlib.asynccontextmanager
     async def database(self) -> AsyncIterator[Database]:
         db = Database.from_url(self.database_url)

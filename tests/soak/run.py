@@ -144,6 +144,7 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             gap_s=config.crash_gap_s,
             after_takeover=lambda: h.clock.advance_to(h.clock() + CLAIM_LAPSE_MS),
             turn=crasher.turn,  # one at a time: a kill during a pause leaves nobody to take over
+            queued=h.queued_twice,
         )
         pausing = asyncio.create_task(pauser.run())
         try:
