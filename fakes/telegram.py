@@ -25,12 +25,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import random
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -70,6 +71,20 @@ POLL_CONFLICT = (
 RATE_EXEMPT = frozenset({"getupdates", "setwebhook"})  # fail_rate never fails these
 _API_PATH = re.compile(r"/bot([^/]+)/([A-Za-z]+)/?")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+@dataclass
+class Hold:
+    """A Bot API call the fake keeps waiting before it runs (:meth:`FakeTelegram.hold_next`):
+    ``taken`` is set once a call matched and waits; :meth:`release` lets it run and answer."""
+
+    match: Callable[[str, dict[str, Any]], bool]
+    taken: threading.Event
+    released: threading.Event
+    request: SentRequest | None = None
+
+    def release(self) -> None:
+        self.released.set()
 
 
 @dataclass
@@ -138,6 +153,14 @@ class FakeTelegram(TelegramState, LoopbackServer):
         # callbacks run in the server loop after every answered request (request, result)
         self.handed_out: dict[int, float] = {}
         self.observers: list[Callable[[SentRequest, Any], None]] = []
+        self._holds: list[Hold] = []
+        self._open: dict[int, SentRequest] = {}  # id() -> a call not answered yet
+        self._answered: deque[tuple[float, SentRequest]] = deque(maxlen=2000)  # (when, call)
+        self._unban_rate = 0.0  # fail_unbans_after_bans
+        self._unban_kinds: tuple[str, ...] = ()
+        self._unban_hang_s: float | None = None
+        self._unban_random = random.Random(0)
+        self._just_banned: set[tuple[str, str]] = set()  # (chat, user) banned, not unbanned yet
 
     async def started(self) -> None:
         self.base_url = f"{self.root_url}/bot"
@@ -237,6 +260,84 @@ class FakeTelegram(TelegramState, LoopbackServer):
                 hold.release()
             self._holds.clear()
             self._rate = 0.0
+            self._unban_rate = 0.0
+
+    def fail_unbans_after_bans(
+        self,
+        rate: float,
+        kinds: Sequence[str] = ("500", "timeout"),
+        seed: int = 0,
+        *,
+        hang_s: float | None = None,
+    ) -> None:
+        """Fail with probability ``rate`` (0 turns it off) an unbanChatMember that comes right
+        after a successful banChatMember of the same user in the same chat (a kick whose second
+        half fails: the user stays banned); the kind is chosen at random from ``kinds``, a
+        "timeout" hangs ``hang_s`` (default ``self.hang_s``) and never unbans. Counted in
+        ``faults_injected`` as "unban:<kind>" (and under the kind, as every fault)."""
+        for kind in kinds:
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown fault kind {kind!r}; one of {FAULT_KINDS}")
+        with self._lock:
+            self._unban_rate, self._unban_kinds = rate, tuple(kinds)
+            self._unban_hang_s, self._unban_random = hang_s, random.Random(seed)
+
+    def _unban_fault(self, method: str, params: dict[str, Any]) -> _Fault | None:
+        key = (str(params.get("chat_id")), str(params.get("user_id")))
+        with self._lock:
+            if method.lower() != "unbanchatmember" or key not in self._just_banned:
+                return None
+            self._just_banned.discard(key)
+            if self._unban_rate <= 0 or self._unban_random.random() >= self._unban_rate:
+                return None
+            kind = self._unban_random.choice(self._unban_kinds)
+            self.faults_injected[f"unban:{kind}"] += 1
+            return _Fault("unbanchatmember", kind, None, 1, self._unban_hang_s, None)
+
+    def _remember_ban(self, method: str, params: dict[str, Any]) -> None:
+        if method.lower() == "banchatmember" and self._unban_rate > 0:
+            with self._lock:
+                self._just_banned.add((str(params.get("chat_id")), str(params.get("user_id"))))
+
+    # --- holding a call, and what is in flight ---------------------------------------------------
+
+    def hold_next(self, match: Callable[[str, dict[str, Any]], bool]) -> Hold:
+        """The next call for which ``match(method, params)`` is true waits, before it runs, until
+        the returned hold is released (or the fake stops): a call in flight, for as long as a
+        test needs (to pause the process that made it, say)."""
+        hold = Hold(match, threading.Event(), threading.Event())
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
+    def drop_hold(self, hold: Hold) -> None:
+        """Forget a hold that was never taken; release one that was."""
+        with self._lock:
+            if hold in self._holds:
+                self._holds.remove(hold)
+        hold.release()
+
+    async def _held(self, method: str, entry: SentRequest) -> None:
+        with self._lock:
+            hold = next((h for h in self._holds if h.match(method, entry.params)), None)
+            if hold is None:
+                return
+            self._holds.remove(hold)
+            hold.request = entry
+        hold.taken.set()
+        assert self._stopping is not None
+        while not hold.released.is_set() and not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):  # stop() ends the wait at once
+                await asyncio.wait_for(self._stopping.wait(), 0.01)
+
+    def in_flight(self, answered_within_s: float = 0.0) -> list[SentRequest]:
+        """The calls received and not answered yet (getUpdates included), oldest first; plus
+        those answered in the last ``answered_within_s`` seconds (their answer may not have
+        been read, or acted on, by the caller yet)."""
+        since = time.monotonic() - answered_within_s
+        with self._lock:
+            recent = [r for at, r in self._answered if answered_within_s > 0 and at >= since]
+            return [dataclasses.replace(r) for r in [*recent, *self._open.values()]]
 
     def reset(self) -> None:
         self.clear_faults()
@@ -296,6 +397,23 @@ class FakeTelegram(TelegramState, LoopbackServer):
         else:
             early = None if match[1] == self.token else ApiError(401, "Unauthorized")
         entry = self._record(method, params, files)
+        with self._lock:
+            self._open[id(entry)] = entry
+        try:
+            return await self._answer(method, params, files, entry, early)
+        finally:
+            with self._lock:
+                self._open.pop(id(entry), None)
+                self._answered.append((time.monotonic(), entry))
+
+    async def _answer(
+        self,
+        method: str,
+        params: dict[str, Any],
+        files: dict[str, bytes],
+        entry: SentRequest,
+        early: ApiError | None,
+    ) -> web.StreamResponse:
         polling = method == "getUpdates"
         self._in_flight += 0 if polling else 1
         try:
@@ -309,10 +427,12 @@ class FakeTelegram(TelegramState, LoopbackServer):
                 await asyncio.sleep(self.delay_ms / 1000)
             if early is not None:
                 raise early
-            fault = self._take_fault(method, params)
+            await self._held(method, entry)
+            fault = self._unban_fault(method, params) or self._take_fault(method, params)
             if fault is not None:
                 raise await self._apply_fault(fault)
             result = await self._call(method.lower(), params, files)
+            self._remember_ban(method, params)
         except ApiError as error:
             return web.json_response(error.body(), status=error.status)
         finally:

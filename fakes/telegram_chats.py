@@ -12,7 +12,8 @@ Users act: ``join_by_link(user_id, link, now=)`` -> "joined" | "requested" | "al
 | a refusal ("unknown", "already_member", "revoked", "expired", "used_up", "banned", checked in
 that order; ``now`` defaults to the wall clock), ``request_join(user_id, chat_id)`` (a join
 request without a link), ``leave(user_id, chat_id)``.
-Queries: ``member_status``, ``members``, ``invite_links`` (with ``usage``), ``join_requests``.
+Queries: ``member_status``, ``members``, ``banned``, ``invite_links`` (with ``usage``),
+``join_requests``.
 
 Like Telegram: every membership change queues a ``chat_member`` update (``from`` = whoever
 caused it; ``invite_link`` when the user came through a link, also after an approved request;
@@ -266,6 +267,12 @@ class TelegramChats:
         with self._lock:
             group = self._group_of(chat_id)
             return {uid for uid, m in group.members.items() if m.status in IN_CHAT}
+
+    def banned(self, chat_id: int) -> set[int]:
+        """Everyone banned from the chat (status "kicked"): they cannot join until unbanned."""
+        with self._lock:
+            group = self._group_of(chat_id)
+            return {uid for uid, m in group.members.items() if m.status == "kicked"}
 
     def invite_links(self, chat_id: int) -> list[dict[str, Any]]:
         """Every link created, oldest first: the ChatInviteLink fields plus ``usage`` (joins)."""

@@ -2,6 +2,8 @@
 
 python -m tests.soak --customers 300 --crashes 10 --fault-rate 0.1 --seed 7
 python -m tests.soak --database-url postgresql://postgres@127.0.0.1:5432/test --replicas 2
+python -m tests.soak --database-url postgresql://... --replicas 2 --pauses 3 \
+    --unban-failures 0.5 --endpoints 2
 """
 
 from __future__ import annotations
@@ -34,6 +36,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--flood", type=int, default=2000, help="updates the flooder queues while answers are timed"
     )
+    parser.add_argument(
+        "--pauses",
+        type=int,
+        default=0,
+        help="SIGSTOP the primary mid-send, mid-webhook, mid-access (needs --replicas 2)",
+    )
+    parser.add_argument(
+        "--unban-failures",
+        type=float,
+        default=0.0,
+        help="share of unbans right after a ban that fail (late payers intrude first)",
+    )
+    parser.add_argument("--endpoints", type=int, default=1, help="merchant webhook URLs")
     args = parser.parse_args(argv)
     config = SoakConfig(
         customers=args.customers,
@@ -47,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stagger_s=args.stagger,
         settle_s=args.settle,
         flood=args.flood,
+        pauses=args.pauses,
+        unban_failures=args.unban_failures,
+        endpoints=args.endpoints,
     )
     result = asyncio.run(run_soak(config))
     print(result.report(), flush=True)

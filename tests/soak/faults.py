@@ -8,6 +8,20 @@
   request hangs and the bot is killed while the fake holds it) and "mid-send" (killed by the fake
   Telegram the moment an activation message has been delivered, before the bot gets the answer,
   so the outbox does not know it was sent), then started again with the same environment.
+* Pauses (:class:`Pauser`, replicas on PostgreSQL): the process holding the jobs lease is
+  stopped with SIGSTOP in the middle of an outside call its singleton jobs make: an outbox send
+  (the fake Telegram holds a notification's sendMessage), a merchant-webhook run (the receiver
+  holds a POST) or a chat-access run (the fake Telegram holds a banChatMember or
+  createChatInviteLink). It stays stopped until its lease has lapsed and another replica has
+  taken over, and OKX time has moved past the claims it held; then the held call is let through
+  and the process resumes (SIGCONT) believing it still runs the jobs.
+* Unbans failing after bans (``FakeTelegram.fail_unbans_after_bans``): a share of the
+  unbanChatMember calls that follow a successful ban of the same user fail (500 or a time-out),
+  so a kick leaves the user banned; :class:`Intruder` makes kicks happen (a customer who has not
+  paid yet joins through another customer's invite link, is removed, and pays later).
+
+Every send in flight when a process is killed or paused is recorded (``in_flight``): a second
+copy of that message is no violation (the bot cannot know Telegram delivered the first).
 """
 
 from __future__ import annotations
@@ -16,12 +30,14 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +47,7 @@ from fakes.okx import FakeOkx
 from fakes.receiver import Received, WebhookReceiver
 from fakes.telegram import FakeTelegram
 from fakes.telegram_state import SentRequest
+from tests.soak.invariants_delivery import notification_pattern
 
 HISTORY = "/api/v5/asset/deposit-history"
 OKX_KINDS = ("rate_limit", "server_error", "timeout")
@@ -64,6 +81,15 @@ class ShiftedClock:
         return self._offset_ms
 
 
+@dataclass
+class ReceiverHold:
+    taken: threading.Event
+    released: threading.Event
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class FlakyReceiver(WebhookReceiver):
     """The merchant's backend answering 500 to a share of deliveries (every request recorded)."""
 
@@ -72,12 +98,34 @@ class FlakyReceiver(WebhookReceiver):
         self._rate = 0.0
         self._random = random.Random(0)
         self.failed = 0
+        self._holds: list[ReceiverHold] = []
 
     def fail_rate(self, rate: float, seed: int = 0) -> None:
         with self._lock:
             self._rate, self._random = rate, random.Random(seed)
 
+    def hold_next(self) -> ReceiverHold:
+        """The next delivery waits (unanswered) until the returned hold is released."""
+        hold = ReceiverHold(threading.Event(), threading.Event())
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
+    def drop_hold(self, hold: ReceiverHold) -> None:
+        with self._lock:
+            if hold in self._holds:
+                self._holds.remove(hold)
+        hold.release()
+
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            hold = self._holds.pop(0) if self._holds else None
+        if hold is not None:
+            hold.taken.set()
+            assert self._stopping is not None
+            while not hold.released.is_set() and not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):  # stop() ends the wait at once
+                    await asyncio.wait_for(self._stopping.wait(), 0.01)
         with self._lock:
             fail = self._rate > 0 and self._random.random() < self._rate
             self.failed += int(fail)
@@ -140,31 +188,38 @@ class Crasher:
     arm_s: float = 30.0
     after_kill: Callable[[], object] | None = None  # e.g. let OKX time pass (claims lapse)
     where: list[str] = field(default_factory=list)
+    in_flight: list[tuple[int, str]] = field(default_factory=list)  # sends a kill cut off
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)  # shared with a Pauser
 
     async def run(self) -> None:
-        kinds = ("mid-poll", "mid-send", "random")
         for i in range(self.count):
             await asyncio.sleep(self.rng.uniform(*self.gap_s))
-            kind = kinds[i % len(kinds)]
-            pid = await self.target()
-            if pid is None:
-                self.where.append("skipped (no process)")
-                continue
-            if kind == "mid-poll":
-                done = await self._mid_poll(pid)
-            elif kind == "mid-send":
-                done = await self._mid_send(pid)
-            else:
-                done = False
-            if not done:
-                _kill(pid)
-                kind = "random" if kind == "random" else f"random ({kind} did not come)"
-            self.where.append(kind)
-            if self.after_kill is not None:
-                self.after_kill()
-            if self.restart is not None:
-                await asyncio.sleep(self.rng.uniform(0.2, 2.0))  # down for a moment
-                await self.restart(pid)
+            async with self.turn:  # no kill while a pause waits for a take-over
+                await self._crash(i)
+
+    async def _crash(self, i: int) -> None:
+        kinds = ("mid-poll", "mid-send", "random")
+        kind = kinds[i % len(kinds)]
+        pid = await self.target()
+        if pid is None:
+            self.where.append("skipped (no process)")
+            return
+        if kind == "mid-poll":
+            done = await self._mid_poll(pid)
+        elif kind == "mid-send":
+            done = await self._mid_send(pid)
+        else:
+            done = False
+        if not done:
+            _kill(pid)
+            self.in_flight += sends_in_flight(self.tg)
+            kind = "random" if kind == "random" else f"random ({kind} did not come)"
+        self.where.append(kind)
+        if self.after_kill is not None:
+            self.after_kill()
+        if self.restart is not None:
+            await asyncio.sleep(self.rng.uniform(0.2, 2.0))  # down for a moment
+            await self.restart(pid)
 
     async def _mid_poll(self, pid: int) -> bool:
         """The next deposit-history request hangs; kill once the fake holds it."""
@@ -176,6 +231,7 @@ class Crasher:
             return False
         await asyncio.sleep(self.rng.uniform(0, 0.3))
         _kill(pid)
+        self.in_flight += sends_in_flight(self.tg)
         return True
 
     async def _mid_send(self, pid: int) -> bool:
@@ -188,12 +244,167 @@ class Crasher:
             if not fired.is_set() and text.startswith(ACTIVATION):
                 fired.set()
                 _kill(pid)
+                self.in_flight += sends_in_flight(self.tg)  # this one among them
 
         self.tg.observers.append(observer)
         try:
             return await _until(fired.is_set, self.arm_s)
         finally:
             self.tg.observers.remove(observer)
+
+
+PAUSE_KINDS = ("mid-send", "mid-webhook", "mid-access")
+# a send answered this recently before a kill or pause counts as in flight: between reading
+# Telegram's answer and committing "sent", the outbox cannot know it was delivered
+ANSWER_GRACE_S = 2.0
+ACCESS_CALLS = frozenset({"banchatmember", "createchatinvitelink"})
+SENDS = frozenset({"sendmessage", "sendphoto"})
+
+
+def sends_in_flight(tg: FakeTelegram) -> list[tuple[int, str]]:
+    """(chat id, text) of every send the fake has received and not answered yet, or answered so
+    recently (:data:`ANSWER_GRACE_S`) that the bot may not have recorded it as sent."""
+    out = []
+    for request in tg.in_flight(answered_within_s=ANSWER_GRACE_S):
+        text = request.params.get("text") or request.params.get("caption")
+        if request.method.lower() in SENDS and text is not None:
+            with contextlib.suppress(TypeError, ValueError):
+                out.append((int(request.params["chat_id"]), str(text)))
+    return out
+
+
+def _notification(method: str, params: dict[str, Any]) -> bool:
+    text = params.get("text") or params.get("caption")
+    return method.lower() in SENDS and bool(notification_pattern().fullmatch(str(text or "")))
+
+
+def _chat_access(method: str, params: dict[str, Any]) -> bool:
+    return method.lower() in ACCESS_CALLS
+
+
+@dataclass
+class Pauser:
+    """``count`` pauses, one every few seconds, cycling mid-send, mid-webhook and mid-access.
+
+    ``target`` names the primary's pid; ``taken_over(pid)`` waits until another live process
+    says it is primary (False: none did in time); ``after_takeover`` lets OKX time pass so the
+    claims of the stopped process lapse; the new primary then has ``standby_s`` to act before
+    the held call goes through and the stopped process resumes. A moment that does not come
+    within ``arm_s`` falls back to a pause at a random moment."""
+
+    tg: FakeTelegram
+    receiver: FlakyReceiver
+    target: Callable[[], Awaitable[int | None]]
+    taken_over: Callable[[int], Awaitable[bool]]
+    count: int
+    rng: random.Random
+    gap_s: tuple[float, float] = (3.0, 9.0)
+    arm_s: float = 30.0
+    standby_s: float = 3.0
+    after_takeover: Callable[[], object] | None = None
+    where: list[str] = field(default_factory=list)
+    in_flight: list[tuple[int, str]] = field(default_factory=list)  # sends a pause caught
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)  # shared with a Crasher
+    # customers with two notifications or more waiting (a mid-send pause prefers one of them:
+    # the second is what a resumed process must not send again)
+    queued: Callable[[], Awaitable[set[int]]] | None = None
+
+    async def run(self) -> None:
+        for i in range(self.count):
+            await asyncio.sleep(self.rng.uniform(*self.gap_s))
+            kind = PAUSE_KINDS[i % len(PAUSE_KINDS)]
+            async with self.turn:  # no kill while this pause waits for a take-over
+                pid = await self.target()
+                if pid is None:
+                    self.where.append("skipped (no process)")
+                    continue
+                self.where.append(await self._pause(pid, kind))
+
+    async def _pause(self, pid: int, kind: str) -> str:
+        release: Callable[[], None]
+        if kind == "mid-webhook":
+            receiver_hold = self.receiver.hold_next()
+            taken = receiver_hold.taken
+            release = partial(self.receiver.drop_hold, receiver_hold)
+        else:
+            match = _notification if kind == "mid-send" else _chat_access
+            if kind == "mid-send" and self.queued is not None:
+                match = partial(_notification_to, await self._queued())
+            tg_hold = self.tg.hold_next(match)
+            taken, release = tg_hold.taken, partial(self.tg.drop_hold, tg_hold)
+        try:
+            if not await _until(taken.is_set, self.arm_s):
+                release()
+                kind = f"random ({kind} did not come)"
+            _signal(pid, signal.SIGSTOP)
+            try:
+                self.in_flight += sends_in_flight(self.tg)
+                if not await self.taken_over(pid):
+                    kind += " (nobody took over)"
+                if self.after_takeover is not None:
+                    self.after_takeover()
+                await asyncio.sleep(self.standby_s)  # the new primary acts meanwhile
+                release()
+                await asyncio.sleep(0.2)  # the held answer is on its way
+            finally:
+                _signal(pid, signal.SIGCONT)
+        finally:
+            release()
+        return kind
+
+    async def _queued(self) -> set[int] | None:
+        """Customers with notifications queued behind one another (None: none came soon)."""
+        assert self.queued is not None
+        deadline = time.monotonic() + self.arm_s / 2
+        while time.monotonic() < deadline:
+            if found := await self.queued():
+                return found
+            await asyncio.sleep(0.1)
+        return None
+
+
+def _notification_to(chats: set[int] | None, method: str, params: dict[str, Any]) -> bool:
+    """A notification to one of ``chats`` (None: to anybody)."""
+    if chats is not None and str(params.get("chat_id")) not in {str(c) for c in chats}:
+        return False
+    return _notification(method, params)
+
+
+@dataclass
+class Intruder:
+    """Customers who have not paid yet (``who``, used once each) join through the first invite
+    link the bot sends to somebody else, before its owner: the bot removes them (a ban and an
+    unban); they pay later and must then be able to join with a link of their own."""
+
+    tg: FakeTelegram
+    who: list[int]
+    joined: list[tuple[int, str]] = field(default_factory=list)  # (intruder, outcome)
+
+    def __post_init__(self) -> None:
+        self._left = list(self.who)
+        self.tg.observers.append(self._observe)
+
+    def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.tg.observers.remove(self._observe)
+
+    def _observe(self, request: SentRequest, result: Any) -> None:
+        if not self._left or request.method.lower() not in SENDS:
+            return
+        text = str(request.params.get("text") or "")
+        found = INVITE_LINK.search(text)
+        if found is None or str(request.params.get("chat_id")) in {str(u) for u in self.who}:
+            return
+        intruder = self._left.pop(0)
+        self.joined.append((intruder, self.tg.join_by_link(intruder, found.group(0))))
+
+
+INVITE_LINK = re.compile(r"https://t\.me/\+[A-Za-z0-9_-]+")
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
 
 
 def _kill(pid: int) -> None:

@@ -107,6 +107,7 @@ class Harness:
     processes: dict[int, BotProcess] = field(default_factory=dict)  # replica -> the live one
     logs: list[Path] = field(default_factory=list)
     start_failures: int = 0  # processes that exited while starting (restarted, as a supervisor)
+    endpoints: int = 1  # merchant webhook URLs, all on the receiver (paths endpoint_paths)
     exit_codes: list[int | None] = field(default_factory=list)  # of graceful stops
 
     @classmethod
@@ -168,6 +169,11 @@ class Harness:
             if pg_name is not None and database_url:
                 await _drop_pg_database(database_url, pg_name)
 
+    @property
+    def endpoint_paths(self) -> list[str]:
+        first = self.receiver.path
+        return [first] + [f"{first}-{n}" for n in range(2, self.endpoints + 1)]
+
     # --- the bot processes ------------------------------------------------------------------
 
     def env(self, replica: int) -> dict[str, str]:
@@ -183,7 +189,7 @@ class Harness:
             PAYMENT_POLL_SECONDS="1",
             INVOICE_TTL_MINUTES=str(TTL_MINUTES),
             PAYMENT_MONITOR_HOURS=str(MONITOR_HOURS),
-            MERCHANT_WEBHOOK_URLS=self.receiver.url,
+            MERCHANT_WEBHOOK_URLS=",".join(self.receiver.root_url + p for p in self.endpoint_paths),
             MERCHANT_WEBHOOK_SECRET=keys["merchant_secret"],
             HOST="127.0.0.1",
             PORT=str(port),
@@ -245,6 +251,7 @@ class Harness:
         """SIGTERM every live process; each should stop cleanly with exit code 0."""
         for bot in list(self.processes.values()):
             if bot.alive:
+                bot.process.send_signal(signal.SIGCONT)  # a pause cut short
                 bot.process.send_signal(signal.SIGTERM)
         for bot in list(self.processes.values()):
             try:
@@ -270,7 +277,40 @@ class Harness:
                         return bot
         return live[0]
 
+    async def role(self, bot: BotProcess, timeout_s: float = 2.0) -> str | None:
+        """What the process says it is ("primary" / "standby"); None: no answer."""
+        async with httpx.AsyncClient(timeout=timeout_s) as http:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                answer = await http.get(
+                    f"http://127.0.0.1:{bot.port}/healthz",
+                    headers={"Authorization": f"Bearer {self.secrets['api_token']}"},
+                )
+                return str(answer.json().get("role"))
+        return None
+
+    async def taken_over(self, pid: int, timeout_s: float = 30.0) -> bool:
+        """Until a live process other than ``pid`` says it is primary (False: none in time)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for bot in list(self.processes.values()):
+                if bot.alive and bot.pid != pid and await self.role(bot) == "primary":
+                    return True
+            await asyncio.sleep(0.2)
+        return False
+
     # --- the database -----------------------------------------------------------------------
+
+    async def queued_twice(self) -> set[int]:
+        """Customers with two notifications or more waiting in the outbox."""
+        outbox = tables.outbox
+        query = (
+            select(outbox.c.customer_id)
+            .where(outbox.c.status == "pending", outbox.c.audience == "customer")
+            .group_by(outbox.c.customer_id)
+            .having(func.count() >= 2)
+        )
+        async with self.database() as db, db.read() as conn:
+            return {int(r[0]) for r in (await conn.execute(query)).all() if r[0] is not None}
 
     @contextlib.asynccontextmanager
     async def database(self) -> AsyncIterator[Database]:
@@ -310,6 +350,7 @@ class Harness:
             recorded = await count(tables.deposits)
             subs = (await conn.execute(select(tables.subscriptions))).mappings().all()
             members = (await conn.execute(select(tables.memberships))).mappings().all()
+            events_rows = (await conn.execute(select(events.c.public_id))).mappings().all()
         state = {(int(m["customer_id"]), int(m["chat_id"])): str(m["state"]) for m in members}
         now = self.clock()
         found["chat memberships not done"] = sum(
@@ -319,6 +360,15 @@ class Harness:
             if int(sub["ends_at"]) > now
             for chat in CHATS.get(str(sub["plan_id"]), [])
         )
+        public_ids = {str(e["public_id"]) for e in events_rows}
+        for path in self.endpoint_paths:
+            got = set()
+            for request in self.receiver.accepted():
+                if request.path == path:
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        got.add(str(request.json()["id"]))
+            if public_ids - got:
+                found[f"merchant events not received at {path}"] = len(public_ids - got)
         missing = len(self.okx.deposit_rows()) - recorded
         if missing:
             found["OKX deposits not recorded"] = missing

@@ -15,6 +15,10 @@
   and the memberships table agrees with the chat;
 * :func:`webhooks_delivered`: every merchant event accepted by the receiver, correctly signed;
 * :func:`activation_messages`: every reachable customer of a paid invoice got the message;
+* :func:`messages_not_repeated`, :func:`order_kept`, :func:`events_reached_every_endpoint`,
+  :func:`no_entitled_customer_banned` (``invariants_delivery``): no notification twice unless
+  its send was in flight at a pause or kill, notifications read in the order written, every
+  event at every webhook endpoint, no entitled customer banned from a paid chat;
 * :func:`log_problems`, :func:`secrets_in_logs` (``invariants_logs``);
 * :func:`answered_in_time` (``invariants_flood``): every honest customer who wrote during a
   customer's flood got an answer within a second of the fake Bot API handing it to the bot.
@@ -50,6 +54,12 @@ from payments.storage import Database
 from payments.storage import schema as tables
 from payments.webhooks import signing
 from tests.soak.flood import help_answers
+from tests.soak.invariants_delivery import (
+    events_reached_every_endpoint,
+    messages_not_repeated,
+    no_entitled_customer_banned,
+    order_kept,
+)
 from tests.soak.invariants_flood import ANSWER_LIMIT_S, answered_in_time
 from tests.soak.invariants_logs import log_problems, redact, secrets_in_logs
 from tests.soak.invariants_subs import chat_access, iso, subscriptions_replayed
@@ -107,6 +117,10 @@ class World:
     probes: list[tuple[int, int]] = field(default_factory=list)
     handed_out: dict[int, float] = field(default_factory=dict)
     help_answers: dict[int, list[float]] = field(default_factory=dict)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    chat_banned: dict[int, set[int]] = field(default_factory=dict)  # chat id -> banned users
+    in_flight: list[tuple[int, str]] = field(default_factory=list)  # see SoakRecord
+    webhook_endpoints: list[str] = field(default_factory=list)
 
 
 _TABLES: dict[str, Table] = {
@@ -117,6 +131,7 @@ _TABLES: dict[str, Table] = {
     "periods": tables.subscription_periods,
     "memberships": tables.memberships,
     "events": tables.merchant_events,
+    "outbox": tables.outbox,
 }
 
 
@@ -151,6 +166,9 @@ async def load_world(record: SoakRecord, *, now_ms: int | None = None) -> World:
         now_ms=time.time_ns() // 1_000_000 if now_ms is None else now_ms,
         okx_deposits=record.okx.deposit_rows(),
         chat_members=members,
+        chat_banned={chat: record.tg.banned(chat) for chat in chats},
+        in_flight=list(record.in_flight),
+        webhook_endpoints=list(record.webhook_endpoints),
         bot_texts=bot_texts,
         webhooks=None if record.receiver is None else record.receiver.accepted(),
         logs=logs,
@@ -193,6 +211,16 @@ def check_world(world: World, options: Options) -> list[str]:
             slack_ms=options.access_slack_ms,
         ),
         *webhooks_delivered(world.events, world.webhooks, world.secrets),
+        *events_reached_every_endpoint(world.events, world.webhooks, world.webhook_endpoints),
+        *no_entitled_customer_banned(
+            world.plan_chats,
+            world.subscriptions,
+            world.chat_banned,
+            now_ms=world.now_ms,
+            grace_ms=options.grace_ms,
+        ),
+        *messages_not_repeated(world.bot_texts, world.in_flight),
+        *order_kept(world.outbox, world.bot_texts),
         *activation_messages(world.invoices, world.bot_texts, world.blocked),
         *log_problems(world.logs, options.expected_log_records),
         *secrets_in_logs(world.logs, world.secrets),

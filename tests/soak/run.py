@@ -2,7 +2,10 @@
 
 1. The fakes start; the bot starts as ``python -m bot run`` (one long-polling process, or
    ``replicas`` webhook processes on PostgreSQL); faults are injected at ``fault_rate`` and
-   ``crashes`` SIGKILLs begin (mid-poll, mid-send, random), each followed by a restart.
+   ``crashes`` SIGKILLs begin (mid-poll, mid-send, random), each followed by a restart; with
+   replicas, ``pauses`` SIGSTOPs of the primary mid-send, mid-webhook and mid-access, each
+   resumed after another replica took over; ``unban_failures`` of the unbans that follow a
+   ban fail, while customers who will pay late first intrude with another's invite link.
 2. Customers (see customers.py) arrive one every ``stagger_s``, buy, and pay per scenario; a
    flooding customer (flood.py) sends bursts of text, commands and presses all the while, and
    a hoarder (hoard.py) buys and cancels to hold as many unique amounts as it can.
@@ -33,7 +36,7 @@ from payments.clock import MINUTE_MS
 from payments.storage import schema as tables
 from tests.soak import invariants
 from tests.soak.customers import Customer, Shop, assign, outcome_violations
-from tests.soak.faults import Crasher, Faults
+from tests.soak.faults import Crasher, Faults, Intruder, Pauser
 from tests.soak.flood import Flooder, Probe, help_answers, measured_flood
 from tests.soak.harness import ADMIN, CHATS, MONITOR_HOURS, TTL_MINUTES, Harness
 from tests.soak.hoard import Hoarder, held_within_cap
@@ -63,6 +66,9 @@ class SoakConfig:
     settle_s: float = 240.0  # how long the bot may take to finish everything at the end
     crash_gap_s: tuple[float, float] = (3.0, 9.0)
     flood: int = 2000  # updates the flooding customer queues while the answers are measured
+    pauses: int = 0  # SIGSTOP / SIGCONT of the primary mid-call (replicas > 1)
+    unban_failures: float = 0.0  # the share of unbans right after a ban that fail
+    endpoints: int = 1  # merchant webhook URLs (each must get every event)
 
 
 @dataclass
@@ -89,6 +95,8 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
     rng = random.Random(config.seed)
     customers = assign(config.customers, rng)
     violations: list[str] = []
+    if config.pauses and config.replicas < 2:
+        raise ValueError("pauses need another replica to take over (--replicas 2, PostgreSQL)")
     async with Harness.open(
         workdir,
         pool=config.customers + 10,
@@ -96,12 +104,18 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
         replicas=config.replicas,
         log_level=config.log_level,
     ) as h:
+        h.endpoints = config.endpoints
         for replica in range(config.replicas):
             await h.start(replica)
         if config.replicas > 1:  # a load balancer in front of the replicas' webhook servers
             h.tg.balance_webhooks([f"http://127.0.0.1:{port}" for port in h.ports])
         faults = Faults(h.tg, h.okx, h.receiver, config.fault_rate, config.seed)
         faults.start()
+        intruder = None
+        if config.unban_failures > 0:
+            h.tg.fail_unbans_after_bans(config.unban_failures, seed=config.seed)
+            late = [c.id for c in customers if c.scenario == "late" and c.choice.plan == "pro"]
+            intruder = Intruder(h.tg, late)
         shop = Shop(h.tg, h.okx, random.Random(config.seed + 1))
         joiner = asyncio.create_task(shop.keep_joining(customers))
         flooder = Flooder(h.tg, random.Random(config.seed + 3))
@@ -120,6 +134,19 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             after_kill=lambda: h.clock.advance_to(h.clock() + CLAIM_LAPSE_MS),
         )
         crashing = asyncio.create_task(crasher.run())
+        pauser = Pauser(
+            h.tg,
+            h.receiver,
+            target=lambda: _primary_pid(h),
+            taken_over=h.taken_over,
+            count=config.pauses,
+            rng=random.Random(config.seed + 4),
+            gap_s=config.crash_gap_s,
+            after_takeover=lambda: h.clock.advance_to(h.clock() + CLAIM_LAPSE_MS),
+            turn=crasher.turn,  # one at a time: a kill during a pause leaves nobody to take over
+            queued=h.queued_twice,
+        )
+        pausing = asyncio.create_task(pauser.run())
         try:
             took: dict[int, float] = {}
             await _gather(
@@ -133,7 +160,9 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             violations += await _past_window(h, customers, shop)
             phases_s = time.monotonic() - phase
             await crashing
+            await pausing
             faults.stop()
+            h.tg.fail_unbans_after_bans(0)
             flooding.cancel()
             hoarding.cancel()
             honest = [c.id for c in customers if c.scenario != "unrelated"]
@@ -144,6 +173,9 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             settle_s = time.monotonic() - settling
             violations += [f"not settled after {config.settle_s} s: {what}" for what in left]
         finally:
+            if intruder is not None:
+                intruder.stop()
+            pausing.cancel()
             crashing.cancel()
             joiner.cancel()
             flooding.cancel()
@@ -172,6 +204,8 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             blocked=set(shop.blocked),
             chats={plan: list(ids) for plan, ids in CHATS.items()},
             probes=[(p.chat_id, p.update_id) for p in probes],
+            in_flight=crasher.in_flight + pauser.in_flight,
+            webhook_endpoints=h.endpoint_paths if config.endpoints > 1 else [],
         )
         options = invariants.Options(
             rules=invariants.default_rules(
@@ -188,6 +222,9 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             "database": "postgresql" if config.database_url else "sqlite",
             "replicas": config.replicas,
             "crashes": f"{len(crasher.where)} ({_counts(crasher.where)})",
+            "pauses": f"{len(pauser.where)} ({_counts(pauser.where)})",
+            "intruders": ", ".join(f"{u} {o}" for u, o in intruder.joined) if intruder else "none",
+            "sends in flight at a kill or pause": len(crasher.in_flight + pauser.in_flight),
             "restarts that failed while starting": h.start_failures,
             "fault rate": config.fault_rate,
             "faults injected": ", ".join(f"{k} {n}" for k, n in faults.counts().items()),
@@ -227,13 +264,13 @@ async def _primary_pid(h: Harness) -> int | None:
 
 def _restarter(h: Harness, config: SoakConfig) -> Any:
     """Restart each killed process, except with replicas the last one: it stays dead, and the
-    other replica must take over."""
+    other replica must take over (unless there are pauses: they need a replica to take over)."""
     done = 0
 
     async def restart(pid: int) -> None:
         nonlocal done
         done += 1
-        if config.replicas > 1 and done == config.crashes:
+        if config.replicas > 1 and done == config.crashes and not config.pauses:
             for bot in h.processes.values():
                 if bot.pid == pid:
                     await bot.process.wait()

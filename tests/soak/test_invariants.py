@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from bot.logs import RedactSecrets
+from bot.texts.en import MESSAGES
 from fakes.receiver import Received
 from payments import states as st
 from payments.clock import DAY_MS
@@ -31,6 +32,12 @@ from tests.soak.invariants import (
     deposits_recorded,
     settled_invoices_backed,
     webhooks_delivered,
+)
+from tests.soak.invariants_delivery import (
+    events_reached_every_endpoint,
+    messages_not_repeated,
+    no_entitled_customer_banned,
+    order_kept,
 )
 from tests.soak.invariants_flood import answered_in_time
 from tests.soak.invariants_logs import log_problems, secrets_in_logs
@@ -307,6 +314,69 @@ def test_a_paid_customer_without_the_activation_message_is_reported(w: World) ->
     w.bot_texts[ALICE].append(activation)
     found = activation_messages(w.invoices, w.bot_texts, set())  # as if Bob had not blocked it
     one(found, str(BOB), paid_invoice(w, BOB)["id"])
+
+
+def test_a_notification_sent_twice_is_reported_unless_its_send_was_in_flight(w: World) -> None:
+    assert messages_not_repeated(w.bot_texts, w.in_flight) == []
+    [activation] = [t for t in w.bot_texts[ALICE] if "Payment received" in t]
+    w.bot_texts[ALICE].append(activation)
+    one(messages_not_repeated(w.bot_texts, []), f"customer {ALICE}", "2 times", "Payment received")
+    # the first send was in flight when its process was paused: the bot could not know
+    assert messages_not_repeated(w.bot_texts, [(ALICE, activation)]) == []
+    assert messages_not_repeated(w.bot_texts, [(CAROL, activation)]) != []  # someone else's
+    w.bot_texts[ALICE].append(activation)  # a third copy: one in flight excuses one
+    one(messages_not_repeated(w.bot_texts, [(ALICE, activation)]), "3 times")
+    w.bot_texts[ALICE] = w.bot_texts[ALICE][:-2]
+    w.bot_texts[ALICE] += w.bot_texts[ALICE][:1] * 2  # answers to commands may repeat
+    assert messages_not_repeated(w.bot_texts, []) == []
+
+
+def test_notifications_read_out_of_the_written_order_are_reported(w: World) -> None:
+    assert order_kept(w.outbox, w.bot_texts) == []
+    mine = [r for r in w.outbox if r["customer_id"] == ALICE and r["audience"] == "customer"]
+    mine.sort(key=lambda r: r["id"])
+    assert [r["kind"] for r in mine][-2:] == ["invoice.paid", "access.invite"], mine
+    texts = w.bot_texts[ALICE]
+    [paid] = [i for i, t in enumerate(texts) if "Payment received" in t]
+    [invite] = [i for i, t in enumerate(texts) if "Join with this link" in t]
+    assert paid < invite
+    texts[paid], texts[invite] = texts[invite], texts[paid]  # the invite overtook the payment
+    one(order_kept(w.outbox, w.bot_texts), f"customer {ALICE}", "access.invite", "invoice.paid")
+    texts[paid], texts[invite] = texts[invite], texts[paid]
+    invoice = paid_invoice(w, ALICE)["id"]
+    seen = MESSAGES["payment_detected"].format(received="29.0001", coin="USDT", invoice=invoice)
+    texts.append(seen)  # "payment seen" after "payment received" (no outbox row needed)
+    one(order_kept(w.outbox, w.bot_texts), f"customer {ALICE}", invoice, "after it was received")
+    texts.insert(paid, texts.pop())  # before it: what a customer expects
+    assert order_kept(w.outbox, w.bot_texts) == []
+
+
+def test_an_event_missing_at_one_webhook_endpoint_is_reported(w: World) -> None:
+    assert w.webhooks is not None
+    endpoints = ["/hooks", "/other"]
+    assert events_reached_every_endpoint(w.events, w.webhooks, ["/hooks"]) == []
+    assert events_reached_every_endpoint(w.events, w.webhooks, []) == []  # not judged
+    found = events_reached_every_endpoint(w.events, w.webhooks, endpoints)
+    assert len(found) == len(w.events) and all("endpoint /other" in v for v in found), found
+    copies = [replace(r, path="/other") for r in w.webhooks]
+    first = copies[0].json()["id"]
+    kept = [r for r in copies if r.json()["id"] != first]
+    one(events_reached_every_endpoint(w.events, w.webhooks + kept, endpoints), first, "/other")
+    assert events_reached_every_endpoint(w.events, w.webhooks + copies, endpoints) == []
+
+
+def test_an_entitled_customer_banned_from_a_paid_chat_is_reported(w: World) -> None:
+    def banned() -> list[str]:
+        args = (w.plan_chats, w.subscriptions, w.chat_banned)
+        return no_entitled_customer_banned(*args, now_ms=w.now_ms)
+
+    assert w.chat_banned == {CLUB: set()} and banned() == []
+    w.chat_banned[CLUB] |= {STRANGER, CAROL}  # no subscription: a ban is theirs to keep
+    assert banned() == []
+    w.chat_banned[CLUB].add(BOB)  # entitled, although he blocked the bot
+    one(banned(), f"customer {BOB}", str(CLUB), "banned")
+    only(w.subscriptions, customer_id=BOB)["ends_at"] = w.now_ms  # ended: no longer entitled
+    assert banned() == []
 
 
 # --- a flood -----------------------------------------------------------------------------------
