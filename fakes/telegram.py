@@ -83,6 +83,11 @@ class Hold:
     released: threading.Event
     request: SentRequest | None = None
 
+    @property
+    def arrived(self) -> threading.Event:
+        """The same as ``taken``: the call reached the fake and waits."""
+        return self.taken
+
     def release(self) -> None:
         self.released.set()
 
@@ -97,20 +102,14 @@ class _Fault:
     description: str | None
 
 
-@dataclass
-class Hold:
-    """One request held by :meth:`FakeTelegram.hold_next`: ``arrived`` is set when it reached
-    the fake, which answers it (normally) once :meth:`release` is called."""
+def _calls_of(name: str, chat_id: int | None) -> Callable[[str, dict[str, Any]], bool]:
+    """Picks the calls of method ``name`` ("*": any), to ``chat_id`` only unless None."""
 
-    method: str  # lower-case name, or "*" for any
-    chat_id: int | None
-    arrived: threading.Event
-    released: threading.Event
-    wake: Callable[[], None]  # the fake's: its loop looks at ``released`` again
+    def match(method: str, params: dict[str, Any]) -> bool:
+        to_chat = chat_id is None or str(chat_id) == str(params.get("chat_id"))
+        return name in ("*", method.lower()) and to_chat
 
-    def release(self) -> None:
-        self.released.set()
-        self.wake()
+    return match
 
 
 class FakeTelegram(TelegramState, LoopbackServer):
@@ -153,7 +152,6 @@ class FakeTelegram(TelegramState, LoopbackServer):
         # callbacks run in the server loop after every answered request (request, result)
         self.handed_out: dict[int, float] = {}
         self.observers: list[Callable[[SentRequest, Any], None]] = []
-        self._holds: list[Hold] = []
         self._open: dict[int, SentRequest] = {}  # id() -> a call not answered yet
         self._answered: deque[tuple[float, SentRequest]] = deque(maxlen=2000)  # (when, call)
         self._unban_rate = 0.0  # fail_unbans_after_bans
@@ -235,23 +233,6 @@ class FakeTelegram(TelegramState, LoopbackServer):
             self._rate_hang_s = hang_s
             self._rate_random = random.Random(seed)
 
-    def hold_next(self, method: str, chat_id: int | None = None) -> Hold:
-        """The next call of ``method`` ("*": any; for ``chat_id`` only) waits in the fake until
-        the returned hold is released (or the fake stops), then is answered as usual."""
-        hold = Hold(method.lower(), chat_id, threading.Event(), threading.Event(), self._notify)
-        with self._lock:
-            self._holds.append(hold)
-        return hold
-
-    def _take_hold(self, method: str, params: dict[str, Any]) -> Hold | None:
-        with self._lock:
-            for i, hold in enumerate(self._holds):
-                if hold.method in ("*", method.lower()) and (
-                    hold.chat_id is None or str(hold.chat_id) == str(params.get("chat_id"))
-                ):
-                    return self._holds.pop(i)
-        return None
-
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -301,10 +282,14 @@ class FakeTelegram(TelegramState, LoopbackServer):
 
     # --- holding a call, and what is in flight ---------------------------------------------------
 
-    def hold_next(self, match: Callable[[str, dict[str, Any]], bool]) -> Hold:
-        """The next call for which ``match(method, params)`` is true waits, before it runs, until
+    def hold_next(
+        self, what: str | Callable[[str, dict[str, Any]], bool], chat_id: int | None = None
+    ) -> Hold:
+        """The next call that ``what`` picks (a method name, "*" for any, optionally for
+        ``chat_id`` only; or a ``match(method, params)`` function) waits, before it runs, until
         the returned hold is released (or the fake stops): a call in flight, for as long as a
         test needs (to pause the process that made it, say)."""
+        match = _calls_of(what.lower(), chat_id) if isinstance(what, str) else what
         hold = Hold(match, threading.Event(), threading.Event())
         with self._lock:
             self._holds.append(hold)
@@ -417,12 +402,6 @@ class FakeTelegram(TelegramState, LoopbackServer):
         polling = method == "getUpdates"
         self._in_flight += 0 if polling else 1
         try:
-            hold = self._take_hold(method, params) if early is None else None
-            if hold is not None:
-                hold.arrived.set()
-                assert self._stopping is not None
-                while not hold.released.is_set() and not self._stopping.is_set():
-                    await self._waiter()
             if self.delay_ms:
                 await asyncio.sleep(self.delay_ms / 1000)
             if early is not None:
