@@ -229,6 +229,7 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             "fault rate": config.fault_rate,
             "faults injected": ", ".join(f"{k} {n}" for k, n in faults.counts().items()),
             "conversations (retries included)": sum(c.attempts for c in customers),
+            "payments claimed with their tx hash": sum(c.claims for c in customers),
             "deposits": len(h.okx.deposit_rows()),
             "invoices": f"{len(invoices)} ({_counts(str(r['status']) for r in invoices)})",
             "invoices settled": sum(r["status"] == st.PAID for r in invoices),
