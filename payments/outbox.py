@@ -209,7 +209,9 @@ async def claim_batch(
     ``lease_now_ms``, the lease rows' clock; default ``now_ms``); nothing otherwise. PostgreSQL:
     ``FOR UPDATE SKIP LOCKED``, so concurrent claimers never get the same row; SQLite: the write
     transaction is exclusive. A claim that is never marked lapses after ``lease_ms`` and the
-    message becomes claimable again.
+    message becomes claimable again. Claims are timed on the lease rows' clock (the host's):
+    ``now_ms`` (the exchange's clock, which moves when its offset is measured again) only says
+    what is due, so a jump of it never lets a second sender take a message that is being sent.
     """
     if limit <= 0 or lease_ms <= 0:
         raise ValueError("limit and lease_ms must be positive")
@@ -232,7 +234,7 @@ async def claim_batch(
             .where(
                 outbox.c.status == PENDING,
                 outbox.c.next_attempt_at <= now_ms,
-                outbox.c.claimed_until <= now_ms,
+                outbox.c.claimed_until <= lease_now,
                 ~_held_back(),
             )
             .order_by(outbox.c.id)
@@ -246,7 +248,7 @@ async def claim_batch(
         await conn.execute(
             update(outbox)
             .where(outbox.c.id.in_([row.id for row in rows]))
-            .values(claimed_until=now_ms + lease_ms, claim_token=token)
+            .values(claimed_until=lease_now + lease_ms, claim_token=token)
         )
     return [
         OutboxMessage(
@@ -288,7 +290,7 @@ async def reassert(
             await conn.execute(
                 update(outbox)
                 .where(*clauses)
-                .values(claimed_until=now_ms + hold_ms)
+                .values(claimed_until=lease_now + hold_ms)
                 .returning(outbox.c.id)
             )
         ).first()

@@ -158,6 +158,23 @@ async def test_a_crashed_sender_s_claim_lapses_and_the_message_is_retried(
     assert await mark_sent(db, retaken, now_ms=clock.now_ms()) is True
 
 
+async def test_a_jump_of_the_exchange_clock_never_frees_a_claim_being_sent(
+    db: Database, clock: ManualClock
+) -> None:
+    """Claims are timed on the host's clock: when the exchange clock's offset is measured
+    again and jumps two minutes, a second sender in the same process (the poll's or the chat
+    access run's) must not take the message the first is sending."""
+    await put(db, clock, "a")
+    host = clock.now_ms()
+    [taken] = await claim_batch(db, now_ms=clock.now_ms(), lease_now_ms=host, lease_ms=60_000)
+    jumped = clock.now_ms() + 2 * 60_000
+    assert await claim_batch(db, now_ms=jumped, lease_now_ms=host + 1_000) == []
+    assert await reassert(db, taken, now_ms=jumped, lease_now_ms=host + 2_000, hold_ms=10_000)
+    assert await claim_batch(db, now_ms=jumped, lease_now_ms=host + 11_000) == []
+    [again] = await claim_batch(db, now_ms=jumped, lease_now_ms=host + 12_001)
+    assert again.id == taken.id  # the claim lapses on the host's clock, as a crash's would
+
+
 async def test_concurrent_claims_never_share_a_message(db: Database, clock: ManualClock) -> None:
     for i in range(40):
         await put(db, clock, f"m{i}", customer=100 + i)  # 40 recipients: 40 claimable at once
