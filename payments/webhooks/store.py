@@ -274,6 +274,7 @@ async def claim_due(
         raise ValueError("limit and lease_ms must be positive")
     if not urls:
         return []
+    claim_now = now_ms if lease_now_ms is None else lease_now_ms  # claims: the host's clock
     earlier = deliveries.alias("earlier")
     blocked = (
         select(earlier.c.id)
@@ -301,7 +302,7 @@ async def claim_due(
         .where(
             deliveries.c.status == PENDING,
             deliveries.c.next_attempt_at <= now_ms,
-            deliveries.c.claimed_until <= now_ms,
+            deliveries.c.claimed_until <= claim_now,
             deliveries.c.url.in_(list(urls)),
             ~blocked,
         )
@@ -312,7 +313,7 @@ async def claim_due(
     async with db.transaction() as conn:
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True, of=deliveries)
-        if not await holds(conn, lease, now_ms=now_ms if lease_now_ms is None else lease_now_ms):
+        if not await holds(conn, lease, now_ms=claim_now):
             return []
         rows = (await conn.execute(stmt)).all()
         if not rows:
@@ -320,7 +321,7 @@ async def claim_due(
         await conn.execute(
             update(deliveries)
             .where(deliveries.c.id.in_([row.id for row in rows]))
-            .values(claimed_until=now_ms + lease_ms, claim_token=token)
+            .values(claimed_until=claim_now + lease_ms, claim_token=token)
         )
     return [
         Claimed(
@@ -355,14 +356,15 @@ async def reassert(
         deliveries.c.claim_token == claimed.claim_token,
         deliveries.c.status == PENDING,
     ]
+    claim_now = now_ms if lease_now_ms is None else lease_now_ms  # claims: the host's clock
     if lease is not None:
-        where.append(held_clause(lease, now_ms=now_ms if lease_now_ms is None else lease_now_ms))
+        where.append(held_clause(lease, now_ms=claim_now))
     async with db.transaction() as conn:
         row = (
             await conn.execute(
                 update(deliveries)
                 .where(*where)
-                .values(claimed_until=now_ms + lease_ms)
+                .values(claimed_until=claim_now + lease_ms)
                 .returning(deliveries.c.id)
             )
         ).first()
