@@ -37,6 +37,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     true,
     update,
@@ -302,7 +303,11 @@ async def claim_due(
         .where(
             deliveries.c.status == PENDING,
             deliveries.c.next_attempt_at <= now_ms,
-            deliveries.c.claimed_until <= claim_now,
+            or_(
+                deliveries.c.claimed_until <= claim_now,
+                # taken under an older lease: its holder died or was paused and lost it
+                deliveries.c.claim_fence < (lease.token if lease is not None else 0),
+            ),
             deliveries.c.url.in_(list(urls)),
             ~blocked,
         )
@@ -321,7 +326,11 @@ async def claim_due(
         await conn.execute(
             update(deliveries)
             .where(deliveries.c.id.in_([row.id for row in rows]))
-            .values(claimed_until=claim_now + lease_ms, claim_token=token)
+            .values(
+                claimed_until=claim_now + lease_ms,
+                claim_token=token,
+                claim_fence=lease.token if lease is not None else 0,
+            )
         )
     return [
         Claimed(
