@@ -342,8 +342,16 @@ class AccessWorker:
             await self._revoke(chat_id, [link])
 
     async def _expel_due(self, item: Expulsion, fence: Lease | None) -> bool | None:
-        """A stored expulsion, in the run: dropped if they became entitled, else kicked."""
-        if not await self.service.claim_expulsion(item, lease=fence):
+        """A stored expulsion, in the run: dropped if they became entitled (and a ban an earlier
+        attempt left lifted, so their own link works), else kicked."""
+        claimed = await self.service.claim_expulsion(item, lease=fence)
+        if claimed == "dropped":
+            try:
+                unban = self.bot.unban_chat_member(item.chat_id, item.user_id, only_if_banned=True)
+                await self._call(True, unban)
+            except (BadRequest, Forbidden) as exc:  # no right to ban: nobody was banned
+                log.info("chat %s: cannot lift a ban of %s: %s", item.chat_id, item.user_id, exc)
+        if claimed != "kick":
             return None
         try:
             await self.kick(item.chat_id, item.user_id, fenced=True)

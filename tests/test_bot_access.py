@@ -513,6 +513,37 @@ async def test_an_owed_expulsion_of_someone_who_became_entitled_is_dropped(
 
 
 @pytest.mark.parametrize("backend", backends())
+async def test_an_intruder_left_banned_who_then_pays_is_unbanned_and_can_join(
+    tmp_path: Path, backend: str
+) -> None:
+    """The intruder's kick banned her but the unban failed; she pays before the run retries:
+    the expulsion is dropped and the ban lifted, so the first link she is sent works."""
+    plans = plans_with_chat(tmp_path)
+    async with BotWorld.open(tmp_path, env={"PLANS_FILE": str(plans)}, backend=backend) as world:
+        world.tg.add_chat(CLUB, title="Pro Club")
+        async with world.running(timings=BY_HAND) as application, world.database() as db:
+            services = application.bot_data.services
+            assert services is not None
+            alice, mallory = world.customer(2411), world.customer(2412)
+            await pay(world, alice)
+            await alice.wait_text("Payment received", timeout=15)
+            await run_now(services.access)
+            link = await invite_link(alice)
+            world.tg.fail_next("unbanChatMember", "500", count=3)
+            assert world.tg.join_by_link(mallory.id, link) == "joined"
+            await invite_link(alice, "Someone else used your invite link")
+            await world.settled()
+            assert mallory.id in world.tg.banned(CLUB)
+
+            await credit(world, db, mallory.id, "MALLORY")  # she pays for Pro herself
+            await run_now(services.access)
+            assert mallory.id not in world.tg.banned(CLUB)
+            await world.settled()
+            own = await invite_link(mallory)
+            assert world.tg.join_by_link(mallory.id, own) == "joined"
+
+
+@pytest.mark.parametrize("backend", backends())
 async def test_a_replica_that_lost_the_lease_removes_nobody(tmp_path: Path, backend: str) -> None:
     plans = plans_with_chat(tmp_path)
     async with BotWorld.open(tmp_path, env={"PLANS_FILE": str(plans)}, backend=backend) as world:

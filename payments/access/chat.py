@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from sqlalchemy import delete, exists, func, select, true, update
 
@@ -237,9 +238,13 @@ class ChatEvents(AccessBase):
                 Expulsion(int(r.chat_id), int(r.user_id), r.link, int(r.attempts)) for r in rows
             ]
 
-    async def claim_expulsion(self, item: Expulsion, *, lease: Lease | None = None) -> bool:
-        """Right before the kick: is it still owed (and the lease held)? Someone who has become
-        entitled to the chat meanwhile is not expelled: the expulsion is dropped."""
+    async def claim_expulsion(
+        self, item: Expulsion, *, lease: Lease | None = None
+    ) -> Literal["kick", "dropped"] | None:
+        """Right before the kick: is it still owed (and the lease held)? "kick": yes. Someone
+        who has become entitled to the chat meanwhile is not expelled: the expulsion is
+        "dropped" (an earlier attempt may have left them banned: the caller lifts that). None:
+        the lease was lost, or someone else took it."""
         now = self.clock.now_ms()
         fence = true() if lease is None else held_clause(lease, now_ms=self.lease_clock.now_ms())
         mine = (
@@ -251,7 +256,7 @@ class ChatEvents(AccessBase):
                 await conn.execute(select(self._entitled(item.chat_id, item.user_id, now)))
             ).scalar_one():
                 await conn.execute(delete(access_expulsions).where(*mine))
-                return False
+                return "dropped"
             row = (
                 await conn.execute(
                     update(access_expulsions)
@@ -260,7 +265,7 @@ class ChatEvents(AccessBase):
                     .returning(access_expulsions.c.user_id)
                 )
             ).first()
-            return row is not None
+            return "kick" if row is not None else None
 
     async def expelled(self, chat_id: int, user_id: int) -> None:
         """The kick worked: the expulsion is done."""
