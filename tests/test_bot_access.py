@@ -5,6 +5,7 @@ payments is the test's ManualClock (it starts at the wall clock, which the fake'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -599,14 +600,19 @@ async def test_a_crash_between_the_ban_and_the_unban_is_undone_after_a_renewal_a
             await member_with_access(world, services.access, alice)
             world.clock.advance(31 * DAY_MS)
             await credit(world, db, 2799, "WARM-UP")
-            run = asyncio.create_task(run_now(services.access))
+            runs: list[asyncio.Task[AccessReport]] = []
 
             async def crash() -> None:  # the run dies as Telegram carries out the ban
-                run.cancel()
+                runs[-1].cancel()
 
             on_answer(world, "banChatMember", alice.id, crash)
-            with pytest.raises(asyncio.CancelledError):
-                await run
+            for _ in range(20):  # a loaded machine may end a run early (its lease margin)
+                runs.append(asyncio.create_task(run_now(services.access)))
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runs[-1]
+                if runs[-1].cancelled():
+                    break
+            assert runs[-1].cancelled(), "no run reached the ban"
             assert world.tg.member_status(CLUB, alice.id) == "kicked"
             await credit(world, db, alice.id, "RENEW")  # she renews while the bot is down
         async with world.running(timings=BY_HAND) as application:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -243,22 +244,7 @@ class Lifecycle(AccessBase):
         still to revoke."""
         now = self.clock.now_ms()
         async with self.db.transaction() as conn:
-            result = await conn.execute(
-                update(memberships)
-                .where(
-                    memberships.c.id == item.membership_id,
-                    memberships.c.removal_ended_at.is_not(None),
-                )
-                .values(
-                    state=REMOVED,
-                    removed_at=now,
-                    attempts=0,
-                    last_error=None,
-                    removal_ended_at=None,
-                    updated_at=now,
-                )
-            )
-            if int(result.rowcount or 0) != 1:
+            if not await _end_removal(conn, item, now, state=REMOVED, removed_at=now):
                 return []
             if item.state == MEMBER:  # one who left on their own is not told they were removed
                 ended = item.removal_ended_at or 0
@@ -294,22 +280,7 @@ class Lifecycle(AccessBase):
         now = self.clock.now_ms()
         state = MEMBER if in_chat else PENDING if item.state == MEMBER else item.state
         async with self.db.transaction() as conn:
-            result = await conn.execute(
-                update(memberships)
-                .where(
-                    memberships.c.id == item.membership_id,
-                    memberships.c.removal_ended_at.is_not(None),
-                )
-                .values(
-                    state=state,
-                    removal_ended_at=None,
-                    attempts=0,
-                    last_error=None,
-                    next_attempt_at=now,
-                    updated_at=now,
-                )
-            )
-            if int(result.rowcount or 0) != 1:
+            if not await _end_removal(conn, item, now, state=state, next_attempt_at=now):
                 return False
             await self._recovered(conn, item.chat_id)
         return True
@@ -368,3 +339,17 @@ class Lifecycle(AccessBase):
                 payload={"problems": list(problems)},
                 now_ms=now,
             )
+
+
+async def _end_removal(conn: AsyncConnection, item: Due, now: int, **values: Any) -> bool:
+    """Close the removal under way on ``item`` (compare-and-set: it is still under way), with
+    the membership's new ``values``; False when someone else closed it first."""
+    result = await conn.execute(
+        update(memberships)
+        .where(
+            memberships.c.id == item.membership_id,
+            memberships.c.removal_ended_at.is_not(None),
+        )
+        .values(**values, removal_ended_at=None, attempts=0, last_error=None, updated_at=now)
+    )
+    return int(result.rowcount or 0) == 1
