@@ -43,9 +43,9 @@ from tests.soak.hoard import Hoarder, held_within_cap
 from tests.soak.record import SoakRecord
 
 LATE_GRACE_MS = 5 * MINUTE_MS  # PaymentSettings.late_grace_minutes
-# After each kill or take-over, OKX time moves on a minute, as if the bot had been down that
-# long (retries and reminders fall due). What the dead or paused process had claimed needs no
-# wait: a claim remembers the lease token it was taken under, and the next holder's is larger.
+# After each kill, OKX time moves on by the outbox's and the webhooks' claim lease (60 s), as if
+# the bot had been down that long: what the dead process had claimed becomes due again without
+# a minute of wall time per crash. (The bot's OKX clock follows at its next poll.)
 CLAIM_LAPSE_MS = 61_000
 # Errors that injected faults provoke and the bot handles: none is logged as an error (a call
 # that got 429 three times in a row is a warning; the outbox retries it, a handler gives up).
