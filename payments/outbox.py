@@ -234,7 +234,7 @@ async def claim_batch(
             .where(
                 outbox.c.status == PENDING,
                 outbox.c.next_attempt_at <= now_ms,
-                _claimable(lease_now, fence),
+                outbox.c.claimed_until <= lease_now,
                 ~_held_back(),
             )
             .order_by(outbox.c.id)
@@ -248,11 +248,7 @@ async def claim_batch(
         await conn.execute(
             update(outbox)
             .where(outbox.c.id.in_([row.id for row in rows]))
-            .values(
-                claimed_until=lease_now + lease_ms,
-                claim_token=token,
-                claim_fence=fence.token if fence is not None else 0,
-            )
+            .values(claimed_until=lease_now + lease_ms, claim_token=token)
         )
     return [
         OutboxMessage(
@@ -268,13 +264,6 @@ async def claim_batch(
         )
         for row in rows
     ]
-
-
-def _claimable(lease_now: int, fence: Lease | None) -> ColumnElement[bool]:
-    """Not claimed, or the claim lapsed, or it was taken under an older lease than ``fence``
-    (its holder died or was paused, and lost the lease: it can no longer re-assert it)."""
-    lapsed = outbox.c.claimed_until <= lease_now
-    return lapsed if fence is None else or_(lapsed, outbox.c.claim_fence < fence.token)
 
 
 async def reassert(

@@ -434,26 +434,6 @@ async def test_a_sender_that_lost_the_lease_claims_nothing_and_skips_what_it_had
     assert await mark_sent(db, mine, now_ms=clock.now_ms()) is True
 
 
-async def test_the_next_lease_holder_takes_a_lost_holder_s_claims_at_once(
-    db: Database, clock: ManualClock
-) -> None:
-    """A claim remembers the lease token it was taken under: the next holder need not wait for
-    a dead or paused holder's claims to lapse (the poll, the chat links and the goodbyes go out
-    at once), and the old holder can no longer re-assert them."""
-    old = await acquire(db, name="jobs", holder="A", now_ms=clock.now_ms(), ttl_ms=LEASE_TTL)
-    assert old is not None
-    await put(db, clock, "mine")
-    [mine] = await claim_batch(db, now_ms=clock.now_ms(), fence=old, lease_ms=600_000)
-    clock.advance(LEASE_TTL)  # A died or was paused: its lease lapsed, B took it over
-    new = await acquire(db, name="jobs", holder="B", now_ms=clock.now_ms(), ttl_ms=LEASE_TTL)
-    assert new is not None
-    [taken] = await claim_batch(db, now_ms=clock.now_ms(), fence=new)
-    assert taken.id == mine.id
-    assert not await reassert(db, mine, now_ms=clock.now_ms(), hold_ms=60_000, fence=old)
-    assert await claim_batch(db, now_ms=clock.now_ms(), fence=new) == []  # B's own claim holds
-    assert await mark_sent(db, taken, now_ms=clock.now_ms()) is True
-
-
 async def test_a_claim_taken_over_is_not_reasserted_and_a_released_one_is_free_at_once(
     db: Database, clock: ManualClock
 ) -> None:

@@ -479,22 +479,3 @@ async def test_an_earlier_versions_cursor_is_caught_up_once_then_forgotten(
     async with db.read() as conn:
         assert await get_value(conn, cursor_key(url)) is None
         assert await get_value(conn, cursor_key(out)) is None
-
-
-async def test_the_next_lease_holder_takes_a_lost_holder_s_claims_at_once(
-    db: Database, clock: ManualClock
-) -> None:
-    """A claim remembers the lease token it was taken under: after a take-over the new holder
-    delivers at once instead of waiting for the old holder's claims to lapse."""
-    url = "https://merchant.example/hooks"
-    await sync_urls(db, [url], now_ms=clock.now_ms())
-    await record(db, clock, "a1", "customer:1")
-    old = await acquire(db, name="jobs", holder="A", now_ms=clock.now_ms(), ttl_ms=60_000)
-    assert old is not None
-    [mine] = await claim_due(db, [url], now_ms=clock.now_ms(), lease=old, lease_ms=600_000)
-    clock.advance(60_000)  # A died or was paused: its lease lapsed, B took it over
-    new = await acquire(db, name="jobs", holder="B", now_ms=clock.now_ms(), ttl_ms=60_000)
-    assert new is not None
-    assert await claim_due(db, [url], now_ms=clock.now_ms(), lease=None) == []  # A's claim
-    [taken] = await claim_due(db, [url], now_ms=clock.now_ms(), lease=new)
-    assert taken.id == mine.id and taken.claim_token != mine.claim_token

@@ -238,8 +238,6 @@ outbox = Table(
     Column("next_attempt_at", BigInteger, nullable=False),
     Column("claimed_until", BigInteger, nullable=False, default=0),
     Column("claim_token", String(40), nullable=True),
-    # the lease token the claim was taken under: a later lease holder may take it at once
-    Column("claim_fence", BigInteger, nullable=False, default=0, server_default="0"),
     Column("last_error", String(300), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("sent_at", BigInteger, nullable=True),
@@ -380,8 +378,6 @@ webhook_deliveries = Table(
     Column("give_up_at", BigInteger, nullable=False),
     Column("claimed_until", BigInteger, nullable=False, default=0),
     Column("claim_token", String(40), nullable=True),
-    # the lease token the claim was taken under: a later lease holder may take it at once
-    Column("claim_fence", BigInteger, nullable=False, default=0, server_default="0"),
     Column("last_status", Integer, nullable=True),  # HTTP status of the last attempt
     Column("last_error", String(300), nullable=True),
     Column("created_at", BigInteger, nullable=False),

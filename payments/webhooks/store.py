@@ -37,7 +37,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    or_,
     select,
     true,
     update,
@@ -303,11 +302,7 @@ async def claim_due(
         .where(
             deliveries.c.status == PENDING,
             deliveries.c.next_attempt_at <= now_ms,
-            or_(
-                deliveries.c.claimed_until <= claim_now,
-                # taken under an older lease: its holder died or was paused and lost it
-                deliveries.c.claim_fence < (lease.token if lease is not None else 0),
-            ),
+            deliveries.c.claimed_until <= claim_now,
             deliveries.c.url.in_(list(urls)),
             ~blocked,
         )
@@ -326,11 +321,7 @@ async def claim_due(
         await conn.execute(
             update(deliveries)
             .where(deliveries.c.id.in_([row.id for row in rows]))
-            .values(
-                claimed_until=claim_now + lease_ms,
-                claim_token=token,
-                claim_fence=lease.token if lease is not None else 0,
-            )
+            .values(claimed_until=claim_now + lease_ms, claim_token=token)
         )
     return [
         Claimed(
