@@ -43,9 +43,10 @@ from tests.soak.hoard import Hoarder, held_within_cap
 from tests.soak.record import SoakRecord
 
 LATE_GRACE_MS = 5 * MINUTE_MS  # PaymentSettings.late_grace_minutes
-# After each kill, OKX time moves on by the outbox's and the webhooks' claim lease (60 s), as if
-# the bot had been down that long: what the dead process had claimed becomes due again without
-# a minute of wall time per crash. (The bot's OKX clock follows at its next poll.)
+# After each kill or take-over, OKX time moves on a minute, as if the bot had been down that
+# long (retries and reminders fall due). Claims are timed on the host's clock: what a killed
+# process had claimed is sent again once its claim lapses (at most a minute later); a paused one
+# gives its claims back when it wakes up and finds it lost the lease.
 CLAIM_LAPSE_MS = 61_000
 # Errors that injected faults provoke and the bot handles: none is logged as an error (a call
 # that got 429 three times in a row is a warning; the outbox retries it, a handler gives up).
