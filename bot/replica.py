@@ -1,4 +1,4 @@
-"""Which replica runs the singleton jobs: the one holding the "jobs" lease (DESIGN section 9).
+"""Which replica runs the singleton jobs: the one holding the "jobs" lease.
 
 The deposit poll (and the "check now" polls of :class:`bot.services.PollGate`), the outbox
 sender, subscription expiry and reminders, chat access and the merchant webhooks run only while
@@ -182,7 +182,7 @@ class Replica:
 
 
 class StandbyNudge:
-    """A "check now" tap on a standby reaches the primary (DESIGN section 5: a tap asks for at
+    """A "check now" tap on a standby reaches the primary (a tap asks for at
     most one debounced poll, whichever replica Telegram delivered it to). The standby raises the
     "poll" signal in the database, at most once per ``min_gap_s``; the primary looks every few
     seconds (the "poll-requests" job) and asks its own PollGate, which debounces as for its
