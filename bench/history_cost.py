@@ -33,10 +33,10 @@ from sqlalchemy import func, select
 
 from bench.contention import _database
 from payments.clock import DAY_MS, HOUR_MS
-from payments.reports import shop_stats
-from payments.retention import PruneReport, prune
+from payments.delivery.webhooks.monitor import overview
+from payments.ops.reports import shop_stats
+from payments.ops.retention import PruneReport, prune
 from payments.storage import Database, schema
-from payments.webhooks.monitor import overview
 
 NOW = 1_800_000_000_000
 LIVE = "https://merchant.example/hooks"

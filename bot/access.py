@@ -25,8 +25,8 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from bot.replica import LeaseTimes, Replica
 from payments.access import LINK_LIFETIME_MS, AccessService, Due, Expulsion
+from payments.botstate.lease import Lease
 from payments.clock import Clock
-from payments.lease import Lease
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -43,14 +43,14 @@ from bot.texts import DEFAULT_LANGUAGE, Texts
 from bot.throttle import ReplyThrottle
 from payments import PaymentCycle, Payments, load_catalog
 from payments.access import AccessService
+from payments.botstate.lease import LeaseStore
+from payments.botstate.signals import Signals
 from payments.catalog import default_plans_path
 from payments.clock import Clock
+from payments.delivery.webhooks import WEBHOOK_BUDGET_S, WEBHOOK_TIMEOUT_S, WebhookSender
 from payments.errors import ConfigError, ExchangeError, UnsafeApiKey
 from payments.exchange.okx import OkxExchange
-from payments.lease import LeaseStore
-from payments.signals import Signals
-from payments.storefront import Storefront
-from payments.webhooks import WEBHOOK_BUDGET_S, WEBHOOK_TIMEOUT_S, WebhookSender
+from payments.invoicing.storefront import Storefront
 
 log = logging.getLogger(__name__)
 

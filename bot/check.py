@@ -4,7 +4,8 @@
 The settings (already loaded: a malformed one stopped the command before this), ADMIN_IDS, the
 webhook settings when WEBHOOK_URL is set, Telegram's ``getMe`` (which bot the token belongs to)
 and the bot's rights in the plans' paid chats, then what ``python -m payments check`` checks
-(:func:`payments.cli.check_setup`): the plans file, the database, OKX's clock, the API key's
+(:func:`payments.ops.setup_check.check_setup`): the plans file, the database, OKX's clock, the API
+key's
 permissions, every offered network, the prices and the deposit addresses, how many merchant
 webhook URLs are set, and webhook deliveries still pending to URLs no longer among them. No
 secret is printed: every line is scrubbed of the token, the OKX key, secret and passphrase, the
@@ -28,8 +29,8 @@ from bot.config import Settings, mask_url
 from bot.logs import RedactSecrets, secrets_of
 from bot.web.webhook import webhook_url
 from payments.catalog import load_catalog
-from payments.cli import OkxAccess, Report, check_setup, url_password
 from payments.errors import ConfigError
+from payments.ops.setup_check import OkxAccess, Report, check_setup, url_password
 
 TELEGRAM_TIMEOUT_S = 10.0
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}

@@ -1,5 +1,6 @@
 """Outbox messages rendered as Telegram messages: one function from (kind, payload) to text and
-buttons. Kinds are the payments core's stable names (payments.notify, payments.reminders)."""
+buttons. Kinds are the payments core's stable names (payments.delivery.notify,
+payments.subscriptions.reminders)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from telegram import InlineKeyboardMarkup
 
 from bot import keyboards
 from bot.texts import Html, Texts
-from payments import Catalog, InvoiceView, access, notify, states
-from payments.reminders import KIND_EXPIRED, KIND_REMINDER
+from payments import Catalog, InvoiceView, access, states
+from payments.delivery import notify
+from payments.subscriptions.reminders import KIND_EXPIRED, KIND_REMINDER
 
 # kinds after which the invoice photo's caption says the invoice has ended
 ENDING_KINDS = frozenset(

@@ -20,12 +20,13 @@ clock from the start of the renewal that succeeded; with the hosts' clocks in st
 starting singleton runs before anyone else may take over. That alone does not stop a run already
 going, nor a process paused in the middle of one (it notices nothing when it wakes up), so a run
 whose repeats would be seen outside (a message sent twice) is fenced by the lease
-(:mod:`payments.lease`).
+(:mod:`payments.botstate.lease`).
 
 The outbox sender (:mod:`bot.sender`) starts a run only when it stays primary for the run's
 time budget plus one call (together at most R), claims its messages in a transaction that checks
 the lease, and right before each Bot API call checks :meth:`Replica.live` and re-asserts the
-message's claim together with the lease in one compare-and-set (:func:`payments.outbox.reassert`);
+message's claim together with the lease in one compare-and-set
+(:func:`payments.delivery.outbox.reassert`);
 a message whose claim or lease was lost is skipped and given back. Two senders therefore never
 send the same message, except the one call a process was inside when it was paused past its
 lease: once that message's claim lapses the next holder sends it again, and the customer may see
@@ -53,9 +54,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from payments.botstate.lease import Lease, LeaseStore
+from payments.botstate.signals import POLL, Signals
 from payments.clock import Clock
-from payments.lease import Lease, LeaseStore
-from payments.signals import POLL, Signals
 
 log = logging.getLogger(__name__)
 

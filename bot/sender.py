@@ -11,7 +11,8 @@ When a message ends an invoice (paid, expired, rejected) its photo's caption is 
 Fenced by the replica's lease (:mod:`bot.replica`): a run starts only while this replica stays
 primary for the whole run (its time budget plus one call, at most the lease's margin R), claims
 under the lease, and before each Bot API call checks :meth:`~bot.replica.Replica.live` and
-re-asserts the message's claim together with the lease (:func:`payments.outbox.reassert`). A
+re-asserts the message's claim together with the lease (:func:`payments.delivery.outbox.reassert`).
+A
 message whose claim or lease was lost is skipped (and its claim given back when it is still
 ours). A process paused past its lease can therefore repeat only the one call it was inside.
 """
@@ -39,10 +40,10 @@ from bot.notifications import (
 from bot.replica import LeaseTimes, Replica
 from bot.texts import Texts
 from payments import InvoiceView, Payments, errors
-from payments import outbox as ob
-from payments.customers import CustomerService
-from payments.lease import Lease
-from payments.photos import InvoiceMessages
+from payments.botstate.invoice_photos import InvoiceMessages
+from payments.botstate.lease import Lease
+from payments.delivery import outbox as ob
+from payments.invoicing.customers import CustomerService
 
 log = logging.getLogger(__name__)
 

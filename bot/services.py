@@ -25,10 +25,10 @@ from bot.sender import OutboxSender
 from bot.texts import Texts
 from bot.throttle import ReplyThrottle
 from payments import Catalog, Payments
-from payments.customers import CustomerService
-from payments.photos import InvoiceMessages
-from payments.storefront import Storefront
-from payments.webhooks import WebhookSender
+from payments.botstate.invoice_photos import InvoiceMessages
+from payments.delivery.webhooks import WebhookSender
+from payments.invoicing.customers import CustomerService
+from payments.invoicing.storefront import Storefront
 
 log = logging.getLogger(__name__)
 

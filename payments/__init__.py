@@ -5,7 +5,7 @@ Public API (everything else is an implementation detail of its module)::
     from payments import Payments, PaymentSettings, load_catalog, PaymentCycle
     from payments.exchange import OkxExchange
     from payments import errors           # the one exception tree (PaymentsError and subclasses)
-    from payments import notify           # outbox message kinds the bot renders
+    from payments.delivery import notify  # outbox message kinds the bot renders
 
 ``Payments`` holds the services: ``invoices``, ``claims`` (claims and "waiting for a claim"),
 ``admin`` (confirm, reject, reassign, refunded, grant, pending, user), ``customers``
@@ -17,21 +17,22 @@ The value types they return are exported here too.
 This package never imports ``telegram`` or ``bot`` (a test enforces it).
 """
 
-from payments import errors, notify, states
-from payments.admin import AdminResult, BlockResult, PendingOverview, UserOverview
-from payments.capacity import CapacityWarning
+from payments import errors, states
+from payments.botstate.invoice_photos import InvoiceMessages
 from payments.catalog import Catalog, Coin, Network, Plan, load_catalog
-from payments.claims import ClaimResult
 from payments.config import PaymentSettings
-from payments.core import Payments
-from payments.customers import CustomerService, CustomerView
-from payments.cycle import CycleReport, PaymentCycle
-from payments.invoices import InvoiceView
-from payments.photos import InvoiceMessages
-from payments.reminders import ReminderReport
-from payments.reports import ShopStats, WindowStats
-from payments.retention import PruneReport
-from payments.subscriptions import SubscriptionView
+from payments.delivery import notify
+from payments.deposits.claims import ClaimResult
+from payments.deposits.cycle import CycleReport, PaymentCycle
+from payments.invoicing.customers import CustomerService, CustomerView
+from payments.invoicing.invoices import InvoiceView
+from payments.ops.admin import AdminResult, BlockResult, PendingOverview, UserOverview
+from payments.ops.capacity import CapacityWarning
+from payments.ops.reports import ShopStats, WindowStats
+from payments.ops.retention import PruneReport
+from payments.subscriptions.periods import SubscriptionView
+from payments.subscriptions.reminders import ReminderReport
+from payments.wiring import Payments
 
 __all__ = [
     "AdminResult",

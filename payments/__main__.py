@@ -1,5 +1,5 @@
 import sys
 
-from payments.cli import main
+from payments.ops.setup_check import main
 
 sys.exit(main())

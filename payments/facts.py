@@ -106,8 +106,9 @@ class DepositFacts:
     matched_amount: Decimal | None
     matched_state: str | None
     candidate_invoice_id: str | None = None  # unmatched: the invoice it probably was for
-    note: str = ""  # unmatched: why (payments.matching's reasons); attached: "mismatch" or ""
-    vanished: bool = False  # OKX no longer returns the record (see payments.poller)
+    # unmatched: why (payments.deposits.matching's reasons); attached: "mismatch" or ""
+    note: str = ""
+    vanished: bool = False  # OKX no longer returns the record (see payments.deposits.poll)
 
     @property
     def sort_key(self) -> tuple[int, str]:

@@ -12,8 +12,8 @@ from dataclasses import replace
 from decimal import Decimal
 
 from payments.clock import HOUR_MS, MINUTE_MS
+from payments.deposits.matching import MatchRules, Snapshot
 from payments.facts import DepositFacts, InvoiceFacts, ReservationFacts
-from payments.matching import MatchRules, Snapshot
 from payments.money import round_up, to_units
 from payments.states import StatePolicy
 

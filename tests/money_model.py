@@ -46,14 +46,14 @@ from payments import states as st
 from payments.catalog import load_catalog
 from payments.clock import DAY_MS, HOUR_MS, MINUTE_MS, ManualClock
 from payments.config import PaymentSettings
-from payments.core import Payments
-from payments.cycle import PaymentCycle
+from payments.deposits.cycle import PaymentCycle
 from payments.exchange.okx import OkxExchange
 from payments.facts import InvoiceFacts
-from payments.invoices import InvoiceView
+from payments.invoicing.invoices import InvoiceView
 from payments.storage import Database
 from payments.storage import schema as t
-from payments.subscriptions import replay_schedule
+from payments.subscriptions.periods import replay_schedule
+from payments.wiring import Payments
 
 T = TypeVar("T")
 

@@ -16,13 +16,13 @@ from bot.sender import OutboxSender
 from bot.texts import Texts
 from fakes.stub_exchange import StubExchange
 from fakes.telegram import FakeTelegram
-from payments import outbox as ob
 from payments.catalog import load_catalog
 from payments.clock import ManualClock
 from payments.config import PaymentSettings
-from payments.core import Payments
-from payments.customers import ensure_customer
+from payments.delivery import outbox as ob
+from payments.invoicing.customers import ensure_customer
 from payments.storage import Database
+from payments.wiring import Payments
 
 CUSTOMER_ID, ADMINS = 4242, (901, 902)
 

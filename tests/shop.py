@@ -17,10 +17,9 @@ from payments import states as st
 from payments.catalog import load_catalog
 from payments.clock import MINUTE_MS, ManualClock
 from payments.config import PaymentSettings
-from payments.core import Payments
+from payments.deposits.poll import PollReport
 from payments.exchange.okx import OkxExchange
-from payments.invoices import InvoiceView
-from payments.poller import PollReport
+from payments.invoicing.invoices import InvoiceView
 from payments.storage import Database, schema
 from payments.storage.schema import (
     claims,
@@ -30,6 +29,7 @@ from payments.storage.schema import (
     subscription_periods,
     subscriptions,
 )
+from payments.wiring import Payments
 
 
 @dataclass

@@ -6,10 +6,10 @@ from __future__ import annotations
 from payments.access import INVITED, MEMBER, PENDING, REMOVED, AccessService
 from payments.catalog import Catalog, parse_catalog
 from payments.clock import DAY_MS, ManualClock
-from payments.customers import ensure_customer
+from payments.invoicing.customers import ensure_customer
 from payments.storage import Database
 from payments.storage.schema import memberships, outbox
-from payments.subscriptions import credit_period
+from payments.subscriptions.periods import credit_period
 
 SHARED = -1002
 
@@ -129,8 +129,8 @@ async def test_the_lease_fence_uses_the_hosts_clock_not_the_exchanges(
 ) -> None:
     """The lease row is written with the host's clock; an exchange clock minutes ahead of it
     (a host clock that is behind) must not make a held lease look lapsed and stall chat access."""
+    from payments.botstate.lease import acquire
     from payments.clock import MINUTE_MS, ExchangeClock
-    from payments.lease import acquire
 
     okx_clock = ExchangeClock(clock)
     okx_clock.offset_ms = 5 * MINUTE_MS

@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import update
 
 from payments.clock import DAY_MS
-from payments.counting import COUNT_CAP
-from payments.reports import shop_stats
+from payments.delivery.webhooks.monitor import overview
+from payments.ops.counting import COUNT_CAP
+from payments.ops.reports import shop_stats
 from payments.storage import Database, schema
-from payments.webhooks.monitor import overview
 from tests.botkit import ADMIN, BotWorld
 from tests.helpers_db import add_invoice
 

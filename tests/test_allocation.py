@@ -6,7 +6,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from payments.allocation import (
+from payments.clock import DAY_MS, HOUR_MS, MINUTE_MS, ManualClock
+from payments.errors import NoFreeAmount
+from payments.money import format_units, step_units, to_units
+from payments.pricing.allocation import (
     AddressChoice,
     amount_candidates,
     cap_units_for,
@@ -17,10 +20,7 @@ from payments.allocation import (
     reserve_amount,
     take_address,
 )
-from payments.clock import DAY_MS, HOUR_MS, MINUTE_MS, ManualClock
-from payments.errors import NoFreeAmount
-from payments.money import format_units, step_units, to_units
-from payments.quotes import crypto_amount
+from payments.pricing.quotes import crypto_amount
 from payments.storage import Database, schema
 from tests.helpers_db import add_invoices
 

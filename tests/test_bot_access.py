@@ -22,13 +22,13 @@ from bot.replica import LeaseTimes, Replica
 from fakes.telegram import FakeTelegram
 from fakes.telegram_state import SentRequest
 from payments.access import AccessService
+from payments.botstate.lease import LeaseStore
 from payments.catalog import default_plans_path, load_catalog
 from payments.clock import DAY_MS, MINUTE_MS, ManualClock
-from payments.customers import ensure_customer
-from payments.lease import LeaseStore
+from payments.invoicing.customers import ensure_customer
 from payments.storage import Database
 from payments.storage.schema import access_expulsions, subscriptions
-from payments.subscriptions import credit_period
+from payments.subscriptions.periods import credit_period
 from tests.botkit import ADMIN, FAST, BotWorld, Customer, address_of, amount_of
 from tests.conftest import backends
 

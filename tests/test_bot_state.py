@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from payments import notify
 from payments import states as st
 from payments.clock import DAY_MS, MINUTE_MS
-from payments.customers import set_unreachable
+from payments.delivery import notify
 from payments.errors import InvalidGrant, InvoiceNotFound, UnknownChoice
+from payments.invoicing.customers import set_unreachable
 from payments.storage import Database
 from payments.storage.schema import claim_waits, customers, invoice_messages
 from tests.shop import Shop, open_shop

@@ -485,7 +485,7 @@ _INVOICE = {
 
 def _admin_payloads() -> dict[str, dict[str, object]]:
     """Each admin kind with the payload the payments core writes for it."""
-    from payments import notify
+    from payments.delivery import notify
 
     since = {"since": _ms(2026, 1, 15, 12, 0), "error": "OKX refused the API key (<50105>)"}
     return {
@@ -526,7 +526,7 @@ def test_every_admin_alert_renders_as_valid_html_with_its_facts() -> None:
         plain, _ = parse_html(text)
         assert "{" not in plain and "None" not in plain, (kind, plain)
         shown[kind] = plain
-    from payments import notify
+    from payments.delivery import notify
 
     assert "Paid: invoice ABCD2345 · Pro · 29.0001 USDT TRC20" in shown[notify.ADMIN_PAID]
     assert "customer 101 (marked) · until 2026-02-14 00:00 UTC" in shown[notify.ADMIN_PAID]

@@ -18,8 +18,8 @@ from fakes.okx import FakeOkx
 from fakes.settings import bot_env
 from fakes.telegram import FakeTelegram
 from payments.catalog import default_plans_path
-from payments.cli import Report
 from payments.errors import ConfigError
+from payments.ops.setup_check import Report
 
 ROOT = Path(__file__).resolve().parent.parent
 

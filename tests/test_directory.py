@@ -6,17 +6,17 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from fakes.stub_exchange import StubExchange
-from payments.allocation import take_address
 from payments.catalog import Catalog, load_catalog
 from payments.clock import HOUR_MS, ManualClock
-from payments.directory import (
+from payments.exchange.base import ChainInfo, PoolAddress
+from payments.exchange.chains import (
     ChainStatus,
     get_chain_status,
     known_addresses,
     refresh_addresses,
     refresh_chains,
 )
-from payments.exchange.base import ChainInfo, PoolAddress
+from payments.pricing.allocation import take_address
 from payments.storage import Database, schema
 
 

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from payments import lease
+from payments.botstate import lease
+from payments.botstate.lease import Lease, acquire, release, still_held
 from payments.clock import ManualClock
-from payments.lease import Lease, acquire, release, still_held
 from payments.storage import Database
 
 TTL = 150_000  # two missed 60 s cycles plus a margin

@@ -1,4 +1,5 @@
-"""Property-based tests of ``payments.matching.match_deposits``: for random invoices, reservations
+"""Property-based tests of ``payments.deposits.matching.match_deposits``: for random invoices,
+reservations
 and deposits (exact, near, rounded and unrelated amounts; random ts, depIds, addresses and states)
 the decisions never depend on the order of the batch or of the snapshot, every deposit is decided
 once, no invoice counts the same reserved amount twice, and no deposit credits a stranger."""
@@ -12,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from payments import states as sts
+from payments.deposits.matching import Attach, Snapshot, Unmatched, match_deposits
 from payments.facts import DepositFacts, InvoiceFacts
-from payments.matching import Attach, Snapshot, Unmatched, match_deposits
 from payments.money import format_units
 from tests.helpers_facts import RULES, T, as_attached, deposit, invoice, reservation, snapshot
 

@@ -1,4 +1,5 @@
-"""Pure unit tests of ``payments.matching`` (docs/architecture.md, 1-2): which invoice, if any, each
+"""Pure unit tests of ``payments.deposits.matching`` (docs/architecture.md, 1-2): which invoice, if
+any, each
 deposit of a batch belongs to. No database, no HTTP: facts in, decisions out."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from payments.matching import Attach, Freeze, Unmatched, Update, match_deposits
+from payments.deposits.matching import Attach, Freeze, Unmatched, Update, match_deposits
 from tests.helpers_facts import (
     RULES,
     TTL_MS,

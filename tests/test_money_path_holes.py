@@ -17,16 +17,16 @@ import pytest
 from sqlalchemy import select
 
 from fakes.okx import FakeOkx
-from payments import claims as cl
 from payments import states as st
 from payments.catalog import load_catalog
 from payments.clock import HOUR_MS, MINUTE_MS, ManualClock
 from payments.config import PaymentSettings
-from payments.core import Payments
+from payments.deposits import claims as cl
 from payments.exchange.okx import OkxExchange
 from payments.money import format_amount
 from payments.storage import Database
 from payments.storage.schema import deposit_candidates
+from payments.wiring import Payments
 from tests.money_model import PLANS
 from tests.shop import Shop, open_shop
 

@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from payments import outbox
+from payments.botstate.lease import acquire
 from payments.clock import DAY_MS, HOUR_MS, ManualClock
-from payments.customers import ensure_customer
-from payments.lease import acquire
-from payments.outbox import (
+from payments.delivery import outbox
+from payments.delivery.outbox import (
     OutboxMessage,
     backoff_ms,
     claim_batch,
@@ -23,6 +22,7 @@ from payments.outbox import (
     reassert,
     release,
 )
+from payments.invoicing.customers import ensure_customer
 from payments.storage import Database
 from payments.storage.schema import customers
 from payments.storage.schema import outbox as outbox_table

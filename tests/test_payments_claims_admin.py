@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from payments import claims as cl
 from payments import states as st
 from payments.clock import DAY_MS, MINUTE_MS
+from payments.deposits import claims as cl
 from payments.errors import InvalidTransition, InvoiceNotFound
 from payments.storage import Database
 from tests.shop import Shop, open_shop

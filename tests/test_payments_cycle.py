@@ -8,7 +8,7 @@ import pytest
 
 from payments import states as st
 from payments.clock import HOUR_MS, MINUTE_MS
-from payments.cycle import PaymentCycle
+from payments.deposits.cycle import PaymentCycle
 from payments.storage import Database
 from tests.shop import Shop, open_shop
 

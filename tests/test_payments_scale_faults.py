@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from payments import states as st
 from payments.clock import MINUTE_MS
-from payments.core import Payments
 from payments.errors import ExchangeError, ExchangeUnavailable, UnsafeApiKey
 from payments.storage import Database, schema
+from payments.wiring import Payments
 from tests.conftest import open_database
 from tests.shop import Shop, bulk_invoices, open_shop
 

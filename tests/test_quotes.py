@@ -10,7 +10,7 @@ from fakes.stub_exchange import StubExchange
 from payments.clock import ExchangeClock, ManualClock
 from payments.errors import ExchangeUnavailable, QuoteUnavailable
 from payments.exchange.base import Ticker
-from payments.quotes import Quote, QuoteService, crypto_amount
+from payments.pricing.quotes import Quote, QuoteService, crypto_amount
 
 CURRENCIES = ("BTC", "ETH", "USDT", "USDC", "SOL", "BNB")
 

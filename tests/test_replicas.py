@@ -29,9 +29,9 @@ from bot.sender import OutboxSender
 from bot.services import PollGate
 from fakes.okx import FakeOkx
 from fakes.telegram import FakeTelegram
+from payments.botstate.lease import Lease, LeaseStore
+from payments.botstate.signals import POLL, Signals
 from payments.clock import ManualClock
-from payments.lease import Lease, LeaseStore
-from payments.signals import POLL, Signals
 from payments.storage import Database
 from payments.storage.schema import leases, outbox
 from tests import outbox_kit

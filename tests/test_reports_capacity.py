@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from payments import notify
 from payments import states as st
-from payments.allocation import amount_candidates, free_amounts, reserve_amount
-from payments.capacity import amount_range
 from payments.clock import DAY_MS, HOUR_MS, MINUTE_MS
+from payments.delivery import notify
 from payments.errors import NoFreeAmount
+from payments.ops.capacity import amount_range
+from payments.pricing.allocation import amount_candidates, free_amounts, reserve_amount
 from payments.storage import Database, schema
 from tests.helpers_db import add_invoice
 from tests.shop import Shop, open_shop

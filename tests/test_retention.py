@@ -16,10 +16,10 @@ from sqlalchemy import func, select, update
 
 from bot.config import load_settings
 from bot.jobs import PRUNE, Timings
+from payments.botstate.lease import LeaseStore
 from payments.clock import DAY_MS
 from payments.errors import ConfigError
-from payments.lease import LeaseStore
-from payments.retention import PruneReport, prune
+from payments.ops.retention import PruneReport, prune
 from payments.storage import Database, schema
 from tests.botkit import FAST, BotWorld
 from tests.conftest import PG_URL

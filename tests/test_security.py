@@ -273,7 +273,7 @@ def test_secrets_are_compared_in_constant_time() -> None:
         "bot/web/webhook.py": ["secret_matches"],  # WEBHOOK_SECRET
         "bot/web/auth.py": ["validate_init_data", "authenticate"],  # initData hash, API_TOKEN
         "bot/web/signing.py": ["verify"],  # signed QR links
-        "payments/webhooks/signing.py": ["verify"],  # merchant webhook signatures
+        "payments/delivery/webhooks/signing.py": ["verify"],  # merchant webhook signatures
     }
     for file, functions in comparing.items():
         for function in functions:

@@ -1,4 +1,5 @@
-"""Pure unit tests of ``payments.settlement.evaluate`` (docs/architecture.md, 4): what status and
+"""Pure unit tests of ``payments.deposits.settlement.evaluate`` (docs/architecture.md, 4): what
+status and
 exceptions an invoice's attached deposits call for. No database: facts in, a verdict out."""
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from payments import states as sts
+from payments.deposits.settlement import Verdict, evaluate
 from payments.facts import DepositFacts, InvoiceFacts
-from payments.settlement import Verdict, evaluate
 from tests.helpers_facts import CHAIN, POOL, RULES, T, as_attached, deposit, invoice, rules
 
 MIN = 60_000

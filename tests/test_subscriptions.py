@@ -11,11 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from payments.clock import DAY_MS, HOUR_MS, ManualClock
-from payments.customers import ensure_customer
-from payments.reminders import run_reminders_and_expiry
+from payments.invoicing.customers import ensure_customer
 from payments.storage import Database
 from payments.storage.schema import outbox, subscription_periods
-from payments.subscriptions import (
+from payments.subscriptions.periods import (
     Credit,
     SubscriptionView,
     count_active,
@@ -27,6 +26,7 @@ from payments.subscriptions import (
     replay_periods,
     revoke_period,
 )
+from payments.subscriptions.reminders import run_reminders_and_expiry
 
 CUSTOMER = 1001
 

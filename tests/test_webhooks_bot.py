@@ -19,12 +19,12 @@ from fakes.okx import FakeOkx
 from fakes.receiver import WebhookReceiver
 from fakes.settings import bot_env
 from fakes.telegram import FakeTelegram
-from payments.cli import Report
 from payments.clock import DAY_MS, MINUTE_MS, ManualClock
+from payments.delivery.webhooks import WebhookSender, verify
+from payments.delivery.webhooks import events as ev
+from payments.ops.setup_check import Report
 from payments.storage import Database
 from payments.storage.schema import merchant_events, webhook_attempts
-from payments.webhooks import WebhookSender, verify
-from payments.webhooks import events as ev
 from tests.botkit import ADMIN, FAST, BotWorld, address_of, amount_of
 from tests.conftest import backends
 

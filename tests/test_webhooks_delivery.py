@@ -16,14 +16,14 @@ import pytest
 from sqlalchemy import select
 
 from fakes.receiver import Received, WebhookReceiver
+from payments.botstate.lease import acquire
 from payments.clock import DAY_MS, HOUR_MS, MINUTE_MS, ManualClock
-from payments.lease import acquire
+from payments.delivery.webhooks import UnknownUrl, WebhookSender, verify
+from payments.delivery.webhooks import events as ev
+from payments.delivery.webhooks.store import claim_due, cursor_key, sync_urls, url_id
 from payments.storage import Database
 from payments.storage.kv import get_value, set_value
 from payments.storage.schema import merchant_events, outbox, webhook_attempts, webhook_deliveries
-from payments.webhooks import UnknownUrl, WebhookSender, verify
-from payments.webhooks import events as ev
-from payments.webhooks.store import claim_due, cursor_key, sync_urls, url_id
 
 SECRET = "merchant-secret-0123456789"
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from payments.clock import DAY_MS, HOUR_MS, MINUTE_MS
+from payments.delivery.webhooks.events import iso_utc
 from payments.storage import Database
 from payments.storage.schema import merchant_events
-from payments.webhooks.events import iso_utc
 from tests.shop import Shop, open_shop
 
 

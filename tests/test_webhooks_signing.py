@@ -6,8 +6,8 @@ import hashlib
 import hmac
 import json
 
-from payments.webhooks import build_body, sign, verify
-from payments.webhooks.signing import headers
+from payments.delivery.webhooks import build_body, sign, verify
+from payments.delivery.webhooks.signing import headers
 
 SECRET = "merchant-secret-0123456789"
 NOW = 1_795_000_000

@@ -9,9 +9,10 @@ from bot import keyboards
 from bot.handlers.checkout import cancel_invoice, refusal, status_word
 from bot.handlers.common import language, user_id
 from bot.services import BotContext, Services
-from payments import claims, errors
+from payments import errors
 from payments import states as st
-from payments.subscriptions import days_left, is_active
+from payments.deposits import claims
+from payments.subscriptions.periods import days_left, is_active
 
 
 async def status(update: Update, context: BotContext) -> None:

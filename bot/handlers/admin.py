@@ -20,10 +20,10 @@ from bot.handlers.common import answer, count_text, refuse_non_admin
 from bot.services import BotContext, Services
 from bot.texts import Html
 from payments import errors
-from payments.admin import AdminResult
 from payments.facts import DepositFacts, InvoiceFacts
 from payments.money import format_amount
-from payments.subscriptions import days_left, is_active
+from payments.ops.admin import AdminResult
+from payments.subscriptions.periods import days_left, is_active
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ URL and the latest failures, and what is still pending to URLs no longer configu
 <old id>`` gives it up; ``/redeliver <delivery id>`` or ``/redeliver failed`` sends again.
 URLs are shown by scheme, host and path only (a query string may carry a token).
 
-The queries live in :mod:`payments.webhooks`; this module only formats. Anyone else gets the
+The queries live in :mod:`payments.delivery.webhooks`; this module only formats. Anyone else gets
+the
 same refusal as every admin command, and nothing changes.
 """
 
@@ -17,7 +18,7 @@ from telegram import Update
 from bot.handlers.common import count_text, refuse_non_admin
 from bot.services import BotContext
 from bot.texts import Html, Texts
-from payments.webhooks import GoneUrl, Problem, UnknownUrl, UrlOverview
+from payments.delivery.webhooks import GoneUrl, Problem, UnknownUrl, UrlOverview
 
 _DELIVERY_ID = re.compile(r"#?([0-9]{1,12})")  # ASCII digits only
 _URL_ID = re.compile(r"[0-9a-fA-F]{8}")  # as /webhooks shows them

@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from bot.config import Settings
 from bot.jobs import LEASE, stall_limits
 from bot.web.deps import Context
-from payments.health import check_health
+from payments.ops.health import check_health
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ from typing import Literal
 
 from sqlalchemy import delete, exists, func, select, true, update
 
-from payments import outbox
 from payments.access.model import (
     _ERROR_MAX,
     HELD,
@@ -25,8 +24,9 @@ from payments.access.model import (
     _backoff,
     _due,
 )
+from payments.botstate.lease import Lease, held_clause, holds
 from payments.clock import MINUTE_MS
-from payments.lease import Lease, held_clause, holds
+from payments.delivery import outbox
 from payments.storage.db import insert_ignore
 from payments.storage.schema import access_expulsions, access_links, customers, memberships
 from payments.storage.schema import subscriptions as subs

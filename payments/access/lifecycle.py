@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from payments import outbox
 from payments.access.model import (
     _ERROR_MAX,
     ADMIN_CHAT_RIGHTS,
@@ -29,8 +28,9 @@ from payments.access.model import (
     _backoff,
     _due,
 )
+from payments.botstate.lease import Lease, held_clause, holds
 from payments.clock import DAY_MS
-from payments.lease import Lease, held_clause, holds
+from payments.delivery import outbox
 from payments.storage import kv
 from payments.storage.db import insert_ignore
 from payments.storage.schema import access_links, memberships

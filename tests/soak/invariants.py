@@ -47,12 +47,12 @@ from fakes.receiver import Received
 from payments import states as st
 from payments.catalog import load_catalog
 from payments.config import PaymentSettings
+from payments.delivery.webhooks import signing
+from payments.deposits.decide import match_rules
+from payments.deposits.matching import MatchRules
 from payments.facts import InvoiceFacts
-from payments.matching import MatchRules
-from payments.processing import match_rules
 from payments.storage import Database
 from payments.storage import schema as tables
-from payments.webhooks import signing
 from tests.soak.flood import help_answers
 from tests.soak.invariants_delivery import (
     events_reached_every_endpoint,

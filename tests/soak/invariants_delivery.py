@@ -27,8 +27,9 @@ from typing import Any
 
 from bot.texts import CATALOGUE, DEFAULT_LANGUAGE
 from fakes.receiver import Received
-from payments import access, notify
-from payments.reminders import KIND_EXPIRED, KIND_REMINDER
+from payments import access
+from payments.delivery import notify
+from payments.subscriptions.reminders import KIND_EXPIRED, KIND_REMINDER
 from tests.soak.invariants_subs import iso
 
 Row = Mapping[str, Any]

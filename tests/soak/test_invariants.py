@@ -22,7 +22,7 @@ from bot.texts.en import MESSAGES
 from fakes.receiver import Received
 from payments import states as st
 from payments.clock import DAY_MS
-from payments.webhooks import signing
+from payments.delivery.webhooks import signing
 from tests.soak.hoard import held_within_cap
 from tests.soak.invariants import (
     World,

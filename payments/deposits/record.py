@@ -1,0 +1,484 @@
+"""Write one batch of decisions: deposit rows, invoice transitions, periods, top-ups, messages.
+
+Runs inside the caller's transaction. Every write is a compare-and-set; a miss raises
+``ConcurrentChange`` so the caller rolls back and decides again from fresh rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payments import states as st
+from payments.clock import HOUR_MS
+from payments.config import PaymentSettings
+from payments.delivery import notify
+from payments.delivery.notify import Notifier
+from payments.delivery.webhooks import emit
+from payments.deposits.matching import (
+    NOT_SOLD,
+    Attach,
+    Decision,
+    Freeze,
+    MatchRules,
+    Unmatched,
+    Update,
+)
+from payments.deposits.settlement import Verdict, evaluate
+from payments.errors import NoFreeAmount, PaymentsError
+from payments.exchange.chains import get_chain_status
+from payments.facts import DepositFacts, InvoiceFacts
+from payments.money import format_amount, round_up, step_units, to_units
+from payments.pricing.allocation import cap_units_for, hold_address, release_address, reserve_amount
+from payments.states import format_exceptions
+from payments.storage.db import insert_ignore
+from payments.storage.schema import deposit_candidates, deposits, invoices
+from payments.subscriptions.periods import credit_period
+
+
+class ConcurrentChange(PaymentsError):
+    """A compare-and-set found the row changed by someone else: decide again from fresh data."""
+
+
+class Applier:
+    """``seen``: the version of every invoice the decisions were taken on (the matcher's
+    snapshot); :meth:`finish` refuses to act on an invoice that changed since (a cancel or an
+    admin's reject committed in between), and the caller decides again from fresh rows."""
+
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        now_ms: int,
+        rules: MatchRules,
+        rates: Mapping[str, Decimal | None],
+        *,
+        settings: PaymentSettings,
+        seen: Mapping[str, int] | None = None,
+    ) -> None:
+        self.conn = conn
+        self.now = now_ms
+        self.rules = rules
+        self.rates = rates
+        self.settings = settings
+        self.seen = dict(seen or {})
+        self.notifier = Notifier(conn, now_ms, buffered=True)
+        # deposit writes, grouped by (expected disposition, new disposition): written together
+        self._writes: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._freezes: list[tuple[Freeze, DepositFacts]] = []
+        self._candidates: list[dict[str, str]] = []
+        self._not_sold: list[DepositFacts] = []
+        self.touched: set[str] = set()
+        self.new_money: set[str] = set()  # invoices that received a counted deposit just now
+        self.paid: list[str] = []
+        self.events: list[dict[str, Any]] = []  # merchant events, written by finish()
+
+    # --- deposits ----------------------------------------------------------------------------
+
+    async def apply(self, decision: Decision, deposit: DepositFacts) -> None:
+        if isinstance(decision, Attach):
+            await self._attach(decision, deposit)
+        elif isinstance(decision, Unmatched):
+            await self._unmatched(decision, deposit)
+        elif isinstance(decision, Freeze):
+            self._freezes.append((decision, deposit))
+        else:
+            await self._update(decision, deposit)
+
+    async def finish(self, *, settle: bool = True) -> None:
+        """Check that no invoice changed under the decisions, write the queued deposit
+        decisions, freeze, settle every touched invoice, write messages."""
+        await self._check_seen()
+        await self._write_deposits()
+        if self._candidates:
+            await insert_ignore(
+                self.conn, deposit_candidates, self._candidates, ["dep_id", "invoice_id"]
+            )
+        for decision, deposit in self._freezes:
+            await self._freeze(decision, deposit)
+        if settle:
+            await self._settle_touched()
+        await self._announce_not_sold()
+        await self.notifier.flush()
+        await emit.flush(self.conn, self.events)
+
+    async def _check_seen(self) -> None:
+        ids = sorted((self.touched | {f.invoice_id for f, _ in self._freezes}) & self.seen.keys())
+        for start in range(0, len(ids), 500):
+            rows = await self.conn.execute(
+                select(invoices.c.id, invoices.c.version).where(
+                    invoices.c.id.in_(ids[start : start + 500])
+                )
+            )
+            for invoice_id, version in rows.all():
+                if int(version) != self.seen[invoice_id]:
+                    raise ConcurrentChange(f"invoice {invoice_id} changed under the decision")
+
+    def _set_deposit(
+        self, deposit: DepositFacts, expected: str, target: str, **values: Any
+    ) -> None:
+        self._writes.setdefault((expected, target), []).append({"b_dep": deposit.dep_id, **values})
+
+    async def _write_deposits(self) -> None:
+        """Per group: one compare-and-set on the disposition of all its deposits (the row count
+        must match, or someone else changed one: decide again), then their own values."""
+        writes, self._writes = self._writes, {}
+        for (expected, target), rows in writes.items():
+            ids = [row["b_dep"] for row in rows]
+            changed = 0
+            for start in range(0, len(ids), 500):
+                result = await self.conn.execute(
+                    update(deposits)
+                    .where(
+                        deposits.c.dep_id.in_(ids[start : start + 500]),
+                        deposits.c.disposition == expected,
+                    )
+                    .values(disposition=target, updated_at=self.now)
+                )
+                changed += int(result.rowcount or 0)
+            if changed != len(ids):
+                raise ConcurrentChange(f"{len(ids) - changed} deposit(s) changed meanwhile")
+            columns = [key for key in rows[0] if key != "b_dep"]
+            stmt = (
+                update(deposits)
+                .where(deposits.c.dep_id == bindparam("b_dep"))
+                .values({c: bindparam(f"b_{c}") for c in columns})
+            )
+            await self.conn.execute(
+                stmt, [{"b_dep": r["b_dep"], **{f"b_{c}": r[c] for c in columns}} for r in rows]
+            )
+
+    async def _attach(self, decision: Attach, deposit: DepositFacts) -> None:
+        self._set_deposit(
+            deposit,
+            st.DEP_NEW,
+            st.DEP_ATTACHED,
+            invoice_id=decision.invoice_id,
+            match_kind=decision.kind,
+            matched_amount=deposit.amount_text,
+            matched_state=deposit.state,
+            note="mismatch" if decision.mismatch else "",
+        )
+        self.touched.add(decision.invoice_id)
+        if decision.kind in st.COUNTED_KINDS:
+            self.new_money.add(decision.invoice_id)
+        elif decision.kind in (st.KIND_DUPLICATE, st.KIND_AFTER_CLOSE):
+            kind = notify.ADMIN_DUPLICATE
+            if decision.kind == st.KIND_AFTER_CLOSE:
+                kind = notify.ADMIN_AFTER_CLOSE
+            await self.notifier.admins(
+                kind,
+                f"dep:{deposit.dep_id}:{decision.kind}",
+                **_deposit_payload(deposit),
+                invoice_id=decision.invoice_id,
+            )
+
+    async def _unmatched(self, decision: Unmatched, deposit: DepositFacts) -> None:
+        self._set_deposit(
+            deposit,
+            st.DEP_NEW,
+            st.DEP_UNMATCHED,
+            note=decision.reason,
+            candidate_invoice_id=decision.candidate_invoice_id,
+            matched_amount=deposit.amount_text,
+            matched_state=deposit.state,
+        )
+        self._candidates += [
+            {"dep_id": deposit.dep_id, "invoice_id": invoice_id}
+            for invoice_id in decision.candidates
+        ]
+        if decision.reason == NOT_SOLD:
+            self._not_sold.append(deposit)  # told in one message: dust must not flood admins
+        else:
+            await self.notifier.admins(
+                notify.ADMIN_UNMATCHED,
+                f"dep:{deposit.dep_id}:unmatched",
+                **_deposit_payload(deposit),
+                reason=decision.reason,
+                candidate_invoice_id=decision.candidate_invoice_id,
+            )
+        self.events.append(emit.unmatched_row(deposit, decision.reason, self.now))
+
+    async def _announce_not_sold(self) -> None:
+        """Deposits in coins or on chains the shop does not sell: one admin message an hour at
+        most, however many arrive (anyone can send dust to a public address)."""
+        if not self._not_sold:
+            return
+        kinds = sorted({f"{d.currency} ({d.chain})" for d in self._not_sold})
+        await self.notifier.admins(
+            notify.ADMIN_NOT_SOLD,
+            f"not_sold:{self.now // HOUR_MS}",
+            count=len(self._not_sold),
+            kinds=kinds[:10],
+            dep_id=self._not_sold[0].dep_id,
+        )
+
+    async def _freeze(self, decision: Freeze, deposit: DepositFacts) -> None:
+        invoice, version = await load_invoice_versioned(self.conn, decision.invoice_id)
+        result = await self.conn.execute(
+            update(invoices)
+            .where(invoices.c.id == invoice.id, invoices.c.version == version)
+            .values(
+                frozen=True,
+                exceptions=format_exceptions(invoice.exceptions | {st.CHANGED}),
+                updated_at=self.now,
+                version=version + 1,
+            )
+        )
+        if result.rowcount != 1:
+            raise ConcurrentChange(f"invoice {invoice.id} changed")
+        await self.notifier.admins(
+            notify.ADMIN_FROZEN,
+            f"dep:{deposit.dep_id}:changed:{deposit.state}:{deposit.amount_text}:{decision.reason}",
+            **_deposit_payload(deposit),
+            invoice_id=invoice.id,
+            reason=decision.reason,
+            matched_amount=None if deposit.matched_amount is None else str(deposit.matched_amount),
+            matched_state=deposit.matched_state,
+        )
+
+    async def _update(self, decision: Update, deposit: DepositFacts) -> None:
+        self._set_deposit(deposit, st.DEP_ATTACHED, st.DEP_ATTACHED, matched_state=deposit.state)
+        self.touched.add(decision.invoice_id)
+
+    # --- invoices ----------------------------------------------------------------------------
+
+    async def _settle_touched(self) -> None:
+        ids = sorted(self.touched)
+        loaded: dict[str, tuple[InvoiceFacts, int]] = {}
+        attached_by: dict[str, list[DepositFacts]] = {i: [] for i in ids}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = await self.conn.execute(select(invoices).where(invoices.c.id.in_(chunk)))
+            for row in rows.mappings():
+                loaded[row["id"]] = (InvoiceFacts.from_row(row), int(row["version"]))
+            deps = await self.conn.execute(
+                select(deposits)
+                .where(
+                    deposits.c.invoice_id.in_(chunk),
+                    deposits.c.disposition == st.DEP_ATTACHED,
+                )
+                .order_by(deposits.c.ts, deposits.c.dep_id)
+            )
+            for row in deps.mappings():
+                attached_by[row["invoice_id"]].append(DepositFacts.from_row(row))
+        for invoice_id in ids:
+            if invoice_id not in loaded:
+                raise ConcurrentChange(f"invoice {invoice_id} vanished")
+            invoice, version = loaded[invoice_id]
+            attached = attached_by[invoice_id]
+            verdict = evaluate(
+                invoice, attached, self.rules, rate_now=self.rates.get(invoice.currency)
+            )
+            await self._transition(invoice, version, verdict, attached)
+
+    async def _transition(
+        self, invoice: InvoiceFacts, version: int, verdict: Verdict, attached: list[DepositFacts]
+    ) -> None:
+        values: dict[str, Any] = {}
+        if verdict.status != invoice.status:
+            values["status"] = verdict.status
+            if verdict.status == st.PAID:
+                values["paid_at"] = self.now
+            if verdict.status in st.CLOSED_STATUSES:
+                values["closed_at"] = self.now
+        if verdict.exceptions != invoice.exceptions:
+            values["exceptions"] = format_exceptions(verdict.exceptions)
+        if values:
+            result = await self.conn.execute(
+                update(invoices)
+                .where(invoices.c.id == invoice.id, invoices.c.version == version)
+                .values(updated_at=self.now, version=version + 1, **values)
+            )
+            if result.rowcount != 1:
+                raise ConcurrentChange(f"invoice {invoice.id} changed")
+        if verdict.status == st.PROCESSING:
+            # money seen: the address stays this invoice's while it can still take money for
+            # itself (a part-paid invoice's top-up message names it), then a quarantine
+            await hold_address(
+                self.conn,
+                invoice_id=invoice.id,
+                until=invoice.monitor_until + self.settings.address_quarantine_ms,
+            )
+        await self._announce(invoice, verdict, attached)
+
+    async def _announce(
+        self, invoice: InvoiceFacts, verdict: Verdict, attached: list[DepositFacts]
+    ) -> None:
+        received = format_amount(verdict.received, invoice.step)
+        exceptions = sorted(verdict.exceptions)
+        for deposit in attached:
+            if self.rules.states.classify(deposit.state) == "on_hold":
+                key = f"dep:{deposit.dep_id}:hold:{deposit.state}"
+                payload = _deposit_payload(deposit)
+                await self.notifier.admins(
+                    notify.ADMIN_ON_HOLD, key, **payload, invoice_id=invoice.id
+                )
+                await self.notifier.customer(invoice, notify.PAYMENT_ON_HOLD, key)
+        if verdict.status == st.PAID and invoice.status != st.PAID:
+            await on_paid(
+                self.conn,
+                invoice,
+                self.now,
+                received=received,
+                exceptions=exceptions,
+                address_quarantine_ms=self.settings.address_quarantine_ms,
+                notifier=self.notifier,  # buffered: one INSERT for every message of the batch
+            )
+            self.paid.append(invoice.id)
+        elif verdict.late_review:
+            if invoice.status != st.EXPIRED:  # a late payment ends it as expired
+                await emit.invoice_expired(self.conn, invoice, self.now)
+            payload = notify.invoice_payload(invoice, received=received, exceptions=exceptions)
+            await self.notifier.admins(
+                notify.ADMIN_LATE_REVIEW, f"inv:{invoice.id}:late", **payload
+            )
+            await self.notifier.customer(
+                invoice, notify.PAYMENT_LATE_REVIEW, f"inv:{invoice.id}:late", received=received
+            )
+        elif verdict.partial and (invoice.id in self.new_money or invoice.topup_units is None):
+            await self._issue_topup(invoice, verdict)
+        elif (
+            verdict.status == st.PROCESSING
+            and invoice.status != st.PROCESSING
+            and not verdict.on_hold
+        ):
+            await self.notifier.customer(
+                invoice, notify.PAYMENT_DETECTED, f"inv:{invoice.id}:detected", received=received
+            )
+        elif (
+            verdict.status == st.EXPIRED
+            and st.PAID_PARTIAL in verdict.exceptions
+            and (st.PAID_PARTIAL not in invoice.exceptions or invoice.id in self.new_money)
+        ):
+            payload = notify.invoice_payload(invoice, received=received)
+            await self.notifier.admins(
+                notify.ADMIN_PARTIAL_UNFINISHED,
+                f"inv:{invoice.id}:partial_late:{received}",
+                **payload,
+            )
+
+    async def _issue_topup(self, invoice: InvoiceFacts, verdict: Verdict) -> None:
+        """A fresh unique amount for the rest, at least OKX's minimum deposit."""
+        status = await get_chain_status(self.conn, invoice.currency, invoice.chain)
+        minimum = status.min_deposit if status is not None else Decimal(0)
+        wanted = round_up(max(verdict.shortfall, minimum), invoice.step)
+        base_units = to_units(wanted, invoice.scale)
+        assert base_units is not None
+        step = step_units(invoice.step, invoice.scale)
+        cap = cap_units_for(invoice.base_units, self.settings.offset_cap_percent, step)
+        received = format_amount(verdict.received, invoice.step)
+        try:
+            topup = await reserve_amount(
+                self.conn,
+                currency=invoice.currency,
+                base_units=base_units,
+                step_units=step,
+                cap_units=cap,
+                invoice_id=invoice.id,
+                kind="topup",
+                address=invoice.address,
+                now_ms=self.now,
+                held_until=max(invoice.monitor_until, self.now + 1),
+                quarantine_ms=self.settings.amount_quarantine_ms,
+            )
+        except NoFreeAmount:
+            payload = notify.invoice_payload(invoice, received=received)
+            await self.notifier.admins(
+                notify.ADMIN_TOPUP_UNAVAILABLE, f"inv:{invoice.id}:topup_busy:{received}", **payload
+            )
+            return
+        await self.conn.execute(
+            update(invoices).where(invoices.c.id == invoice.id).values(topup_units=topup)
+        )
+        topup_text = format_amount(Decimal(topup).scaleb(-invoice.scale), invoice.step)
+        await self.notifier.customer(
+            invoice,
+            notify.PAYMENT_PARTIAL,
+            f"inv:{invoice.id}:partial:{topup}",
+            received=received,
+            shortfall=format_amount(verdict.shortfall, invoice.step),
+            topup_amount=topup_text,
+            address=invoice.address,
+        )
+
+
+async def on_paid(
+    conn: AsyncConnection,
+    invoice: InvoiceFacts,
+    now: int,
+    *,
+    received: str | None,
+    exceptions: list[str],
+    address_quarantine_ms: int,
+    source: str = "payment",
+    tell_admins: bool = True,
+    notifier: Notifier | None = None,
+) -> int | None:
+    """What follows an invoice turning paid, in the same transaction: the subscription period
+    (once per invoice), the address back to the pool, and the messages (through ``notifier``
+    when given, e.g. a buffered one the caller flushes). Returns the new end."""
+    credit = await credit_period(
+        conn,
+        customer_id=invoice.customer_id,
+        plan_id=invoice.plan_id,
+        days=invoice.days,
+        now_ms=now,
+        invoice_id=invoice.id,
+        source=source,
+    )
+    await release_address(
+        conn, invoice_id=invoice.id, now_ms=now, quarantine_ms=address_quarantine_ms
+    )
+    await emit.invoice_paid(
+        conn, invoice, now, received=received, exceptions=exceptions, credit=credit
+    )
+    ends_at = credit.ends_at if credit is not None else None
+    extra = {"received": received, "exceptions": exceptions, "ends_at": ends_at}
+    notifier = notifier or Notifier(conn, now)
+    key = f"inv:{invoice.id}:paid"
+    if credit is not None and credit.restored:
+        key += f":{now}"  # paid again after a correction: the customer hears it again
+    await notifier.customer(invoice, notify.INVOICE_PAID, key, **extra)
+    if tell_admins:
+        await notifier.admins(notify.ADMIN_PAID, key, **notify.invoice_payload(invoice, **extra))
+    return ends_at
+
+
+def _deposit_payload(deposit: DepositFacts) -> dict[str, Any]:
+    return {
+        "dep_id": deposit.dep_id,
+        "currency": deposit.currency,
+        "chain": deposit.chain,
+        "deposit_amount": deposit.amount_text,
+        "state": deposit.state,
+        "tx_id": deposit.tx_id,
+        "ts": deposit.ts,
+    }
+
+
+async def load_invoice_versioned(
+    conn: AsyncConnection, invoice_id: str
+) -> tuple[InvoiceFacts, int]:
+    row = (
+        (await conn.execute(select(invoices).where(invoices.c.id == invoice_id))).mappings().first()
+    )
+    if row is None:
+        raise ConcurrentChange(f"invoice {invoice_id} vanished")
+    return InvoiceFacts.from_row(row), int(row["version"])
+
+
+async def load_invoice(conn: AsyncConnection, invoice_id: str) -> InvoiceFacts:
+    return (await load_invoice_versioned(conn, invoice_id))[0]
+
+
+async def attached_deposits(conn: AsyncConnection, invoice_id: str) -> list[DepositFacts]:
+    rows = await conn.execute(
+        select(deposits)
+        .where(deposits.c.invoice_id == invoice_id, deposits.c.disposition == st.DEP_ATTACHED)
+        .order_by(deposits.c.ts, deposits.c.dep_id)
+    )
+    return [DepositFacts.from_row(r) for r in rows.mappings()]

@@ -1,0 +1,1 @@
+"""Invoicing: customers, the shop window, creating, reading and cancelling invoices."""

@@ -1,0 +1,315 @@
+"""``python -m payments check``: is this OKX account ready to take payments?
+
+Reads the same environment variables as the bot, checks the plans file, the
+database, the API key's permissions, OKX's clock, every offered network's deposit status and
+addresses, and the prices; prints a readable report and exits non-zero on any problem.
+Secrets are read from the environment only and never printed.
+
+:func:`check_setup` is the check itself, from explicit arguments; ``python -m bot check`` calls it
+too (with its Telegram and webhook checks around it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from payments.catalog import Catalog, load_catalog
+from payments.clock import SystemClock
+from payments.config import PaymentSettings
+from payments.delivery.webhooks import monitor
+from payments.errors import PaymentsError
+from payments.exchange.chains import get_chain_status
+from payments.wiring import Payments
+
+if TYPE_CHECKING:
+    from payments.exchange.base import Exchange
+
+DEFAULT_DATABASE_URL = "sqlite:///data/subsbot.sqlite3"
+DEFAULT_OKX_URL = "https://www.okx.com"
+REQUIRED = ("OKX_API_KEY", "OKX_SECRET_KEY", "OKX_PASSPHRASE")
+TRUE = {"1", "true", "yes", "on"}
+CLOCK_WARN_MS = 30_000
+MIN_SECRET = 6  # shorter values are not searched for (they would mangle every line)
+_URL_PASSWORD = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:([^@]*)@")
+
+
+def url_password(url: str) -> str | None:
+    """The password in a database URL (``postgresql://user:PASSWORD@host/db``), if any."""
+    match = _URL_PASSWORD.match(url)
+    return match[1] if match and match[1] else None
+
+
+def mask_password(url: str) -> str:
+    """``postgresql://user:***@host/db``."""
+    password = url_password(url)
+    return url if password is None else url.replace(f":{password}@", ":***@", 1)
+
+
+@dataclass
+class Report:
+    """One line per check (``ok`` / ``warn`` / ``FAIL`` / ``skip``), scrubbed of ``secrets``;
+    ``echo`` (e.g. ``print``) shows each line as soon as it is known."""
+
+    secrets: Iterable[str] = ()
+    echo: Callable[[str], None] | None = None
+    lines: list[str] = field(default_factory=list)
+    problems: int = 0
+
+    def __post_init__(self) -> None:
+        values = {s for s in self.secrets if len(s) >= MIN_SECRET}
+        values |= {unquote(s) for s in values}  # a URL's password, also as the driver sees it
+        self.secrets = sorted(values, key=len, reverse=True)  # a longer secret is removed whole
+
+    def ok(self, text: str) -> None:
+        self._add("ok", text)
+
+    def warn(self, text: str) -> None:
+        self._add("warn", text)
+
+    def fail(self, text: str) -> None:
+        self.problems += 1
+        self._add("FAIL", text)
+
+    def skip(self, text: str) -> None:
+        self._add("skip", text)
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _add(self, tag: str, text: str) -> None:
+        line = f"  {tag:<4}  {self.redact(text)}"
+        self.lines.append(line)
+        if self.echo is not None:
+            self.echo(line)
+
+    @property
+    def verdict(self) -> str:
+        return "ready" if self.problems == 0 else f"{self.problems} problem(s)"
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.problems == 0 else 1
+
+
+@dataclass(frozen=True)
+class OkxAccess:
+    """Where and as whom to call OKX (the key, secret and passphrase are never printed)."""
+
+    api_key: str
+    secret: str
+    passphrase: str
+    base_url: str = DEFAULT_OKX_URL
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.api_key, self.secret, self.passphrase)
+
+
+async def check_setup(
+    report: Report,
+    *,
+    okx: OkxAccess,
+    database_url: str,
+    plans_file: str | Path | None = None,
+    allow_unsafe: bool = False,
+    settings: PaymentSettings | None = None,
+    webhook_urls: Sequence[str] | None = None,
+) -> None:
+    """The plans file, the database (migrated), then OKX: clock, API key permissions, every
+    offered network's status, prices and deposit addresses. Each result is a line of
+    ``report``; nothing is raised for a problem it can name. With ``webhook_urls`` (the
+    MERCHANT_WEBHOOK_URLS), webhook deliveries left pending to URLs no longer among them."""
+    try:
+        catalog = load_catalog(plans_file)
+    except PaymentsError as exc:
+        report.fail(str(exc))
+        report.skip("database and OKX checks (they need the plans file)")
+        return
+    report.ok(f"plans file: {len(catalog.plans)} plans, {len(catalog.coins)} coins")
+
+    from payments.exchange.okx import OkxExchange  # imports ccxt (about a second)
+
+    exchange = OkxExchange(okx.api_key, okx.secret, okx.passphrase, base_url=okx.base_url)
+    payments = await _open(report, exchange, catalog, database_url, settings)
+    if payments is None:
+        try:
+            await _check_key_only(report, exchange, allow_unsafe)
+        finally:
+            await exchange.close()
+        report.skip("networks, prices and deposit addresses (they need the database)")
+        return
+    try:
+        if webhook_urls is not None:
+            await _check_webhooks(payments, webhook_urls, report)
+        await _check_okx(payments, okx, allow_unsafe, report)
+    finally:
+        await payments.close()
+
+
+async def _check_webhooks(payments: Payments, urls: Sequence[str], report: Report) -> None:
+    """Pending deliveries to URLs that are gone: named by scheme, host and path and the id that
+    ``/webhooks move`` and ``/webhooks drop`` take (never the query string: it may carry a
+    token)."""
+    for url in await monitor.gone(payments.db, urls):
+        report.warn(
+            f"MERCHANT_WEBHOOK_URLS: {url.pending} delivery(ies) still pending to {url.url}"
+            f" (id {url.id}), which is no longer configured: /webhooks move {url.id} <new id>"
+            f" or /webhooks drop {url.id} in the bot"
+        )
+
+
+async def _open(
+    report: Report,
+    exchange: Exchange,
+    catalog: Catalog,
+    database_url: str,
+    settings: PaymentSettings | None,
+) -> Payments | None:
+    try:
+        payments = await Payments.open(
+            database_url=database_url,
+            exchange=exchange,
+            catalog=catalog,
+            settings=settings or PaymentSettings(),
+            clock=SystemClock(),
+        )
+    except PaymentsError as exc:  # names DATABASE_URL, without the password
+        report.fail(str(exc))
+        return None
+    except Exception as exc:  # e.g. a URL the driver cannot parse: its message may echo it
+        where = mask_password(database_url)
+        report.fail(f"DATABASE_URL: cannot open {where} ({type(exc).__name__})")
+        return None
+    report.ok(f"database: {payments.db.dialect}, migrations applied")
+    return payments
+
+
+async def _check_key_only(report: Report, exchange: Exchange, allow_unsafe: bool) -> None:
+    """Without a database: OKX's answer and the key's permissions still tell something."""
+    from payments.exchange.okx import check_api_key
+
+    try:
+        for warning in check_api_key(await exchange.fetch_key_info(), allow_unsafe=allow_unsafe):
+            report.warn(warning)
+    except PaymentsError as exc:
+        report.fail(str(exc))
+        return
+    report.ok(_key_line(allow_unsafe))
+
+
+def _key_line(allow_unsafe: bool) -> str:
+    return "API key: read-only" if not allow_unsafe else "API key accepted (unsafe allowed)"
+
+
+async def _check_okx(
+    payments: Payments, okx: OkxAccess, allow_unsafe: bool, report: Report
+) -> None:
+    try:
+        offset = await payments.okx_clock.sync(payments.exchange.server_time_ms)
+    except PaymentsError as exc:
+        report.fail(f"OKX at {okx.base_url} (OKX_API_URL): {exc}")
+        report.skip("API key, networks, prices and deposit addresses (OKX did not answer)")
+        return
+    (report.ok if abs(offset) <= CLOCK_WARN_MS else report.warn)(
+        f"OKX at {okx.base_url} answers; clock offset {offset} ms"
+    )
+    try:
+        for warning in await payments.start_checks(allow_unsafe_key=allow_unsafe):
+            report.warn(warning)
+        report.ok(_key_line(allow_unsafe))
+    except PaymentsError as exc:
+        report.fail(str(exc))
+        report.skip("networks, prices and deposit addresses (fix the API key first)")
+        return
+    async with payments.db.read() as conn:
+        for coin in payments.catalog.coins:
+            for network in coin.networks:
+                status = await get_chain_status(conn, coin.symbol, network.chain)
+                where = f"{coin.symbol} on {network.label} ({network.chain})"
+                if status is None:
+                    report.fail(f"{where}: OKX does not list this chain")
+                elif not status.can_deposit:
+                    report.warn(f"{where}: deposits are suspended on OKX (not offered)")
+                else:
+                    report.ok(f"{where}: minimum deposit {status.min_deposit}")
+    for coin in payments.catalog.coins:
+        try:
+            quote = await payments.quotes.quote(coin.symbol)
+            report.ok(f"{coin.symbol} price: {quote.rate} USDT")
+        except PaymentsError as exc:
+            report.fail(f"{coin.symbol} price: {exc}")
+    await _check_pool(payments, report)
+
+
+async def _check_pool(payments: Payments, report: Report) -> None:
+    from sqlalchemy import func, select
+
+    from payments.storage.schema import pool_addresses as pool
+
+    async with payments.db.read() as conn:
+        rows = await conn.execute(
+            select(pool.c.currency, pool.c.chain, func.count())
+            .where(pool.c.active.is_(True))
+            .group_by(pool.c.currency, pool.c.chain)
+        )
+        counts = {(r[0], r[1]): int(r[2]) for r in rows}
+    for coin in payments.catalog.coins:
+        for network in coin.networks:
+            count = counts.get((coin.symbol, network.chain), 0)
+            where = f"{coin.symbol} on {network.chain}"
+            if count == 0:
+                report.fail(f"{where}: no deposit address (create one in the OKX app)")
+            else:
+                report.ok(f"{where}: {count} deposit address(es) in the pool")
+
+
+async def run_check(env: Mapping[str, str], out: list[str]) -> int:
+    """The check from environment variables; appends the report to ``out``, returns the exit
+    code (2: a required variable is missing, 1: a problem, 0: ready)."""
+    missing = [name for name in REQUIRED if not env.get(name)]
+    if missing:
+        out.append(f"{missing[0]} is not set (a read-only OKX API key is required)")
+        return 2
+    okx = OkxAccess(
+        env["OKX_API_KEY"],
+        env["OKX_SECRET_KEY"],
+        env["OKX_PASSPHRASE"],
+        base_url=(env.get("OKX_API_URL") or DEFAULT_OKX_URL).rstrip("/"),
+    )
+    database_url = env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    report = Report(secrets=[*okx.secrets, url_password(database_url) or ""])
+    await check_setup(
+        report,
+        okx=okx,
+        database_url=database_url,
+        plans_file=env.get("PLANS_FILE") or None,
+        allow_unsafe=env.get("ALLOW_UNSAFE_API_KEY", "").strip().lower() in TRUE,
+    )
+    out.extend(report.lines)
+    out.append(report.verdict)
+    return report.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m payments", description=__doc__)
+    parser.add_argument("command", choices=["check"], help="check: verify the OKX set-up")
+    parser.parse_args(argv)
+    out: list[str] = []
+    code = asyncio.run(run_check(os.environ, out))
+    print("\n".join(out))
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subscriptions: the periods a payment buys, reminders before they end, and their expiry."""
