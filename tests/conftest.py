@@ -1,4 +1,8 @@
-"""Shared fixtures: a migrated database on SQLite and (when TEST_DATABASE_URL is set) PostgreSQL."""
+"""Shared fixtures: a migrated database on SQLite and (when TEST_DATABASE_URL is set) PostgreSQL.
+
+Markers by folder: everything under ``tests/e2e`` is ``e2e`` (the whole bot over the loopback
+fakes) and everything under ``tests/soak`` is ``soak``, so ``pytest -m "not e2e and not soak"``
+is the fast part."""
 
 from __future__ import annotations
 
@@ -13,6 +17,15 @@ from payments.clock import ManualClock
 from payments.storage import Database
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+TESTS = Path(__file__).resolve().parent
+MARKED_FOLDERS = {"e2e": pytest.mark.e2e, "soak": pytest.mark.soak}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(str(item.path)).resolve().relative_to(TESTS).parts[0]
+        if folder in MARKED_FOLDERS:
+            item.add_marker(MARKED_FOLDERS[folder])
 
 
 def backends() -> list[object]:

@@ -202,7 +202,7 @@ async def open_shop(
         base_url=okx.base_url,
         timeout_ms=1500,
         clock=clock,  # sign with the test's clock, as the fake checks timestamps against it
-        throttle=False,  # the fake has no limits; tests/test_exchange_okx.py keeps it on
+        throttle=False,  # the fake has no limits; tests/payments/exchange/test_okx.py keeps it on
     )
     payments = Payments.wire(db, exchange, load_catalog(), settings or PaymentSettings(), clock)
     try:

@@ -1,0 +1,328 @@
+"""``python -m payments check`` and ``python -m bot check`` as a merchant runs them: against the
+fake OKX (and the fake Bot API), as real processes and in-process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.check import check_settings, run_check
+from bot.config import load_settings
+from fakes.okx import FakeOkx
+from fakes.settings import bot_env
+from fakes.telegram import FakeTelegram
+from payments.catalog import default_plans_path
+from payments.errors import ConfigError
+from payments.ops.setup_check import Report
+from tests.paths import REPO
+
+ROOT = REPO
+
+
+@pytest.fixture
+def okx() -> Iterator[FakeOkx]:
+    fake = FakeOkx(secret="s3cr3t-value-xyz", passphrase="pass-phrase-abc").start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def _check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OKX_")}
+    return subprocess.run(
+        [sys.executable, "-m", "payments", "check"],
+        env={**base, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _env(okx: FakeOkx, tmp_path: Path) -> dict[str, str]:
+    return {
+        "OKX_API_KEY": okx.api_key,
+        "OKX_SECRET_KEY": okx.secret,
+        "OKX_PASSPHRASE": okx.passphrase,
+        "OKX_API_URL": okx.base_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'check.sqlite3'}",
+    }
+
+
+def test_a_ready_account_passes(okx: FakeOkx, tmp_path: Path) -> None:
+    result = _check(_env(okx, tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "USDT on USDT-TRC20: 1 deposit address(es) in the pool" in result.stdout
+    assert result.stdout.strip().endswith("ready")
+    assert okx.secret not in result.stdout + result.stderr
+    assert okx.passphrase not in result.stdout + result.stderr
+
+
+def test_a_key_that_can_withdraw_fails_and_says_so(okx: FakeOkx, tmp_path: Path) -> None:
+    okx.set_permissions("read_only,withdraw")
+    result = _check(_env(okx, tmp_path))
+    assert result.returncode == 1
+    assert "withdraw" in result.stdout and "ALLOW_UNSAFE_API_KEY" in result.stdout
+
+
+def test_suspended_deposits_are_reported(okx: FakeOkx, tmp_path: Path) -> None:
+    okx.set_chain("USDT-BSC", can_dep=False)
+    result = _check(_env(okx, tmp_path))
+    assert "USDT on BNB Smart Chain (BEP20) (USDT-BSC): deposits are suspended" in result.stdout
+
+
+def test_a_missing_variable_is_named_in_one_line(tmp_path: Path) -> None:
+    result = _check({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}"})
+    assert result.returncode == 2
+    assert result.stdout.strip().splitlines() == [
+        "OKX_API_KEY is not set (a read-only OKX API key is required)"
+    ]
+
+
+def test_wrong_secret_is_an_authentication_failure(okx: FakeOkx, tmp_path: Path) -> None:
+    env = {**_env(okx, tmp_path), "OKX_SECRET_KEY": "wrong-secret-123"}
+    result = _check(env)
+    assert result.returncode == 1
+    assert "wrong-secret-123" not in result.stdout + result.stderr
+
+
+# --- python -m bot check ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def tg() -> Iterator[FakeTelegram]:
+    fake = FakeTelegram(token="654321:bot-token-SECRET-value").start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def _bot_env(tg: FakeTelegram, okx: FakeOkx, tmp_path: Path) -> dict[str, str]:
+    return bot_env(tg, okx, f"sqlite:///{tmp_path / 'check.sqlite3'}", admins="900,901")
+
+
+def _secrets(tg: FakeTelegram, okx: FakeOkx) -> list[str]:
+    return [tg.token, okx.api_key, okx.secret, okx.passphrase]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _bot_check(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = await run_check(load_settings(env))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_bot_check_as_a_process_names_the_bot_and_is_ready(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path
+) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), **_bot_env(tg, okx, tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.rstrip().splitlines()
+    assert lines[-1] == "ready"
+    assert all(line.startswith(("  ok  ", "  warn")) for line in lines[:-1]), result.stdout
+    assert "@subsbot_test_bot" in result.stdout
+    assert "ADMIN_IDS: 2 admins" in result.stdout
+    assert "mode: long polling" in result.stdout
+    assert "USDT on USDT-TRC20: 1 deposit address(es) in the pool" in result.stdout
+    assert "API key: read-only" in result.stdout
+    for secret in _secrets(tg, okx):
+        assert secret not in result.stdout + result.stderr
+
+
+async def test_webhook_mode_is_ready_and_no_secret_is_printed(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hook = {"WEBHOOK_URL": "https://shop.example.com", "WEBHOOK_SECRET": "hook_secret-0123456789"}
+    hook["API_TOKEN"] = "api-token-0123456789"
+    code, out = await _bot_check({**_bot_env(tg, okx, tmp_path), **hook}, capsys)
+    assert code == 0, out
+    assert "mode: webhook at https://shop.example.com/telegram/webhook" in out
+    for secret in [*_secrets(tg, okx), hook["WEBHOOK_SECRET"], hook["API_TOKEN"]]:
+        assert secret not in out
+
+
+async def test_a_refused_token_is_a_fail_line(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {**_bot_env(tg, okx, tmp_path), "TELEGRAM_BOT_TOKEN": "654321:NOT-the-right-token"}
+    code, out = await _bot_check(env, capsys)
+    assert code == 1
+    assert "  FAIL  TELEGRAM_BOT_TOKEN was refused by Telegram" in out
+    assert out.strip().endswith("1 problem(s)")
+    assert "NOT-the-right-token" not in out
+    assert "USDT on USDT-TRC20: 1 deposit address(es) in the pool" in out  # the rest still ran
+
+
+async def test_an_unreachable_bot_api_names_telegram_api_url(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    code, out = await _bot_check({**_bot_env(tg, okx, tmp_path), "TELEGRAM_API_URL": dead}, capsys)
+    assert code == 1
+    assert f"  FAIL  TELEGRAM_API_URL: cannot reach the Bot API at {dead}" in out
+    assert tg.token not in out
+
+
+async def test_a_key_that_can_withdraw_fails(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    okx.set_permissions("read_only,withdraw", ip="203.0.113.7")
+    code, out = await _bot_check(_bot_env(tg, okx, tmp_path), capsys)
+    assert code == 1
+    [fail] = [line for line in out.splitlines() if line.startswith("  FAIL")]
+    assert '"withdraw" permission' in fail and "ALLOW_UNSAFE_API_KEY" in fail
+    assert "@subsbot_test_bot" in out
+
+
+async def test_an_unsafe_key_is_only_a_warning_when_allowed(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    okx.set_permissions("read_only,trade", ip="203.0.113.7")
+    env = {**_bot_env(tg, okx, tmp_path), "ALLOW_UNSAFE_API_KEY": "true"}
+    code, out = await _bot_check(env, capsys)
+    assert code == 0, out
+    assert "  warn  ALLOW_UNSAFE_API_KEY is set" in out
+    assert '  warn  The OKX API key has the "trade" permission' in out
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://shop:hunter22-pw@127.0.0.1:{port}/shop",  # nothing listens
+        "postgresql://shop:hunter22-pw@127.0.0.1:notaport/shop",  # the driver cannot parse it
+        "sqlite:///{file}/shop.sqlite3",  # under a file, not a directory
+    ],
+)
+async def test_a_database_that_cannot_be_opened_fails_without_its_password(
+    tg: FakeTelegram,
+    okx: FakeOkx,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    url: str,
+) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    url = url.format(port=_closed_port(), file=tmp_path / "a-file")
+    env = {**_bot_env(tg, okx, tmp_path), "DATABASE_URL": url}
+    code, out = await _bot_check(env, capsys)
+    assert code == 1
+    [fail] = [line for line in out.splitlines() if line.startswith("  FAIL")]
+    assert fail.startswith("  FAIL  DATABASE_URL"), fail  # cannot open / not valid / no folder
+    assert "hunter22" not in out
+    assert "API key: read-only" in out  # the key is still checked without a database
+    assert "  skip  networks, prices and deposit addresses" in out
+
+
+async def test_an_unreachable_okx_names_okx_api_url(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    code, out = await _bot_check({**_bot_env(tg, okx, tmp_path), "OKX_API_URL": dead}, capsys)
+    assert code == 1
+    assert f"  FAIL  OKX at {dead} (OKX_API_URL): " in out
+    assert "@subsbot_test_bot" in out
+
+
+def _settings_report(**env: str) -> Report:
+    base = {"TELEGRAM_BOT_TOKEN": "1:x", "ADMIN_IDS": "7", "OKX_API_KEY": "k"}
+    settings = load_settings({**base, "OKX_SECRET_KEY": "s", "OKX_PASSPHRASE": "p", **env})
+    report = Report()
+    check_settings(settings, report)
+    return report
+
+
+def test_webhook_settings() -> None:
+    local = _settings_report(
+        WEBHOOK_URL="http://localhost:8080", WEBHOOK_SECRET="abc_0123456789abcdef"
+    )
+    assert "  ok    mode: webhook at http://localhost:8080/telegram/webhook" in local.lines
+    assert local.problems == 0
+
+    plain = _settings_report(
+        WEBHOOK_URL="http://shop.example.com", WEBHOOK_SECRET="abc_0123456789abcdef"
+    )
+    assert any(line.startswith("  warn  WEBHOOK_URL:") and "https" in line for line in plain.lines)
+    assert plain.problems == 0
+
+    odd_port = _settings_report(
+        WEBHOOK_URL="https://shop.example.com:8080", WEBHOOK_SECRET="abc_0123456789abcdef"
+    )
+    assert any("ports 443, 80, 88 and 8443, not 8080" in line for line in odd_port.lines)
+    render = _settings_report(
+        WEBHOOK_URL="https://shop.onrender.com", WEBHOOK_SECRET="abc_0123456789abcdef"
+    )
+    assert "  ok    mode: webhook at https://shop.onrender.com/telegram/webhook" in render.lines
+
+    report = _settings_report()
+    assert report.lines[0] == "  ok    ADMIN_IDS: 1 admin"
+    assert "  ok    mode: long polling (WEBHOOK_URL is not set)" in report.lines
+
+    # a secret Telegram would refuse stops the command before any check, in one line
+    with pytest.raises(ConfigError) as refused:
+        load_settings(
+            {"TELEGRAM_BOT_TOKEN": "1:x", "ADMIN_IDS": "7", "OKX_API_KEY": "k"}
+            | {"OKX_SECRET_KEY": "s", "OKX_PASSPHRASE": "p", "WEBHOOK_URL": "https://a.example"}
+            | {"WEBHOOK_SECRET": "has spaces and !"}
+        )
+    assert str(refused.value).startswith("WEBHOOK_SECRET: must be 16-256 characters")
+    assert "has spaces" not in str(refused.value)
+
+
+def test_check_without_a_token_stops_in_one_line(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == ["subsbot: TELEGRAM_BOT_TOKEN is not set"]
+    assert result.stdout == ""
+
+
+async def test_paid_chats_name_the_missing_right_and_fail(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plans = default_plans_path().read_text(encoding="utf-8")
+    plans = plans.replace('id = "pro"\n', 'id = "pro"\nchats = [-1001, -1002, -1003]\n', 1)
+    (tmp_path / "plans.toml").write_text(plans, encoding="utf-8")
+    tg.add_chat(-1001, title="Ready Club")
+    tg.add_chat(-1002, title="No Bans", bot_rights={"can_restrict_members": False})
+    env = {**_bot_env(tg, okx, tmp_path), "PLANS_FILE": str(tmp_path / "plans.toml")}
+    code, out = await _bot_check(env, capsys)
+    assert code == 1, out
+    lines = out.splitlines()
+    ready = "  ok    paid chat -1001 (Ready Club): ok, the bot can invite and remove members"
+    assert ready in lines
+    [no_bans] = [line for line in lines if "-1002" in line]
+    assert no_bans.startswith("  FAIL") and "lacks the right to ban members" in no_bans
+    [missing] = [line for line in lines if "-1003" in line]
+    assert missing.startswith("  FAIL") and "Chat not found" in missing
+    assert "add the bot to it as an administrator" in missing
+    assert lines[-1] == "2 problem(s)"

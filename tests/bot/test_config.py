@@ -1,0 +1,261 @@
+"""A merchant's configuration mistakes: ``python -m bot run`` with a broken plans file or a
+database it cannot open stops with exit code 2 and ONE line on stderr that names the problem
+(the plans file and entry, or DATABASE_URL), with no traceback and no secret in it.
+
+Every case runs ``run`` in-process against the fake Bot API and the fake OKX (a fraction of a
+second each); two run as real processes too (tests/e2e/test_main.py has more), to show exactly
+what a merchant sees.
+
+Coins and chains that OKX does not list are only known once OKX answers: ``bot check`` names
+them (the bot itself keeps serving the rest of the catalogue)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import bot.__main__ as bot_main
+from bot.check import run_check
+from bot.config import load_settings
+from fakes.okx import FakeOkx
+from fakes.settings import bot_env
+from fakes.telegram import FakeTelegram
+from payments.catalog import default_plans_path
+
+DB_PASSWORD = "db-pass-hunter22"
+# SQLite failing to open a file leaves aiosqlite's worker thread behind, and it raises "Event
+# loop is closed" once the loop has gone: harmless in a process that exits, a stray thread
+# exception in this one
+IN_A_PROCESS_ONLY = ("sqlite_file_is_a_folder",)
+Result = tuple[int | None, str, str]  # exit code, stdout, stderr
+PARALLEL = 2  # processes at a time (each imports the bot: about a second of CPU)
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[tuple[FakeTelegram, FakeOkx]]:
+    with FakeTelegram(token="654321:cfg-token-SECRET") as tg, FakeOkx() as okx:
+        yield tg, okx
+
+
+def bundled() -> str:
+    return default_plans_path().read_text(encoding="utf-8")
+
+
+def edited(old: str, new: str) -> str:
+    text = bundled()
+    assert text.count(old) >= 1, old
+    return text.replace(old, new, 1)
+
+
+BTC_NETWORKS = 'networks = [{ code = "BTC", chain = "BTC-Bitcoin", label = "Bitcoin" }]'
+
+# name -> (the plans file's text, what its one line says)
+PLAN_CASES: dict[str, tuple[str, str]] = {
+    "toml_syntax": ('[[plans]\nid = "pro"\n', "not valid TOML (Expected ']]'"),
+    "negative_price": (
+        edited('price_usd = "29"', 'price_usd = "-29"'),
+        "plan 'pro': price_usd must be positive (got -29)",
+    ),
+    "zero_duration": (
+        edited('days = 30\ndescription = "Everything', 'days = 0\ndescription = "Everything'),
+        "plan 'pro': days must be a whole number from 1 to 3660",
+    ),
+    "price_not_a_number": (
+        edited('price_usd = "99"', 'price_usd = "ninety-nine"'),
+        "plan 'enterprise': 'price_usd' is not a number",
+    ),
+    "malformed_coin": (
+        edited('symbol = "BTC"', 'symbol = "btc!"'),
+        "coin 'btc!': symbol must be 2-10 capital letters or digits",
+    ),
+    "chain_of_another_coin": (
+        edited('chain = "BTC-Bitcoin"', 'chain = "ETH-Bitcoin"'),
+        "coin 'BTC' networks[0]: chain 'ETH-Bitcoin' must be OKX's chain name for BTC",
+    ),
+    "malformed_network_code": (
+        edited('code = "TRC20"', 'code = "trc 20"'),
+        "coin 'USDT' networks[0]: code must be 2-12 capital letters or digits",
+    ),
+    "no_coins": (bundled().split("[[coins]]")[0], "at least one [[coins]] entry is required"),
+    "coin_without_networks": (
+        edited(BTC_NETWORKS, "networks = []"),
+        "coin 'BTC': at least one network is required",
+    ),
+    "no_plans": (
+        "[[coins]]" + bundled().split("[[coins]]", 1)[1],
+        "at least one [[plans]] entry is required",
+    ),
+}
+
+
+def _env(tg: FakeTelegram, okx: FakeOkx, tmp_path: Path) -> dict[str, str]:
+    return bot_env(tg, okx, f"sqlite:///{tmp_path / 'shop.sqlite3'}", home=tmp_path)
+
+
+async def _run_all(runs: dict[str, dict[str, str]], cwd: Path) -> dict[str, Result]:
+    """``python -m bot run`` once per environment; name -> (exit code, stdout, stderr)."""
+    gate = asyncio.Semaphore(PARALLEL)
+
+    async def one(env: dict[str, str]) -> Result:
+        async with gate:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                cwd=cwd,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+            except TimeoutError:  # it started serving instead of stopping
+                process.kill()
+                out, err = await process.communicate()
+            return process.returncode, out.decode(), err.decode()
+
+    results = await asyncio.gather(*(one(env) for env in runs.values()))
+    return dict(zip(runs, results, strict=True))
+
+
+def _assert_one_line(result: Result, expected: str, secrets: list[str], name: str) -> str:
+    code, out, err = result
+    assert code == 2, (name, code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, (name, err)
+    [line] = lines
+    assert line.startswith("subsbot: ") and expected in line, (name, line)
+    assert "Traceback" not in out + err, name
+    for secret in secrets:
+        assert secret not in out + err, (name, secret)
+    return line
+
+
+def _in_process(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> Result:
+    """``run`` as ``python -m bot run`` calls it after reading the settings (no process)."""
+    code = bot_main.run(load_settings(env))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _plans_runs(base: dict[str, str], tmp_path: Path) -> dict[str, dict[str, str]]:
+    runs: dict[str, dict[str, str]] = {}
+    for name, (text, _) in PLAN_CASES.items():
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text, encoding="utf-8")
+        runs[name] = base | {"PLANS_FILE": str(path)}
+    runs["missing_file"] = base | {"PLANS_FILE": str(tmp_path / "missing_file.toml")}
+    return runs
+
+
+def _database_cases(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """name -> (DATABASE_URL, what its one line says)."""
+    (tmp_path / "a-file").write_text("not a folder")
+    (tmp_path / "a-folder.sqlite3").mkdir()
+    return {
+        # nothing listens on port 1
+        "postgres_unreachable": (
+            f"postgresql://shop:{DB_PASSWORD}@127.0.0.1:1/shop",
+            "DATABASE_URL: cannot open postgresql://shop:***@127.0.0.1:1/shop",
+        ),
+        # regression: a port that is not a number escaped as a ValueError traceback (exit 1)
+        "port_not_a_number": (
+            f"postgresql://shop:{DB_PASSWORD}@127.0.0.1:dbport/shop",
+            "DATABASE_URL is not a valid database URL",
+        ),
+        # regression: a file where the SQLite folder should be was a FileExistsError traceback
+        "sqlite_folder_is_a_file": (
+            f"sqlite:///{tmp_path / 'a-file' / 'shop.sqlite3'}",
+            f"DATABASE_URL: cannot create the folder {tmp_path / 'a-file'}",
+        ),
+        "sqlite_file_is_a_folder": (
+            f"sqlite:///{tmp_path / 'a-folder.sqlite3'}",
+            f"DATABASE_URL: {tmp_path / 'a-folder.sqlite3'} is a folder, not a database file",
+        ),
+        "unsupported_backend": (
+            f"mysql://shop:{DB_PASSWORD}@127.0.0.1/shop",
+            "DATABASE_URL: unsupported database 'mysql'",
+        ),
+    }
+
+
+def test_a_broken_plans_file_or_database_stops_start_up_naming_it(
+    fakes: tuple[FakeTelegram, FakeOkx], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tg, okx = fakes
+    base = _env(tg, okx, tmp_path)
+    secrets = [tg.token, okx.secret, okx.passphrase, okx.api_key, DB_PASSWORD]
+    for name, env in _plans_runs(base, tmp_path).items():
+        expected = PLAN_CASES[name][1] if name in PLAN_CASES else "cannot read it"
+        line = _assert_one_line(_in_process(env, capsys), expected, secrets, name)
+        assert line.startswith(f"subsbot: PLANS_FILE {tmp_path / name}.toml: "), line
+    for name, (url, expected) in _database_cases(tmp_path).items():
+        if name in IN_A_PROCESS_ONLY:
+            continue
+        result = _in_process(base | {"DATABASE_URL": url}, capsys)
+        line = _assert_one_line(result, expected, secrets, name)
+        assert line.startswith("subsbot: DATABASE_URL"), line
+    assert tg.bot_messages(900) == [] and tg.webhook is None  # the bot never started
+
+
+async def test_the_process_prints_one_line_and_nothing_else(
+    fakes: tuple[FakeTelegram, FakeOkx], tmp_path: Path
+) -> None:
+    """The same as real processes (logging configured as in production): exit code 2, one
+    line on stderr, nothing on stdout."""
+    tg, okx = fakes
+    base = _env(tg, okx, tmp_path)
+    plans = _plans_runs(base, tmp_path)
+    databases = _database_cases(tmp_path)
+    picked = {"toml_syntax": (plans["toml_syntax"], PLAN_CASES["toml_syntax"][1])}
+    for name in ("sqlite_folder_is_a_file", *IN_A_PROCESS_ONLY):
+        url, expected = databases[name]
+        picked[name] = (base | {"DATABASE_URL": url}, expected)
+    results = await _run_all({name: env for name, (env, _) in picked.items()}, tmp_path)
+    secrets = [tg.token, okx.secret, okx.passphrase, okx.api_key, DB_PASSWORD]
+    for name, (_, expected) in picked.items():
+        _assert_one_line(results[name], expected, secrets, name)
+        assert results[name][1] == "", name
+
+
+def _unlisted_plans(tg: FakeTelegram, okx: FakeOkx, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A plans file with a chain OKX does not list (USDT-Nowhere) and a coin it does not know."""
+    plans = tmp_path / "plans.toml"
+    text = edited('chain = "USDT-Solana"', 'chain = "USDT-Nowhere"')
+    text += '\n[[coins]]\nsymbol = "DOGEZ"\nstep = "0.0001"\n'
+    text += 'networks = [{ code = "DOGE", chain = "DOGEZ-Dogecoin" }]\n'
+    plans.write_text(text, encoding="utf-8")
+    return plans, _env(tg, okx, tmp_path) | {"PLANS_FILE": str(plans)}
+
+
+async def test_coins_and_chains_okx_does_not_list_are_named_by_check(
+    fakes: tuple[FakeTelegram, FakeOkx], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tg, okx = fakes
+    _, env = _unlisted_plans(tg, okx, tmp_path)
+    code = await run_check(load_settings(env))
+    output = capsys.readouterr().out
+    assert code == 1, output
+    assert "FAIL  USDT on Solana (USDT-Nowhere): OKX does not list this chain" in output
+    assert "FAIL  DOGEZ on DOGEZ-Dogecoin: no deposit address" in output
+    assert "FAIL  DOGEZ price" in output
+
+
+def test_a_coin_or_chain_okx_does_not_list_stops_start_up_naming_it(
+    fakes: tuple[FakeTelegram, FakeOkx], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tg, okx = fakes
+    plans, env = _unlisted_plans(tg, okx, tmp_path)
+    secrets = [tg.token, okx.secret, okx.passphrase, okx.api_key]
+    line = _assert_one_line(_in_process(env, capsys), "OKX does not list", secrets, "unlisted")
+    assert line.startswith(f"subsbot: PLANS_FILE {plans}: "), line
+    assert "USDT network" in line and "(USDT-Nowhere)" in line, line
+    assert "DOGEZ network DOGE (DOGEZ-Dogecoin)" in line, line
+    assert "TRC20" not in line  # the networks OKX does list are not named
+    assert tg.bot_messages(900) == [] and tg.webhook is None  # the bot never started
