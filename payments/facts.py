@@ -1,5 +1,6 @@
 """Plain, immutable views of invoices, reservations and deposits that the pure decision
-functions (``matching``, ``settlement``) work on. Loaded from the database by ``processing``."""
+functions (``matching``, ``settlement``) work on. Loaded from the database by ``snapshot``
+and ``record``."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Pure decisions: which invoice, if any, each deposit belongs to (docs/architecture.md, "Matching
 deposits").
 
-No I/O here. ``processing`` loads a :class:`Snapshot`, calls :func:`match_deposits`, and applies
-the decisions in one transaction. The rules, in order:
+No I/O here. ``decide`` loads a :class:`Snapshot` (``snapshot``), calls :func:`match_deposits`,
+and ``record`` writes the decisions in one transaction. The rules, in order:
 
 * A deposit in a currency or on a chain the catalogue does not sell (dust, airdrops, anything
   anyone sends to a public address) is unmatched at once, before any price is asked, and never
@@ -103,8 +103,8 @@ POSSIBLE_DUPLICATE = "possible_duplicate"  # maybe a second payment of a paid in
 MAYBE_CLOSED = "maybe_closed_invoice"  # maybe for a cancelled, rejected or lapsed invoice
 AMBIGUOUS = "ambiguous"  # several candidates: a claim or an admin picks
 NO_CANDIDATE = "no_candidate"
-DECISION_ERROR = "decision_error"  # the decision failed on this deposit (processing)
-VANISHED = "vanished"  # OKX no longer returns the record (processing)
+DECISION_ERROR = "decision_error"  # the decision failed on this deposit (``decide``)
+VANISHED = "vanished"  # OKX no longer returns the record (``poll`` marks it missing)
 UNMATCHED_REASONS = frozenset(
     {
         NOT_SOLD,

@@ -1,7 +1,7 @@
 """Pure decisions: what an invoice's attached deposits add up to (docs/architecture.md, 4).
 
 ``evaluate`` looks at one invoice and the deposits attached to it and says which status and
-exceptions it should have. ``processing`` compares that with the stored row and applies the
+exceptions it should have. ``record`` compares that with the stored row and applies the
 difference as a compare-and-set transition. Frozen invoices never move on their own.
 """
 
