@@ -1,6 +1,7 @@
 """Outbox messages rendered as Telegram messages: one function from (kind, payload) to text and
-buttons. Kinds are the payments core's stable names (payments.delivery.notify,
-payments.subscriptions.reminders)."""
+buttons. Kinds are the payments core's stable names, all in its message catalogue
+(``payments.delivery.messages``); :data:`RENDERED_KINDS` is every kind rendered here (a test
+holds it to the catalogue)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,16 @@ from telegram import InlineKeyboardMarkup
 
 from bot import keyboards
 from bot.texts import Html, Texts
-from payments import Catalog, InvoiceView, access, states
-from payments.delivery import notify
-from payments.subscriptions.reminders import KIND_EXPIRED, KIND_REMINDER
+from payments import Catalog, InvoiceView, states
+from payments.delivery import messages as msg
 
 # kinds after which the invoice photo's caption says the invoice has ended
 ENDING_KINDS = frozenset(
     {
-        notify.INVOICE_PAID,
-        notify.INVOICE_EXPIRED,
-        notify.PAYMENT_PARTIAL_EXPIRED,
-        "invoice.rejected",
+        msg.INVOICE_PAID,
+        msg.INVOICE_EXPIRED,
+        msg.PAYMENT_PARTIAL_EXPIRED,
+        msg.INVOICE_REJECTED,
     }
 )
 
@@ -33,40 +33,57 @@ class Outgoing:
     markup: InlineKeyboardMarkup | None = None
 
 
-_CUSTOMER_KEYS = {
-    notify.PAYMENT_DETECTED: "payment_detected",
-    notify.INVOICE_EXPIRED: "invoice_expired",
-    notify.PAYMENT_PARTIAL_EXPIRED: "payment_partial_expired",
-    notify.PAYMENT_LATE_REVIEW: "payment_late_review",
-    notify.PAYMENT_ON_HOLD: "payment_on_hold",
-    "invoice.rejected": "invoice_rejected",
-    "invoice.revoked": "invoice_revoked",
+_CUSTOMER_KEYS: dict[str, str] = {
+    msg.PAYMENT_DETECTED: "payment_detected",
+    msg.INVOICE_EXPIRED: "invoice_expired",
+    msg.PAYMENT_PARTIAL_EXPIRED: "payment_partial_expired",
+    msg.PAYMENT_LATE_REVIEW: "payment_late_review",
+    msg.PAYMENT_ON_HOLD: "payment_on_hold",
+    msg.INVOICE_REJECTED: "invoice_rejected",
+    msg.INVOICE_REVOKED: "invoice_revoked",
+}
+# customer kinds with a rendering of their own (in Renderer.customer)
+_CUSTOMER_OWN = frozenset(
+    {
+        msg.INVOICE_PAID,
+        msg.PAYMENT_PARTIAL,
+        msg.SUBSCRIPTION_REMINDER,
+        msg.SUBSCRIPTION_EXPIRED,
+        msg.SUBSCRIPTION_GRANTED,
+        msg.ACCESS_INVITE,
+        msg.ACCESS_REMOVED,
+    }
+)
+
+_ADMIN_KEYS: dict[str, str] = {
+    msg.ADMIN_PAID: "alert_paid",
+    msg.ADMIN_UNMATCHED: "alert_unmatched",
+    msg.ADMIN_ON_HOLD: "alert_on_hold",
+    msg.ADMIN_FROZEN: "alert_frozen",
+    msg.ADMIN_DUPLICATE: "alert_duplicate",
+    msg.ADMIN_AFTER_CLOSE: "alert_after_close",
+    msg.ADMIN_LATE_REVIEW: "alert_late",
+    msg.ADMIN_PARTIAL_UNFINISHED: "alert_partial_unfinished",
+    msg.ADMIN_TOPUP_UNAVAILABLE: "alert_topup_unavailable",
+    msg.ADMIN_CLAIM_REVIEW: "alert_claim_review",
+    msg.ADMIN_NOT_SOLD: "alert_not_sold",
+    msg.ADMIN_UNSETTLED: "alert_unsettled",
+    msg.ADMIN_REVOKED: "alert_revoked",
+    msg.ADMIN_OKX_AUTH: "alert_okx_auth",
+    msg.ADMIN_OKX_DOWN: "alert_okx_down",
+    msg.ADMIN_OKX_RECOVERED: "alert_okx_recovered",
+    msg.ADMIN_CLOCK: "alert_clock",
+    msg.ADMIN_CAPACITY: "alert_capacity",
+    msg.ADMIN_WEBHOOK_FAILED: "alert_webhook_failed",
+    msg.ADMIN_WEBHOOK_GONE: "alert_webhook_gone",
+    msg.ADMIN_ACCESS_FAILING: "alert_access_failing",
+    msg.ADMIN_CHAT_RIGHTS: "alert_chat_rights",
+    msg.ADMIN_UNRENDERABLE: "alert_unrenderable",
 }
 
-_ADMIN_KEYS = {
-    notify.ADMIN_PAID: "alert_paid",
-    notify.ADMIN_UNMATCHED: "alert_unmatched",
-    notify.ADMIN_ON_HOLD: "alert_on_hold",
-    notify.ADMIN_FROZEN: "alert_frozen",
-    notify.ADMIN_DUPLICATE: "alert_duplicate",
-    notify.ADMIN_AFTER_CLOSE: "alert_after_close",
-    notify.ADMIN_LATE_REVIEW: "alert_late",
-    notify.ADMIN_PARTIAL_UNFINISHED: "alert_partial_unfinished",
-    notify.ADMIN_TOPUP_UNAVAILABLE: "alert_topup_unavailable",
-    notify.ADMIN_CLAIM_REVIEW: "alert_claim_review",
-    notify.ADMIN_NOT_SOLD: "alert_not_sold",
-    notify.ADMIN_UNSETTLED: "alert_unsettled",
-    notify.ADMIN_REVOKED: "alert_revoked",
-    notify.ADMIN_OKX_AUTH: "alert_okx_auth",
-    notify.ADMIN_OKX_DOWN: "alert_okx_down",
-    notify.ADMIN_OKX_RECOVERED: "alert_okx_recovered",
-    notify.ADMIN_CLOCK: "alert_clock",
-    notify.ADMIN_CAPACITY: "alert_capacity",
-    notify.ADMIN_WEBHOOK_FAILED: "alert_webhook_failed",
-    notify.ADMIN_WEBHOOK_GONE: "alert_webhook_gone",
-    access.ADMIN_FAILING: "alert_access_failing",
-    access.ADMIN_CHAT_RIGHTS: "alert_chat_rights",
-}
+# every kind rendered here: the customer's (anything else raises UnknownKind) and the admins'
+# (anything else is shown generically, as kind and payload)
+RENDERED_KINDS = frozenset(_CUSTOMER_KEYS) | _CUSTOMER_OWN | frozenset(_ADMIN_KEYS)
 
 
 class Renderer:
@@ -88,11 +105,11 @@ class Renderer:
             "received": p.get("received") or "",
             "plan": self._plan_name(p.get("plan_id", "")),
         }
-        if kind == notify.INVOICE_PAID:
+        if kind == msg.INVOICE_PAID:
             if p.get("ends_at") is None:
                 return Outgoing(t.get(lang, "invoice_paid_no_end", **common))
             return Outgoing(t.get(lang, "invoice_paid", **common, until=t.date(p["ends_at"])))
-        if kind == notify.PAYMENT_PARTIAL:
+        if kind == msg.PAYMENT_PARTIAL:
             shortfall = ""
             if p.get("shortfall"):
                 shortfall = t.get(
@@ -109,10 +126,10 @@ class Renderer:
                     until=t.date(view.monitor_until if view else None),
                 )
             )
-        if kind in (KIND_REMINDER, KIND_EXPIRED):
+        if kind in (msg.SUBSCRIPTION_REMINDER, msg.SUBSCRIPTION_EXPIRED):
             plan = self.catalog.plan(str(p.get("plan_id")))
             markup = keyboards.renew(t, lang, plan) if plan else None
-            if kind == KIND_REMINDER:
+            if kind == msg.SUBSCRIPTION_REMINDER:
                 text = t.get(
                     lang,
                     "subscription_reminder",
@@ -123,7 +140,7 @@ class Renderer:
             else:
                 text = t.get(lang, "subscription_expired", plan=common["plan"])
             return Outgoing(text, markup)
-        if kind == notify.SUBSCRIPTION_GRANTED:
+        if kind == msg.SUBSCRIPTION_GRANTED:
             return Outgoing(
                 t.get(
                     lang,
@@ -133,7 +150,7 @@ class Renderer:
                     until=t.date(p.get("ends_at")),
                 )
             )
-        if kind in (access.INVITE, access.REMOVED_KIND):
+        if kind in (msg.ACCESS_INVITE, msg.ACCESS_REMOVED):
             return self._access(lang, kind, p)
         key = _CUSTOMER_KEYS.get(kind)
         if key is None:
@@ -144,7 +161,7 @@ class Renderer:
         t = self.texts
         chat = p.get("chat_title") or str(p.get("chat_id", ""))
         plan_id = str(p.get("plan_id", ""))
-        if kind == access.INVITE:
+        if kind == msg.ACCESS_INVITE:
             key = "access_invite_replaced" if p.get("replaced") else "access_invite"
             link = str(p.get("link", ""))
             text = t.get(
@@ -205,27 +222,30 @@ class Renderer:
             "count": p.get("count", ""),
             "kinds": ", ".join(str(k) for k in p.get("kinds") or []),
             "status": p.get("status", ""),
+            "message_id": p.get("message_id", ""),
+            "kind": p.get("kind", ""),
+            "audience": p.get("audience", ""),
         }
-        if kind == notify.ADMIN_UNMATCHED:
+        if kind == msg.ADMIN_UNMATCHED:
             values["amount"] = p.get("deposit_amount", "")
             if p.get("candidate_invoice_id"):
                 values["hint"] = Html(
                     t.get(None, "admin_deposit_hint", invoice=p["candidate_invoice_id"])
                 )
-        if kind == notify.ADMIN_ON_HOLD and p.get("invoice_id"):
+        if kind == msg.ADMIN_ON_HOLD and p.get("invoice_id"):
             values["invoice_part"] = f" on invoice {p['invoice_id']}"
-        if kind in (notify.ADMIN_DUPLICATE, notify.ADMIN_AFTER_CLOSE):
+        if kind in (msg.ADMIN_DUPLICATE, msg.ADMIN_AFTER_CLOSE):
             values["amount"] = p.get("deposit_amount", "")
-        if kind == notify.ADMIN_WEBHOOK_FAILED:
+        if kind == msg.ADMIN_WEBHOOK_FAILED:
             names = ("url", "delivery_id", "event_id", "event_type", "attempts")
             values.update({name: p.get(name, "") for name in names})
-        if kind == notify.ADMIN_WEBHOOK_GONE:
+        if kind == msg.ADMIN_WEBHOOK_GONE:
             values["urls"] = "\n".join(
                 f"{u.get('url', '')} · id {u.get('id', '')}: {u.get('pending', '')} pending"
                 for u in p.get("urls") or []
                 if isinstance(u, Mapping)
             )
-        if kind == notify.ADMIN_CAPACITY:
+        if kind == msg.ADMIN_CAPACITY:
             advice = (
                 "alert_capacity_addresses"
                 if p.get("what") == "addresses"
@@ -243,7 +263,7 @@ def changes_invoice(kind: str, view: InvoiceView | None) -> bool:
     """Whether the invoice photo's caption should be re-rendered after this message: it ended
     (paid, expired, rejected) or a partial payment left a top-up amount to pay."""
     return ends_invoice(kind, view) or (
-        kind == notify.PAYMENT_PARTIAL and view is not None and view.topup_amount_text is not None
+        kind == msg.PAYMENT_PARTIAL and view is not None and view.topup_amount_text is not None
     )
 
 

@@ -11,10 +11,12 @@ When a message ends an invoice (paid, expired, rejected) its photo's caption is 
 Fenced by the replica's lease (:mod:`bot.replica`): a run starts only while this replica stays
 primary for the whole run (its time budget plus one call, at most the lease's margin R), claims
 under the lease, and before each Bot API call checks :meth:`~bot.replica.Replica.live` and
-re-asserts the message's claim together with the lease (:func:`payments.delivery.outbox.reassert`).
-A
-message whose claim or lease was lost is skipped (and its claim given back when it is still
+re-asserts the message's claim together with the lease (:meth:`payments.delivery.Outbox.reassert`).
+A message whose claim or lease was lost is skipped (and its claim given back when it is still
 ours). A process paused past its lease can therefore repeat only the one call it was inside.
+
+A message of a kind this version cannot render (written by a newer or an older version) is given
+up at once, and the admins are told, rather than retried for days.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from bot.texts import Texts
 from payments import InvoiceView, Payments, errors
 from payments.botstate.invoice_photos import InvoiceMessages
 from payments.botstate.lease import Lease
-from payments.delivery import outbox as ob
+from payments.delivery import Outbox, OutboxMessage
 from payments.invoicing.customers import CustomerService
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,10 @@ class _Refused(Exception):
         self.reason = reason
 
 
+class _Unrenderable(Exception):
+    """The message's kind has no rendering in this version: give it up and tell the admins."""
+
+
 class _Lost(Exception):
     """The claim or the lease is gone: this message is no longer ours to send."""
 
@@ -117,6 +123,7 @@ class OutboxSender:
         the budget of a 60 s poll interval)."""
         self.bot = bot
         self.payments = payments
+        self.outbox: Outbox = payments.outbox
         self.customers = customers
         self.photos = photos
         self.texts = texts
@@ -157,8 +164,7 @@ class OutboxSender:
                 spent = self._monotonic() - started
                 if (number and spent >= self.budget_s) or not self._live(self.call_s):
                     break
-                messages = await ob.claim_batch(
-                    self.payments.db,
+                messages = await self.outbox.claim_batch(
                     now_ms=self._now(),
                     limit=self.batch,
                     lease_ms=CLAIM_MS,
@@ -170,13 +176,13 @@ class OutboxSender:
                 await self._send_batch(messages, report)
         return report
 
-    async def _send_batch(self, messages: list[ob.OutboxMessage], report: SendReport) -> None:
+    async def _send_batch(self, messages: list[OutboxMessage], report: SendReport) -> None:
         """At most one message per recipient (the outbox's order): all of them concurrently."""
         customer_ids = [m.customer_id for m in messages if m.customer_id is not None]
         languages = await self.customers.languages(customer_ids) if customer_ids else {}
         gate = asyncio.Semaphore(CONCURRENT_RECIPIENTS)
 
-        async def serve(message: ob.OutboxMessage) -> None:
+        async def serve(message: OutboxMessage) -> None:
             async with gate:
                 await self._one(message, languages, report)
 
@@ -184,7 +190,7 @@ class OutboxSender:
 
     async def _one(
         self,
-        message: ob.OutboxMessage,
+        message: OutboxMessage,
         languages: dict[int, str | None],
         report: SendReport,
     ) -> None:
@@ -195,11 +201,11 @@ class OutboxSender:
                 await self._to_admins(message)
         except _Lost as lost:
             log.info("outbox message %s skipped: %s", message.id, lost)
-            await ob.release(self.payments.db, [message])  # when still ours: free at once
+            await self.outbox.release([message])  # when still ours: free at once
             report.skipped += 1
             return
         except _Unreachable:
-            await ob.mark_unreachable(self.payments.db, message, now_ms=self._now())
+            await self.outbox.mark_unreachable(message, now_ms=self._now())
             report.unreachable += 1
             if self.on_unreachable is not None and message.customer_id is not None:
                 self.on_unreachable(message.customer_id)
@@ -208,9 +214,13 @@ class OutboxSender:
             log.warning("outbox message %s (%s) refused: %s", message.id, message.kind, refused)
             report.failed += 1
             report.errors.append(refused.reason)
-            await ob.mark_failed(
-                self.payments.db, message, now_ms=self._now(), error=refused.reason
-            )
+            await self.outbox.mark_failed(message, now_ms=self._now(), error=refused.reason)
+            return
+        except _Unrenderable:
+            log.error("outbox message %s: cannot render kind %s", message.id, message.kind)
+            report.failed += 1
+            report.errors.append(f"unknown kind {message.kind}")
+            await self.outbox.mark_unrenderable(message, now_ms=self._now())
             return
         except _Retry as retry:
             await self._retry(message, retry, report)
@@ -219,16 +229,15 @@ class OutboxSender:
             log.exception("outbox message %s (%s) failed", message.id, message.kind)
             await self._retry(message, _Retry(f"error: {type(exc).__name__}"), report)
             return
-        if await ob.mark_sent(self.payments.db, message, now_ms=self._now()):
+        if await self.outbox.mark_sent(message, now_ms=self._now()):
             report.sent += 1
 
-    async def _still_ours(self, message: ob.OutboxMessage) -> None:
+    async def _still_ours(self, message: OutboxMessage) -> None:
         """Right before a Bot API call for ``message``: this replica stays primary for the call,
         and the claim (with the lease) is re-asserted for it; otherwise :class:`_Lost`."""
         if not self._live(self.call_s):
             raise _Lost("this replica is about to lose the lease")
-        kept = await ob.reassert(
-            self.payments.db,
+        kept = await self.outbox.reassert(
             message,
             now_ms=self._now(),
             hold_ms=CLAIM_MS,
@@ -238,18 +247,17 @@ class OutboxSender:
         if not kept:
             raise _Lost("its claim or the lease was lost")
 
-    async def _retry(self, message: ob.OutboxMessage, retry: _Retry, report: SendReport) -> None:
+    async def _retry(self, message: OutboxMessage, retry: _Retry, report: SendReport) -> None:
         report.retried += 1
         report.errors.append(retry.reason)
-        await ob.mark_retry(
-            self.payments.db,
+        await self.outbox.mark_retry(
             message,
             now_ms=self._now(),
             error=retry.reason,
             retry_after_ms=retry.retry_after_ms,
         )
 
-    async def _invoice(self, message: ob.OutboxMessage) -> InvoiceView | None:
+    async def _invoice(self, message: OutboxMessage) -> InvoiceView | None:
         invoice_id = message.payload.get("invoice_id")
         if not isinstance(invoice_id, str):
             return None
@@ -258,18 +266,18 @@ class OutboxSender:
         except errors.InvoiceNotFound:
             return None
 
-    async def _to_customer(self, message: ob.OutboxMessage, lang: str | None) -> None:
+    async def _to_customer(self, message: OutboxMessage, lang: str | None) -> None:
         assert message.customer_id is not None
         view = await self._invoice(message)
         try:
             out = self.renderer.customer(lang, message.kind, message.payload, view)
         except UnknownKind:
-            raise _Retry(f"unknown kind {message.kind}") from None
+            raise _Unrenderable() from None
         if view is not None and changes_invoice(message.kind, view):
             await self._edit_photos(message, view, lang, ended=ends_invoice(message.kind, view))
         await self._send(message, message.customer_id, out)
 
-    async def _to_admins(self, message: ob.OutboxMessage) -> None:
+    async def _to_admins(self, message: OutboxMessage) -> None:
         """Every admin once: each admin reached is recorded with the message, so a retry (or
         whoever sends it next) goes only to those who did not get it. An admin who blocked the
         bot, or for whom Telegram refuses it, is passed over."""
@@ -290,14 +298,14 @@ class OutboxSender:
                 retry = exc
                 continue
             done.add(admin)
-            await ob.mark_reached(self.payments.db, message, done)
+            await self.outbox.mark_reached(message, done)
         if retry is not None:
             raise retry
         if refused is not None:
             raise refused
 
     async def _edit_photos(
-        self, message: ob.OutboxMessage, view: InvoiceView, lang: str | None, *, ended: bool
+        self, message: OutboxMessage, view: InvoiceView, lang: str | None, *, ended: bool
     ) -> None:
         """Re-caption the invoice's photos; an ended invoice loses its buttons."""
         caption = invoice_card.caption(self.texts, lang, view)
@@ -312,13 +320,13 @@ class OutboxSender:
             )
             await self._call(message, edit, ignore_bad_request=True)
 
-    async def _send(self, message: ob.OutboxMessage, chat_id: int, out: Outgoing) -> None:
+    async def _send(self, message: OutboxMessage, chat_id: int, out: Outgoing) -> None:
         send = functools.partial(self.bot.send_message, chat_id, out.text, reply_markup=out.markup)
         await self._call(message, send)
 
     async def _call(
         self,
-        message: ob.OutboxMessage,
+        message: OutboxMessage,
         request: Callable[[], Awaitable[object]],
         *,
         ignore_bad_request: bool = False,

@@ -5,7 +5,7 @@ Public API (everything else is an implementation detail of its module)::
     from payments import Payments, PaymentSettings, load_catalog, PaymentCycle
     from payments.exchange import OkxExchange
     from payments import errors           # the one exception tree (PaymentsError and subclasses)
-    from payments.delivery import notify  # outbox message kinds the bot renders
+    from payments.delivery import messages  # the message kinds the bot renders (the catalogue)
 
 ``Payments`` holds the services: ``invoices``, ``claims`` (claims and "waiting for a claim"),
 ``admin`` (confirm, reject, reassign, refunded, grant, pending, user), ``customers``
@@ -21,7 +21,6 @@ from payments import errors, states
 from payments.botstate.invoice_photos import InvoiceMessages
 from payments.catalog import Catalog, Coin, Network, Plan, load_catalog
 from payments.config import PaymentSettings
-from payments.delivery import notify
 from payments.deposits.claims import ClaimResult
 from payments.deposits.cycle import CycleReport, PaymentCycle
 from payments.invoicing.customers import CustomerService, CustomerView
@@ -60,6 +59,5 @@ __all__ = [
     "WindowStats",
     "errors",
     "load_catalog",
-    "notify",
     "states",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from payments.botstate.invoice_photos import InvoiceMessages
 from payments.catalog import Catalog
 from payments.clock import MINUTE_MS, Clock, ExchangeClock, SystemClock
 from payments.config import PaymentSettings
+from payments.delivery.outbox import Outbox
 from payments.deposits.claims import ClaimService
 from payments.deposits.decide import DepositProcessor, match_rules
 from payments.deposits.expiry import expire_invoices
@@ -82,6 +84,11 @@ class Payments:
     _capacity_task: asyncio.Task[list[CapacityWarning]] | None = field(
         default=None, init=False, repr=False
     )
+
+    @functools.cached_property
+    def outbox(self) -> Outbox:
+        """The outbox on this database, as the message sender uses it (claims, outcomes)."""
+        return Outbox(self.db)
 
     @classmethod
     async def open(

@@ -19,6 +19,7 @@ from fakes.telegram import FakeTelegram
 from payments.catalog import load_catalog
 from payments.clock import ManualClock
 from payments.config import PaymentSettings
+from payments.delivery import messages
 from payments.delivery import outbox as ob
 from payments.invoicing.customers import ensure_customer
 from payments.storage import Database
@@ -54,9 +55,6 @@ async def sender(
         )
 
 
-KINDS = {"detected": "payment.detected", "paid": "invoice.paid", "alert": "admin.test_alert"}
-
-
 async def write(
     db: Database,
     clock: ManualClock,
@@ -67,17 +65,26 @@ async def write(
 ) -> None:
     """One message about ``invoice``, as the payments core writes it: to the customer
     ("detected": the payment was seen; "paid": it was received) or to the admins ("alert")."""
+    fields: messages.Received = {
+        "invoice_id": invoice,
+        "customer_id": customer,
+        "plan_id": "pro",
+        "currency": "USDT",
+        "network": "TRC20",
+        "amount": "29",
+        "received": "29",
+    }
+    key = f"{kind}:{invoice}"
+    if kind == "alert":
+        message = messages.ADMIN_PARTIAL_UNFINISHED.message(fields, key=key)
+    elif kind == "paid":
+        paid: messages.Paid = {**fields, "exceptions": [], "ends_at": None}
+        message = messages.INVOICE_PAID.message(paid, key=key, customer_id=customer)
+    else:
+        message = messages.PAYMENT_DETECTED.message(fields, key=key, customer_id=customer)
     async with db.transaction() as conn:
         await ensure_customer(conn, customer, clock.now_ms())
-        await ob.enqueue(
-            conn,
-            key=f"{kind}:{invoice}",
-            audience="admins" if kind == "alert" else "customer",
-            customer_id=customer,
-            kind=KINDS[kind],
-            payload={"invoice_id": invoice, "received": "29", "currency": "USDT"},
-            now_ms=clock.now_ms(),
-        )
+        await ob.enqueue(conn, message, now_ms=clock.now_ms())
 
 
 def received(tg: FakeTelegram, chat_id: int, invoice: str) -> int:

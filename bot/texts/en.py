@@ -412,5 +412,10 @@ MESSAGES: dict[str, str] = {
         "MERCHANT_WEBHOOK_URLS:\n{urls}\n/webhooks move &lt;old id&gt; &lt;new id&gt; sends "
         "them to a configured URL; /webhooks drop &lt;old id&gt; gives them up."
     ),
+    "alert_unrenderable": (
+        "⚠️ Outbox message #{message_id} ({kind}, to the {audience}) cannot be rendered by this "
+        "version of the bot: it was given up on. Deploy the version that wrote it, or tell the "
+        "recipient by hand."
+    ),
     "alert_generic": "ℹ️ {kind}: {details}",
 }

@@ -20,18 +20,14 @@ Telegram layer did about them (and the customer's message, in the same transacti
 from payments.access.chat import ChatEvents
 from payments.access.lifecycle import Lifecycle
 from payments.access.model import (
-    ADMIN_CHAT_RIGHTS,
-    ADMIN_FAILING,
     HELD,
     IN_CHAT,
-    INVITE,
     INVITED,
     LEFT,
     LINK_LIFETIME_MS,
     MEMBER,
     PENDING,
     REMOVED,
-    REMOVED_KIND,
     ChatMembers,
     Due,
     Expulsion,
@@ -44,10 +40,7 @@ class AccessService(Lifecycle, ChatEvents):
 
 
 __all__ = [
-    "ADMIN_CHAT_RIGHTS",
-    "ADMIN_FAILING",
     "HELD",
-    "INVITE",
     "INVITED",
     "IN_CHAT",
     "LEFT",
@@ -55,7 +48,6 @@ __all__ = [
     "MEMBER",
     "PENDING",
     "REMOVED",
-    "REMOVED_KIND",
     "AccessService",
     "ChatMembers",
     "Due",

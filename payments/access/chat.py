@@ -10,7 +10,6 @@ from sqlalchemy import delete, exists, func, select, true, update
 from payments.access.model import (
     _ERROR_MAX,
     HELD,
-    INVITE,
     INVITED,
     LEFT,
     LINK_LIFETIME_MS,
@@ -26,7 +25,8 @@ from payments.access.model import (
 )
 from payments.botstate.lease import Lease, held_clause, holds
 from payments.clock import MINUTE_MS
-from payments.delivery import outbox
+from payments.delivery import messages as msg
+from payments.delivery.outbox import enqueue
 from payments.storage.db import insert_ignore
 from payments.storage.schema import access_expulsions, access_links, customers, memberships
 from payments.storage.schema import subscriptions as subs
@@ -196,13 +196,8 @@ class ChatEvents(AccessBase):
                     )
                     renewed += 1
                 else:  # a link that still works: send it again
-                    await outbox.enqueue(
-                        conn,
-                        key=f"c:access:{row['id']}:again:{now}",
-                        audience="customer",
-                        customer_id=customer_id,
-                        kind=INVITE,
-                        payload={
+                    again = msg.ACCESS_INVITE.message(
+                        {
                             "chat_id": row["chat_id"],
                             "chat_title": (titles or {}).get(row["chat_id"], ""),
                             "plan_id": row["plan_id"],
@@ -210,8 +205,10 @@ class ChatEvents(AccessBase):
                             "expires_at": (row["invited_at"] or now) + LINK_LIFETIME_MS,
                             "replaced": False,
                         },
-                        now_ms=now,
+                        key=f"c:access:{row['id']}:again:{now}",
+                        customer_id=customer_id,
                     )
+                    await enqueue(conn, again, now_ms=now)
                     renewed += 1
         return renewed, joined
 

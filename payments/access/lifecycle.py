@@ -13,16 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payments.access.model import (
     _ERROR_MAX,
-    ADMIN_CHAT_RIGHTS,
-    ADMIN_FAILING,
     HELD,
     IN_CHAT,
-    INVITE,
     INVITED,
     MEMBER,
     PENDING,
     REMOVED,
-    REMOVED_KIND,
     AccessBase,
     Due,
     _backoff,
@@ -30,7 +26,8 @@ from payments.access.model import (
 )
 from payments.botstate.lease import Lease, held_clause, holds
 from payments.clock import DAY_MS
-from payments.delivery import outbox
+from payments.delivery import messages as msg
+from payments.delivery.outbox import enqueue
 from payments.storage import kv
 from payments.storage.db import insert_ignore
 from payments.storage.schema import access_links, memberships
@@ -173,13 +170,8 @@ class Lifecycle(AccessBase):
                     expires_at=expires_at,
                 )
             )
-            await outbox.enqueue(
-                conn,
-                key=f"c:access:{item.membership_id}:invite:{link[-40:]}",
-                audience="customer",
-                customer_id=item.customer_id,
-                kind=INVITE,
-                payload={
+            invite = msg.ACCESS_INVITE.message(
+                {
                     "chat_id": item.chat_id,
                     "chat_title": chat_title,
                     "plan_id": item.plan_id,
@@ -187,8 +179,10 @@ class Lifecycle(AccessBase):
                     "expires_at": expires_at,
                     "replaced": replaced,
                 },
-                now_ms=now,
+                key=f"c:access:{item.membership_id}:invite:{link[-40:]}",
+                customer_id=item.customer_id,
             )
+            await enqueue(conn, invite, now_ms=now)
             await self._recovered(conn, item.chat_id)
         return True
 
@@ -248,20 +242,17 @@ class Lifecycle(AccessBase):
                 return []
             if item.state == MEMBER:  # one who left on their own is not told they were removed
                 ended = item.removal_ended_at or 0
-                await outbox.enqueue(
-                    conn,
-                    key=f"c:access:{item.membership_id}:removed:{ended}",
-                    audience="customer",
-                    customer_id=item.customer_id,
-                    kind=REMOVED_KIND,
-                    payload={
+                goodbye = msg.ACCESS_REMOVED.message(
+                    {
                         "chat_id": item.chat_id,
                         "chat_title": chat_title,
                         "plan_id": item.plan_id,
                         "ended_at": ended,
                     },
-                    now_ms=now,
+                    key=f"c:access:{item.membership_id}:removed:{ended}",
+                    customer_id=item.customer_id,
                 )
+                await enqueue(conn, goodbye, now_ms=now)
             await self._recovered(conn, item.chat_id)
             live = (
                 access_links.c.membership_id == item.membership_id,
@@ -303,20 +294,16 @@ class Lifecycle(AccessBase):
             flag = f"access.failing.{item.chat_id}"
             if await kv.get_value(conn, flag) in (None, ""):
                 await kv.set_value(conn, flag, str(now), now)
-                await outbox.enqueue(
-                    conn,
-                    key=f"a:access:{item.chat_id}:failing:{now}",
-                    audience="admins",
-                    customer_id=None,
-                    kind=ADMIN_FAILING,
-                    payload={
+                alert = msg.ADMIN_ACCESS_FAILING.message(
+                    {
                         "chat_id": item.chat_id,
                         "chat_title": chat_title,
                         "action": action,
                         "error": error[:_ERROR_MAX],
                     },
-                    now_ms=now,
+                    key=f"a:access:{item.chat_id}:failing:{now}",
                 )
+                await enqueue(conn, alert, now_ms=now)
 
     async def _recovered(self, conn: AsyncConnection, chat_id: int) -> None:
         flag = f"access.failing.{chat_id}"
@@ -330,15 +317,10 @@ class Lifecycle(AccessBase):
         now = self.clock.now_ms()
         digest = hashlib.sha256("\n".join(problems).encode()).hexdigest()[:16]
         async with self.db.transaction() as conn:
-            return await outbox.enqueue(
-                conn,
-                key=f"a:access:rights:{now // DAY_MS}:{digest}",
-                audience="admins",
-                customer_id=None,
-                kind=ADMIN_CHAT_RIGHTS,
-                payload={"problems": list(problems)},
-                now_ms=now,
+            alert = msg.ADMIN_CHAT_RIGHTS.message(
+                {"problems": list(problems)}, key=f"a:access:rights:{now // DAY_MS}:{digest}"
             )
+            return await enqueue(conn, alert, now_ms=now) == 1
 
 
 async def _end_removal(conn: AsyncConnection, item: Due, now: int, **values: Any) -> bool:

@@ -1,4 +1,4 @@
-"""Chat access: states, message kinds, the records the service hands out, and its base."""
+"""Chat access: states, the records the service hands out, and its base."""
 
 from __future__ import annotations
 
@@ -26,12 +26,6 @@ IN_CHAT = frozenset({INVITED, MEMBER, LEFT})  # states a removal must act on in 
 LINK_LIFETIME_MS = DAY_MS
 RETRY_BASE_MS = 30_000
 RETRY_CAP_MS = 3_600_000
-
-# outbox kinds
-INVITE = "access.invite"  # chat_id, chat_title, plan_id, link, expires_at, replaced
-REMOVED_KIND = "access.removed"  # chat_id, chat_title, plan_id, ended_at
-ADMIN_FAILING = "admin.access_failing"  # chat_id, chat_title, action, error
-ADMIN_CHAT_RIGHTS = "admin.chat_rights"  # problems: [text]
 
 _ERROR_MAX = cast(String, memberships.c.last_error.type).length or 300
 

@@ -1,6 +1,9 @@
 """The outbox: notifications written in the same transaction as the event they tell about.
 
-``enqueue`` takes the caller's connection, so a message exists exactly when its event committed.
+:func:`enqueue` (the one way in) takes the caller's connection, so a message exists exactly when
+its event committed; it takes messages from the catalogue (:mod:`payments.delivery.messages`)
+and refuses, at once, one the catalogue does not know. :class:`Outbox` is the sending side with
+its database bound (``payments.outbox``).
 A sender job (on the replica holding the lease) claims a batch, sends it, and marks each message
 sent / for retry / unreachable. A claim is a time-limited lease on the row plus a random token:
 a sender that crashes after claiming simply lets the claim lapse and the message is sent again
@@ -32,15 +35,18 @@ import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, String, and_, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payments.botstate.lease import Lease, held_clause, holds
 from payments.clock import DAY_MS, HOUR_MS
+from payments.delivery import messages
+from payments.delivery.messages import Audience, InvalidMessage, Message, check
 from payments.invoicing.customers import set_unreachable
-from payments.storage.db import Database, insert_ignore
+from payments.storage.db import Database
 from payments.storage.schema import outbox
 
 PENDING = "pending"
@@ -48,8 +54,6 @@ SENT = "sent"
 FAILED = "failed"
 UNREACHABLE = "unreachable"
 STATUSES = (PENDING, SENT, FAILED, UNREACHABLE)
-
-Audience = Literal["customer", "admins"]
 
 RETRY_BASE_MS = 5_000  # first retry after 5 s, then 10 s, 20 s, ...
 RETRY_CAP_MS = HOUR_MS  # ... never more than an hour apart
@@ -102,30 +106,22 @@ def dump_payload(payload: Mapping[str, Any]) -> str:
     return json.dumps(dict(payload), default=_json_default, sort_keys=True, ensure_ascii=False)
 
 
-def message_row(
-    *,
-    key: str,
-    audience: Audience,
-    customer_id: int | None,
-    kind: str,
-    payload: Mapping[str, Any],
-    now_ms: int,
-) -> dict[str, Any]:
-    """The outbox row of one message (validated); see :func:`enqueue`."""
-    if audience not in ("customer", "admins"):
-        raise ValueError(f"unknown audience {audience!r}")
-    if audience == "customer" and customer_id is None:
-        raise ValueError("a customer message needs a customer_id")
+def message_row(message: Message, *, now_ms: int) -> dict[str, Any]:
+    """The outbox row of ``message``, once it fits the catalogue (see :func:`enqueue`)."""
+    kind = check(message)
+    key = message.key
+    if kind.audience == "customer" and message.customer_id is None:
+        raise InvalidMessage(f"{kind} is a customer message: it needs a customer_id")
     if not key or len(key) > _KEY_MAX:
-        raise ValueError(f"dedupe key must be 1..{_KEY_MAX} characters")
-    if not kind or len(kind) > _KIND_MAX:
-        raise ValueError(f"kind must be 1..{_KIND_MAX} characters")
+        raise InvalidMessage(f"dedupe key must be 1..{_KEY_MAX} characters")
+    if len(kind) > _KIND_MAX:
+        raise InvalidMessage(f"kind must be 1..{_KIND_MAX} characters")
     return {
         "dedupe_key": key,
-        "audience": audience,
-        "customer_id": customer_id,
-        "kind": kind,
-        "payload": dump_payload(payload),
+        "audience": kind.audience,
+        "customer_id": message.customer_id,
+        "kind": str(kind),
+        "payload": dump_payload(message.payload),
         "status": PENDING,
         "attempts": 0,
         "next_attempt_at": now_ms,
@@ -135,37 +131,32 @@ def message_row(
     }
 
 
-async def enqueue(
-    conn: AsyncConnection,
-    *,
-    key: str,
-    audience: Audience,
-    customer_id: int | None,
-    kind: str,
-    payload: Mapping[str, Any],
-    now_ms: int,
-) -> bool:
-    """Add a message in the caller's transaction; returns False when ``key`` was already used.
+async def enqueue(conn: AsyncConnection, *messages: Message, now_ms: int) -> int:
+    """The one way into the outbox: write ``messages`` (from the catalogue,
+    :mod:`payments.delivery.messages`) in the caller's transaction, in one statement per 500.
+    Returns how many were written: a message whose key was already used is skipped, so writing
+    the same event twice yields one message.
 
-    ``key`` is the de-duplication key (e.g. ``f"sub:{id}:expired:{ends_at}"``): writing the same
-    event twice yields one message.
+    Every message is checked before anything is written: an unknown kind, a payload that does
+    not fit its kind, a customer message without its customer or a bad key raises
+    :class:`~payments.delivery.messages.InvalidMessage` and writes nothing.
     """
-    row = message_row(
-        key=key,
-        audience=audience,
-        customer_id=customer_id,
-        kind=kind,
-        payload=payload,
-        now_ms=now_ms,
-    )
-    return await insert_ignore(conn, outbox, row, ["dedupe_key"]) == 1
-
-
-async def enqueue_rows(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Add many :func:`message_row` rows in one statement (keys already used are skipped)."""
+    rows = [message_row(message, now_ms=now_ms) for message in messages]
     unique = list({row["dedupe_key"]: row for row in rows}.values())
+    written = 0
     for start in range(0, len(unique), 500):
-        await insert_ignore(conn, outbox, unique[start : start + 500], ["dedupe_key"])
+        written += await _insert_new(conn, unique[start : start + 500])
+    return written
+
+
+async def _insert_new(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> int:
+    """One multi-row INSERT skipping used keys; the rows written (counted exactly on both
+    databases, which an executemany is not on asyncpg)."""
+    if not rows:
+        return 0
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(outbox).values(list(rows)).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return int((await conn.execute(stmt)).rowcount or 0)
 
 
 # --- sending ---------------------------------------------------------------------------------
@@ -397,6 +388,36 @@ async def mark_failed(db: Database, message: OutboxMessage, *, now_ms: int, erro
         )
 
 
+async def mark_unrenderable(db: Database, message: OutboxMessage, *, now_ms: int) -> bool:
+    """The bot cannot render ``message`` (a kind this version does not know: written by a newer
+    replica, or left over from an older one): give it up now rather than retry it for days,
+    and tell the admins in the same transaction. False (and nothing written) if the claim was
+    lost."""
+    error = f"cannot render kind {message.kind}"
+    async with db.transaction() as conn:
+        result = await conn.execute(
+            update(outbox)
+            .where(*_claimed(message))
+            .values(
+                status=FAILED,
+                attempts=outbox.c.attempts + 1,
+                next_attempt_at=now_ms,
+                claimed_until=0,
+                claim_token=None,
+                last_error=error[:_ERROR_MAX],
+            )
+        )
+        if int(result.rowcount or 0) != 1:
+            return False
+        alert = messages.ADMIN_UNRENDERABLE.message(
+            {"message_id": message.id, "kind": message.kind, "audience": message.audience},
+            key=f"a:unrenderable:{message.id}",
+            customer_id=message.customer_id,
+        )
+        await enqueue(conn, alert, now_ms=now_ms)
+    return True
+
+
 async def mark_unreachable(db: Database, message: OutboxMessage, *, now_ms: int) -> None:
     """The recipient blocked the bot (Forbidden): close the message and flag the customer.
 
@@ -474,3 +495,99 @@ async def list_failed(conn: AsyncConnection, *, limit: int = 50) -> list[FailedM
         )
         for row in rows
     ]
+
+
+# --- the service -----------------------------------------------------------------------------
+
+
+class Outbox:
+    """The outbox on one database, as the sender uses it (``payments.outbox``): the functions
+    above with the database bound. Fencing and claims work exactly as the module describes."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def claim_batch(
+        self,
+        *,
+        now_ms: int,
+        limit: int = 50,
+        lease_ms: int = 60_000,
+        fence: Lease | None = None,
+        lease_now_ms: int | None = None,
+    ) -> list[OutboxMessage]:
+        """See :func:`claim_batch`."""
+        return await claim_batch(
+            self._db,
+            now_ms=now_ms,
+            limit=limit,
+            lease_ms=lease_ms,
+            fence=fence,
+            lease_now_ms=lease_now_ms,
+        )
+
+    async def reassert(
+        self,
+        message: OutboxMessage,
+        *,
+        now_ms: int,
+        hold_ms: int,
+        fence: Lease | None = None,
+        lease_now_ms: int | None = None,
+    ) -> bool:
+        """See :func:`reassert`."""
+        return await reassert(
+            self._db,
+            message,
+            now_ms=now_ms,
+            hold_ms=hold_ms,
+            fence=fence,
+            lease_now_ms=lease_now_ms,
+        )
+
+    async def release(self, messages: Sequence[OutboxMessage]) -> None:
+        """See :func:`release`."""
+        await release(self._db, messages)
+
+    async def mark_sent(self, message: OutboxMessage, *, now_ms: int) -> bool:
+        """See :func:`mark_sent`."""
+        return await mark_sent(self._db, message, now_ms=now_ms)
+
+    async def mark_reached(self, message: OutboxMessage, sent_to: Collection[int]) -> bool:
+        """See :func:`mark_reached`."""
+        return await mark_reached(self._db, message, sent_to)
+
+    async def mark_retry(
+        self,
+        message: OutboxMessage,
+        *,
+        now_ms: int,
+        error: str,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        """See :func:`mark_retry`."""
+        await mark_retry(
+            self._db, message, now_ms=now_ms, error=error, retry_after_ms=retry_after_ms
+        )
+
+    async def mark_failed(self, message: OutboxMessage, *, now_ms: int, error: str) -> None:
+        """See :func:`mark_failed`."""
+        await mark_failed(self._db, message, now_ms=now_ms, error=error)
+
+    async def mark_unrenderable(self, message: OutboxMessage, *, now_ms: int) -> bool:
+        """See :func:`mark_unrenderable`."""
+        return await mark_unrenderable(self._db, message, now_ms=now_ms)
+
+    async def mark_unreachable(self, message: OutboxMessage, *, now_ms: int) -> None:
+        """See :func:`mark_unreachable`."""
+        await mark_unreachable(self._db, message, now_ms=now_ms)
+
+    async def stats(self) -> dict[str, int]:
+        """See :func:`stats`."""
+        async with self._db.read() as conn:
+            return await stats(conn)
+
+    async def list_failed(self, *, limit: int = 50) -> list[FailedMessage]:
+        """See :func:`list_failed`."""
+        async with self._db.read() as conn:
+            return await list_failed(conn, limit=limit)

@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from payments import states as st
 from payments.clock import HOUR_MS, MINUTE_MS, Clock
 from payments.config import PaymentSettings
-from payments.delivery import notify
-from payments.delivery.notify import Notifier
+from payments.delivery import messages as msg
+from payments.delivery.messages import invoice_fields
+from payments.delivery.outbox import enqueue
 from payments.deposits.matching import AMBIGUOUS, MatchRules
 from payments.deposits.record import Applier
 from payments.errors import InvoiceNotFound
@@ -115,11 +116,11 @@ class ClaimService:
                 )
             )
             if result.outcome == ADMIN:
-                await Notifier(conn, now).admins(
-                    notify.ADMIN_CLAIM_REVIEW,
-                    f"claim:{invoice.id}:{result.dep_id}",
-                    **notify.invoice_payload(invoice, dep_id=result.dep_id, reason=result.reason),
+                review = msg.ADMIN_CLAIM_REVIEW.message(
+                    {**invoice_fields(invoice), "dep_id": result.dep_id, "reason": result.reason},
+                    key=f"a:claim:{invoice.id}:{result.dep_id}",
                 )
+                await enqueue(conn, review, now_ms=now)
         return result
 
     @staticmethod

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete
 
 from payments.clock import MINUTE_MS
-from payments.delivery import notify
-from payments.delivery.notify import Notifier
+from payments.delivery import messages as msg
+from payments.delivery.outbox import enqueue
 from payments.deposits.poll import PollReport
 from payments.errors import ExchangeAuthError, ExchangeError, UnsafeApiKey
 from payments.storage.kv import get_int, get_value, set_value
@@ -84,10 +84,11 @@ class PaymentCycle:
             if kind == "auth" or now - since >= self.alert_after_ms:
                 await set_value(conn, ALERTED, since, now)
                 await set_value(conn, ALERTED_KIND, kind, now)
-                alert = notify.ADMIN_OKX_AUTH if kind == "auth" else notify.ADMIN_OKX_DOWN
-                await Notifier(conn, now).admins(
-                    alert, f"okx:{kind}:{since}", since=since, error=error[:300]
+                alert = msg.ADMIN_OKX_AUTH if kind == "auth" else msg.ADMIN_OKX_DOWN
+                told = alert.message(
+                    {"since": since, "error": error[:300]}, key=f"a:okx:{kind}:{since}"
                 )
+                await enqueue(conn, told, now_ms=now)
 
     async def _recovered(self) -> None:
         now = self.payments.okx_clock.now_ms()
@@ -97,9 +98,10 @@ class PaymentCycle:
                 return
             if await get_int(conn, ALERTED) == since:
                 kind = await get_value(conn, FAILING_KIND)
-                await Notifier(conn, now).admins(
-                    notify.ADMIN_OKX_RECOVERED, f"okx:recovered:{since}", since=since, failure=kind
+                recovered = msg.ADMIN_OKX_RECOVERED.message(
+                    {"since": since, "failure": kind}, key=f"a:okx:recovered:{since}"
                 )
+                await enqueue(conn, recovered, now_ms=now)
             await conn.execute(
                 delete(kv).where(kv.c.key.in_((FAILING_SINCE, FAILING_KIND, ALERTED_KIND)))
             )

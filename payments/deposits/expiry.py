@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from payments import states as st
 from payments.clock import Clock
 from payments.config import PaymentSettings
-from payments.delivery import notify
-from payments.delivery.notify import Notifier
+from payments.delivery import messages as msg
+from payments.delivery.messages import invoice_fields
+from payments.delivery.outbox import enqueue
 from payments.delivery.webhooks import emit
 from payments.facts import InvoiceFacts
 from payments.money import format_amount
@@ -89,21 +90,32 @@ async def expire_invoices(
 
 async def _notify_expired(conn: AsyncConnection, row: InvoiceFacts, now: int) -> None:
     await emit.invoice_expired(conn, row, now)
-    notifier = Notifier(conn, now)
     if st.PAID_PARTIAL in row.exceptions:
         key = f"inv:{row.id}:partial_expired"
         received = format_amount(await _received(conn, row.id), row.step)
-        await notifier.customer(row, notify.PAYMENT_PARTIAL_EXPIRED, key, received=received)
-        await notifier.admins(
-            notify.ADMIN_PARTIAL_UNFINISHED, key, **notify.invoice_payload(row, received=received)
+        fields: msg.Received = {**invoice_fields(row), "received": received}
+        await enqueue(
+            conn,
+            msg.PAYMENT_PARTIAL_EXPIRED.message(
+                fields, key=f"c:{key}", customer_id=row.customer_id
+            ),
+            msg.ADMIN_PARTIAL_UNFINISHED.message(fields, key=f"a:{key}"),
+            now_ms=now,
         )
     elif row.status == st.PROCESSING:  # its money is seen but not confirmed (or held by OKX)
-        key = f"inv:{row.id}:unsettled"
         received = format_amount(await _received(conn, row.id), row.step)
-        payload = notify.invoice_payload(row, received=received, exceptions=sorted(row.exceptions))
-        await notifier.admins(notify.ADMIN_UNSETTLED, key, **payload)
+        payload: msg.ReceivedExceptions = {
+            **invoice_fields(row),
+            "received": received,
+            "exceptions": sorted(row.exceptions),
+        }
+        alert = msg.ADMIN_UNSETTLED.message(payload, key=f"a:inv:{row.id}:unsettled")
+        await enqueue(conn, alert, now_ms=now)
     else:
-        await notifier.customer(row, notify.INVOICE_EXPIRED, f"inv:{row.id}:expired")
+        expired = msg.INVOICE_EXPIRED.message(
+            invoice_fields(row), key=f"c:inv:{row.id}:expired", customer_id=row.customer_id
+        )
+        await enqueue(conn, expired, now_ms=now)
 
 
 async def _received(conn: AsyncConnection, invoice_id: str) -> Decimal:

@@ -30,8 +30,8 @@ from payments import states as st
 from payments.catalog import Catalog
 from payments.clock import ExchangeClock
 from payments.config import PaymentSettings
-from payments.delivery import notify
-from payments.delivery.notify import Notifier
+from payments.delivery import messages as msg
+from payments.delivery.outbox import enqueue
 from payments.deposits.decide import DepositProcessor, ProcessReport
 from payments.exchange.base import DepositRecord, Exchange
 from payments.money import DEFAULT_SCALE, to_units
@@ -129,9 +129,10 @@ class DepositPoller:
             await set_value(conn, POLLED_UNTIL_KEY, started, started)
             if abs(report.clock_offset_ms) > self.settings.clock_alert_ms:
                 hour = started // 3_600_000
-                await Notifier(conn, started).admins(
-                    notify.ADMIN_CLOCK, f"clock:{hour}", offset_ms=report.clock_offset_ms
+                alert = msg.ADMIN_CLOCK.message(
+                    {"offset_ms": report.clock_offset_ms}, key=f"a:clock:{hour}"
                 )
+                await enqueue(conn, alert, now_ms=started)
         report.processed = await self.processor.process()
         return report
 

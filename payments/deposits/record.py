@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from payments import states as st
 from payments.clock import HOUR_MS
 from payments.config import PaymentSettings
-from payments.delivery import notify
-from payments.delivery.notify import Notifier
+from payments.delivery import messages as msg
+from payments.delivery.messages import Message, invoice_fields
+from payments.delivery.outbox import enqueue
 from payments.delivery.webhooks import emit
 from payments.deposits.matching import (
     NOT_SOLD,
@@ -65,7 +66,7 @@ class Applier:
         self.rates = rates
         self.settings = settings
         self.seen = dict(seen or {})
-        self.notifier = Notifier(conn, now_ms, buffered=True)
+        self.messages: list[Message] = []  # written by finish(), in one statement
         # deposit writes, grouped by (expected disposition, new disposition): written together
         self._writes: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._freezes: list[tuple[Freeze, DepositFacts]] = []
@@ -102,7 +103,8 @@ class Applier:
         if settle:
             await self._settle_touched()
         await self._announce_not_sold()
-        await self.notifier.flush()
+        await enqueue(self.conn, *self.messages, now_ms=self.now)
+        self.messages = []
         await emit.flush(self.conn, self.events)
 
     async def _check_seen(self) -> None:
@@ -166,14 +168,14 @@ class Applier:
         if decision.kind in st.COUNTED_KINDS:
             self.new_money.add(decision.invoice_id)
         elif decision.kind in (st.KIND_DUPLICATE, st.KIND_AFTER_CLOSE):
-            kind = notify.ADMIN_DUPLICATE
+            kind = msg.ADMIN_DUPLICATE
             if decision.kind == st.KIND_AFTER_CLOSE:
-                kind = notify.ADMIN_AFTER_CLOSE
-            await self.notifier.admins(
-                kind,
-                f"dep:{deposit.dep_id}:{decision.kind}",
-                **_deposit_payload(deposit),
-                invoice_id=decision.invoice_id,
+                kind = msg.ADMIN_AFTER_CLOSE
+            self.messages.append(
+                kind.message(
+                    {**_deposit_payload(deposit), "invoice_id": decision.invoice_id},
+                    key=f"a:dep:{deposit.dep_id}:{decision.kind}",
+                )
             )
 
     async def _unmatched(self, decision: Unmatched, deposit: DepositFacts) -> None:
@@ -193,12 +195,13 @@ class Applier:
         if decision.reason == NOT_SOLD:
             self._not_sold.append(deposit)  # told in one message: dust must not flood admins
         else:
-            await self.notifier.admins(
-                notify.ADMIN_UNMATCHED,
-                f"dep:{deposit.dep_id}:unmatched",
+            payload: msg.Unmatched = {
                 **_deposit_payload(deposit),
-                reason=decision.reason,
-                candidate_invoice_id=decision.candidate_invoice_id,
+                "reason": decision.reason,
+                "candidate_invoice_id": decision.candidate_invoice_id,
+            }
+            self.messages.append(
+                msg.ADMIN_UNMATCHED.message(payload, key=f"a:dep:{deposit.dep_id}:unmatched")
             )
         self.events.append(emit.unmatched_row(deposit, decision.reason, self.now))
 
@@ -208,12 +211,15 @@ class Applier:
         if not self._not_sold:
             return
         kinds = sorted({f"{d.currency} ({d.chain})" for d in self._not_sold})
-        await self.notifier.admins(
-            notify.ADMIN_NOT_SOLD,
-            f"not_sold:{self.now // HOUR_MS}",
-            count=len(self._not_sold),
-            kinds=kinds[:10],
-            dep_id=self._not_sold[0].dep_id,
+        self.messages.append(
+            msg.ADMIN_NOT_SOLD.message(
+                {
+                    "count": len(self._not_sold),
+                    "kinds": kinds[:10],
+                    "dep_id": self._not_sold[0].dep_id,
+                },
+                key=f"a:not_sold:{self.now // HOUR_MS}",
+            )
         )
 
     async def _freeze(self, decision: Freeze, deposit: DepositFacts) -> None:
@@ -230,15 +236,18 @@ class Applier:
         )
         if result.rowcount != 1:
             raise ConcurrentChange(f"invoice {invoice.id} changed")
-        await self.notifier.admins(
-            notify.ADMIN_FROZEN,
-            f"dep:{deposit.dep_id}:changed:{deposit.state}:{deposit.amount_text}:{decision.reason}",
+        matched = None if deposit.matched_amount is None else str(deposit.matched_amount)
+        payload: msg.Frozen = {
             **_deposit_payload(deposit),
-            invoice_id=invoice.id,
-            reason=decision.reason,
-            matched_amount=None if deposit.matched_amount is None else str(deposit.matched_amount),
-            matched_state=deposit.matched_state,
+            "invoice_id": invoice.id,
+            "reason": decision.reason,
+            "matched_amount": matched,
+            "matched_state": deposit.matched_state,
+        }
+        key = (
+            f"dep:{deposit.dep_id}:changed:{deposit.state}:{deposit.amount_text}:{decision.reason}"
         )
+        self.messages.append(msg.ADMIN_FROZEN.message(payload, key=f"a:{key}"))
 
     async def _update(self, decision: Update, deposit: DepositFacts) -> None:
         self._set_deposit(deposit, st.DEP_ATTACHED, st.DEP_ATTACHED, matched_state=deposit.state)
@@ -313,11 +322,16 @@ class Applier:
         for deposit in attached:
             if self.rules.states.classify(deposit.state) == "on_hold":
                 key = f"dep:{deposit.dep_id}:hold:{deposit.state}"
-                payload = _deposit_payload(deposit)
-                await self.notifier.admins(
-                    notify.ADMIN_ON_HOLD, key, **payload, invoice_id=invoice.id
-                )
-                await self.notifier.customer(invoice, notify.PAYMENT_ON_HOLD, key)
+                on_hold: msg.DepositOnInvoice = {
+                    **_deposit_payload(deposit),
+                    "invoice_id": invoice.id,
+                }
+                self.messages += [
+                    msg.ADMIN_ON_HOLD.message(on_hold, key=f"a:{key}"),
+                    msg.PAYMENT_ON_HOLD.message(
+                        invoice_fields(invoice), key=f"c:{key}", customer_id=invoice.customer_id
+                    ),
+                ]
         if verdict.status == st.PAID and invoice.status != st.PAID:
             await on_paid(
                 self.conn,
@@ -326,19 +340,21 @@ class Applier:
                 received=received,
                 exceptions=exceptions,
                 address_quarantine_ms=self.settings.address_quarantine_ms,
-                notifier=self.notifier,  # buffered: one INSERT for every message of the batch
+                pending=self.messages,  # one INSERT for every message of the batch
             )
             self.paid.append(invoice.id)
         elif verdict.late_review:
             if invoice.status != st.EXPIRED:  # a late payment ends it as expired
                 await emit.invoice_expired(self.conn, invoice, self.now)
-            payload = notify.invoice_payload(invoice, received=received, exceptions=exceptions)
-            await self.notifier.admins(
-                notify.ADMIN_LATE_REVIEW, f"inv:{invoice.id}:late", **payload
-            )
-            await self.notifier.customer(
-                invoice, notify.PAYMENT_LATE_REVIEW, f"inv:{invoice.id}:late", received=received
-            )
+            fields: msg.Received = {**invoice_fields(invoice), "received": received}
+            self.messages += [
+                msg.ADMIN_LATE_REVIEW.message(
+                    {**fields, "exceptions": exceptions}, key=f"a:inv:{invoice.id}:late"
+                ),
+                msg.PAYMENT_LATE_REVIEW.message(
+                    fields, key=f"c:inv:{invoice.id}:late", customer_id=invoice.customer_id
+                ),
+            ]
         elif verdict.partial and (invoice.id in self.new_money or invoice.topup_units is None):
             await self._issue_topup(invoice, verdict)
         elif (
@@ -346,19 +362,23 @@ class Applier:
             and invoice.status != st.PROCESSING
             and not verdict.on_hold
         ):
-            await self.notifier.customer(
-                invoice, notify.PAYMENT_DETECTED, f"inv:{invoice.id}:detected", received=received
+            self.messages.append(
+                msg.PAYMENT_DETECTED.message(
+                    {**invoice_fields(invoice), "received": received},
+                    key=f"c:inv:{invoice.id}:detected",
+                    customer_id=invoice.customer_id,
+                )
             )
         elif (
             verdict.status == st.EXPIRED
             and st.PAID_PARTIAL in verdict.exceptions
             and (st.PAID_PARTIAL not in invoice.exceptions or invoice.id in self.new_money)
         ):
-            payload = notify.invoice_payload(invoice, received=received)
-            await self.notifier.admins(
-                notify.ADMIN_PARTIAL_UNFINISHED,
-                f"inv:{invoice.id}:partial_late:{received}",
-                **payload,
+            self.messages.append(
+                msg.ADMIN_PARTIAL_UNFINISHED.message(
+                    {**invoice_fields(invoice), "received": received},
+                    key=f"a:inv:{invoice.id}:partial_late:{received}",
+                )
             )
 
     async def _issue_topup(self, invoice: InvoiceFacts, verdict: Verdict) -> None:
@@ -386,23 +406,28 @@ class Applier:
                 quarantine_ms=self.settings.amount_quarantine_ms,
             )
         except NoFreeAmount:
-            payload = notify.invoice_payload(invoice, received=received)
-            await self.notifier.admins(
-                notify.ADMIN_TOPUP_UNAVAILABLE, f"inv:{invoice.id}:topup_busy:{received}", **payload
+            self.messages.append(
+                msg.ADMIN_TOPUP_UNAVAILABLE.message(
+                    {**invoice_fields(invoice), "received": received},
+                    key=f"a:inv:{invoice.id}:topup_busy:{received}",
+                )
             )
             return
         await self.conn.execute(
             update(invoices).where(invoices.c.id == invoice.id).values(topup_units=topup)
         )
         topup_text = format_amount(Decimal(topup).scaleb(-invoice.scale), invoice.step)
-        await self.notifier.customer(
-            invoice,
-            notify.PAYMENT_PARTIAL,
-            f"inv:{invoice.id}:partial:{topup}",
-            received=received,
-            shortfall=format_amount(verdict.shortfall, invoice.step),
-            topup_amount=topup_text,
-            address=invoice.address,
+        partial: msg.Partial = {
+            **invoice_fields(invoice),
+            "received": received,
+            "shortfall": format_amount(verdict.shortfall, invoice.step),
+            "topup_amount": topup_text,
+            "address": invoice.address,
+        }
+        self.messages.append(
+            msg.PAYMENT_PARTIAL.message(
+                partial, key=f"c:inv:{invoice.id}:partial:{topup}", customer_id=invoice.customer_id
+            )
         )
 
 
@@ -416,11 +441,11 @@ async def on_paid(
     address_quarantine_ms: int,
     source: str = "payment",
     tell_admins: bool = True,
-    notifier: Notifier | None = None,
+    pending: list[Message] | None = None,
 ) -> int | None:
     """What follows an invoice turning paid, in the same transaction: the subscription period
-    (once per invoice), the address back to the pool, and the messages (through ``notifier``
-    when given, e.g. a buffered one the caller flushes). Returns the new end."""
+    (once per invoice), the address back to the pool, and the messages (added to ``pending``
+    when given, for the caller to enqueue with the rest of its batch). Returns the new end."""
     credit = await credit_period(
         conn,
         customer_id=invoice.customer_id,
@@ -437,18 +462,26 @@ async def on_paid(
         conn, invoice, now, received=received, exceptions=exceptions, credit=credit
     )
     ends_at = credit.ends_at if credit is not None else None
-    extra = {"received": received, "exceptions": exceptions, "ends_at": ends_at}
-    notifier = notifier or Notifier(conn, now)
+    payload: msg.Paid = {
+        **invoice_fields(invoice),
+        "received": received,
+        "exceptions": exceptions,
+        "ends_at": ends_at,
+    }
     key = f"inv:{invoice.id}:paid"
     if credit is not None and credit.restored:
         key += f":{now}"  # paid again after a correction: the customer hears it again
-    await notifier.customer(invoice, notify.INVOICE_PAID, key, **extra)
+    told = [msg.INVOICE_PAID.message(payload, key=f"c:{key}", customer_id=invoice.customer_id)]
     if tell_admins:
-        await notifier.admins(notify.ADMIN_PAID, key, **notify.invoice_payload(invoice, **extra))
+        told.append(msg.ADMIN_PAID.message(payload, key=f"a:{key}"))
+    if pending is None:
+        await enqueue(conn, *told, now_ms=now)
+    else:
+        pending += told
     return ends_at
 
 
-def _deposit_payload(deposit: DepositFacts) -> dict[str, Any]:
+def _deposit_payload(deposit: DepositFacts) -> msg.DepositFields:
     return {
         "dep_id": deposit.dep_id,
         "currency": deposit.currency,

@@ -20,8 +20,9 @@ from payments import states as st
 from payments.catalog import Catalog
 from payments.clock import Clock
 from payments.config import PaymentSettings
-from payments.delivery import notify
-from payments.delivery.notify import Notifier
+from payments.delivery import messages as msg
+from payments.delivery.messages import invoice_fields
+from payments.delivery.outbox import enqueue
 from payments.delivery.webhooks import emit
 from payments.deposits.matching import MatchRules, received
 from payments.deposits.record import attached_deposits, load_invoice_versioned, on_paid
@@ -199,14 +200,12 @@ class AdminService:
             )
             assert credit is not None  # only an invoice can have been credited already
             await emit.subscription_credited(conn, credit, customer_id, now, None)
-            await Notifier(conn, now).to_customer(
-                customer_id,
-                notify.SUBSCRIPTION_GRANTED,
-                f"grant:{credit.period_id}",
-                plan_id=plan.id,
-                days=days,
-                ends_at=credit.ends_at,
+            granted = msg.SUBSCRIPTION_GRANTED.message(
+                {"plan_id": plan.id, "days": days, "ends_at": credit.ends_at},
+                key=f"c:grant:{credit.period_id}",
+                customer_id=customer_id,
             )
+            await enqueue(conn, granted, now_ms=now)
         return AdminResult(None, None, credit.ends_at, "granted")
 
     async def user(self, customer_id: int) -> UserOverview | None:
@@ -277,9 +276,12 @@ class AdminService:
                 now_ms=now,
                 quarantine_ms=self.settings.address_quarantine_ms,
             )
-            await Notifier(conn, now).customer(
-                invoice, "invoice.rejected", f"inv:{invoice.id}:rej:{now}"
+            rejected = msg.INVOICE_REJECTED.message(
+                invoice_fields(invoice),
+                key=f"c:inv:{invoice.id}:rej:{now}",
+                customer_id=invoice.customer_id,
             )
+            await enqueue(conn, rejected, now_ms=now)
         return AdminResult(invoice_id, st.INVALID, None, "rejected")
 
     async def reassign(self, deposit_ref: str, invoice_id: str) -> AdminResult:
@@ -374,7 +376,6 @@ class AdminService:
         ]
         left = received(counted)
         lower = self.rules.lower_bound(invoice)
-        notifier = Notifier(conn, now)
         if invoice.status == st.PAID:
             if settled_total(counted, self.rules) >= lower:
                 return  # still covered
@@ -387,12 +388,20 @@ class AdminService:
                 status = self._unpaid_status(invoice, now)
                 await _reopen(conn, invoice, version, now, status)
             await emit.subscription_revoked(conn, invoice, now, ends_at=ends_at, reason=why)
-            await notifier.customer(invoice, "invoice.revoked", f"inv:{invoice.id}:revoked:{now}")
-            payload = notify.invoice_payload(
-                invoice, received=format_amount(left, invoice.step), reason=why, status=status
-            )
-            await notifier.admins(
-                notify.ADMIN_REVOKED, f"inv:{invoice.id}:revoked:{now}", **payload
+            key = f"inv:{invoice.id}:revoked:{now}"
+            payload: msg.Revoked = {
+                **invoice_fields(invoice),
+                "received": format_amount(left, invoice.step),
+                "reason": why,
+                "status": status,
+            }
+            await enqueue(
+                conn,
+                msg.INVOICE_REVOKED.message(
+                    invoice_fields(invoice), key=f"c:{key}", customer_id=invoice.customer_id
+                ),
+                msg.ADMIN_REVOKED.message(payload, key=f"a:{key}"),
+                now_ms=now,
             )
         elif invoice.status in (st.PROCESSING, st.EXPIRED) and not counted:
             status = (

@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from payments.catalog import Catalog, Coin, Plan
 from payments.clock import Clock
 from payments.config import PaymentSettings
-from payments.delivery import notify, outbox
+from payments.delivery import messages as msg
+from payments.delivery.outbox import enqueue
 from payments.errors import ExchangeError, QuoteUnavailable
 from payments.money import step_units, to_units
 from payments.pricing.allocation import cap_units_for, capacity, free_amounts
@@ -140,20 +141,18 @@ async def _address_warnings(
 
 async def _announce(conn: AsyncConnection, warning: CapacityWarning, now: int) -> CapacityWarning:
     day = datetime.fromtimestamp(now // 1000, tz=UTC).date().isoformat()
-    payload: dict[str, object] = {
+    payload: msg.Capacity = {
         "currency": warning.currency,
         "free": warning.free,
         "total": warning.total,
         "what": warning.what,
     }
-    payload["plan_id" if warning.what == AMOUNTS else "chain"] = warning.subject
-    announced = await outbox.enqueue(
-        conn,
-        key=f"a:capacity:{warning.currency}:{warning.subject}:{warning.what}:{day}",
-        audience="admins",
-        customer_id=None,
-        kind=notify.ADMIN_CAPACITY,
-        payload=payload,
-        now_ms=now,
+    if warning.what == AMOUNTS:
+        payload["plan_id"] = warning.subject
+    else:
+        payload["chain"] = warning.subject
+    alert = msg.ADMIN_CAPACITY.message(
+        payload, key=f"a:capacity:{warning.currency}:{warning.subject}:{warning.what}:{day}"
     )
+    announced = await enqueue(conn, alert, now_ms=now) == 1
     return replace(warning, announced=announced)

@@ -14,13 +14,11 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payments.clock import DAY_MS
-from payments.delivery import outbox
+from payments.delivery import messages as msg
+from payments.delivery.outbox import enqueue
 from payments.delivery.webhooks import emit
 from payments.storage.schema import subscriptions as subs
 from payments.subscriptions.periods import ACTIVE, EXPIRED
-
-KIND_REMINDER = "subscription.reminder"
-KIND_EXPIRED = "subscription.expired"
 
 # the reminder offsets the schema can remember (one "reminded for this end" column each)
 _REMINDER_COLUMNS = {3: subs.c.reminded_3d_for, 1: subs.c.reminded_1d_for}
@@ -92,15 +90,12 @@ async def run_reminders_and_expiry(
             )
             if int(result.rowcount or 0) != 1:
                 continue
-            await outbox.enqueue(
-                conn,
+            expired_message = msg.SUBSCRIPTION_EXPIRED.message(
+                {"plan_id": row.plan_id, "ends_at": row.ends_at},
                 key=f"sub:{row.id}:expired:{row.ends_at}",
-                audience="customer",
                 customer_id=row.customer_id,
-                kind=KIND_EXPIRED,
-                payload={"plan_id": row.plan_id, "ends_at": row.ends_at},
-                now_ms=now_ms,
             )
+            await enqueue(conn, expired_message, now_ms=now_ms)
             await emit.subscription_expired(
                 conn,
                 subscription_id=row.id,
@@ -120,14 +115,10 @@ async def run_reminders_and_expiry(
         )
         if int(result.rowcount or 0) != 1:
             continue
-        sent = await outbox.enqueue(
-            conn,
+        reminder = msg.SUBSCRIPTION_REMINDER.message(
+            {"plan_id": row.plan_id, "ends_at": row.ends_at, "days_before": d},
             key=f"sub:{row.id}:remind{d}:{row.ends_at}",
-            audience="customer",
             customer_id=row.customer_id,
-            kind=KIND_REMINDER,
-            payload={"plan_id": row.plan_id, "ends_at": row.ends_at, "days_before": d},
-            now_ms=now_ms,
         )
-        reminded[d] += int(sent)
+        reminded[d] += await enqueue(conn, reminder, now_ms=now_ms)
     return ReminderReport(reminded=reminded, expired=expired, more=len(rows) >= limit)

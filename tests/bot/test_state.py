@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from payments import states as st
 from payments.clock import DAY_MS, MINUTE_MS
-from payments.delivery import notify
+from payments.delivery import messages
 from payments.errors import InvalidGrant, InvoiceNotFound, UnknownChoice
 from payments.invoicing.customers import set_unreachable
 from payments.storage import Database
@@ -149,14 +149,14 @@ async def test_grant_extends_an_active_subscription_from_its_end(shop: Shop) -> 
     assert await shop.subscription_end(1) == result.ends_at
     grant = (await shop.periods())[-1]
     assert (grant["source"], grant["invoice_id"], grant["days"]) == ("grant", None, 10)
-    told = await shop.messages(notify.SUBSCRIPTION_GRANTED)
+    told = await shop.messages(messages.SUBSCRIPTION_GRANTED)
     assert [(m["audience"], m["customer_id"], m["payload"]) for m in told] == [
         ("customer", 1, {"plan_id": "pro", "days": 10, "ends_at": paid_end + 10 * DAY_MS})
     ]
 
     again = await shop.payments.admin.grant(1, "pro", 1)  # a second grant is a second message
     assert again.ends_at == paid_end + 11 * DAY_MS
-    assert len(await shop.messages(notify.SUBSCRIPTION_GRANTED)) == 2
+    assert len(await shop.messages(messages.SUBSCRIPTION_GRANTED)) == 2
 
 
 async def test_grant_to_an_unknown_customer_creates_them(shop: Shop) -> None:
@@ -167,7 +167,7 @@ async def test_grant_to_an_unknown_customer_creates_them(shop: Shop) -> None:
     assert await shop.subscription_end(77, "enterprise") == now + 30 * DAY_MS
     customer = await shop.payments.customers.get(77)
     assert customer is not None and customer.created_at == now
-    (message,) = await shop.messages(notify.SUBSCRIPTION_GRANTED)
+    (message,) = await shop.messages(messages.SUBSCRIPTION_GRANTED)
     assert message["payload"] == {"plan_id": "enterprise", "days": 30, "ends_at": result.ends_at}
 
 

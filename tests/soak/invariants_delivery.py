@@ -27,9 +27,7 @@ from typing import Any
 
 from bot.texts import CATALOGUE, DEFAULT_LANGUAGE
 from fakes.receiver import Received
-from payments import access
-from payments.delivery import notify
-from payments.subscriptions.reminders import KIND_EXPIRED, KIND_REMINDER
+from payments.delivery import messages
 from tests.soak.invariants_subs import iso
 
 Row = Mapping[str, Any]
@@ -37,23 +35,23 @@ Row = Mapping[str, Any]
 # outbox kind -> the text keys it is rendered with, and the payload field that tells one
 # message of that kind from another (None: no such field, the text alone)
 NOTIFICATIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
-    notify.PAYMENT_DETECTED: (("payment_detected",), "invoice"),
-    notify.PAYMENT_PARTIAL: (("payment_partial",), "invoice"),
-    notify.INVOICE_PAID: (("invoice_paid", "invoice_paid_no_end"), "invoice"),
-    notify.INVOICE_EXPIRED: (("invoice_expired",), "invoice"),
-    notify.PAYMENT_PARTIAL_EXPIRED: (("payment_partial_expired",), "invoice"),
-    notify.PAYMENT_LATE_REVIEW: (("payment_late_review",), "invoice"),
-    notify.PAYMENT_ON_HOLD: (("payment_on_hold",), "invoice"),
-    "invoice.rejected": (("invoice_rejected",), "invoice"),
-    "invoice.revoked": (("invoice_revoked",), "invoice"),
-    notify.SUBSCRIPTION_GRANTED: (("subscription_granted",), None),
-    KIND_REMINDER: (("subscription_reminder",), None),
-    KIND_EXPIRED: (("subscription_expired",), None),
-    access.INVITE: (("access_invite", "access_invite_replaced"), "link"),
-    access.REMOVED_KIND: (("access_removed",), None),
+    messages.PAYMENT_DETECTED: (("payment_detected",), "invoice"),
+    messages.PAYMENT_PARTIAL: (("payment_partial",), "invoice"),
+    messages.INVOICE_PAID: (("invoice_paid", "invoice_paid_no_end"), "invoice"),
+    messages.INVOICE_EXPIRED: (("invoice_expired",), "invoice"),
+    messages.PAYMENT_PARTIAL_EXPIRED: (("payment_partial_expired",), "invoice"),
+    messages.PAYMENT_LATE_REVIEW: (("payment_late_review",), "invoice"),
+    messages.PAYMENT_ON_HOLD: (("payment_on_hold",), "invoice"),
+    messages.INVOICE_REJECTED: (("invoice_rejected",), "invoice"),
+    messages.INVOICE_REVOKED: (("invoice_revoked",), "invoice"),
+    messages.SUBSCRIPTION_GRANTED: (("subscription_granted",), None),
+    messages.SUBSCRIPTION_REMINDER: (("subscription_reminder",), None),
+    messages.SUBSCRIPTION_EXPIRED: (("subscription_expired",), None),
+    messages.ACCESS_INVITE: (("access_invite", "access_invite_replaced"), "link"),
+    messages.ACCESS_REMOVED: (("access_removed",), None),
 }
 PAYLOAD_FIELD = {"invoice": "invoice_id", "link": "link"}
-SEEN_KINDS = (notify.PAYMENT_DETECTED, notify.PAYMENT_PARTIAL)  # before "payment received"
+SEEN_KINDS = (messages.PAYMENT_DETECTED, messages.PAYMENT_PARTIAL)  # before "payment received"
 
 
 def _pattern(keys: Iterable[str], field: str | None = None, value: str | None = None) -> str:
@@ -167,7 +165,7 @@ def _seen_after_received(customer: int, texts: Sequence[str]) -> list[str]:
         if found is None:
             continue
         invoice = found.group(1)
-        if _kind_pattern(notify.INVOICE_PAID, invoice).fullmatch(text):
+        if _kind_pattern(messages.INVOICE_PAID, invoice).fullmatch(text):
             received.setdefault(invoice, i)
         elif invoice in received and any(
             _kind_pattern(kind, invoice).fullmatch(text) for kind in SEEN_KINDS

@@ -47,9 +47,8 @@ from sqlalchemy.sql import Select
 
 from payments.botstate.lease import Lease, held_clause, holds
 from payments.clock import DAY_MS
-from payments.delivery import notify
-from payments.delivery.notify import Notifier
-from payments.delivery.outbox import backoff_ms
+from payments.delivery import messages as msg
+from payments.delivery.outbox import backoff_ms, enqueue
 from payments.storage.db import Database, insert_ignore
 from payments.storage.kv import get_int, get_value
 from payments.storage.schema import kv
@@ -229,12 +228,14 @@ async def _tell_admins_gone(conn: AsyncConnection, gone: Sequence[GoneUrl], now_
     told = set(before.split(",")) if before else set()
     if not stored or not any(g.id not in told for g in gone):
         return
-    await Notifier(conn, now_ms).admins(
-        notify.ADMIN_WEBHOOK_GONE,
-        f"webhook:gone:{marker}:{now_ms}",
-        urls=[{"id": g.id, "url": g.url, "pending": g.pending} for g in gone],
-        count=sum(g.pending for g in gone),
+    alert = msg.ADMIN_WEBHOOK_GONE.message(
+        {
+            "urls": [{"id": g.id, "url": g.url, "pending": g.pending} for g in gone],
+            "count": sum(g.pending for g in gone),
+        },
+        key=f"a:webhook:gone:{marker}:{now_ms}",
     )
+    await enqueue(conn, alert, now_ms=now_ms)
 
 
 # --- claiming and outcomes -----------------------------------------------------------------
@@ -464,13 +465,15 @@ async def _tell_admins(
     error: str | None,
 ) -> None:
     """One alert per URL and day, naming the first delivery given up on that day."""
-    await Notifier(conn, now_ms).admins(
-        notify.ADMIN_WEBHOOK_FAILED,
-        f"webhook:{url_hash(claimed.url)}:failed:{now_ms // DAY_MS}",
-        url=safe_url(claimed.url),
-        delivery_id=claimed.id,
-        event_id=claimed.public_id,
-        event_type=claimed.type,
-        attempts=claimed.attempts + 1,
-        error=error or (f"HTTP {status_code}" if status_code is not None else ""),
+    alert = msg.ADMIN_WEBHOOK_FAILED.message(
+        {
+            "url": safe_url(claimed.url),
+            "delivery_id": claimed.id,
+            "event_id": claimed.public_id,
+            "event_type": claimed.type,
+            "attempts": claimed.attempts + 1,
+            "error": error or (f"HTTP {status_code}" if status_code is not None else ""),
+        },
+        key=f"a:webhook:{url_hash(claimed.url)}:failed:{now_ms // DAY_MS}",
     )
+    await enqueue(conn, alert, now_ms=now_ms)

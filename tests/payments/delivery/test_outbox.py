@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from payments.botstate.lease import acquire
 from payments.clock import DAY_MS, HOUR_MS, ManualClock
-from payments.delivery import outbox
+from payments.delivery import messages, outbox
 from payments.delivery.outbox import (
     OutboxMessage,
     backoff_ms,
@@ -30,6 +30,26 @@ from payments.storage.schema import outbox as outbox_table
 CUSTOMER = 42
 
 
+def message(
+    key: str, payload: dict[str, Any] | None = None, *, customer: int | None = CUSTOMER
+) -> messages.Message:
+    """A message named ``key`` (its ``invoice_id``): "payment detected" to ``customer``, or an
+    alert to the admins (None); ``payload`` replaces some of its values."""
+    if customer is None:
+        alert: dict[str, Any] = {**messages.ADMIN_ON_HOLD.sample, "invoice_id": key}
+        return messages.ADMIN_ON_HOLD.message(alert | (payload or {}), key=key)  # type: ignore[arg-type]
+    told: dict[str, Any] = {
+        **messages.PAYMENT_DETECTED.sample,
+        "invoice_id": key,
+        "customer_id": customer,
+    }
+    return messages.PAYMENT_DETECTED.message(
+        told | (payload or {}),  # type: ignore[arg-type]
+        key=key,
+        customer_id=customer,
+    )
+
+
 async def put(
     db: Database,
     clock: ManualClock,
@@ -41,15 +61,10 @@ async def put(
     async with db.transaction() as conn:
         if customer is not None:
             await ensure_customer(conn, customer, clock.now_ms())
-        return await outbox.enqueue(
-            conn,
-            key=key,
-            audience="customer" if customer is not None else "admins",
-            customer_id=customer,
-            kind="invoice.paid",
-            payload=payload or {"invoice": key},
-            now_ms=clock.now_ms(),
+        written = await outbox.enqueue(
+            conn, message(key, payload, customer=customer), now_ms=clock.now_ms()
         )
+        return written == 1
 
 
 async def row(db: Database, message_id: int) -> Any:
@@ -71,66 +86,63 @@ async def claim_one(db: Database, clock: ManualClock, lease_ms: int = 60_000) ->
 
 async def test_same_key_twice_is_one_message(db: Database, clock: ManualClock) -> None:
     assert await put(db, clock, "k1") is True
-    assert await put(db, clock, "k1", {"other": "payload"}) is False
+    assert await put(db, clock, "k1", {"received": "other"}) is False
     assert await stats(db) == {"pending": 1, "sent": 0, "failed": 0, "unreachable": 0}
 
 
 async def test_a_rolled_back_event_leaves_no_message(db: Database, clock: ManualClock) -> None:
     with pytest.raises(RuntimeError):
         async with db.transaction() as conn:
-            await outbox.enqueue(
-                conn,
-                key="k",
-                audience="admins",
-                customer_id=None,
-                kind="alert",
-                payload={},
-                now_ms=clock.now_ms(),
-            )
+            await outbox.enqueue(conn, message("k", customer=None), now_ms=clock.now_ms())
             raise RuntimeError("the event failed")
     assert await claim_batch(db, now_ms=clock.now_ms()) == []
 
 
 async def test_amounts_travel_as_exact_strings(db: Database, clock: ManualClock) -> None:
-    payload = {"amount": Decimal("29.0037"), "tiny": Decimal("0.0000001"), "n": [Decimal("1E+2")]}
+    payload = {"amount": Decimal("29.0037"), "received": Decimal("0.0000001")}
     await put(db, clock, "k", payload)
-    message = await claim_one(db, clock)
-    assert message.payload == {"amount": "29.0037", "tiny": "0.0000001", "n": ["100"]}
-    assert (message.kind, message.audience, message.customer_id) == (
-        "invoice.paid",
+    claimed = await claim_one(db, clock)
+    assert (claimed.payload["amount"], claimed.payload["received"]) == ("29.0037", "0.0000001")
+    assert (claimed.kind, claimed.audience, claimed.customer_id) == (
+        "payment.detected",
         "customer",
         CUSTOMER,
     )
+    rights = messages.ADMIN_CHAT_RIGHTS.message(
+        {"problems": [Decimal("1E+2")]},  # type: ignore[list-item]
+        key="list",
+    )
+    async with db.transaction() as conn:
+        await outbox.enqueue(conn, rights, now_ms=clock.now_ms())
+    async with db.read() as conn:
+        stored = (
+            await conn.execute(
+                select(outbox_table.c.payload).where(outbox_table.c.dedupe_key == "list")
+            )
+        ).scalar_one()
+    assert json.loads(stored)["problems"] == ["100"]
 
 
 async def test_bad_messages_are_refused(db: Database, clock: ManualClock) -> None:
     async with db.transaction() as conn:
         with pytest.raises(TypeError, match="float"):
             await outbox.enqueue(
-                conn,
-                key="f",
-                audience="admins",
-                customer_id=None,
-                kind="alert",
-                payload={"amount": {"usd": 29.0}},
-                now_ms=0,
+                conn, message("f", {"deposit_amount": {"usd": 29.0}}, customer=None), now_ms=0
             )
+        no_customer = messages.PAYMENT_DETECTED.message(
+            messages.PAYMENT_DETECTED.sample, key="c", customer_id=None
+        )
         with pytest.raises(ValueError):
-            await outbox.enqueue(
-                conn, key="c", audience="customer", customer_id=None, kind="x", payload={}, now_ms=0
-            )
+            await outbox.enqueue(conn, no_customer, now_ms=0)
         with pytest.raises(ValueError):
-            await outbox.enqueue(
-                conn, key="k" * 201, audience="admins", customer_id=None, kind="x", payload={},
-                now_ms=0,
-            )  # fmt: skip
+            await outbox.enqueue(conn, message("k" * 201, customer=None), now_ms=0)
 
 
 async def test_claim_then_sent(db: Database, clock: ManualClock) -> None:
     await put(db, clock, "a")
     await put(db, clock, "b", customer=None)
     first, second = await claim_batch(db, now_ms=clock.now_ms())
-    assert [first.payload["invoice"], second.payload["invoice"]] == ["a", "b"]  # oldest first
+    assert [first.payload["invoice_id"], second.payload["invoice_id"]] == ["a", "b"]  # oldest first
     assert second.audience == "admins" and second.customer_id is None
     assert await claim_batch(db, now_ms=clock.now_ms()) == []  # both are claimed
     assert await mark_sent(db, first, now_ms=clock.now_ms()) is True
@@ -274,9 +286,14 @@ async def test_a_blocked_bot_marks_the_customer_unreachable(
 
 
 async def test_payload_is_stored_as_json_text(db: Database, clock: ManualClock) -> None:
-    await put(db, clock, "a", {"b": 1, "a": "x"})
+    await put(db, clock, "a", {"received": "1.5"})
     stored = await row(db, 1)
-    assert json.loads(stored.payload) == {"a": "x", "b": 1}
+    assert json.loads(stored.payload) == {
+        **messages.PAYMENT_DETECTED.sample,
+        "invoice_id": "a",
+        "customer_id": CUSTOMER,
+        "received": "1.5",
+    }
     assert (stored.status, stored.attempts, stored.created_at) == ("pending", 0, clock.now_ms())
 
 
@@ -285,15 +302,12 @@ async def test_an_admin_message_about_a_customer_never_flags_that_customer(
 ) -> None:
     async with db.transaction() as conn:
         await ensure_customer(conn, CUSTOMER, clock.now_ms())
-        await outbox.enqueue(
-            conn,
+        alert = messages.ADMIN_ON_HOLD.message(
+            messages.ADMIN_ON_HOLD.sample,
             key="a",
-            audience="admins",
             customer_id=CUSTOMER,  # the customer the alert is about
-            kind="admin.alert",
-            payload={},
-            now_ms=clock.now_ms(),
         )
+        await outbox.enqueue(conn, alert, now_ms=clock.now_ms())
     message = await claim_one(db, clock)
     await outbox.mark_unreachable(db, message, now_ms=clock.now_ms())
     assert (await stats(db))["unreachable"] == 1
@@ -309,7 +323,7 @@ async def test_an_admin_message_about_a_customer_never_flags_that_customer(
 
 async def claimed_keys(db: Database, clock: ManualClock) -> list[str]:
     """Claim what is due now; the payloads' keys, oldest first."""
-    return [m.payload["invoice"] for m in await claim_batch(db, now_ms=clock.now_ms())]
+    return [m.payload["invoice_id"] for m in await claim_batch(db, now_ms=clock.now_ms())]
 
 
 async def test_a_message_waits_while_an_earlier_one_to_its_customer_waits_for_a_retry(
@@ -329,7 +343,7 @@ async def test_a_message_waits_while_an_earlier_one_to_its_customer_waits_for_a_
     assert await claimed_keys(db, clock) == []
     clock.advance(30_000)
     [again] = await claim_batch(db, now_ms=clock.now_ms())
-    assert again.payload["invoice"] == "detected"
+    assert again.payload["invoice_id"] == "detected"
     assert await claimed_keys(db, clock) == []  # claimed is still pending: "received" waits
     assert await mark_sent(db, again, now_ms=clock.now_ms())
     assert await claimed_keys(db, clock) == ["received"]
@@ -344,7 +358,7 @@ async def test_one_message_per_customer_per_claim_in_the_order_written(
     sent: list[str] = []
     while batch := await claim_batch(db, now_ms=clock.now_ms()):
         for message in batch:
-            sent.append(message.payload["invoice"])
+            sent.append(message.payload["invoice_id"])
             assert await mark_sent(db, message, now_ms=clock.now_ms())
     assert sent == ["a1", "b1", "a2", "a3"]
 
@@ -359,7 +373,7 @@ async def test_given_up_and_unreachable_messages_no_longer_hold_the_later_ones(
     await mark_retry(db, old, now_ms=clock.now_ms(), error="network down")  # three days: failed
     assert (await row(db, old.id)).status == "failed"
     new = await claim_one(db, clock)
-    assert new.payload["invoice"] == "new"
+    assert new.payload["invoice_id"] == "new"
     await outbox.mark_unreachable(db, new, now_ms=clock.now_ms())  # blocked the bot ...
     await put(db, clock, "after unblocking")  # ... then wrote again
     assert await claimed_keys(db, clock) == ["after unblocking"]
@@ -385,19 +399,16 @@ async def test_admin_alerts_keep_their_order_and_never_hold_a_customer_s_message
     async with db.transaction() as conn:
         await ensure_customer(conn, CUSTOMER, clock.now_ms())
         for key in ("alert 1", "alert 2"):
-            await outbox.enqueue(
-                conn,
+            alert = messages.ADMIN_ON_HOLD.message(
+                {**messages.ADMIN_ON_HOLD.sample, "invoice_id": key},
                 key=key,
-                audience="admins",
                 customer_id=CUSTOMER,  # the customer the alert is about
-                kind="admin.alert",
-                payload={"invoice": key},
-                now_ms=clock.now_ms(),
             )
+            await outbox.enqueue(conn, alert, now_ms=clock.now_ms())
     await put(db, clock, "to the customer")
     await put(db, clock, "alert 3", customer=None)
     first, to_customer = await claim_batch(db, now_ms=clock.now_ms())
-    assert [first.payload["invoice"], to_customer.payload["invoice"]] == [
+    assert [first.payload["invoice_id"], to_customer.payload["invoice_id"]] == [
         "alert 1",
         "to the customer",
     ]

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from payments import states as st
 from payments.clock import DAY_MS, HOUR_MS, MINUTE_MS
-from payments.delivery import notify
+from payments.delivery import messages
 from payments.errors import NoFreeAmount
 from payments.ops.capacity import amount_range
 from payments.pricing.allocation import amount_candidates, free_amounts, reserve_amount
@@ -192,7 +192,7 @@ async def test_low_btc_amounts_alert_admins_once_a_day(shop: Shop) -> None:
     assert [(w.currency, w.plan_id, w.what, w.free, w.total, w.announced) for w in warnings] == [
         ("BTC", "pro", "amounts", 146 - 125, 146, True)
     ]
-    (message,) = await shop.messages(notify.ADMIN_CAPACITY)
+    (message,) = await shop.messages(messages.ADMIN_CAPACITY)
     assert message["audience"] == "admins"
     assert message["payload"] == {
         "currency": "BTC",
@@ -205,13 +205,13 @@ async def test_low_btc_amounts_alert_admins_once_a_day(shop: Shop) -> None:
     shop.clock.advance(3 * HOUR_MS)  # the same UTC day: still low, not told again
     again = await payments.check_capacity()
     assert [(w.free, w.announced) for w in again] == [(21, False)]
-    assert len(await shop.messages(notify.ADMIN_CAPACITY)) == 1
+    assert len(await shop.messages(messages.ADMIN_CAPACITY)) == 1
 
     shop.clock.advance(DAY_MS)  # the next day: the quarantined five are free again, still low
     shop.okx.remove_price("ETH")  # a coin without a price is skipped quietly
     next_day = await payments.check_capacity()
     assert [(w.plan_id, w.free, w.announced) for w in next_day] == [("pro", 26, True)]
-    assert [m["payload"]["free"] for m in await shop.messages(notify.ADMIN_CAPACITY)] == [21, 26]
+    assert [m["payload"]["free"] for m in await shop.messages(messages.ADMIN_CAPACITY)] == [21, 26]
 
 
 async def test_no_free_btc_amount_at_all(shop: Shop) -> None:
@@ -247,7 +247,7 @@ async def test_address_pool_exhausted_alerts_admins(shop: Shop) -> None:
     assert [(w.currency, w.chain, w.what, w.free, w.total) for w in warnings] == [
         ("USDT", "USDT-TRC20", "addresses", 0, 3)
     ]
-    (message,) = await shop.messages(notify.ADMIN_CAPACITY)
+    (message,) = await shop.messages(messages.ADMIN_CAPACITY)
     assert message["payload"] == {
         "currency": "USDT",
         "chain": "USDT-TRC20",
@@ -256,7 +256,7 @@ async def test_address_pool_exhausted_alerts_admins(shop: Shop) -> None:
         "what": "addresses",
     }
     await payments.check_capacity()
-    assert len(await shop.messages(notify.ADMIN_CAPACITY)) == 1
+    assert len(await shop.messages(messages.ADMIN_CAPACITY)) == 1
 
     await payments.invoices.cancel(a.id, customer_id=1)
     shop.clock.advance(MINUTE_MS)  # its address is quarantined: a's payer may still pay to it

@@ -1,0 +1,119 @@
+"""Every message kind of the catalogue renders, in every language; one this version cannot
+render is given up at once, with an alert to the admins, rather than retried for days."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from bot.notifications import RENDERED_KINDS, Renderer
+from bot.texts import CATALOGUE, Texts
+from fakes.telegram import FakeTelegram
+from fakes.telegram_html import parse_html
+from payments import load_catalog
+from payments.clock import ManualClock
+from payments.delivery import KINDS, messages
+from payments.invoicing.customers import ensure_customer
+from payments.storage import Database
+from payments.storage.schema import outbox as outbox_table
+from tests import outbox_kit
+from tests.outbox_kit import ADMINS, CUSTOMER_ID
+
+PLACEHOLDER = re.compile(r"\{[A-Za-z_]*\}")
+CUSTOMER_KINDS = sorted(name for name, kind in KINDS.items() if kind.audience == "customer")
+ADMIN_KINDS = sorted(name for name, kind in KINDS.items() if kind.audience == "admins")
+
+
+def renderer() -> Renderer:
+    return Renderer(Texts(ZoneInfo("UTC")), load_catalog())
+
+
+def shown(text: str) -> str:
+    """The text as a person reads it (the HTML must parse)."""
+    plain, _ = parse_html(text)
+    assert plain.strip(), text
+    assert not PLACEHOLDER.search(text), text
+    return plain
+
+
+def test_every_kind_of_the_catalogue_has_a_rendering() -> None:
+    assert set(KINDS) <= RENDERED_KINDS, sorted(set(KINDS) - RENDERED_KINDS)
+
+
+@pytest.mark.parametrize("lang", sorted(CATALOGUE))
+@pytest.mark.parametrize("kind", CUSTOMER_KINDS)
+def test_every_customer_message_renders_in_every_language(kind: str, lang: str) -> None:
+    out = renderer().customer(lang, kind, KINDS[kind].sample, None)
+    plain = shown(out.text)
+    assert "None" not in plain, plain
+
+
+@pytest.mark.parametrize("kind", ADMIN_KINDS)
+def test_every_admin_alert_renders_as_its_own_text(kind: str) -> None:
+    """Admin alerts are in the default language; a kind without a rendering would only be
+    shown generically (kind and payload)."""
+    plain = shown(renderer().admin(kind, KINDS[kind].sample).text)
+    assert not plain.startswith(f"ℹ️ {kind}:"), plain
+    assert "None" not in plain, plain
+
+
+async def old_row(db: Database, clock: ManualClock, kind: str, payload: str) -> None:
+    """A row another version of the bot wrote (enqueue refuses a kind it does not know)."""
+    now = clock.now_ms()
+    async with db.transaction() as conn:
+        await ensure_customer(conn, CUSTOMER_ID, now)
+        await conn.execute(
+            outbox_table.insert().values(
+                dedupe_key=f"c:{kind}",
+                audience="customer",
+                customer_id=CUSTOMER_ID,
+                kind=kind,
+                payload=payload,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                claimed_until=0,
+                created_at=now,
+            )
+        )
+
+
+async def statuses(db: Database) -> list[tuple[str, str, str | None]]:
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(outbox_table.c.kind, outbox_table.c.status, outbox_table.c.last_error).order_by(
+                outbox_table.c.id
+            )
+        )
+        return [(row.kind, row.status, row.last_error) for row in rows]
+
+
+async def test_a_kind_the_bot_cannot_render_is_given_up_at_once_and_the_admins_told(
+    db: Database, clock: ManualClock
+) -> None:
+    with FakeTelegram() as tg:
+        async with outbox_kit.sender(db, clock, tg) as sender:
+            await old_row(db, clock, "payment.from_the_future", '{"invoice_id": "INV00031"}')
+            await outbox_kit.write(db, clock, "INV00032", "detected")  # the customer's next
+            report = await sender.send_due()  # the next message and the admins' alert follow
+            assert (report.failed, report.retried, report.sent) == (1, 0, 2), report
+            for admin in ADMINS:
+                (alert,) = [m.plain for m in tg.bot_messages(admin)]
+                assert "#1 (payment.from_the_future, to the customer)" in alert, alert
+            texts = [m.plain for m in tg.bot_messages(CUSTOMER_ID)]
+            assert len(texts) == 1 and "INV00032" in texts[0], texts  # not held for days
+    assert await statuses(db) == [
+        ("payment.from_the_future", "failed", "cannot render kind payment.from_the_future"),
+        ("payment.detected", "sent", None),
+        ("admin.message_unrenderable", "sent", None),
+    ]
+
+
+def test_the_alert_about_an_unrenderable_message_names_it() -> None:
+    payload: dict[str, Any] = {"message_id": 9, "kind": "x.y", "audience": "customer"}
+    plain = shown(renderer().admin(messages.ADMIN_UNRENDERABLE, payload).text)
+    assert plain.startswith("⚠️ Outbox message #9 (x.y, to the customer) cannot be rendered")
