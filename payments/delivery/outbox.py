@@ -142,10 +142,13 @@ async def enqueue(conn: AsyncConnection, *messages: Message, now_ms: int) -> int
     :class:`~payments.delivery.messages.InvalidMessage` and writes nothing.
     """
     rows = [message_row(message, now_ms=now_ms) for message in messages]
-    unique = list({row["dedupe_key"]: row for row in rows}.values())
+    unique: dict[str, dict[str, Any]] = {}
+    for row in rows:  # the first message of a key is the one written, as on a retry
+        unique.setdefault(row["dedupe_key"], row)
     written = 0
-    for start in range(0, len(unique), 500):
-        written += await _insert_new(conn, unique[start : start + 500])
+    batch = list(unique.values())
+    for start in range(0, len(batch), 500):
+        written += await _insert_new(conn, batch[start : start + 500])
     return written
 
 
