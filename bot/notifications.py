@@ -14,7 +14,7 @@ from bot import keyboards
 from bot.texts import Html, Texts
 from payments import Catalog, InvoiceView, access, states
 from payments.delivery import notify
-from payments.subscriptions.reminders import KIND_EXPIRED, KIND_REMINDER
+from payments.subscriptions import KIND_EXPIRED, KIND_REMINDER
 
 # kinds after which the invoice photo's caption says the invoice has ended
 ENDING_KINDS = frozenset(

@@ -17,7 +17,15 @@ The value types they return are exported here too.
 This package never imports ``telegram`` or ``bot`` (a test enforces it).
 """
 
+# isort: off
+# The subpackages in the order their modules build on each other: each face (``__init__``)
+# re-exports from its modules, and those import across subpackages. Importing any part of
+# payments runs this first, so the order holds for every entry point.
 from payments import errors, states
+from payments import storage, exchange, pricing, botstate, invoicing  # noqa: F401
+from payments import subscriptions, delivery, deposits, access, ops  # noqa: F401
+
+# isort: on
 from payments.botstate.invoice_photos import InvoiceMessages
 from payments.catalog import Catalog, Coin, Network, Plan, load_catalog
 from payments.config import PaymentSettings

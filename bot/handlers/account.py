@@ -12,7 +12,7 @@ from bot.services import BotContext, Services
 from payments import errors
 from payments import states as st
 from payments.deposits import claims
-from payments.subscriptions.periods import days_left, is_active
+from payments.subscriptions import days_left, is_active
 
 
 async def status(update: Update, context: BotContext) -> None:
