@@ -7,7 +7,8 @@ Public API (everything else is an implementation detail of its module)::
     from payments import errors           # the one exception tree (PaymentsError and subclasses)
     from payments.delivery import notify  # outbox message kinds the bot renders
 
-``Payments`` holds the services: ``invoices``, ``claims`` (claims and "waiting for a claim"),
+``Payments`` holds the services: ``invoices``, ``claims``, ``claim_waits`` ("waiting for a
+claim"),
 ``admin`` (confirm, reject, reassign, refunded, grant, pending, user), ``customers``
 (:class:`CustomerService`), ``photos`` (:class:`InvoiceMessages`), and the jobs
 ``poller.poll()``, ``expire_due()``, ``remind_and_expire()``, ``check_capacity()``, ``stats()``,

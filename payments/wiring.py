@@ -12,8 +12,8 @@ report = await payments.prune_history()          # daily: settled history past R
 health = await payments.health()                 # /healthz: the database and OKX's state
 
 It builds every service the Telegram layer and the HTTP API use (``invoices``, ``claims``,
-``admin``, ``customers``, ``photos``, ``storefront``, ``access``, ``webhooks``, ``signals``,
-``lease(name)``): they never reach the database handle themselves.
+``claim_waits``, ``admin``, ``customers``, ``photos``, ``storefront``, ``access``,
+``webhooks``, ``signals``, ``lease(name)``): they never reach the database handle themselves.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import SQLAlchemyError
 
 from payments.access import AccessService
+from payments.botstate.claim_waits import ClaimWaits
 from payments.botstate.invoice_photos import InvoiceMessages
 from payments.botstate.lease import LeaseStore
 from payments.botstate.signals import Signals
@@ -82,6 +83,7 @@ class Payments:
     poller: DepositPoller
     admin: AdminService
     claims: ClaimService
+    claim_waits: ClaimWaits  # which invoice a customer's next message claims for
     customers: CustomerService
     photos: InvoiceMessages
     storefront: Storefront
@@ -156,6 +158,7 @@ class Payments:
             poller=DepositPoller(db, exchange, catalog, settings, okx_clock, processor),
             admin=AdminService(db, okx_clock, catalog, settings, rules, guard),
             claims=ClaimService(db, okx_clock, settings, rules),
+            claim_waits=ClaimWaits(db, okx_clock),
             customers=CustomerService(db, okx_clock),
             photos=InvoiceMessages(db, okx_clock),
             storefront=Storefront(db, catalog, invoices, okx_clock),
