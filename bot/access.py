@@ -25,7 +25,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from bot.replica import LeaseTimes, Replica
 from payments.access import LINK_LIFETIME_MS, AccessService, Due, Expulsion
-from payments.botstate.lease import Lease
+from payments.botstate import Lease
 from payments.clock import Clock
 
 log = logging.getLogger(__name__)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 from telegram import BotCommand, LinkPreviewOptions, Update
@@ -42,15 +43,11 @@ from bot.services import BotApplication, BotContext, BotData, PollGate, Services
 from bot.texts import DEFAULT_LANGUAGE, Texts
 from bot.throttle import ReplyThrottle
 from payments import PaymentCycle, Payments, load_catalog
-from payments.access import AccessService
-from payments.botstate.lease import LeaseStore
-from payments.botstate.signals import Signals
 from payments.catalog import default_plans_path
 from payments.clock import Clock
-from payments.delivery.webhooks import WEBHOOK_BUDGET_S, WEBHOOK_TIMEOUT_S, WebhookSender
+from payments.delivery import WEBHOOK_BUDGET_S, WEBHOOK_TIMEOUT_S, WebhookSettings
 from payments.errors import ConfigError, ExchangeError, UnsafeApiKey
-from payments.exchange.okx import OkxExchange
-from payments.invoicing.storefront import Storefront
+from payments.exchange import OkxExchange
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +152,18 @@ async def open_services(
         base_url=settings.okx_api_url,
         clock=clock,
     )
+    lease_times = LeaseTimes.for_poll(settings.payment_poll_seconds)
+    # each POST must end while this replica surely still holds the lease: its time-out (and a
+    # run's budget with it) fits in what is left of the lease just before a renewal
+    margin = lease_times.ttl_s - 2 * lease_times.renew_s
+    timeout = min(WEBHOOK_TIMEOUT_S, margin / 2)
+    secret = settings.merchant_webhook_secret
+    webhooks = WebhookSettings(
+        urls=tuple(settings.merchant_webhook_urls),
+        secret="" if secret is None else secret.get_secret_value(),
+        timeout_s=timeout,
+        budget_s=min(WEBHOOK_BUDGET_S, margin - timeout),
+    )
     try:
         payments = await Payments.open(
             database_url=settings.database_url,
@@ -162,6 +171,7 @@ async def open_services(
             catalog=catalog,
             settings=settings.payment_settings(),
             clock=clock,
+            webhooks=webhooks,
         )
     except BaseException:
         await exchange.close()
@@ -190,12 +200,11 @@ async def open_services(
     texts = Texts(settings.zone)
     customers, photos = payments.customers, payments.photos
     seen = SeenRecently()
-    lease_times = LeaseTimes.for_poll(settings.payment_poll_seconds)
-    replica = Replica(LeaseStore(payments.db, "jobs"), payments.okx_clock.local, lease_times)
+    replica = Replica(payments.lease("jobs"), payments.okx_clock.local, lease_times)
     # SQLite is one replica, always the primary: nobody to pass a tap on to
     nudge = None
-    if payments.db.dialect == "postgresql":
-        nudge = StandbyNudge(Signals(payments.db), payments.okx_clock.local)
+    if payments.shared_database:
+        nudge = StandbyNudge(payments.signals, payments.okx_clock.local)
     sender = OutboxSender(
         application.bot,
         payments,
@@ -206,31 +215,9 @@ async def open_services(
         on_unreachable=seen.forget,
         replica=replica,
     )
-    cycle = PaymentCycle(payments)
-    # each POST must end while this replica surely still holds the lease: its time-out (and a
-    # run's budget with it) fits in what is left of the lease just before a renewal
-    margin = lease_times.ttl_s - 2 * lease_times.renew_s
-    timeout = min(WEBHOOK_TIMEOUT_S, margin / 2)
-    secret = settings.merchant_webhook_secret
-    webhook_sender = WebhookSender(  # without URLs it only serves /webhooks (what is left)
-        payments.db,
-        settings.merchant_webhook_urls,
-        "" if secret is None else secret.get_secret_value(),
-        payments.okx_clock,
-        timeout_s=timeout,
-        budget_s=min(WEBHOOK_BUDGET_S, margin - timeout),
-        lease_clock=payments.okx_clock.local,
-    )
     # before the jobs: the URLs in force (a new one gets the events from now on); the admins
     # hear once of deliveries left pending to URLs that are gone
-    await webhook_sender.start()
-    access = AccessService(payments.db, payments.okx_clock, catalog, grace_days=settings.grace_days)
-
-    async def poll_then_send() -> None:
-        report = await cycle.run()
-        if report.poll is not None or report.expired:
-            await sender.send_due()  # what the poll caused goes out now, not at the next tick
-
+    await payments.webhooks.start()
     return Services(
         settings=settings,
         payments=payments,
@@ -238,17 +225,17 @@ async def open_services(
         photos=photos,
         texts=texts,
         qr=QrRenderer(),
-        storefront=Storefront(payments.db, catalog, payments.invoices, payments.okx_clock),
+        storefront=payments.storefront,
         sender=sender,
         poll=PollGate(
-            poll_then_send,
+            partial(jobs.payment_cycle, PaymentCycle(payments), sender),
             allowed=lambda: replica.primary,
             standby=None if nudge is None else nudge.ask,
         ),
         admin_ids=frozenset(settings.admin_ids),
         access=AccessWorker(
             application.bot,
-            access,
+            payments.access,
             payments.okx_clock,
             budget_s=timings.access_budget,
             replica=replica,
@@ -259,7 +246,7 @@ async def open_services(
         seen=seen,
         free_text=ReplyThrottle(payments.okx_clock.local),
         directory_ready=False,
-        webhooks=webhook_sender,
+        webhooks=payments.webhooks,
         nudge=nudge,
     )
 

@@ -30,7 +30,7 @@ from bot.logs import RedactSecrets, secrets_of
 from bot.web.webhook import webhook_url
 from payments.catalog import load_catalog
 from payments.errors import ConfigError
-from payments.ops.setup_check import OkxAccess, Report, check_setup, url_password
+from payments.ops import OkxAccess, Report, check_setup, url_password
 
 TELEGRAM_TIMEOUT_S = 10.0
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}

@@ -195,6 +195,7 @@ class Settings(BaseSettings):
             unpaid_amount_budget_percent=self.unpaid_amount_budget_percent,
             settle_on_state=self.settle_on_state,
             retention_days=self.retention_days,
+            grace_days=self.grace_days,
         )
 
 

@@ -16,7 +16,9 @@ from typing import cast
 from telegram.ext import JobQueue
 
 from bot.replica import LeaseTimes
+from bot.sender import OutboxSender
 from bot.services import BotContext, Services, Timings
+from payments import PaymentCycle
 from payments.errors import ExchangeError
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,16 @@ POLL_NOW = "poll-deposits-now"  # the first poll of a replica that just took the
 POLL_REQUESTS = "poll-requests"  # a standby's "check now", acted on by the primary
 PRUNE = "prune-history"  # daily: settled history older than RETENTION_DAYS
 
-__all__ = ["LEASE", "OUTBOX", "POLL", "PRUNE", "Timings", "schedule", "stall_limits"]
+__all__ = [
+    "LEASE",
+    "OUTBOX",
+    "POLL",
+    "PRUNE",
+    "Timings",
+    "payment_cycle",
+    "schedule",
+    "stall_limits",
+]
 
 
 def stall_limits(poll_seconds: float, timings: Timings) -> dict[str, float]:
@@ -61,8 +72,17 @@ async def renew_lease(context: BotContext) -> None:
         queue.run_once(poll_deposits, 0, name=POLL_NOW)
 
 
+async def payment_cycle(cycle: PaymentCycle, sender: OutboxSender) -> None:
+    """The minute job's work, behind the poll gate (``services.poll``, which also runs it for
+    a customer's "check now"): poll OKX and expire what ran out, then send what that caused."""
+    report = await cycle.run()
+    if report.poll is not None or report.expired:
+        await sender.send_due()  # what the poll caused goes out now, not at the next tick
+
+
 async def poll_deposits(context: BotContext) -> None:
-    """Poll OKX and expire what ran out (PaymentCycle), then send what it caused."""
+    """Poll OKX and expire what ran out (:func:`payment_cycle`, once at a time through the
+    poll gate), then send what it caused."""
     try:
         await context.services.poll.run()
     finally:

@@ -54,8 +54,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from payments.botstate.lease import Lease, LeaseStore
-from payments.botstate.signals import POLL, Signals
+from payments.botstate import POLL, Lease, LeaseStore, Signals
 from payments.clock import Clock
 
 log = logging.getLogger(__name__)

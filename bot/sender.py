@@ -42,10 +42,9 @@ from bot.notifications import (
 from bot.replica import LeaseTimes, Replica
 from bot.texts import Texts
 from payments import InvoiceView, Payments, errors
-from payments.botstate.invoice_photos import InvoiceMessages
-from payments.botstate.lease import Lease
+from payments.botstate import InvoiceMessages, Lease
 from payments.delivery import Outbox, OutboxMessage
-from payments.invoicing.customers import CustomerService
+from payments.invoicing import CustomerService
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,9 @@ from bot.sender import OutboxSender
 from bot.texts import Texts
 from bot.throttle import ReplyThrottle
 from payments import Catalog, Payments
-from payments.botstate.invoice_photos import InvoiceMessages
-from payments.delivery.webhooks import WebhookSender
-from payments.invoicing.customers import CustomerService
-from payments.invoicing.storefront import Storefront
+from payments.botstate import InvoiceMessages
+from payments.delivery import WebhookSender
+from payments.invoicing import CustomerService, Storefront
 
 log = logging.getLogger(__name__)
 
@@ -202,9 +201,7 @@ class Services:
         await self.poll.close()
         await self.replica.release()  # after the last poll: the next holder starts clean
         self.qr.close()
-        if self.webhooks is not None:
-            await self.webhooks.close()
-        await self.payments.close()
+        await self.payments.close()  # its webhook sender too
 
 
 @dataclass

@@ -7,7 +7,8 @@ Public API (everything else is an implementation detail of its module)::
     from payments import errors           # the one exception tree (PaymentsError and subclasses)
     from payments.delivery import messages  # the message kinds the bot renders (the catalogue)
 
-``Payments`` holds the services: ``invoices``, ``claims`` (claims and "waiting for a claim"),
+``Payments`` holds the services: ``invoices``, ``claims``, ``claim_waits`` ("waiting for a
+claim"),
 ``admin`` (confirm, reject, reassign, refunded, grant, pending, user), ``customers``
 (:class:`CustomerService`), ``photos`` (:class:`InvoiceMessages`), and the jobs
 ``poller.poll()``, ``expire_due()``, ``remind_and_expire()``, ``check_capacity()``, ``stats()``,
@@ -17,7 +18,15 @@ The value types they return are exported here too.
 This package never imports ``telegram`` or ``bot`` (a test enforces it).
 """
 
+# isort: off
+# The subpackages in the order their modules build on each other: each face (``__init__``)
+# re-exports from its modules, and those import across subpackages. Importing any part of
+# payments runs this first, so the order holds for every entry point.
 from payments import errors, states
+from payments import storage, exchange, pricing, botstate, invoicing  # noqa: F401
+from payments import subscriptions, delivery, deposits, access, ops  # noqa: F401
+
+# isort: on
 from payments.botstate.invoice_photos import InvoiceMessages
 from payments.catalog import Catalog, Coin, Network, Plan, load_catalog
 from payments.config import PaymentSettings

@@ -42,6 +42,8 @@ class PaymentSettings:
     clock_alert_ms: int = 30_000  # tell admins when OKX's clock and ours differ by more
     # settled history (sent messages, delivered webhooks, ...) kept this long; 0: kept forever
     retention_days: int = 90  # RETENTION_DAYS
+    # chat access lasts this long past the end of a subscription
+    grace_days: int = 0  # GRACE_DAYS
     states: StatePolicy = field(default_factory=lambda: StatePolicy.from_setting(2))
 
     def __post_init__(self) -> None:

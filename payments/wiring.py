@@ -9,6 +9,11 @@ await payments.remind_and_expire()               # subscriptions: reminders and 
 await payments.check_capacity()                  # e.g. hourly: admins hear about low capacity
 stats = await payments.stats()                   # /stats
 report = await payments.prune_history()          # daily: settled history past RETENTION_DAYS
+health = await payments.health()                 # /healthz: the database and OKX's state
+
+It builds every service the Telegram layer and the HTTP API use (``invoices``, ``claims``,
+``claim_waits``, ``admin``, ``customers``, ``photos``, ``storefront``, ``access``,
+``webhooks``, ``signals``, ``lease(name)``): they never reach the database handle themselves.
 """
 
 from __future__ import annotations
@@ -22,11 +27,16 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from payments.access import AccessService
+from payments.botstate.claim_waits import ClaimWaits
 from payments.botstate.invoice_photos import InvoiceMessages
+from payments.botstate.lease import LeaseStore
+from payments.botstate.signals import Signals
 from payments.catalog import Catalog
 from payments.clock import MINUTE_MS, Clock, ExchangeClock, SystemClock
 from payments.config import PaymentSettings
 from payments.delivery.outbox import Outbox
+from payments.delivery.webhooks import WebhookSender, WebhookSettings
 from payments.deposits.claims import ClaimService
 from payments.deposits.decide import DepositProcessor, match_rules
 from payments.deposits.expiry import expire_invoices
@@ -38,8 +48,10 @@ from payments.exchange.okx import check_api_key
 from payments.invoicing.creation_guard import CreationGuard
 from payments.invoicing.customers import CustomerService
 from payments.invoicing.invoices import InvoiceService
+from payments.invoicing.storefront import Storefront
 from payments.ops.admin import AdminService
 from payments.ops.capacity import CapacityWarning, check_capacity
+from payments.ops.health import Health, check_health
 from payments.ops.reports import ShopStats, shop_stats
 from payments.ops.retention import CHUNK as PRUNE_CHUNK
 from payments.ops.retention import PruneReport, prune
@@ -73,8 +85,13 @@ class Payments:
     poller: DepositPoller
     admin: AdminService
     claims: ClaimService
+    claim_waits: ClaimWaits  # which invoice a customer's next message claims for
     customers: CustomerService
     photos: InvoiceMessages
+    storefront: Storefront
+    access: AccessService
+    webhooks: WebhookSender  # without URLs it only serves the admins' view of what was left
+    signals: Signals  # between replicas (a standby passing a "check now" on)
     # a key check that has not passed (OKX down or the key refused at start-up): each poll
     # runs it again first, and reads no deposit until it passes
     key_check_pending: bool = False
@@ -100,6 +117,7 @@ class Payments:
         settings: PaymentSettings | None = None,
         clock: Clock | None = None,
         db_schema: str | None = None,
+        webhooks: WebhookSettings | None = None,
     ) -> Payments:
         """Connect and migrate the database and wire the services (no OKX request yet)."""
         db = Database.from_url(database_url, schema=db_schema)
@@ -112,7 +130,11 @@ class Payments:
                 f"DATABASE_URL: cannot open {_without_password(database_url)} "
                 f"({type(exc).__name__}: {first_line})"
             ) from exc
-        return cls.wire(db, exchange, catalog, settings or PaymentSettings(), clock)
+        try:
+            return cls.wire(db, exchange, catalog, settings or PaymentSettings(), clock, webhooks)
+        except BaseException:  # e.g. webhook URLs without a secret
+            await db.close()
+            raise
 
     @classmethod
     def wire(
@@ -122,12 +144,15 @@ class Payments:
         catalog: Catalog,
         settings: PaymentSettings,
         clock: Clock | None = None,
+        webhooks: WebhookSettings | None = None,
     ) -> Payments:
         okx_clock = ExchangeClock(clock or SystemClock())
         quotes = QuoteService(exchange, okx_clock, currencies=catalog.currencies)
         processor = DepositProcessor(db, catalog, settings, okx_clock, quotes)
         rules = match_rules(settings, catalog)
         guard = CreationGuard(refusals_per_hour=settings.invoices_per_hour)
+        invoices = InvoiceService(db, catalog, quotes, okx_clock, settings, guard)
+        hooks = webhooks or WebhookSettings()
         return cls(
             db=db,
             exchange=exchange,
@@ -135,14 +160,41 @@ class Payments:
             settings=settings,
             okx_clock=okx_clock,
             quotes=quotes,
-            invoices=InvoiceService(db, catalog, quotes, okx_clock, settings, guard),
+            invoices=invoices,
             processor=processor,
             poller=DepositPoller(db, exchange, catalog, settings, okx_clock, processor),
             admin=AdminService(db, okx_clock, catalog, settings, rules, guard),
             claims=ClaimService(db, okx_clock, settings, rules),
+            claim_waits=ClaimWaits(db, okx_clock),
             customers=CustomerService(db, okx_clock),
             photos=InvoiceMessages(db, okx_clock),
+            storefront=Storefront(db, catalog, invoices, okx_clock),
+            access=AccessService(db, okx_clock, catalog, grace_days=settings.grace_days),
+            webhooks=WebhookSender(
+                db,
+                hooks.urls,
+                hooks.secret,
+                okx_clock,
+                timeout_s=hooks.timeout_s,
+                budget_s=hooks.budget_s,
+                lease_clock=okx_clock.local,  # the replica's lease is timed by the host's clock
+            ),
+            signals=Signals(db),
         )
+
+    def lease(self, name: str) -> LeaseStore:
+        """The lease called ``name`` (the replica lease of the singleton jobs is "jobs")."""
+        return LeaseStore(self.db, name)
+
+    @property
+    def shared_database(self) -> bool:
+        """Several replicas may share this database (PostgreSQL). SQLite is one replica,
+        always the primary: nobody to pass a request on to."""
+        return self.db.dialect == "postgresql"
+
+    async def health(self) -> Health:
+        """Whether the database can be read, and OKX's state as the payment cycle recorded it."""
+        return await check_health(self.db)
 
     async def start_checks(self, *, allow_unsafe_key: bool) -> list[str]:
         """Refuse an API key that can trade or withdraw; load chain status and the address pool.
@@ -254,5 +306,6 @@ class Payments:
             self._capacity_task.cancel()
             with contextlib.suppress(BaseException):
                 await self._capacity_task
+        await self.webhooks.close()
         await self.exchange.close()
         await self.db.close()

@@ -12,7 +12,7 @@ from bot.services import BotContext, Services
 from payments import errors
 from payments import states as st
 from payments.deposits import claims
-from payments.subscriptions.periods import days_left, is_active
+from payments.subscriptions import days_left, is_active
 
 
 async def status(update: Update, context: BotContext) -> None:
@@ -92,7 +92,7 @@ async def cancel(update: Update, context: BotContext) -> None:
         return
     services, lang = context.services, language(update)
     texts = services.texts
-    await services.payments.claims.stop_waiting(uid)
+    await services.payments.claim_waits.stop_waiting(uid)
     open_views = [
         v
         for v in await services.payments.invoices.list_for_customer(uid, limit=50)
@@ -120,7 +120,7 @@ async def text(update: Update, context: BotContext) -> None:
     if message is None or uid is None:
         return
     services, lang = context.services, language(update)
-    invoice_id = None if message.text is None else await services.payments.claims.awaited(uid)
+    invoice_id = None if message.text is None else await services.payments.claim_waits.awaited(uid)
     if invoice_id is None or message.text is None:
         if services.free_text.due(uid):
             await message.reply_text(services.texts.get(lang, "unknown"))
@@ -135,14 +135,14 @@ async def claim(
     try:
         result = await services.payments.claims.claim(invoice_id, uid, reference)
     except errors.InvoiceNotFound:
-        await services.payments.claims.stop_waiting(uid)
+        await services.payments.claim_waits.stop_waiting(uid)
         return texts.get(lang, "claim_expired")
     if result.outcome == claims.REJECTED and result.reason == claims.BAD_REFERENCE:
         return texts.get(lang, "claim_bad_reference")  # keep waiting for a proper one
     if result.outcome == claims.NOT_FOUND:
         services.poll.request()
         return texts.get(lang, "claim_not_found")
-    await services.payments.claims.stop_waiting(uid)
+    await services.payments.claim_waits.stop_waiting(uid)
     if result.outcome == claims.REJECTED and result.reason == claims.RATE_LIMITED:
         return texts.get(lang, "claim_rate_limited")
     if result.outcome == claims.ATTACHED:

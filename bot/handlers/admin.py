@@ -22,8 +22,8 @@ from bot.texts import Html
 from payments import errors
 from payments.facts import DepositFacts, InvoiceFacts
 from payments.money import format_amount
-from payments.ops.admin import AdminResult
-from payments.subscriptions.periods import days_left, is_active
+from payments.ops import AdminResult
+from payments.subscriptions import days_left, is_active
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from bot.handlers.common import answer, edit_or_send, language, user_id
 from bot.services import BotContext
 from bot.texts import usd
 from payments import Network
-from payments.invoicing.storefront import Storefront
-from payments.subscriptions.periods import days_left, is_active
+from payments.invoicing import Storefront
+from payments.subscriptions import days_left, is_active
 
 # The coins and networks taking deposits change when the directory is refreshed (hourly); every
 # menu tap read them from the database. A stale menu is harmless: creating the invoice checks

@@ -171,7 +171,7 @@ async def on_claim(update: Update, context: BotContext) -> None:
     if view.status not in st.UNPAID_STATUSES:
         await answer(query, check_text(services, lang, view), alert=True)
         return
-    await services.payments.claims.expect(uid, view.id)
+    await services.payments.claim_waits.expect(uid, view.id)
     await answer(query)
     if query.message is not None:
         await context.bot.send_message(

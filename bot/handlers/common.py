@@ -8,7 +8,7 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 
 from bot.services import BotContext
-from payments.ops.counting import COUNT_CAP
+from payments.ops import COUNT_CAP
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from telegram import Update
 from bot.handlers.common import count_text, refuse_non_admin
 from bot.services import BotContext
 from bot.texts import Html, Texts
-from payments.delivery.webhooks import GoneUrl, Problem, UnknownUrl, UrlOverview
+from payments.delivery import GoneUrl, Problem, UnknownUrl, UrlOverview
 
 _DELIVERY_ID = re.compile(r"#?([0-9]{1,12})")  # ASCII digits only
 _URL_ID = re.compile(r"[0-9a-fA-F]{8}")  # as /webhooks shows them

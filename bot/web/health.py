@@ -26,7 +26,6 @@ from fastapi.responses import JSONResponse
 from bot.config import Settings
 from bot.jobs import LEASE, stall_limits
 from bot.web.deps import Context
-from payments.ops.health import check_health
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ async def _health(context: Context) -> tuple[dict[str, Any], int]:
     body["role"] = replica.role
     if replica.primary and replica.lease is not None:
         body["lease_token"] = replica.lease.token
-    health = await check_health(services.payments.db)
+    health = await services.payments.health()
     body["database"] = "ok" if health.database else "unreachable"
     if not health.database:
         log.warning("health check: the database cannot be read (%s)", health.database_error)

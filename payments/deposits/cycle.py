@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
 
@@ -21,7 +22,9 @@ from payments.deposits.poll import PollReport
 from payments.errors import ExchangeAuthError, ExchangeError, UnsafeApiKey
 from payments.storage.kv import get_int, get_value, set_value
 from payments.storage.schema import kv
-from payments.wiring import Payments
+
+if TYPE_CHECKING:  # wiring builds on this package: imported for the annotations only
+    from payments.wiring import Payments
 
 log = logging.getLogger(__name__)
 

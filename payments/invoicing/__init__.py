@@ -1,1 +1,7 @@
 """Invoicing: customers, the shop window, creating, reading and cancelling invoices."""
+
+from payments.invoicing.customers import CustomerService, CustomerView
+from payments.invoicing.invoices import InvoiceService, InvoiceView
+from payments.invoicing.storefront import Storefront
+
+__all__ = ["CustomerService", "CustomerView", "InvoiceService", "InvoiceView", "Storefront"]

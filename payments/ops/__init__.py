@@ -1,2 +1,31 @@
 """Operations: what admins do and see (corrections, queues, figures), health, retention and the
 set-up check."""
+
+from payments.ops.admin import AdminResult, AdminService, BlockResult, PendingOverview, UserOverview
+from payments.ops.capacity import CapacityWarning
+from payments.ops.counting import COUNT_CAP
+from payments.ops.health import Health, check_health
+from payments.ops.reports import ShopStats, WindowStats, shop_stats
+from payments.ops.retention import PruneReport, prune
+from payments.ops.setup_check import OkxAccess, Report, check_setup, url_password
+
+__all__ = [
+    "COUNT_CAP",
+    "AdminResult",
+    "AdminService",
+    "BlockResult",
+    "CapacityWarning",
+    "Health",
+    "OkxAccess",
+    "PendingOverview",
+    "PruneReport",
+    "Report",
+    "ShopStats",
+    "UserOverview",
+    "WindowStats",
+    "check_health",
+    "check_setup",
+    "prune",
+    "shop_stats",
+    "url_password",
+]

@@ -28,10 +28,10 @@ from payments.config import PaymentSettings
 from payments.delivery.webhooks import monitor
 from payments.errors import PaymentsError
 from payments.exchange.chains import get_chain_status
-from payments.wiring import Payments
 
 if TYPE_CHECKING:
     from payments.exchange.base import Exchange
+    from payments.wiring import Payments
 
 DEFAULT_DATABASE_URL = "sqlite:///data/subsbot.sqlite3"
 DEFAULT_OKX_URL = "https://www.okx.com"
@@ -176,6 +176,8 @@ async def _open(
     database_url: str,
     settings: PaymentSettings | None,
 ) -> Payments | None:
+    from payments.wiring import Payments  # wiring imports this package: not at import time
+
     try:
         payments = await Payments.open(
             database_url=database_url,

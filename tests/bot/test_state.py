@@ -61,43 +61,43 @@ async def test_invoice_messages_are_recorded_once_and_listed_oldest_first(shop: 
 
 
 async def test_claim_wait_expires_is_replaced_and_stops(shop: Shop) -> None:
-    claims = shop.payments.claims
+    waits = shop.payments.claim_waits
     a = await shop.buy(1)
     b = await shop.buy(1, plan="enterprise")
-    assert await claims.awaited(1) is None
+    assert await waits.awaited(1) is None
 
-    await claims.expect(1, a.id)
-    assert await claims.awaited(1) == a.id
+    await waits.expect(1, a.id)
+    assert await waits.awaited(1) == a.id
     shop.clock.advance(29 * MINUTE_MS)
-    assert await claims.awaited(1) == a.id
+    assert await waits.awaited(1) == a.id
     shop.clock.advance(1 * MINUTE_MS)
-    assert await claims.awaited(1) is None  # 30 minutes are up
+    assert await waits.awaited(1) is None  # 30 minutes are up
 
-    await claims.expect(1, a.id, minutes=5)
-    await claims.expect(1, b.id)  # the newer wait replaces the older one
-    assert await claims.awaited(1) == b.id
+    await waits.expect(1, a.id, minutes=5)
+    await waits.expect(1, b.id)  # the newer wait replaces the older one
+    assert await waits.awaited(1) == b.id
     assert [(r["customer_id"], r["invoice_id"]) for r in await _rows(shop, claim_waits)] == [
         (1, b.id)
     ]
 
-    await claims.stop_waiting(1)
-    assert await claims.awaited(1) is None
+    await waits.stop_waiting(1)
+    assert await waits.awaited(1) is None
     assert await _count(shop, claim_waits) == 0
-    await claims.stop_waiting(1)  # harmless when not waiting
+    await waits.stop_waiting(1)  # harmless when not waiting
 
 
 async def test_claim_wait_only_for_the_customers_own_invoice(shop: Shop) -> None:
-    claims = shop.payments.claims
+    waits = shop.payments.claim_waits
     mine = await shop.buy(1)
     theirs = await shop.buy(2)
-    await claims.expect(1, mine.id)
+    await waits.expect(1, mine.id)
 
     with pytest.raises(InvoiceNotFound):
-        await claims.expect(1, theirs.id)
+        await waits.expect(1, theirs.id)
     with pytest.raises(InvoiceNotFound):
-        await claims.expect(1, "NOSUCH")
-    assert await claims.awaited(1) == mine.id  # the refused call changed nothing
-    assert await claims.awaited(2) is None
+        await waits.expect(1, "NOSUCH")
+    assert await waits.awaited(1) == mine.id  # the refused call changed nothing
+    assert await waits.awaited(2) is None
 
 
 # --- customers -----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from payments.delivery.webhooks.events import TYPES as EVENT_TYPES
 from payments.delivery.webhooks.monitor import Problem, UnknownUrl, UrlOverview
 from payments.delivery.webhooks.sender import BUDGET_S as WEBHOOK_BUDGET_S
 from payments.delivery.webhooks.sender import TIMEOUT_S as WEBHOOK_TIMEOUT_S
-from payments.delivery.webhooks.sender import RunReport, WebhookSender
+from payments.delivery.webhooks.sender import RunReport, WebhookSender, WebhookSettings
 from payments.delivery.webhooks.signing import build_body, sign, verify
 from payments.delivery.webhooks.store import GoneUrl, safe_url, sync_urls
 
@@ -39,6 +39,7 @@ __all__ = [
     "UnknownUrl",
     "UrlOverview",
     "WebhookSender",
+    "WebhookSettings",
     "build_body",
     "safe_url",
     "sign",

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -36,6 +36,18 @@ CONCURRENCY = 8
 BUDGET_S = 30.0
 CLAIM_MS = 60_000  # a claim lasts this long; re-asserted (and so extended) right before its POST
 SKIPPED = "skipped"  # not sent: the lease or the claim was lost, or the lease runs out too soon
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """What :class:`~payments.wiring.Payments` builds its sender from: MERCHANT_WEBHOOK_URLS
+    (none: it only serves the admins' view of what was left), MERCHANT_WEBHOOK_SECRET, and how
+    long one POST and one run may take (the bot fits them in its lease)."""
+
+    urls: tuple[str, ...] = ()
+    secret: str = field(default="", repr=False)
+    timeout_s: float = TIMEOUT_S
+    budget_s: float = BUDGET_S
 
 
 @dataclass
