@@ -1,4 +1,4 @@
-"""Signed webhooks to the merchant's backend (README "Webhooks to your backend").
+"""Signed webhooks to the merchant's backend (docs/api.md, "Webhooks to your backend").
 
 Events are recorded in the transaction of the decision they report, whether or not any URL is
 configured, together with their delivery to each URL in force

@@ -239,19 +239,19 @@ async def test_two_senders_claiming_at_once_never_share_or_reorder(
     assert claimed == ["c0-0", "c1-0", "c2-0"]  # each customer's first event, once
 
 
-def readme_snippet() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Webhooks to your backend", 1)[1].split("\n## ", 1)[0]
+def docs_snippet() -> str:
+    page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    section = page.split("## Webhooks to your backend", 1)[1].split("\n## ", 1)[0]
     match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert match, "the README's webhook section has no Python snippet"
+    assert match, "the webhook section of docs/api.md has no Python snippet"
     return match[1]
 
 
-async def test_the_readme_snippet_accepts_a_real_delivery_and_refuses_tampering(
+async def test_the_documented_snippet_accepts_a_real_delivery_and_refuses_tampering(
     db: Database, clock: ManualClock, receiver: WebhookReceiver
 ) -> None:
     namespace: dict[str, Any] = {}
-    exec(readme_snippet(), namespace)  # the README's own code, verbatim
+    exec(docs_snippet(), namespace)  # the documentation's own code, verbatim
     verify_webhook = namespace["verify_webhook"]
 
     sender = WebhookSender(db, [receiver.url], SECRET, clock)
