@@ -32,6 +32,8 @@ ORDER = (
     "history_cost",
 )
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+# hand-written sections of the page, carried over when it is written again
+KEPT = ("Running them", "Headlines")
 
 LIMITS = """## What limits it
 
@@ -110,6 +112,17 @@ def load_module(name: str) -> ModuleType | None:
         return None
 
 
+def kept_sections(page: str) -> list[str]:
+    """The :data:`KEPT` sections of ``page`` (an earlier ``docs/benchmarks.md``), as written."""
+    found = []
+    for title in KEPT:
+        start = page.find(f"\n## {title}\n")
+        if start >= 0:
+            end = page.find("\n## ", start + 1)
+            found.append(page[start + 1 : None if end < 0 else end].rstrip() + "\n")
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (CI)")
@@ -170,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         header += ["", f"Failed in this run: {'; '.join(failed)}."]
     if not args.no_write:
         DOCS.parent.mkdir(parents=True, exist_ok=True)
-        body = "\n".join(header) + "\n\n" + "\n".join(sections) + "\n" + "\n".join(limits)
+        kept = kept_sections(DOCS.read_text()) if DOCS.exists() else []
+        body = "\n".join([*header, "", *kept, *sections]) + "\n" + "\n".join(limits)
         DOCS.write_text(body)
         print(f"wrote {DOCS}", file=sys.stderr)
     return 1 if failed else 0

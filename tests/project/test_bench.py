@@ -136,3 +136,9 @@ def test_history_cost_compares_a_year_pruned_and_unpruned_with_a_month() -> None
     month, year, pruned = (int(row[2].replace(",", "")) for row in sqlite)  # sent messages
     assert month < pruned < year  # the prune kept the last 90 days of them
     assert "The prune of the year's backlog" in text
+
+
+def test_a_new_run_keeps_the_hand_written_sections_of_the_page() -> None:
+    page = "# Benchmarks\n\nold figures\n\n## Running them\n\nhow\n\n## Poll cost\n\n| a |\n"
+    assert runner.kept_sections(page) == ["## Running them\n\nhow\n"]
+    assert runner.kept_sections("# Benchmarks\n") == []
