@@ -1,4 +1,7 @@
-"""A merchant's configuration mistakes: ``python -m bot run`` with a broken plans file or a
+"""Settings (bot/config.py) and a merchant's configuration mistakes.
+
+The environment loads into typed settings: every missing or bad value is named, secrets stay out
+of repr and logs. ``python -m bot run`` with a broken plans file or a
 database it cannot open stops with exit code 2 and ONE line on stderr that names the problem
 (the plans file and entry, or DATABASE_URL), with no traceback and no secret in it.
 
@@ -20,11 +23,14 @@ import pytest
 
 import bot.__main__ as bot_main
 from bot.check import run_check
-from bot.config import load_settings
+from bot.config import Settings, load_settings
+from bot.logs import RedactSecrets, secrets_of
+from bot.texts import Texts
 from fakes.okx import FakeOkx
 from fakes.settings import bot_env
 from fakes.telegram import FakeTelegram
 from payments.catalog import default_plans_path
+from payments.errors import ConfigError
 
 DB_PASSWORD = "db-pass-hunter22"
 # SQLite failing to open a file leaves aiosqlite's worker thread behind, and it raises "Event
@@ -259,3 +265,133 @@ def test_a_coin_or_chain_okx_does_not_list_stops_start_up_naming_it(
     assert "DOGEZ network DOGE (DOGEZ-Dogecoin)" in line, line
     assert "TRC20" not in line  # the networks OKX does list are not named
     assert tg.bot_messages(900) == [] and tg.webhook is None  # the bot never started
+
+
+SECRETS = {
+    "TELEGRAM_BOT_TOKEN": "123:tg-token-s3cr3t",
+    "OKX_API_KEY": "okx-key-s3cr3t",
+    "OKX_SECRET_KEY": "okx-secret-s3cr3t",
+    "OKX_PASSPHRASE": "okx-pass-s3cr3t",
+}
+BASE_ENV = {**SECRETS, "ADMIN_IDS": "900"}
+
+
+def _problem(**changes: str | None) -> str:
+    env = {k: v for k, v in {**BASE_ENV, **changes}.items() if v is not None}
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+    message = str(raised.value)
+    assert "\n" not in message
+    for secret in (*SECRETS.values(), "wh-s3cr3t-0123456789", "db-s3cr3t"):
+        assert secret not in message
+    return message
+
+
+def test_a_complete_environment_loads() -> None:
+    settings = load_settings({**BASE_ENV, "ADMIN_IDS": " 900, 901 ;902"})
+    assert isinstance(settings, Settings)
+    assert settings.admin_ids == (900, 901, 902)
+    assert settings.telegram_bot_token.get_secret_value() == SECRETS["TELEGRAM_BOT_TOKEN"]
+    assert settings.payment_poll_seconds == 60 and settings.invoice_ttl_minutes == 120
+
+
+@pytest.mark.parametrize("name", ["TELEGRAM_BOT_TOKEN", "ADMIN_IDS", "OKX_PASSPHRASE"])
+def test_a_missing_setting_is_named(name: str) -> None:
+    assert _problem(**{name: None}) == f"{name} is not set"
+
+
+def test_empty_values_mean_unset() -> None:
+    """As in a .env template ("PORT="): a required one is missing, an optional one default."""
+    assert _problem(TELEGRAM_BOT_TOKEN="") == "TELEGRAM_BOT_TOKEN is not set"
+    assert _problem(OKX_SECRET_KEY="  ") == "OKX_SECRET_KEY is not set"
+    settings = load_settings({**BASE_ENV, "PORT": "", "PLANS_FILE": "", "WEBHOOK_URL": ""})
+    assert settings.port is None and settings.plans_file is None
+    assert settings.webhook_url is None
+
+
+@pytest.mark.parametrize("value", ["", "abc", "-5", "0", "900,abc", " , "])
+def test_bad_admin_ids_are_named(value: str) -> None:
+    assert _problem(ADMIN_IDS=value).startswith("ADMIN_IDS")
+
+
+def test_a_webhook_needs_its_secret() -> None:
+    assert "WEBHOOK_SECRET" in _problem(WEBHOOK_URL="https://shop.example/tg")
+    settings = load_settings(
+        {
+            **BASE_ENV,
+            "WEBHOOK_URL": "https://shop.example",
+            "WEBHOOK_SECRET": "wh-s3cr3t-0123456789",
+        }
+    )
+    assert settings.webhook_secret is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("INVOICE_TTL_MINUTES", "1"),
+        ("INVOICE_TTL_MINUTES", "abc"),
+        ("PAYMENT_MONITOR_HOURS", "0"),
+        ("SETTLE_ON_STATE", "3"),
+        ("PAYMENT_POLL_SECONDS", "0"),
+        ("PORT", "70000"),
+        ("QR_PAYLOAD", "bip21"),
+        ("TIMEZONE", "Mars/Olympus"),
+        ("OKX_API_URL", "www.okx.com"),
+    ],
+)
+def test_bad_values_are_named(name: str, value: str) -> None:
+    assert name in _problem(**{name: value})
+
+
+def test_the_given_mapping_is_all_that_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An explicit env must not be mixed with the process environment (a stray PORT or token)."""
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "from-the-process")
+    monkeypatch.setenv("PORT", "not-a-number")
+    assert _problem(TELEGRAM_BOT_TOKEN=None) == "TELEGRAM_BOT_TOKEN is not set"
+    assert load_settings(BASE_ENV).port is None
+
+
+def test_guessable_webhook_secrets_and_api_tokens_are_refused() -> None:
+    hook = {"WEBHOOK_URL": "https://shop.example"}
+    short = _problem(**hook, WEBHOOK_SECRET="wh-s3cr3t")
+    assert short.startswith("WEBHOOK_SECRET: must be 16-256 characters"), short
+    assert "wh-s3cr3t" not in short
+    token = _problem(API_TOKEN="api-s3cr3t")
+    assert token.startswith("API_TOKEN: must be at least 16 characters"), token
+    assert "api-s3cr3t" not in token
+
+
+def test_secrets_never_appear_in_repr() -> None:
+    settings = load_settings(
+        {
+            **BASE_ENV,
+            "WEBHOOK_URL": "https://shop.example",
+            "WEBHOOK_SECRET": "wh-s3cr3t-0123456789",
+            "API_TOKEN": "api-s3cr3t-0123456789",
+            "DATABASE_URL": "postgresql://shop:db-s3cr3t@db.example/shop",
+        }
+    )
+    shown = repr(settings) + str(settings)
+    for secret in (*SECRETS.values(), "wh-s3cr3t-0123456789", "api-s3cr3t-0123456789", "db-s3cr3t"):
+        assert secret not in shown
+    assert "db.example" in shown and repr(settings).startswith("Settings(")
+    assert settings.database_url == "postgresql://shop:db-s3cr3t@db.example/shop"
+
+
+def test_the_database_password_is_redacted_from_logs_as_written_and_decoded() -> None:
+    url = "postgresql://shop:pa%40ss-word-9@db.internal:5432/shop"
+    secrets = secrets_of(load_settings({**BASE_ENV, "DATABASE_URL": url}))
+    assert "pa%40ss-word-9" in secrets and "pa@ss-word-9" in secrets
+    text = RedactSecrets(secrets).redact(f"{url} refused: password for shop:pa@ss-word-9")
+    assert text == "postgresql://shop:***@db.internal:5432/shop refused: password for shop:***"
+    sqlite = secrets_of(load_settings({**BASE_ENV, "DATABASE_URL": "sqlite:///data/shop.db"}))
+    assert len(sqlite) == len(secrets) - 2  # no password, nothing extra to redact
+
+
+JAN_15_NOON_UTC = 1768478700000  # 2026-01-15 12:05 UTC
+
+
+def test_the_configured_zone_reaches_the_texts() -> None:
+    settings = load_settings({**BASE_ENV, "TIMEZONE": "Europe/Berlin"})
+    assert Texts(settings.zone).date(JAN_15_NOON_UTC).endswith(" CET")

@@ -4,6 +4,7 @@ render is given up at once, with an alert to the admins, rather than retried for
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -117,3 +118,84 @@ def test_the_alert_about_an_unrenderable_message_names_it() -> None:
     payload: dict[str, Any] = {"message_id": 9, "kind": "x.y", "audience": "customer"}
     plain = shown(renderer().admin(messages.ADMIN_UNRENDERABLE, payload).text)
     assert plain.startswith("⚠️ Outbox message #9 (x.y, to the customer) cannot be rendered")
+
+
+def _ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp() * 1000)
+
+
+_DEPOSIT = {
+    "dep_id": "1001",
+    "currency": "USDT",
+    "chain": "USDT-TRC20",
+    "deposit_amount": "3.1415",
+    "state": "2",
+    "tx_id": "ab" * 32,
+    "ts": _ms(2026, 1, 15, 12, 5),
+}
+_INVOICE = {
+    "invoice_id": "ABCD2345",
+    "customer_id": 101,
+    "plan_id": "pro",
+    "currency": "USDT",
+    "network": "TRC20",
+    "amount": "29.0001",
+}
+
+
+def _admin_payloads() -> dict[str, dict[str, object]]:
+    """Each admin kind with the payload the payments core writes for it."""
+    from payments.delivery import messages
+
+    since = {"since": _ms(2026, 1, 15, 12, 0), "error": "OKX refused the API key (<50105>)"}
+    return {
+        messages.ADMIN_PAID: {**_INVOICE, "ends_at": _ms(2026, 2, 14), "exceptions": ["marked"]},
+        messages.ADMIN_UNMATCHED: {**_DEPOSIT, "reason": "x", "candidate_invoice_id": "ABCD2345"},
+        messages.ADMIN_ON_HOLD: {**_DEPOSIT, "state": "12"},
+        messages.ADMIN_FROZEN: {**_DEPOSIT, "invoice_id": "ABCD2345", "reason": "amount changed"},
+        messages.ADMIN_DUPLICATE: {**_DEPOSIT, "invoice_id": "ABCD2345"},
+        messages.ADMIN_AFTER_CLOSE: {**_DEPOSIT, "invoice_id": "ABCD2345"},
+        messages.ADMIN_LATE_REVIEW: {**_INVOICE, "received": "29.0001", "exceptions": []},
+        messages.ADMIN_PARTIAL_UNFINISHED: {**_INVOICE, "received": "10"},
+        messages.ADMIN_TOPUP_UNAVAILABLE: {**_INVOICE, "received": "10"},
+        messages.ADMIN_CLAIM_REVIEW: {**_INVOICE, "dep_id": "1001", "reason": "second_claim"},
+        messages.ADMIN_OKX_AUTH: since,
+        messages.ADMIN_OKX_DOWN: since,
+        messages.ADMIN_OKX_RECOVERED: {"since": since["since"], "failure": "auth"},
+        messages.ADMIN_CLOCK: {"offset_ms": 45_200},
+        messages.ADMIN_CAPACITY: {
+            "currency": "USDT",
+            "free": 3,
+            "total": 100,
+            "what": "amounts",
+            "plan_id": "pro",
+        },
+        "admin.something_new": {"b": "<2>", "a": 1},
+    }
+
+
+def test_every_admin_alert_renders_as_valid_html_with_its_facts() -> None:
+    from bot.notifications import Renderer
+    from fakes.telegram_state import parse_html
+    from payments import load_catalog
+
+    renderer = Renderer(Texts(ZoneInfo("UTC")), load_catalog())
+    shown = {}
+    for kind, payload in _admin_payloads().items():
+        text = renderer.admin(kind, payload).text
+        plain, _ = parse_html(text)
+        assert "{" not in plain and "None" not in plain, (kind, plain)
+        shown[kind] = plain
+    from payments.delivery import messages
+
+    assert "Paid: invoice ABCD2345 · Pro · 29.0001 USDT TRC20" in shown[messages.ADMIN_PAID]
+    assert "customer 101 (marked) · until 2026-02-14 00:00 UTC" in shown[messages.ADMIN_PAID]
+    unmatched = shown[messages.ADMIN_UNMATCHED]
+    assert "Unmatched deposit 1001: 3.1415 USDT (USDT-TRC20) · maybe ABCD2345" in unmatched
+    assert "deposit 1001 3.1415 USDT" in shown[messages.ADMIN_DUPLICATE]
+    assert "(<50105>)" in shown[messages.ADMIN_OKX_AUTH]  # escaped, shown as written
+    assert "since 2026-01-15 12:00 UTC" in shown[messages.ADMIN_OKX_DOWN]
+    assert "45 s off" in shown[messages.ADMIN_CLOCK]
+    assert "3 of 100 free" in shown[messages.ADMIN_CAPACITY]
+    assert "AMOUNT_OFFSET_CAP_PERCENT" in shown[messages.ADMIN_CAPACITY]
+    assert shown["admin.something_new"] == "ℹ️ admin.something_new: a=1, b=<2>"
