@@ -13,7 +13,7 @@ settle the queue from the truth the model knows, and make mistakes that they the
 After every step the invariants below are checked against a plain model of who sent what for
 which invoice. Each one names a way real payment systems lost or misdirected money.
 
-Run in CI by ``tests/payments/deposits/test_money_model.py``; for a long run::
+Run in CI by ``tests/soak/test_money_model.py``; for a long run::
 
     python -m tests.money_model --database sqlite --examples 400 --steps 50 --seed 1
     python -m tests.money_model --database postgresql://postgres@127.0.0.1:5432/test ...

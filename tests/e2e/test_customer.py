@@ -316,7 +316,7 @@ async def test_history_help_unknown_input_and_a_russian_speaker(tmp_path: Path) 
         help_text = (await alice.send("/help")).plain
         assert "How it works" in help_text and "/status" in help_text
         assert "/help" in (await alice.send("what is this?")).plain
-        world.clock.advance(5_000)  # at most one such answer every 5 s (tests/bot/test_flood.py)
+        world.clock.advance(5_000)  # at most one such answer every 5 s (tests/e2e/test_flood.py)
         assert "/help" in (await alice.send("/nosuchcommand")).plain
         world.clock.advance(5_000)
         assert "/help" in (await alice.send_sticker()).plain

@@ -5,7 +5,7 @@ asserted is what a customer or an admin would see: invoice statuses, subscriptio
 admin queue and its messages.
 
 The model-based test that looks for such sequences by itself is
-tests/payments/deposits/test_money_model.py.
+tests/soak/test_money_model.py.
 """
 
 from __future__ import annotations

@@ -1,45 +1,45 @@
 """The security checklist (docs/reliability.md). Each item is proven by the tests named here,
 which assert what an attacker would observe through the real surfaces (the webhook route, the
-chat, the JSON API, the process); "B:" is tests/bot/test_security.py.
+chat, the JSON API, the process); "B:" is tests/e2e/test_security.py.
 
 1. Webhook secret required and compared in constant time:
    test_webhook_url_without_a_secret_does_not_start,
    test_webhook_requests_without_the_exact_secret_never_reach_a_handler,
    test_secrets_are_compared_in_constant_time (+ test_the_constant_time_check_catches_a_plant);
-   also tests/bot/web/test_service.py::
+   also tests/e2e/web/test_service.py::
    test_a_wrong_or_missing_secret_is_refused_and_never_reaches_a_handler.
 2. Admin commands refused for non-admins, also a forwarded admin message and a spoofed username:
    B: test_admin_commands_are_refused_for_non_admins_forwarded_or_spoofed; also
    tests/e2e/test_admin.py::test_non_admins_are_refused_and_nothing_changes,
-   tests/bot/test_hostile_input.py.
+   tests/e2e/test_hostile_input.py.
 3. A customer cannot see, cancel, claim or confirm another customer's invoice:
    test_a_customer_cannot_see_cancel_claim_or_confirm_anothers_invoice (chat and API); also
-   tests/bot/web/test_api.py::test_a_customer_never_sees_another_customers_payment,
-   tests/bot/test_hostile_input.py::test_any_callback_data_is_answered_and_only_the_owner_acts.
+   tests/e2e/web/test_api.py::test_a_customer_never_sees_another_customers_payment,
+   tests/e2e/test_hostile_input.py::test_any_callback_data_is_answered_and_only_the_owner_acts.
 4. Txid claims cannot steal someone else's deposit:
    B: test_txid_claims_cannot_steal_someone_elses_deposit; the rules on the core in
    tests/payments/deposits/test_claims_and_corrections.py.
 5. OKX keys with withdraw/trade permission refused (read-only accepted: every other test):
    B: test_okx_keys_that_can_trade_or_withdraw_are_refused (`python -m bot run`, the bot),
    test_a_key_okx_could_not_check_at_start_up_reads_no_deposit_until_it_passes;
-   `python -m bot check`: tests/bot/test_check.py::test_a_key_that_can_withdraw_fails (and
+   `python -m bot check`: tests/e2e/test_check.py::test_a_key_that_can_withdraw_fails (and
    ..._fails_and_says_so for `python -m payments check`).
 6. Secrets never logged (nor shown in a message, an API answer or a merchant webhook):
    B: test_secrets_never_reach_a_log_a_message_or_an_answer; also tests/e2e/test_main.py.
 7. API tokens compared in constant time: test_secrets_are_compared_in_constant_time; wrong ones
    refused: test_wrong_api_tokens_are_401; refused while API_TOKEN is unset:
-   tests/bot/web/test_auth.py::test_http_bearer_is_refused_while_api_token_is_unset.
+   tests/e2e/web/test_auth.py::test_http_bearer_is_refused_while_api_token_is_unset.
 8. Rate limits on invoice creation per customer (the hourly cap, chat and API):
    test_invoice_creation_is_rate_limited_per_customer; the open-invoice cap in
    tests/e2e/test_customer.py::test_refusals_to_create_an_invoice_say_why and
-   tests/bot/web/test_api.py::test_refusals_to_create_map_to_status_codes. Claims (tx hashes are
+   tests/e2e/web/test_api.py::test_refusals_to_create_map_to_status_codes. Claims (tx hashes are
    public) are capped per customer too: tests/payments/deposits/test_claims_and_corrections.py::
    test_claims_are_rate_limited_per_customer_and_a_refused_one_changes_nothing and
    tests/e2e/test_customer.py::test_a_customer_sending_reference_after_reference_is_told_to_wait.
 9. Nobody gains money they did not send, and nobody can stall the others' payments (each an
    attack that once worked, on both databases, in
    tests/payments/deposits/test_money_path_holes.py; and
-   tests/payments/deposits/test_money_model.py, where an adversary picks the sequence): dust in a
+   tests/soak/test_money_model.py, where an adversary picks the sequence): dust in a
    coin the shop does not sell delays nobody
    (test_dust_in_coins_the_shop_does_not_sell_never_delays_an_honest_payment);
    a public tx hash takes neither a late payment nor a second one
@@ -98,8 +98,6 @@ from payments.storage.schema import (
     subscriptions,
     webhook_deliveries,
 )
-from tests.bot.web.test_auth import tma
-from tests.bot.web.test_service import SECRET_HEADER, start_update
 from tests.botkit import (
     ADMIN,
     HISTORY,
@@ -110,6 +108,8 @@ from tests.botkit import (
     answer_to,
     invoice_id_of,
 )
+from tests.e2e.web.test_auth import tma
+from tests.e2e.web.test_service import SECRET_HEADER, start_update
 from tests.paths import REPO
 
 ROOT = REPO

@@ -15,8 +15,8 @@ from PIL import Image
 
 from bot.web import signing
 from payments.storage.schema import reservations
-from tests.bot.web.test_auth import tma
 from tests.botkit import BotWorld, address_of, amount_of, invoice_id_of
+from tests.e2e.web.test_auth import tma
 
 INITIALIZE = "/api/payments/crypto/initialize"
 USDT_TRC20 = {"plan": "pro", "crypto_currency": "USDT", "network": "TRC20"}

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import text
 
 from payments.storage import Database
-from tests.bot.web.test_auth import tma
 from tests.botkit import BotWorld
+from tests.e2e.web.test_auth import tma
 
 INITIALIZE = "/api/payments/crypto/initialize"
 USDT_TRC20 = {"plan": "pro", "crypto_currency": "USDT", "network": "TRC20"}

@@ -5,9 +5,9 @@ a caller only ever sees their own payments. Then SQL-looking and unicode input i
 query and body parameter, by hand.
 
 Already covered elsewhere (not repeated here): malformed JSON, wrong types and bodies over 64 KiB
-(tests/bot/web/test_api.py, 422/413); forged, tampered and expired initData and wrong Bearer tokens
-(tests/bot/web/test_auth.py, 401); a wrong or missing webhook secret
-(tests/bot/web/test_service.py, 403,
+(tests/e2e/web/test_api.py, 422/413); forged, tampered and expired initData and wrong Bearer tokens
+(tests/e2e/web/test_auth.py, 401); a wrong or missing webhook secret
+(tests/e2e/web/test_service.py, 403,
 and the update never reaches a handler).
 
 The bot and its server run on an event loop in a thread of their own: schemathesis calls
@@ -38,8 +38,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from payments.storage.schema import invoices
-from tests.bot.web.test_auth import tma
 from tests.botkit import ADMIN, BotWorld
+from tests.e2e.web.test_auth import tma
 
 T = TypeVar("T")
 API_TOKEN = "fuzz-api-token_0123456789abcdef"
@@ -163,7 +163,7 @@ def test_generated_requests_never_fail_and_never_show_another_customer(
     @given(case=cases)
     def check(case: schemathesis.Case[Any]) -> None:
         if case.method == "POST" and case.path == INITIALIZE and scheme != "none":
-            return  # creating invoices is Alice's right: tests/bot/web/test_api.py
+            return  # creating invoices is Alice's right: tests/e2e/web/test_api.py
         response = case.call(base_url=shop.base_url, headers=headers, timeout=30)
         statuses.append(response.status_code)
         case.validate_response(response, checks=CHECKS, headers=headers)
