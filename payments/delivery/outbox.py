@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, String, Update, and_, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -372,23 +372,28 @@ async def mark_retry(
         )
 
 
+def _give_up(message: OutboxMessage, *, now_ms: int, error: str) -> Update:
+    """The compare-and-set that gives a claimed message up for good."""
+    return (
+        update(outbox)
+        .where(*_claimed(message))
+        .values(
+            status=FAILED,
+            attempts=outbox.c.attempts + 1,
+            next_attempt_at=now_ms,
+            claimed_until=0,
+            claim_token=None,
+            last_error=error[:_ERROR_MAX],
+        )
+    )
+
+
 async def mark_failed(db: Database, message: OutboxMessage, *, now_ms: int, error: str) -> None:
     """Telegram refused the message outright (a bad request no retry can fix): give up now, so
     it does not hold the recipient's later messages for days. ``error`` as for
     :func:`mark_retry`."""
     async with db.transaction() as conn:
-        await conn.execute(
-            update(outbox)
-            .where(*_claimed(message))
-            .values(
-                status=FAILED,
-                attempts=outbox.c.attempts + 1,
-                next_attempt_at=now_ms,
-                claimed_until=0,
-                claim_token=None,
-                last_error=error[:_ERROR_MAX],
-            )
-        )
+        await conn.execute(_give_up(message, now_ms=now_ms, error=error))
 
 
 async def mark_unrenderable(db: Database, message: OutboxMessage, *, now_ms: int) -> bool:
@@ -398,18 +403,7 @@ async def mark_unrenderable(db: Database, message: OutboxMessage, *, now_ms: int
     lost."""
     error = f"cannot render kind {message.kind}"
     async with db.transaction() as conn:
-        result = await conn.execute(
-            update(outbox)
-            .where(*_claimed(message))
-            .values(
-                status=FAILED,
-                attempts=outbox.c.attempts + 1,
-                next_attempt_at=now_ms,
-                claimed_until=0,
-                claim_token=None,
-                last_error=error[:_ERROR_MAX],
-            )
-        )
+        result = await conn.execute(_give_up(message, now_ms=now_ms, error=error))
         if int(result.rowcount or 0) != 1:
             return False
         alert = messages.ADMIN_UNRENDERABLE.message(
