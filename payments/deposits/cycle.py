@@ -20,6 +20,7 @@ from payments.delivery import messages as msg
 from payments.delivery.outbox import enqueue
 from payments.deposits.poll import PollReport
 from payments.errors import ExchangeAuthError, ExchangeError, UnsafeApiKey
+from payments.ops.health import FAILING_KIND, FAILING_SINCE
 from payments.storage.kv import get_int, get_value, set_value
 from payments.storage.schema import kv
 
@@ -28,8 +29,6 @@ if TYPE_CHECKING:  # wiring builds on this package: imported for the annotations
 
 log = logging.getLogger(__name__)
 
-FAILING_SINCE = "okx.failing_since"  # OKX time of the first failed poll of this outage
-FAILING_KIND = "okx.failing_kind"  # "auth" | "unavailable"
 ALERTED = "okx.failing_alerted"  # the outage start that admins have been told about
 ALERTED_KIND = "okx.failing_alerted_kind"  # what they were told it was
 

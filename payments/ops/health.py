@@ -9,12 +9,15 @@ from typing import Literal
 
 from sqlalchemy import select
 
-from payments.deposits.cycle import FAILING_KIND, FAILING_SINCE
 from payments.storage import Database
 from payments.storage.kv import get_int, get_value
 from payments.storage.schema import kv
 
 OkxState = Literal["ok", "unavailable", "auth"]
+
+# what the payment cycle records of an OKX outage, in the kv table (deposits/cycle.py writes it)
+FAILING_SINCE = "okx.failing_since"  # OKX time of the first failed poll of this outage
+FAILING_KIND = "okx.failing_kind"  # "auth" | "unavailable"
 
 
 @dataclass(frozen=True)
