@@ -1,5 +1,6 @@
 """Start and stop the Application the way ``run_polling`` does, for callers that own the event
-loop (tests, the demo, the webhook server): initialize, ``post_init``, start, and the reverse.
+loop (tests, the demo, the webhook server): initialize, ``post_init``, start, and the reverse;
+once stopping begins no job starts.
 
 A Bot API call that times out or fails with a 5xx while starting (getMe, the bootstrap
 deleteWebhook) is tried again a few times, a second or so apart: one slow answer from Telegram
@@ -35,6 +36,15 @@ async def _initialize(application: BotApplication) -> None:
             await asyncio.sleep(0.5 * (attempt + 1))
 
 
+def _no_new_jobs(application: BotApplication) -> None:
+    """Stopping has begun: no job starts from here on. The jobs running go on, and stop() waits
+    for them; stopping the updater first (its last getUpdates) must not leave a window in which
+    a job starts against services about to be closed."""
+    queue = application.job_queue
+    if queue is not None and queue.scheduler.running:
+        queue.scheduler.pause()
+
+
 @asynccontextmanager
 async def running(
     application: BotApplication, *, polling: bool = True, poll_timeout: int = 10
@@ -55,6 +65,7 @@ async def running(
         try:
             yield application
         finally:
+            _no_new_jobs(application)
             if application.updater is not None and application.updater.running:
                 await application.updater.stop()
             if application.running:

@@ -35,13 +35,27 @@ async def test_stopping_waits_for_running_jobs_and_starts_no_new_one(
         events.append("frequent finished")
 
     caplog.set_level(logging.INFO)
-    async with BotWorld.open(tmp_path) as world, world.running() as application:
-        queue = application.job_queue
-        assert queue is not None
-        queue.run_once(slow, 0, name="slow")
-        await world.tg.wait_for(lambda: "slow started" in events, what="the slow job")
-        queue.run_repeating(frequent, 0.05, first=0.2, name="frequent")
-        # leaving running(): stop() while "slow" runs and before "frequent" first fires
+    async with BotWorld.open(tmp_path) as world:
+        # stopping the updater ends with one last getUpdates: Telegram is slow to answer it
+        last_poll = world.tg.hold_next(
+            lambda method, p: method == "getUpdates" and p.get("timeout") == 0
+        )
+
+        async def answer_late() -> None:
+            await asyncio.to_thread(last_poll.taken.wait, 30)
+            await asyncio.sleep(0.6)
+            last_poll.release()
+
+        async with world.running() as application:
+            queue = application.job_queue
+            assert queue is not None
+            queue.run_once(slow, 0, name="slow")
+            await world.tg.wait_for(lambda: "slow started" in events, what="the slow job")
+            queue.run_repeating(frequent, 0.05, first=0.2, name="frequent")
+            releasing = asyncio.create_task(answer_late())
+            # leaving running(): stopping begins while "slow" runs, before "frequent" first
+            # fires, and lasts longer than that (the last getUpdates)
+        await releasing
     assert "slow finished" in events
     assert "frequent started" not in events  # no job starts once stopping has begun
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
