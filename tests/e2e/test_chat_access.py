@@ -423,7 +423,10 @@ async def test_a_renewal_paid_during_a_removal_run_is_not_kicked_and_the_goodbye
     tmp_path: Path, backend: str
 ) -> None:
     plans = plans_with_chat(tmp_path)
-    async with BotWorld.open(tmp_path, env={"PLANS_FILE": str(plans)}, backend=backend) as world:
+    # the ban's answer waits for two renewals to commit: a lease long enough that the run's cut
+    # on one call (a third of the time it counts itself primary) does not fall first
+    env = {"PLANS_FILE": str(plans), "PAYMENT_POLL_SECONDS": "5"}
+    async with BotWorld.open(tmp_path, env=env, backend=backend) as world:
         world.tg.add_chat(CLUB, title="Pro Club")
         async with world.running(timings=BY_HAND) as application, world.database() as db:
             services = application.bot_data.services
