@@ -315,6 +315,16 @@ class FakeTelegram(TelegramState, LoopbackServer):
             with contextlib.suppress(TimeoutError):  # stop() ends the wait at once
                 await asyncio.wait_for(self._stopping.wait(), 0.01)
 
+    def slow_answers(self, over_s: float) -> list[SentRequest]:
+        """The calls carried out whose answer took ``over_s`` seconds or more: a caller with a
+        shorter read time-out gave up on it without knowing it went through."""
+        with self._lock:
+            return [
+                dataclasses.replace(r)
+                for r in self._log
+                if r.response_ok and r.answer_s is not None and r.answer_s >= over_s
+            ]
+
     def in_flight(self, answered_within_s: float = 0.0) -> list[SentRequest]:
         """The calls received and not answered yet (getUpdates included), oldest first; plus
         those answered in the last ``answered_within_s`` seconds (their answer may not have
@@ -390,6 +400,7 @@ class FakeTelegram(TelegramState, LoopbackServer):
             with self._lock:
                 self._open.pop(id(entry), None)
                 self._answered.append((time.monotonic(), entry))
+                entry.answered_at = time.time()
 
     async def _answer(
         self,

@@ -58,13 +58,20 @@ METHODS += ("answerCallbackQuery", "getFile", *CHAT_METHODS)
 
 @dataclass
 class SentRequest:
-    """One Bot API call as received; ``response_ok`` is set once it has been answered."""
+    """One Bot API call as received (``ts``, ``time.time()``); ``response_ok`` is set once it
+    has been carried out and answered, ``answered_at`` once any answer was given."""
 
     method: str
     params: dict[str, Any]
     files: dict[str, bytes]
     ts: float
     response_ok: bool = False
+    answered_at: float | None = None
+
+    @property
+    def answer_s(self) -> float | None:
+        """How long the caller waited for the answer (None: not answered yet)."""
+        return None if self.answered_at is None else self.answered_at - self.ts
 
 
 @dataclass

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from telegram import Bot
-from telegram.error import TelegramError
+from telegram.error import TelegramError, TimedOut
 
 from fakes.telegram import FakeTelegram
 
@@ -43,6 +43,24 @@ async def test_a_held_send_stays_in_flight_until_released(fake: FakeTelegram, bo
     await asyncio.wait_for(sending, 5)
     assert [m.text for m in fake.bot_messages(ALICE)] == ["first", "second"]
     assert [r for r in fake.in_flight() if r.method == "sendMessage"] == []
+
+
+async def test_a_send_answered_after_the_callers_time_out_went_out_and_is_listed_as_slow(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    hold = fake.hold_next(lambda method, params: params.get("text") == "late")
+    await bot.send_message(ALICE, "prompt")
+    with pytest.raises(TimedOut):  # the caller gives up after 0.2 s ...
+        await bot.send_message(ALICE, "late", read_timeout=0.2)
+    await asyncio.to_thread(hold.taken.wait, 5)
+    hold.release()
+    await fake.wait_for(lambda: len(fake.bot_messages(ALICE)) == 2, 5)  # ... yet it went out
+    assert [r.params["text"] for r in fake.slow_answers(0.2)] == ["late"]
+    assert fake.slow_answers(30) == []
+    fake.fail_next("sendMessage", "timeout", hang_s=0.3)  # hangs, then fails: never went out
+    with pytest.raises(TelegramError):
+        await bot.send_message(ALICE, "refused")
+    assert [r.params["text"] for r in fake.slow_answers(0.2)] == ["late"]
 
 
 async def test_unbans_right_after_bans_fail_and_leave_the_user_banned(

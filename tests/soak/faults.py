@@ -21,7 +21,10 @@
   paid yet joins through another customer's invite link, is removed, and pays later).
 
 Every send in flight when a process is killed or paused is recorded (``in_flight``): a second
-copy of that message is no violation (the bot cannot know Telegram delivered the first).
+copy of that message is no violation (the bot cannot know Telegram delivered the first). So are
+the sends the fake reads after the kill or pause, before anyone else could send (the process
+had written them; the socket still held them), and those answered after the bot's read
+time-out.
 """
 
 from __future__ import annotations
@@ -190,6 +193,7 @@ class Crasher:
     where: list[str] = field(default_factory=list)
     in_flight: list[tuple[int, str]] = field(default_factory=list)  # sends a kill cut off
     turn: asyncio.Lock = field(default_factory=asyncio.Lock)  # shared with a Pauser
+    _killed_at: float = 0.0  # time.time() of the last kill
 
     async def run(self) -> None:
         for i in range(self.count):
@@ -211,15 +215,22 @@ class Crasher:
         else:
             done = False
         if not done:
-            _kill(pid)
-            self.in_flight += sends_in_flight(self.tg)
+            self._kill(pid)
             kind = "random" if kind == "random" else f"random ({kind} did not come)"
         self.where.append(kind)
         if self.after_kill is not None:
             self.after_kill()
+        await asyncio.sleep(self.rng.uniform(0.2, 2.0))  # down for a moment
+        # what the process wrote before it died, read by the fake only after the kill
+        self.in_flight += sends_received_since(self.tg, self._killed_at)
         if self.restart is not None:
-            await asyncio.sleep(self.rng.uniform(0.2, 2.0))  # down for a moment
             await self.restart(pid)
+
+    def _kill(self, pid: int) -> None:
+        """SIGKILL, and the sends in flight at that moment."""
+        _kill(pid)
+        self._killed_at = time.time()
+        self.in_flight += sends_in_flight(self.tg)
 
     async def _mid_poll(self, pid: int) -> bool:
         """The next deposit-history request hangs; kill once the fake holds it."""
@@ -230,8 +241,7 @@ class Crasher:
             self.faults.start()
             return False
         await asyncio.sleep(self.rng.uniform(0, 0.3))
-        _kill(pid)
-        self.in_flight += sends_in_flight(self.tg)
+        self._kill(pid)
         return True
 
     async def _mid_send(self, pid: int) -> bool:
@@ -243,8 +253,7 @@ class Crasher:
             text = str(request.params.get("text") or request.params.get("caption") or "")
             if not fired.is_set() and text.startswith(ACTIVATION):
                 fired.set()
-                _kill(pid)
-                self.in_flight += sends_in_flight(self.tg)  # this one among them
+                self._kill(pid)  # this send among those in flight
 
         self.tg.observers.append(observer)
         try:
@@ -261,11 +270,42 @@ ACCESS_CALLS = frozenset({"banchatmember", "createchatinvitelink"})
 SENDS = frozenset({"sendmessage", "sendphoto"})
 
 
+# python-telegram-bot's read time-out (5 s) less a second of slack for what the fake's clock does
+# not see (reading the request, writing the answer): a send answered this late may have reached
+# a bot that had given up on it, not knowing it went out, and sends it again
+LATE_ANSWER_S = 4.0
+
+
+def sends_answered_late(tg: FakeTelegram) -> list[tuple[int, str]]:
+    """(chat id, text) of every send the fake carried out but answered so late
+    (:data:`LATE_ANSWER_S`) that the bot's request may have timed out first."""
+    return _sends(tg.slow_answers(LATE_ANSWER_S))
+
+
+def slowest_answer(tg: FakeTelegram) -> float:
+    """The longest the fake took to answer a call it carried out (getUpdates' long polls aside)."""
+    return max(
+        (r.answer_s or 0.0 for r in tg.requests if r.response_ok and r.method != "getUpdates"),
+        default=0.0,
+    )
+
+
+def sends_received_since(tg: FakeTelegram, since: float) -> list[tuple[int, str]]:
+    """(chat id, text) of every send the fake read at ``since`` (``time.time()``) or later. Right
+    after a kill or a pause these are requests the process had written before it stopped: the
+    socket still held them, and the fake carries them out."""
+    return _sends([r for r in tg.requests if r.ts >= since])
+
+
 def sends_in_flight(tg: FakeTelegram) -> list[tuple[int, str]]:
     """(chat id, text) of every send the fake has received and not answered yet, or answered so
     recently (:data:`ANSWER_GRACE_S`) that the bot may not have recorded it as sent."""
+    return _sends(tg.in_flight(answered_within_s=ANSWER_GRACE_S))
+
+
+def _sends(requests: list[SentRequest]) -> list[tuple[int, str]]:
     out = []
-    for request in tg.in_flight(answered_within_s=ANSWER_GRACE_S):
+    for request in requests:
         text = request.params.get("text") or request.params.get("caption")
         if request.method.lower() in SENDS and text is not None:
             with contextlib.suppress(TypeError, ValueError):
@@ -337,10 +377,14 @@ class Pauser:
                 release()
                 kind = f"random ({kind} did not come)"
             _signal(pid, signal.SIGSTOP)
+            stopped_at = time.time()
             try:
                 self.in_flight += sends_in_flight(self.tg)
                 if not await self.taken_over(pid):
                     kind += " (nobody took over)"
+                # what the process wrote before it stopped, read by the fake only after that
+                # (before the take-over nobody else sends)
+                self.in_flight += sends_received_since(self.tg, stopped_at)
                 if self.after_takeover is not None:
                     self.after_takeover()
                 await asyncio.sleep(self.standby_s)  # the new primary acts meanwhile

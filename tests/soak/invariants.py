@@ -17,8 +17,8 @@
 * :func:`activation_messages`: every reachable customer of a paid invoice got the message;
 * :func:`messages_not_repeated`, :func:`order_kept`, :func:`events_reached_every_endpoint`,
   :func:`no_entitled_customer_banned` (``invariants_delivery``): no notification twice unless
-  its send was in flight at a pause or kill, notifications read in the order written, every
-  event at every webhook endpoint, no entitled customer banned from a paid chat;
+  its send was in flight at a pause or kill (or answered late), notifications read in the order
+  written, every event at every webhook endpoint, no entitled customer banned from a paid chat;
 * :func:`log_problems`, :func:`secrets_in_logs` (``invariants_logs``);
 * :func:`answered_in_time` (``invariants_flood``): every honest customer who wrote during a
   customer's flood got an answer within a second of the fake Bot API handing it to the bot.

@@ -4,8 +4,9 @@ functions; see :mod:`tests.soak.invariants`).
 
 * :func:`messages_not_repeated`: a notification (a message the outbox writes: payment seen,
   received, expired, an invite link ...) reaches a customer's chat once; a second copy is
-  excused only when a send of that very text was in flight when a process was paused or killed
-  (the bot cannot know whether Telegram delivered it);
+  excused only when a send of that very text was in flight when a process was paused or killed,
+  or was answered after the bot's read time-out (either way the bot cannot know whether
+  Telegram delivered it);
 * :func:`order_kept`: a customer reads the notifications in the order they were written
   (outbox row ids), and for one invoice never "payment seen" / "part of your payment" after
   "payment received";
@@ -103,7 +104,8 @@ def messages_not_repeated(
     bot_texts: Mapping[int, Sequence[str]], in_flight: Collection[tuple[int, str]]
 ) -> list[str]:
     """No notification text reaches a chat twice, but for one extra copy per send of it that was
-    in flight when a process was paused or killed (``in_flight``: (chat id, text) of each)."""
+    in flight when a process was paused or killed, or answered after the bot's read time-out
+    (``in_flight``: (chat id, text) of each)."""
     excused = Counter(in_flight)
     out: list[str] = []
     for chat, texts in sorted(bot_texts.items()):
@@ -114,7 +116,8 @@ def messages_not_repeated(
             if extra > 0:
                 out.append(
                     f"customer {chat} got this message {n} times"
-                    f" ({excused[(chat, text)]} send(s) of it in flight at a pause or kill):"
+                    f" ({excused[(chat, text)]} send(s) of it in flight at a pause or kill"
+                    " or answered late):"
                     f" {text[:120]!r}"
                 )
     return out

@@ -24,7 +24,8 @@ class SoakRecord:
     chats: dict[str, list[int]]  # plan code -> paid chat ids (from the plans file)
     # (chat id, update id) of each honest customer's /help written during a flood
     probes: list[tuple[int, int]] = field(default_factory=list)
-    # (chat id, text) of every send in flight when a bot process was paused or killed
+    # (chat id, text) of every send in flight when a bot process was paused or killed, or
+    # answered after the bot's read time-out
     in_flight: list[tuple[int, str]] = field(default_factory=list)
     # the paths of the merchant webhook URLs on the receiver (empty: not judged one by one)
     webhook_endpoints: list[str] = field(default_factory=list)

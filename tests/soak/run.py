@@ -36,7 +36,14 @@ from payments.clock import MINUTE_MS
 from payments.storage import schema as tables
 from tests.soak import invariants
 from tests.soak.customers import Customer, Shop, assign, outcome_violations
-from tests.soak.faults import Crasher, Faults, Intruder, Pauser
+from tests.soak.faults import (
+    Crasher,
+    Faults,
+    Intruder,
+    Pauser,
+    sends_answered_late,
+    slowest_answer,
+)
 from tests.soak.flood import Flooder, Probe, help_answers, measured_flood
 from tests.soak.harness import ADMIN, CHATS, MONITOR_HOURS, TTL_MINUTES, Harness
 from tests.soak.hoard import Hoarder, held_within_cap
@@ -188,6 +195,7 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             if code != 0
         ]
         invoices = await h.rows(tables.invoices)
+        answered_late = sends_answered_late(h.tg)
         deposits = await h.rows(tables.deposits)
         events = await h.rows(tables.merchant_events)
         violations += outcome_violations(
@@ -205,7 +213,7 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             blocked=set(shop.blocked),
             chats={plan: list(ids) for plan, ids in CHATS.items()},
             probes=[(p.chat_id, p.update_id) for p in probes],
-            in_flight=crasher.in_flight + pauser.in_flight,
+            in_flight=crasher.in_flight + pauser.in_flight + answered_late,
             webhook_endpoints=h.endpoint_paths if config.endpoints > 1 else [],
         )
         options = invariants.Options(
@@ -226,6 +234,8 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             "pauses": f"{len(pauser.where)} ({_counts(pauser.where)})",
             "intruders": ", ".join(f"{u} {o}" for u, o in intruder.joined) if intruder else "none",
             "sends in flight at a kill or pause": len(crasher.in_flight + pauser.in_flight),
+            "sends answered too late for the bot to hear": len(answered_late),
+            "slowest Bot API answer": f"{slowest_answer(h.tg):.2f} s",
             "restarts that failed while starting": h.start_failures,
             "fault rate": config.fault_rate,
             "faults injected": ", ".join(f"{k} {n}" for k, n in faults.counts().items()),
