@@ -17,6 +17,8 @@ from payments.money import DEFAULT_SCALE, parse_decimal, to_units
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,23}$")
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,10}$")
 _CODE = re.compile(r"^[A-Z0-9]{2,12}$")
+STARS_SUBSCRIPTION_DAYS = 30  # Telegram's one subscription period (2592000 s)
+MAX_STARS = 10_000  # the most Telegram takes for one invoice or subscription period
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,13 @@ class Plan:
     days: int
     description: str = ""
     chats: tuple[int, ...] = ()  # Telegram channels / groups a subscriber may join
+    stars: int | None = None  # price in Telegram Stars (XTR); None: crypto only
+
+    @property
+    def renews_by_itself(self) -> bool:
+        """Paid in Stars, a 30-day plan is a Telegram subscription (charged every 30 days, the
+        only period Telegram offers); any other length is a one-off payment."""
+        return self.stars is not None and self.days == STARS_SUBSCRIPTION_DAYS
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,11 @@ class Catalog:
         return tuple(c.symbol for c in self.coins)
 
     @property
+    def stars_plans(self) -> tuple[Plan, ...]:
+        """The plans on sale for Telegram Stars."""
+        return tuple(p for p in self.plans if p.stars is not None)
+
+    @property
     def plan_chats(self) -> dict[str, tuple[int, ...]]:
         """Plan id -> the chats it grants, for the plans that grant any."""
         return {p.id: p.chats for p in self.plans if p.chats}
@@ -111,9 +125,14 @@ def parse_catalog(data: Mapping[str, Any]) -> Catalog:
     coins_raw = data.get("coins")
     if not isinstance(plans_raw, list) or not plans_raw:
         raise ConfigError("at least one [[plans]] entry is required")
-    if not isinstance(coins_raw, list) or not coins_raw:
-        raise ConfigError("at least one [[coins]] entry is required")
     plans = tuple(_parse_plan(i, raw) for i, raw in enumerate(plans_raw))
+    stars_only = all(p.stars is not None for p in plans)
+    if coins_raw is None and stars_only:
+        coins_raw = []  # a shop selling for Stars only needs no coins
+    if not isinstance(coins_raw, list) or (not coins_raw and not stars_only):
+        raise ConfigError(
+            "at least one [[coins]] entry is required (or a stars price on every plan)"
+        )
     coins = tuple(_parse_coin(i, raw) for i, raw in enumerate(coins_raw))
     _unique([p.id for p in plans], "plan id")
     _unique([c.symbol for c in coins], "coin symbol")
@@ -175,7 +194,20 @@ def _parse_plan(index: int, raw_any: Any) -> Plan:
         days=days,
         description=_text(raw, "description", where, required=False),
         chats=_chats(raw.get("chats", []), where),
+        stars=_stars(raw.get("stars"), where),
     )
+
+
+def _stars(raw: Any, where: str) -> int | None:
+    """A Stars price: a whole number of Stars, at most what Telegram takes for one invoice."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_STARS:
+        raise ConfigError(
+            f"{where}: stars must be a whole number of Telegram Stars from 1 to {MAX_STARS}"
+            f" (got {raw!r})"
+        )
+    return raw
 
 
 def _chats(raw: Any, where: str) -> tuple[int, ...]:

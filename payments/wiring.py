@@ -13,7 +13,8 @@ health = await payments.health()                 # /healthz: the database and OK
 
 It builds every service the Telegram layer and the HTTP API use (``invoices``, ``claims``,
 ``claim_waits``, ``admin``, ``customers``, ``photos``, ``storefront``, ``access``,
-``webhooks``, ``signals``, ``lease(name)``): they never reach the database handle themselves.
+``webhooks``, ``signals``, ``stars``, ``lease(name)``): they never reach the database handle
+themselves.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from payments.ops.reports import ShopStats, shop_stats
 from payments.ops.retention import CHUNK as PRUNE_CHUNK
 from payments.ops.retention import PruneReport, prune
 from payments.pricing.quotes import QuoteService
+from payments.stars import StarsRail
 from payments.storage import Database
 from payments.storage.kv import get_int
 from payments.subscriptions.reminders import ReminderReport, run_reminders_and_expiry
@@ -92,6 +94,7 @@ class Payments:
     access: AccessService
     webhooks: WebhookSender  # without URLs it only serves the admins' view of what was left
     signals: Signals  # between replicas (a standby passing a "check now" on)
+    stars: StarsRail  # the Telegram Stars rail
     # a key check that has not passed (OKX down or the key refused at start-up): each poll
     # runs it again first, and reads no deposit until it passes
     key_check_pending: bool = False
@@ -180,6 +183,7 @@ class Payments:
                 lease_clock=okx_clock.local,  # the replica's lease is timed by the host's clock
             ),
             signals=Signals(db),
+            stars=StarsRail(db, catalog, okx_clock, order_ttl_ms=settings.ttl_ms),
         )
 
     def lease(self, name: str) -> LeaseStore:

@@ -600,3 +600,89 @@ ADMIN_UNRENDERABLE: Kind[Unrenderable] = _kind(
     {"message_id": 42, "kind": "payment.unknown", "audience": "customer"},
     "A message this version of the bot cannot render was given up on.",
 )
+
+
+# --- the Telegram Stars rail -----------------------------------------------------------------
+
+
+class StarsPaid(TypedDict):
+    """A Stars charge credited: the first payment of an order or a renewal."""
+
+    stars_invoice: str  # the order (its id is the invoice payload)
+    payment_id: str  # the charge's period key, shown to admins (/refund takes it)
+    customer_id: int
+    plan_id: str
+    stars: int
+    recurring: bool  # a Telegram subscription, charged every 30 days
+    renewal: bool  # a charge after the first
+    ends_at: int | None  # the subscription's new end
+
+
+class StarsRefunded(TypedDict):
+    payment_id: str
+    customer_id: int
+    plan_id: str
+    stars: int
+    by: str  # "admin" (/refund) | "telegram" (refunded outside the bot)
+    ends_at: int | None  # the subscription's end after the period was taken back
+
+
+class StarsUnmatched(TypedDict):
+    """A Stars payment the shop cannot place, or one it recorded that Telegram's ledger lacks."""
+
+    charge_id: str
+    customer_id: int
+    stars: int
+    reason: str
+
+
+_STARS_PAID: StarsPaid = {
+    "stars_invoice": "S7KQ2M4P",
+    "payment_id": "XTRAB12CD34",
+    "customer_id": 42,
+    "plan_id": "pro",
+    "stars": 1500,
+    "recurring": True,
+    "renewal": False,
+    "ends_at": _WHEN,
+}
+_STARS_REFUNDED: StarsRefunded = {
+    "payment_id": "XTRAB12CD34",
+    "customer_id": 42,
+    "plan_id": "pro",
+    "stars": 1500,
+    "by": "admin",
+    "ends_at": _WHEN,
+}
+
+STARS_PAID: Kind[StarsPaid] = _kind(
+    "stars.paid",
+    "customer",
+    StarsPaid,
+    _STARS_PAID,
+    "A Stars payment (or a renewal) was credited; active until ends_at.",
+)
+STARS_REFUNDED: Kind[StarsRefunded] = _kind(
+    "stars.refunded",
+    "customer",
+    StarsRefunded,
+    _STARS_REFUNDED,
+    "A Stars payment was refunded and the time it bought taken back.",
+)
+ADMIN_STARS_PAID: Kind[StarsPaid] = _kind(
+    "admin.stars_paid", "admins", StarsPaid, _STARS_PAID, "A Stars payment was credited."
+)
+ADMIN_STARS_REFUNDED: Kind[StarsRefunded] = _kind(
+    "admin.stars_refunded",
+    "admins",
+    StarsRefunded,
+    _STARS_REFUNDED,
+    "A Stars payment was refunded (by an admin, or outside the bot) and revoked.",
+)
+ADMIN_STARS_UNMATCHED: Kind[StarsUnmatched] = _kind(
+    "admin.stars_unmatched",
+    "admins",
+    StarsUnmatched,
+    {"charge_id": "stxABC", "customer_id": 42, "stars": 1500, "reason": "not in the ledger"},
+    "A Stars payment that names no order of the shop, or one Telegram's ledger lacks.",
+)

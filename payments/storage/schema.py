@@ -408,3 +408,52 @@ webhook_attempts = Table(
     Column("duration_ms", Integer, nullable=False),
     Index(None, "delivery_id"),
 )
+
+
+# --- the Telegram Stars rail -----------------------------------------------------------------
+
+# An order for Stars: what the customer was offered (plan, price, one-off or a 30-day
+# subscription). Its id is the invoice payload (``subsbot:<id>``), checked at pre-checkout.
+star_invoices = Table(
+    "star_invoices",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), nullable=False),
+    Column("plan_id", String(32), nullable=False),
+    Column("days", Integer, nullable=False),
+    Column("stars", Integer, nullable=False),
+    Column("recurring", Boolean, nullable=False),  # a Telegram subscription (every 30 days)
+    Column("status", String(16), nullable=False),  # pending | paid | expired | cancelled
+    Column("link", String(300), nullable=True),  # createInvoiceLink's answer (subscriptions)
+    Column("first_charge_id", String(200), nullable=True),  # identifies the subscription
+    Column("renewal_off", Boolean, nullable=False, default=False),  # the customer turned it off
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),  # pre-checkout refuses it from then on
+    Column("paid_at", BigInteger, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+    Index(None, "customer_id", "status"),
+)
+
+# Every Stars charge Telegram made (the first payment and each renewal), once: keyed by
+# Telegram's charge id. ``id`` is the period's key (one period per charge).
+star_payments = Table(
+    "star_payments",
+    metadata,
+    Column("charge_id", String(200), primary_key=True),
+    Column("id", String(16), nullable=False, unique=True),
+    Column("invoice_id", String(16), ForeignKey("star_invoices.id"), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("plan_id", String(32), nullable=False),
+    Column("days", Integer, nullable=False),
+    Column("stars", Integer, nullable=False),
+    Column("renewal", Boolean, nullable=False),  # a charge after the first of a subscription
+    Column("subscription_ends_at", BigInteger, nullable=True),  # Telegram's expiration date
+    Column("paid_at", BigInteger, nullable=False),  # Telegram's date of the charge
+    Column("recorded_at", BigInteger, nullable=False),
+    Column("source", String(16), nullable=False),  # update | ledger
+    Column("refunded_at", BigInteger, nullable=True),
+    Column("refund_source", String(16), nullable=True),  # admin | telegram
+    Index(None, "invoice_id"),
+    Index(None, "customer_id", "paid_at"),
+    Index(None, "paid_at"),
+)

@@ -23,6 +23,7 @@ from payments.subscriptions.periods import Credit
 
 def _invoice_data(invoice: InvoiceFacts) -> dict[str, Any]:
     return {
+        "rail": "crypto",
         "invoice_id": invoice.id,
         "customer": invoice.customer_id,
         "plan_id": invoice.plan_id,
@@ -182,3 +183,66 @@ async def flush(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     if rows:
         await ev.record_rows(conn, rows)
         rows.clear()
+
+
+async def stars_paid(
+    conn: AsyncConnection,
+    *,
+    order_id: str,
+    payment_id: str,
+    customer_id: int,
+    plan_id: str,
+    stars: int,
+    renewal: bool,
+    paid_at: int,
+    now_ms: int,
+    credit: Credit | None,
+) -> None:
+    """``invoice.paid`` of the Stars rail (each charge, renewals included: ``renewal``), then
+    ``subscription.activated`` / ``.extended`` for its period."""
+    data = {
+        "rail": "stars",
+        "invoice_id": order_id,
+        "payment_id": payment_id,
+        "customer": customer_id,
+        "plan_id": plan_id,
+        "currency": "XTR",
+        "amount": str(stars),
+        "renewal": renewal,
+        "paid_at": ev.iso_utc(paid_at),
+        "subscription_ends_at": ev.iso_utc(credit.ends_at if credit else None),
+    }
+    order = ev.customer_order(customer_id)
+    await ev.record(conn, ev.INVOICE_PAID, f"xtr:{payment_id}:paid", order, data, now_ms)
+    if credit is not None:
+        await subscription_credited(conn, credit, customer_id, now_ms, payment_id)
+
+
+async def stars_refunded(
+    conn: AsyncConnection,
+    *,
+    payment_id: str,
+    order_id: str,
+    customer_id: int,
+    plan_id: str,
+    stars: int,
+    now_ms: int,
+    ends_at: int | None,
+    by: str,
+) -> None:
+    """``subscription.revoked`` of the Stars rail: a charge was refunded."""
+    data = {
+        "rail": "stars",
+        "invoice_id": order_id,
+        "payment_id": payment_id,
+        "customer": customer_id,
+        "plan_id": plan_id,
+        "currency": "XTR",
+        "amount": str(stars),
+        "reason": f"refunded ({by})",
+        "revoked_at": ev.iso_utc(now_ms),
+        "subscription_ends_at": ev.iso_utc(ends_at),
+    }
+    order = ev.customer_order(customer_id)
+    key = f"xtr:{payment_id}:refunded"
+    await ev.record(conn, ev.SUBSCRIPTION_REVOKED, key, order, data, now_ms)

@@ -33,6 +33,8 @@ STABLE_NAMES = {
         "subscription.expired",
         "access.invite",
         "access.removed",
+        "stars.paid",
+        "stars.refunded",
     },
     "admins": {
         "admin.payment_settled",
@@ -58,6 +60,9 @@ STABLE_NAMES = {
         "admin.access_failing",
         "admin.chat_rights",
         "admin.message_unrenderable",
+        "admin.stars_paid",
+        "admin.stars_refunded",
+        "admin.stars_unmatched",
     },
 }
 

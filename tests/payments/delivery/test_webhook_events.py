@@ -45,6 +45,7 @@ async def test_a_payment_records_invoice_paid_then_activated_and_a_second_one_ex
     paid, activated = events[0]["data"], events[1]["data"]
     ends = paid_at + 30 * DAY_MS
     assert paid == {
+        "rail": "crypto",
         "invoice_id": first.id,
         "customer": 1,
         "plan_id": "pro",
@@ -94,6 +95,7 @@ async def test_an_expired_invoice_is_recorded_once(shop: Shop) -> None:
     [event] = await recorded(shop)
     assert (event["type"], event["order_key"]) == ("invoice.expired", "customer:7")
     assert event["data"] == {
+        "rail": "crypto",
         "invoice_id": invoice.id,
         "customer": 7,
         "plan_id": "pro",
