@@ -22,6 +22,7 @@ from telegram.ext import (
     ContextTypes,
     Defaults,
     MessageHandler,
+    PreCheckoutQueryHandler,
     TypeHandler,
     filters,
 )
@@ -30,7 +31,7 @@ from bot import callbacks as cb
 from bot import jobs
 from bot.access import AccessWorker, call_limit
 from bot.config import Settings
-from bot.handlers import access, account, admin, catalog, checkout, errors, presence
+from bot.handlers import access, account, admin, catalog, checkout, errors, presence, stars
 from bot.handlers import webhooks as merchant_webhooks
 from bot.handlers.common import answer, language
 from bot.ordering import ChatOrderedProcessor
@@ -302,6 +303,7 @@ def register_handlers(application: BotApplication) -> None:
         ("stats", admin.stats),
         ("user", admin.user),
         ("grant", admin.grant),
+        ("refund", stars.refund),
         ("block", admin.block),
         ("unblock", admin.unblock),
         ("webhooks", merchant_webhooks.overview),
@@ -320,6 +322,8 @@ def register_handlers(application: BotApplication) -> None:
         (cb.Renew, catalog.on_plan),
         (cb.ChooseCoin, catalog.on_coin),
         (cb.ChooseNetwork, catalog.on_network),
+        (cb.PayStars, stars.on_pay),
+        (cb.StarsRenewal, stars.on_renewal),
         (cb.CheckInvoice, checkout.on_check),
         (cb.ClaimInvoice, checkout.on_claim),
         (cb.CancelInvoice, checkout.on_cancel),
@@ -336,6 +340,12 @@ def register_handlers(application: BotApplication) -> None:
         ChatMemberHandler(access.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER)
     )
     application.add_handler(ChatJoinRequestHandler(access.on_join_request))
+    # Telegram Stars: the pre-checkout question (answered within 10 s) and the payment itself,
+    # before the catch-all below would take it for free text
+    application.add_handler(PreCheckoutQueryHandler(stars.on_pre_checkout))
+    application.add_handler(
+        MessageHandler(private & filters.SUCCESSFUL_PAYMENT, stars.on_successful_payment)
+    )
     # anything else a customer sends: a claim's tx hash when one is awaited, else the help
     application.add_handler(MessageHandler(new_private, account.text))
     application.add_error_handler(errors.on_error)

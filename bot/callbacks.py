@@ -56,6 +56,21 @@ class ChooseNetwork:
 
 
 @dataclass(frozen=True)
+class PayStars:
+    """Pay for a plan in Telegram Stars."""
+
+    plan: str
+
+
+@dataclass(frozen=True)
+class StarsRenewal:
+    """Turn the renewal of a Telegram subscription (an order id) on or off."""
+
+    order: str
+    on: bool
+
+
+@dataclass(frozen=True)
 class CheckInvoice:
     invoice: str
 
@@ -92,6 +107,8 @@ Action = (
     | Renew
     | ChooseCoin
     | ChooseNetwork
+    | PayStars
+    | StarsRenewal
     | CheckInvoice
     | ClaimInvoice
     | CancelInvoice
@@ -113,6 +130,10 @@ def encode(action: Action) -> str:
             parts = ["c", plan, coin]
         case ChooseNetwork(plan, coin, network):
             parts = ["n", plan, coin, network]
+        case PayStars(plan):
+            parts = ["s", plan]
+        case StarsRenewal(order, on):
+            parts = ["so" if on else "sx", order]
         case CheckInvoice(invoice):
             parts = ["k", invoice]
         case ClaimInvoice(invoice):
@@ -153,6 +174,10 @@ def _decode(tag: str, args: list[str]) -> Action | None:
             return ChoosePlan(plan)
         case "r", [plan] if _PLAN.fullmatch(plan):
             return Renew(plan)
+        case "s", [plan] if _PLAN.fullmatch(plan):
+            return PayStars(plan)
+        case (("so" | "sx"), [order]) if _INVOICE.fullmatch(order):
+            return StarsRenewal(order, on=tag == "so")
         case "c", [plan, coin] if _PLAN.fullmatch(plan) and _COIN.fullmatch(coin):
             return ChooseCoin(plan, coin)
         case "n", [plan, coin, network] if (

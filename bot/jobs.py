@@ -2,19 +2,21 @@
 at its next interval; an overlapping run is skipped (APScheduler's max_instances=1, and the
 poll gate's lock for the extra polls "Check payment" asks for). Names are the keys.
 
-The singleton jobs (poll, outbox, subscriptions, chat access, merchant webhooks, the daily
-history prune) do their work
-only on the replica holding the lease (:mod:`bot.replica`); on a standby a run returns at once
-(and still counts as a run for the health check). "replica-lease" takes or renews the lease on
-every replica; chat rights and the directory refresh run everywhere."""
+The singleton jobs (poll, outbox, subscriptions, chat access, merchant webhooks, the Stars
+ledger, the daily history prune) do their work only on the replica holding the lease
+(:mod:`bot.replica`); on a standby a run returns at once (and still counts as a run for the
+health check). "replica-lease" takes or renews the lease on every replica; chat rights and the
+directory refresh run everywhere."""
 
 from __future__ import annotations
 
 import logging
 from typing import cast
 
+from telegram.error import TelegramError
 from telegram.ext import JobQueue
 
+from bot import stars_ledger as stars_reading
 from bot.replica import LeaseTimes
 from bot.sender import OutboxSender
 from bot.services import BotContext, Services, Timings
@@ -35,12 +37,14 @@ LEASE = "replica-lease"
 POLL_NOW = "poll-deposits-now"  # the first poll of a replica that just took the lease over
 POLL_REQUESTS = "poll-requests"  # a standby's "check now", acted on by the primary
 PRUNE = "prune-history"  # daily: settled history older than RETENTION_DAYS
+STARS_LEDGER = "stars-ledger"  # Telegram Stars payments whose update was lost, refunds elsewhere
 
 __all__ = [
     "LEASE",
     "OUTBOX",
     "POLL",
     "PRUNE",
+    "STARS_LEDGER",
     "Timings",
     "payment_cycle",
     "schedule",
@@ -187,6 +191,31 @@ async def chat_access(context: BotContext) -> None:
         )
 
 
+async def stars_ledger(context: BotContext) -> None:
+    """Reconcile the Stars payments with Telegram's ledger (on the primary, when some plan is
+    sold for Stars): a payment whose update was lost is credited, a refund made outside the
+    bot is recorded, a recorded payment the ledger lacks is reported."""
+    services = context.services
+    rail = services.payments.stars
+    if not rail.enabled or not services.replica.primary:
+        return
+    try:
+        report = await stars_reading.reconcile(
+            context.bot, rail, now_ms=services.payments.okx_clock.now_ms()
+        )
+    except TelegramError as exc:
+        log.warning("could not read Telegram's Stars ledger (next run retries): %s", exc)
+        return
+    if report.credited or report.refunded or report.missing:
+        await services.sender.send_due()
+        log.info(
+            "Stars ledger: %d lost payments credited, %d refunds recorded, %d missing",
+            report.credited,
+            report.refunded,
+            report.missing,
+        )
+
+
 async def poll_requests(context: BotContext) -> None:
     """On the primary: a "check now" that a standby passed on asks for a (debounced) poll."""
     services = context.services
@@ -232,3 +261,6 @@ def schedule(
         merchant_webhooks, timings.webhooks, first=timings.webhooks, name=WEBHOOKS
     )
     job_queue.run_repeating(prune_history, timings.prune, first=timings.first_prune, name=PRUNE)
+    job_queue.run_repeating(
+        stars_ledger, timings.stars_ledger, first=timings.first_poll, name=STARS_LEDGER
+    )

@@ -32,8 +32,9 @@ def plans(texts: Texts, lang: str | None, catalog: Catalog) -> InlineKeyboardMar
 
 
 def coins(
-    texts: Texts, lang: str | None, plan: Plan, offered: Sequence[Coin]
+    texts: Texts, lang: str | None, plan: Plan, offered: Sequence[Coin], *, stars: bool = True
 ) -> InlineKeyboardMarkup:
+    """The coins on offer now, and Telegram Stars when the plan has a Stars price."""
     row: list[InlineKeyboardButton] = []
     rows: list[list[InlineKeyboardButton]] = []
     for coin in offered:
@@ -43,8 +44,33 @@ def coins(
             row = []
     if row:
         rows.append(row)
+    if plan.stars is not None and stars:
+        rows.append([_button(texts.get(lang, "button_stars"), cb.PayStars(plan.id))])
     rows.append([_button(texts.get(lang, "button_back"), cb.Menu())])
     return InlineKeyboardMarkup(rows)
+
+
+def pay_stars(texts: Texts, lang: str | None, stars: int, link: str) -> InlineKeyboardMarkup:
+    """The button that opens a Telegram Stars invoice link (a subscription)."""
+    label = texts.get(lang, "button_pay_stars", stars=stars)
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, url=link)]])
+
+
+def stars_renewals(
+    texts: Texts, lang: str | None, subs: Sequence[tuple[str, str, bool]]
+) -> InlineKeyboardMarkup | None:
+    """One button per Telegram subscription (order id, plan name, renewal on): turn it off
+    while it is on, back on while it is off."""
+    rows = [
+        [
+            _button(
+                texts.get(lang, "button_renewal_off" if on else "button_renewal_on", plan=name),
+                cb.StarsRenewal(order, on=not on),
+            )
+        ]
+        for order, name, on in subs
+    ]
+    return InlineKeyboardMarkup(rows) if rows else None
 
 
 def networks(

@@ -52,6 +52,8 @@ _CUSTOMER_OWN = frozenset(
         msg.SUBSCRIPTION_GRANTED,
         msg.ACCESS_INVITE,
         msg.ACCESS_REMOVED,
+        msg.STARS_PAID,
+        msg.STARS_REFUNDED,
     }
 )
 
@@ -79,6 +81,9 @@ _ADMIN_KEYS: dict[str, str] = {
     msg.ADMIN_ACCESS_FAILING: "alert_access_failing",
     msg.ADMIN_CHAT_RIGHTS: "alert_chat_rights",
     msg.ADMIN_UNRENDERABLE: "alert_unrenderable",
+    msg.ADMIN_STARS_PAID: "alert_stars_paid",
+    msg.ADMIN_STARS_REFUNDED: "alert_stars_refunded",
+    msg.ADMIN_STARS_UNMATCHED: "alert_stars_unmatched",
 }
 
 # every kind rendered here: the customer's (anything else raises UnknownKind) and the admins'
@@ -152,10 +157,27 @@ class Renderer:
             )
         if kind in (msg.ACCESS_INVITE, msg.ACCESS_REMOVED):
             return self._access(lang, kind, p)
+        if kind in (msg.STARS_PAID, msg.STARS_REFUNDED):
+            return self._stars(lang, kind, p)
         key = _CUSTOMER_KEYS.get(kind)
         if key is None:
             raise UnknownKind(kind)
         return Outgoing(t.get(lang, key, **common))
+
+    def _stars(self, lang: str | None, kind: str, p: Mapping[str, Any]) -> Outgoing:
+        t = self.texts
+        values = {
+            "plan": self._plan_name(p.get("plan_id", "")),
+            "stars": p.get("stars", ""),
+            "until": t.date(p.get("ends_at")),
+        }
+        if kind == msg.STARS_REFUNDED:
+            return Outgoing(t.get(lang, "stars_refunded", **values))
+        if p.get("renewal"):
+            key = "stars_renewed"
+        else:
+            key = "stars_paid_subscription" if p.get("recurring") else "stars_paid"
+        return Outgoing(t.get(lang, key, **values))
 
     def _access(self, lang: str | None, kind: str, p: Mapping[str, Any]) -> Outgoing:
         t = self.texts
@@ -225,6 +247,11 @@ class Renderer:
             "message_id": p.get("message_id", ""),
             "kind": p.get("kind", ""),
             "audience": p.get("audience", ""),
+            "stars": p.get("stars", ""),
+            "payment": p.get("payment_id", ""),
+            "charge": p.get("charge_id", ""),
+            "by": p.get("by", ""),
+            "renewal": t.get(None, "alert_stars_renewal") if p.get("renewal") else "",
         }
         if kind == msg.ADMIN_UNMATCHED:
             values["amount"] = p.get("deposit_amount", "")

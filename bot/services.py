@@ -48,6 +48,7 @@ class Timings:
     poll_requests: float = 2.0  # the primary looks for a standby's "check now" (PostgreSQL)
     prune: float = 86400.0  # settled history older than RETENTION_DAYS, daily
     first_prune: float = 600.0  # ten minutes after start-up (a daily restart still prunes)
+    stars_ledger: float = 600.0  # Telegram's Stars ledger against the recorded payments
 
 
 class PollGate:

@@ -41,11 +41,26 @@ async def status(update: Update, context: BotContext) -> None:
             lines.append(
                 texts.get(lang, "status_expired_line", plan=name, until=texts.date(sub.ends_at))
             )
+    renewing = []  # Telegram subscriptions: (order, plan name, renewal on)
+    for star_sub in await services.payments.stars.subscriptions_of(uid):
+        plan = services.catalog.plan(star_sub.plan_id)
+        name = plan.name if plan else star_sub.plan_id
+        if star_sub.ends_at is None or star_sub.ends_at <= now:
+            continue  # ended: nothing left to renew or stop
+        key = "stars_renewal_line" if star_sub.renewal_on else "stars_renewal_off_line"
+        lines.append(
+            texts.get(
+                lang, key, plan=name, stars=star_sub.stars, until=texts.date(star_sub.ends_at)
+            )
+        )
+        renewing.append((star_sub.order_id, name, star_sub.renewal_on))
     if not any(is_active(s, now) for s in subscriptions):
         lines.insert(0, texts.get(lang, "status_none"))
     else:
         lines.insert(0, texts.get(lang, "status_title"))
-    await message.reply_text("\n".join(lines))
+    await message.reply_text(
+        "\n".join(lines), reply_markup=keyboards.stars_renewals(texts, lang, renewing)
+    )
 
 
 async def history(update: Update, context: BotContext) -> None:

@@ -122,7 +122,7 @@ async def on_plan(update: Update, context: BotContext) -> None:
         text = texts.get(
             lang, "choose_coin", plan=plan.name, price=usd(plan.price_usd), days=plan.days
         )
-        if not coins:
+        if not coins and plan.stars is None:
             text = texts.get(lang, "no_coins")
         markup = keyboards.coins(texts, lang, plan, coins)
         if isinstance(action, cb.Renew) and query.message is not None:

@@ -17,6 +17,43 @@ MESSAGES: dict[str, str] = {
         "sends on: a payment on another network may be lost."
     ),
     "no_coins": "No coin can be paid right now (deposits are paused at the exchange). Try later.",
+    # --- Telegram Stars ------------------------------------------------------------------------
+    "button_stars": "⭐ Telegram Stars",
+    "button_pay_stars": "Pay ⭐ {stars}",
+    "stars_invoice_title": "{plan}",
+    "stars_invoice_description": "{plan}: {days} days of access. Invoice {invoice}.",
+    "stars_subscription_description": (
+        "{plan}: 30 days of access, renewed by Telegram every 30 days until you turn it off. "
+        "Invoice {invoice}."
+    ),
+    "stars_subscription_offer": (
+        "<b>{plan}</b>: ⭐ {stars} every 30 days, renewed by Telegram until you turn it off "
+        "(/status). Tap the button to pay."
+    ),
+    "stars_unavailable": "Paying with Telegram Stars is not possible right now. Try again soon.",
+    "stars_refused_unknown": "This invoice is not one of the shop's. Pick a plan again: /plans",
+    "stars_refused_not_yours": "This invoice was made for someone else. Pick a plan: /plans",
+    "stars_refused_expired": "This invoice has expired. Pick the plan again for a new one.",
+    "stars_refused_paid": "This invoice is paid already. Do not pay it again.",
+    "stars_refused_plan_gone": "This plan is no longer sold. Pick another one: /plans",
+    "stars_refused_price_changed": "The price has changed. Pick the plan again for a new invoice.",
+    "stars_paid": "⭐ Payment received: {stars} Stars. <b>{plan}</b> is active until {until}.",
+    "stars_paid_subscription": (
+        "⭐ Payment received: {stars} Stars. <b>{plan}</b> is active until {until}. Telegram "
+        "renews it every 30 days for {stars} Stars; turn that off any time in /status."
+    ),
+    "stars_renewed": "⭐ <b>{plan}</b> renewed ({stars} Stars): active until {until}.",
+    "stars_refunded": (
+        "↩️ Your {stars} Stars for <b>{plan}</b> were refunded, and the time they paid for was "
+        "taken back."
+    ),
+    "stars_renewal_line": "⭐ Telegram renews <b>{plan}</b> every 30 days for {stars} Stars.",
+    "stars_renewal_off_line": "⭐ Renewal of <b>{plan}</b> is off: it ends {until}.",
+    "button_renewal_off": "Stop renewing {plan}",
+    "button_renewal_on": "Renew {plan} again every 30 days",
+    "stars_renewal_now_off": "Renewal of <b>{plan}</b> is off. It stays active until {until}.",
+    "stars_renewal_now_on": "Telegram will renew <b>{plan}</b> every 30 days again.",
+    "stars_renewal_failed": "Telegram did not change the renewal: {reason}. Try again later.",
     "button_back": "« Back",
     "button_plans": "Plans",
     "button_renew": "Renew {plan}",
@@ -344,6 +381,35 @@ MESSAGES: dict[str, str] = {
         "No URL in MERCHANT_WEBHOOK_URLS has the id {id} (/webhooks lists them). Nothing changed."
     ),
     # --- admin alerts (from the outbox) ------------------------------------------------------
+    "alert_stars_paid": (
+        "⭐ Paid in Stars: {stars} Stars · {plan} · customer <code>{customer}</code> · "
+        "payment <code>{payment}</code>{renewal} · until {until}"
+    ),
+    "alert_stars_renewal": " (renewal)",
+    "alert_stars_refunded": (
+        "↩️ Stars refunded ({by}): payment <code>{payment}</code> · {stars} Stars · {plan} · "
+        "customer <code>{customer}</code> · now until {until}"
+    ),
+    "alert_stars_unmatched": (
+        "❓ Stars payment <code>{charge}</code> of {stars} Stars from customer "
+        "<code>{customer}</code>: {reason}. Nothing was credited; check it in Telegram."
+    ),
+    # /refund (admins)
+    "command_refund_usage": (
+        "Usage: /refund &lt;payment, invoice or charge id&gt;: refunds a Telegram Stars payment "
+        "and takes back what it paid for."
+    ),
+    "refund_unknown": "No Telegram Stars payment has the id {ref}. Nothing changed.",
+    "refund_done": (
+        "↩️ Refunded {stars} Stars of payment <code>{payment}</code> to customer "
+        "<code>{customer}</code>; {plan} now ends {until}."
+    ),
+    "refund_already": "Payment <code>{payment}</code> was refunded already. Nothing changed.",
+    "refund_found_refunded": (
+        "Telegram says payment <code>{payment}</code> was refunded already (outside the bot): "
+        "recorded now, and what it paid for taken back."
+    ),
+    "refund_failed": "Telegram did not refund payment <code>{payment}</code>: {reason}.",
     "alert_paid": (
         "💰 Paid: invoice <code>{invoice}</code> · {plan} · {amount} {coin} {network} · "
         "customer <code>{customer}</code>{exceptions} · until {until}"

@@ -28,4 +28,41 @@ MESSAGES: dict[str, str] = {
     "stale_button": "Эта кнопка больше не действует.",
     "not_yours": "Это не ваш счёт.",
     "admin_only": "Эта команда только для администраторов магазина.",
+    # --- Telegram Stars ------------------------------------------------------------------------
+    "button_stars": "⭐ Telegram Stars",
+    "button_pay_stars": "Оплатить ⭐ {stars}",
+    "stars_invoice_description": "{plan}: доступ на {days} дн. Счёт {invoice}.",
+    "stars_subscription_description": (
+        "{plan}: доступ на 30 дней, Telegram продлевает его каждые 30 дней, пока вы не "
+        "отключите продление. Счёт {invoice}."
+    ),
+    "stars_subscription_offer": (
+        "<b>{plan}</b>: ⭐ {stars} каждые 30 дней, Telegram продлевает подписку, пока вы её не "
+        "отключите (/status). Нажмите кнопку, чтобы оплатить."
+    ),
+    "stars_unavailable": "Оплата Telegram Stars сейчас недоступна. Попробуйте чуть позже.",
+    "stars_refused_unknown": "Этот счёт выставлен не магазином. Выберите тариф заново: /plans",
+    "stars_refused_not_yours": "Этот счёт выставлен другому человеку. Выберите тариф: /plans",
+    "stars_refused_expired": "Срок счёта истёк. Выберите тариф снова, чтобы получить новый.",
+    "stars_refused_paid": "Этот счёт уже оплачен. Не оплачивайте его повторно.",
+    "stars_refused_plan_gone": "Этот тариф больше не продаётся. Выберите другой: /plans",
+    "stars_refused_price_changed": (
+        "Цена изменилась. Выберите тариф снова, чтобы получить новый счёт."
+    ),
+    "stars_paid": "⭐ Оплата получена: {stars} Stars. <b>{plan}</b> активен до {until}.",
+    "stars_paid_subscription": (
+        "⭐ Оплата получена: {stars} Stars. <b>{plan}</b> активен до {until}. Telegram "
+        "продлевает подписку каждые 30 дней за {stars} Stars; отключить можно в /status."
+    ),
+    "stars_renewed": "⭐ <b>{plan}</b> продлён ({stars} Stars): активен до {until}.",
+    "stars_refunded": (
+        "↩️ Ваши {stars} Stars за <b>{plan}</b> возвращены, оплаченное ими время отменено."
+    ),
+    "stars_renewal_line": "⭐ Telegram продлевает <b>{plan}</b> каждые 30 дней за {stars} Stars.",
+    "stars_renewal_off_line": "⭐ Продление <b>{plan}</b> отключено: подписка закончится {until}.",
+    "button_renewal_off": "Отключить продление {plan}",
+    "button_renewal_on": "Снова продлевать {plan} каждые 30 дней",
+    "stars_renewal_now_off": "Продление <b>{plan}</b> отключено. Подписка активна до {until}.",
+    "stars_renewal_now_on": "Telegram снова будет продлевать <b>{plan}</b> каждые 30 дней.",
+    "stars_renewal_failed": "Telegram не изменил продление: {reason}. Попробуйте позже.",
 }

@@ -32,6 +32,7 @@ SUBPACKAGES = (
     "invoicing",
     "ops",
     "pricing",
+    "stars",
     "storage",
     "subscriptions",
 )
