@@ -13,7 +13,9 @@ lets it through, as for a process paused inside a call). Users, messages and con
 (``send_text``, ``press``, ``messages`` ...) come from
 :class:`fakes.telegram_state.TelegramState`; channels, groups, members, invite links and join
 requests (``add_chat``, ``join_by_link``, ``members`` ...) from
-:class:`fakes.telegram_chats.TelegramChats`. ``allowed_updates`` is remembered between calls and
+:class:`fakes.telegram_chats.TelegramChats`; Telegram Stars invoices, payments, subscriptions,
+refunds and the Star ledger (``invoices``, ``pay``, ``charge_renewals`` ...) from
+:class:`fakes.telegram_stars.TelegramStars`. ``allowed_updates`` is remembered between calls and
 by default excludes ``chat_member``, as on Telegram.
 
 Standalone: ``python -m fakes.telegram --port 8081 [--chat -100123...]`` prints the base URL and
@@ -54,7 +56,7 @@ from fakes.telegram_state import (
 T = TypeVar("T")
 FAULT_KINDS = ("429", "500", "502", "forbidden", "bad_request", "timeout")
 JSON_KEYS = {"reply_markup", "allowed_updates", "commands", "entities", "caption_entities"}
-JSON_KEYS |= {"link_preview_options", "reply_parameters", "scope", "menu_button"}
+JSON_KEYS |= {"link_preview_options", "reply_parameters", "scope", "menu_button", "prices"}
 INT_KEYS = {"chat_id", "message_id", "offset", "limit", "timeout", "user_id", "cache_time"}
 BOOL_KEYS = {"show_alert", "drop_pending_updates", "disable_notification", "protect_content"}
 INT_KEYS |= {"expire_date", "member_limit", "until_date"}

@@ -30,6 +30,7 @@ from fakes.telegram_html import ApiError as ApiError
 from fakes.telegram_html import bad_request as bad_request
 from fakes.telegram_html import parse_html as parse_html
 from fakes.telegram_html import utf16_len as utf16_len
+from fakes.telegram_stars import STARS_API, STARS_METHODS, TelegramStars
 
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are"
@@ -53,7 +54,7 @@ METHODS: tuple[str, ...] = (
 )
 METHODS += ("setMyCommands", "getMyCommands", "deleteMyCommands", "sendMessage", "sendPhoto")
 METHODS += ("editMessageText", "editMessageCaption", "editMessageReplyMarkup", "deleteMessage")
-METHODS += ("answerCallbackQuery", "getFile", *CHAT_METHODS)
+METHODS += ("answerCallbackQuery", "getFile", *CHAT_METHODS, *STARS_METHODS)
 
 
 @dataclass
@@ -93,6 +94,8 @@ class ChatMessage:
     date: int = 0
     entities: list[dict[str, Any]] = field(default_factory=list)
     photo_sizes: list[dict[str, Any]] = field(default_factory=list)
+    invoice: dict[str, Any] | None = None  # an invoice message's Invoice (sendInvoice)
+    successful_payment: dict[str, Any] | None = None  # a user's service message of a payment
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ class _File:
     sizes: list[dict[str, Any]]  # every PhotoSize of the upload this file belongs to
 
 
-class TelegramState(TelegramChats):
+class TelegramState(TelegramChats, TelegramStars):
     """Users, chats, messages, files and the update queue of one fake bot."""
 
     def __init__(self, token: str) -> None:
@@ -156,12 +159,14 @@ class TelegramState(TelegramChats):
         self.webhook_error: tuple[int, str] | None = None
         self._allowed_updates: list[str] | None = None  # None: Telegram's default set
         self._init_chats()
+        self._init_stars()
 
     def _notify(self) -> None:
         """Called after the update queue changed (the server wakes its pollers)."""
 
     def reset(self) -> None:
-        """Forget every user, message, file, update, request, answer and the webhook."""
+        """Forget every user, message, file, update, request, answer and the webhook (and every
+        chat, invoice, payment, subscription and Star transaction)."""
         with self._lock:
             self._init_state()
         self._notify()
@@ -364,6 +369,10 @@ class TelegramState(TelegramChats):
                 out["photo"] = copy.deepcopy(msg.photo_sizes)
             if msg.reply_markup and msg.reply_markup.get("inline_keyboard"):
                 out["reply_markup"] = copy.deepcopy(msg.reply_markup)
+            if msg.invoice is not None:
+                out["invoice"] = copy.deepcopy(msg.invoice)
+            if msg.successful_payment is not None:
+                out["successful_payment"] = copy.deepcopy(msg.successful_payment)
             return out
 
     def _formatted(self, params: dict[str, Any], key: str, limit: int) -> dict[str, Any]:
@@ -466,6 +475,8 @@ class TelegramState(TelegramChats):
                 return info | {"file_size": len(f.data)}
             if method in CHAT_API:
                 return self._chat_api(method, params)
+            if method in STARS_API:
+                return self._stars_api(method, params)
         raise ApiError(404, "Not Found")
 
     def _send_photo(self, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
