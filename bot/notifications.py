@@ -296,7 +296,7 @@ class Renderer:
                 invoice=i.get("invoice_id", ""),
                 plan=self._plan_name(i.get("plan_id", "")),
                 amount=i.get("amount", ""),
-                coin=i.get("currency", ""),
+                coin="Stars" if i.get("currency") == "XTR" else i.get("currency", ""),
                 status=i.get("status", ""),
                 date=t.date(i.get("created_at")),
             )

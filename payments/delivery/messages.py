@@ -302,11 +302,13 @@ class Unrenderable(TypedDict):
 
 
 class SupportInvoice(TypedDict):
+    """A crypto invoice, or a Telegram Stars order (currency XTR, amount its Stars)."""
+
     invoice_id: str
     plan_id: str
     amount: str  # the amount asked, at the invoice's step
     currency: str
-    network: str
+    network: str  # "stars" for a Stars order
     status: str
     created_at: int
 

@@ -27,8 +27,9 @@ from payments.delivery.outbox import enqueue
 from payments.facts import InvoiceFacts
 from payments.invoicing.customers import get_customer
 from payments.money import format_amount
+from payments.stars.model import CURRENCY as STARS
 from payments.storage import Database
-from payments.storage.schema import invoices, outbox
+from payments.storage.schema import invoices, outbox, star_invoices
 
 SUPPORT_WINDOW_MS = 10 * MINUTE_MS
 RECENT_INVOICES = 5  # the newest invoices an alert lists
@@ -76,13 +77,7 @@ class SupportService:
                 return SupportRequest(customer_id, "blocked")
             if await _told_since(conn, customer_id, window, now - SUPPORT_WINDOW_MS):
                 return SupportRequest(customer_id, "recent")
-            rows = await conn.execute(
-                select(invoices)
-                .where(invoices.c.customer_id == customer_id)
-                .order_by(invoices.c.created_at.desc(), invoices.c.id)
-                .limit(RECENT_INVOICES)
-            )
-            recent = [_invoice(InvoiceFacts.from_row(r)) for r in rows.mappings()]
+            recent = await _recent(conn, customer_id)
             payload: msg.SupportRequest = {
                 "customer_id": customer_id,
                 "username": _clip(username.lstrip("@") if username else None, USERNAME_MAX),
@@ -101,6 +96,38 @@ async def _told_since(conn: AsyncConnection, customer_id: int, window: int, sinc
     keys = [support_key(customer_id, window), support_key(customer_id, window - 1)]
     rows = await conn.execute(select(outbox.c.created_at).where(outbox.c.dedupe_key.in_(keys)))
     return any(created_at > since for (created_at,) in rows)
+
+
+async def _recent(conn: AsyncConnection, customer_id: int) -> list[msg.SupportInvoice]:
+    """The customer's newest invoices, crypto and Telegram Stars together (a Stars order's
+    amount is its Stars, its coin XTR), newest first."""
+    rows = await conn.execute(
+        select(invoices)
+        .where(invoices.c.customer_id == customer_id)
+        .order_by(invoices.c.created_at.desc(), invoices.c.id)
+        .limit(RECENT_INVOICES)
+    )
+    found = [_invoice(InvoiceFacts.from_row(r)) for r in rows.mappings()]
+    orders = await conn.execute(
+        select(star_invoices)
+        .where(star_invoices.c.customer_id == customer_id)
+        .order_by(star_invoices.c.created_at.desc(), star_invoices.c.id)
+        .limit(RECENT_INVOICES)
+    )
+    for order in orders.mappings():
+        found.append(
+            {
+                "invoice_id": order["id"],
+                "plan_id": order["plan_id"],
+                "amount": str(int(order["stars"])),
+                "currency": STARS,  # XTR
+                "network": "stars",
+                "status": order["status"],
+                "created_at": int(order["created_at"]),
+            }
+        )
+    found.sort(key=lambda i: i["created_at"], reverse=True)
+    return found[:RECENT_INVOICES]
 
 
 def _invoice(facts: InvoiceFacts) -> msg.SupportInvoice:
