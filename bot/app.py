@@ -31,7 +31,17 @@ from bot import callbacks as cb
 from bot import jobs
 from bot.access import AccessWorker, call_limit
 from bot.config import Settings
-from bot.handlers import access, account, admin, catalog, checkout, errors, presence, stars
+from bot.handlers import (
+    access,
+    account,
+    admin,
+    catalog,
+    checkout,
+    errors,
+    presence,
+    stars,
+    support,
+)
 from bot.handlers import webhooks as merchant_webhooks
 from bot.handlers.common import answer, language
 from bot.ordering import ChatOrderedProcessor
@@ -54,7 +64,8 @@ log = logging.getLogger(__name__)
 
 CONCURRENT_UPDATES = 16
 
-CUSTOMER_COMMANDS = ("start", "plans", "status", "history", "cancel", "help")
+# the menu's order; /paysupport and /terms are what Telegram asks of every bot that sells
+CUSTOMER_COMMANDS = ("start", "plans", "status", "history", "cancel", "paysupport", "terms", "help")
 
 Handler = Callable[[Update, BotContext], Any]
 
@@ -294,6 +305,11 @@ def register_handlers(application: BotApplication) -> None:
         ("history", account.history),
         ("help", account.help_command),
         ("cancel", account.cancel),
+        # Telegram's rules for bots that sell: answered to anyone, blocked or not, and whatever
+        # they were in the middle of (a claim's awaited tx hash stays awaited); commands, so
+        # they come before the catch-all text handler below, which would take them as a claim
+        ("paysupport", support.paysupport),
+        ("terms", support.terms),
         # admins (each handler refuses anyone not in ADMIN_IDS)
         ("pending", admin.pending),
         ("confirm", admin.confirm),

@@ -22,13 +22,29 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from bot.terms import MESSAGE_LIMIT, longest_terms
 from payments.config import PaymentSettings
 from payments.errors import ConfigError
 
 QrPayload = Literal["default", "uri", "address"]
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")  # Telegram's characters; 16+ ours
 MIN_SECRET = 16  # shorter secrets are guessable, and the log filter skips very short ones
+_HTTPS_URL = re.compile(r"https://[^\s/?#]+\.[^\s/?#]+(?:[/?#]\S*)?")
+_USERNAME = re.compile(r"@[A-Za-z][A-Za-z0-9_]{4,31}")  # Telegram's: 5-32 characters
+_TME = re.compile(r"(?:https://)?(?:t\.me|telegram\.me)/[A-Za-z0-9_+][A-Za-z0-9_+/?=&-]{0,200}")
+_EMAIL = re.compile(r"[^\s@<>\"]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:)[^/]*@")
+
+
+def support_contact(raw: str) -> str:
+    """SUPPORT_CONTACT as customers read it: an @username, a t.me link (made https://) or an
+    e-mail address; ValueError for anything else."""
+    contact = raw.strip()
+    if _USERNAME.fullmatch(contact) or (_EMAIL.fullmatch(contact) and len(contact) <= 254):
+        return contact
+    if _TME.fullmatch(contact):
+        return contact if contact.startswith("https://") else f"https://{contact}"
+    raise ValueError("must be an @username, a t.me link (https://t.me/name) or an e-mail address")
 
 
 def mask_url(url: str) -> str:
@@ -78,6 +94,9 @@ class Settings(BaseSettings):
     grace_days: int = Field(default=0, ge=0, le=365)
     merchant_webhook_urls: Annotated[tuple[str, ...], NoDecode] = ()
     merchant_webhook_secret: SecretStr | None = None
+    support_contact: str | None = None
+    terms_text: str | None = None
+    terms_url: str | None = None
     log_level: str = "INFO"
 
     @field_validator("admin_ids", mode="before")
@@ -135,6 +154,28 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return url.rstrip("/")
 
+    @field_validator("support_contact")
+    @classmethod
+    def _contact(cls, contact: str | None) -> str | None:
+        if contact is None:
+            return None
+        return support_contact(contact)
+
+    @field_validator("terms_url")
+    @classmethod
+    def _https_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        url = url.strip()
+        if not _HTTPS_URL.fullmatch(url):
+            raise ValueError("must be an https:// link (no spaces, at most 500 characters)")
+        return url
+
+    @field_validator("terms_text")
+    @classmethod
+    def _terms(cls, text: str | None) -> str | None:
+        return text.strip() or None if text is not None else None
+
     @field_validator("webhook_secret")
     @classmethod
     def _telegram_secret(cls, secret: SecretStr | None) -> SecretStr | None:
@@ -163,6 +204,14 @@ class Settings(BaseSettings):
         if secret is not None and len(secret.get_secret_value()) < MIN_SECRET:
             raise ValueError("MERCHANT_WEBHOOK_SECRET must be at least 16 characters")
         self.payment_settings()  # the core's own range checks, named by variable
+        if self.terms_text is not None:
+            length = longest_terms(self.terms_text, self.terms_url)
+            if length > MESSAGE_LIMIT:
+                raise ValueError(
+                    f"TERMS_TEXT is too long: /terms would be {length} characters and Telegram "
+                    f"sends at most {MESSAGE_LIMIT}; shorten it by {length - MESSAGE_LIMIT} or "
+                    "put the full terms at TERMS_URL"
+                )
         return self
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:

@@ -84,6 +84,7 @@ _ADMIN_KEYS: dict[str, str] = {
     msg.ADMIN_STARS_PAID: "alert_stars_paid",
     msg.ADMIN_STARS_REFUNDED: "alert_stars_refunded",
     msg.ADMIN_STARS_UNMATCHED: "alert_stars_unmatched",
+    msg.ADMIN_SUPPORT: "alert_support",
 }
 
 # every kind rendered here: the customer's (anything else raises UnknownKind) and the admins'
@@ -279,7 +280,38 @@ class Renderer:
                 else "alert_capacity_amounts"
             )
             values["advice"] = t.get(None, advice)
+        if kind == msg.ADMIN_SUPPORT:
+            values.update(self._support(p))
         return Outgoing(t.get(None, key, **values))
+
+    def _support(self, p: Mapping[str, Any]) -> dict[str, object]:
+        """/paysupport: who asked (their name is their own words: escaped like any value) and
+        their newest invoices, one line each."""
+        t = self.texts
+        username = p.get("username")
+        lines = [
+            t.get(
+                None,
+                "alert_support_invoice",
+                invoice=i.get("invoice_id", ""),
+                plan=self._plan_name(i.get("plan_id", "")),
+                amount=i.get("amount", ""),
+                coin="Stars" if i.get("currency") == "XTR" else i.get("currency", ""),
+                status=i.get("status", ""),
+                date=t.date(i.get("created_at")),
+            )
+            for i in p.get("invoices") or []
+            if isinstance(i, Mapping)
+        ]
+        return {
+            "who": p.get("name")
+            or (f"@{username}" if username else None)
+            or t.get(None, "alert_support_unnamed"),
+            "username": Html(t.get(None, "alert_support_username", username=username))
+            if username
+            else "",
+            "invoices": Html("\n".join(lines) or t.get(None, "alert_support_no_invoices")),
+        }
 
 
 class UnknownKind(ValueError):

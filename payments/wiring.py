@@ -13,8 +13,8 @@ health = await payments.health()                 # /healthz: the database and OK
 
 It builds every service the Telegram layer and the HTTP API use (``invoices``, ``claims``,
 ``claim_waits``, ``admin``, ``customers``, ``photos``, ``storefront``, ``access``,
-``webhooks``, ``signals``, ``stars``, ``lease(name)``): they never reach the database handle
-themselves.
+``webhooks``, ``signals``, ``stars``, ``support``, ``lease(name)``): they never reach the
+database handle themselves.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from payments.ops.health import Health, check_health
 from payments.ops.reports import ShopStats, shop_stats
 from payments.ops.retention import CHUNK as PRUNE_CHUNK
 from payments.ops.retention import PruneReport, prune
+from payments.ops.support import SupportService
 from payments.pricing.quotes import QuoteService
 from payments.stars import StarsRail
 from payments.storage import Database
@@ -95,6 +96,7 @@ class Payments:
     webhooks: WebhookSender  # without URLs it only serves the admins' view of what was left
     signals: Signals  # between replicas (a standby passing a "check now" on)
     stars: StarsRail  # the Telegram Stars rail
+    support: SupportService  # /paysupport: the admins' alert, one a customer per 10 minutes
     # a key check that has not passed (OKX down or the key refused at start-up): each poll
     # runs it again first, and reads no deposit until it passes
     key_check_pending: bool = False
@@ -184,6 +186,7 @@ class Payments:
             ),
             signals=Signals(db),
             stars=StarsRail(db, catalog, okx_clock, order_ttl_ms=settings.ttl_ms),
+            support=SupportService(db, okx_clock),
         )
 
     def lease(self, name: str) -> LeaseStore:

@@ -64,6 +64,8 @@ MESSAGES: dict[str, str] = {
     "command_history": "Your invoices",
     "command_cancel": "Cancel an open invoice",
     "command_help": "How paying works",
+    "command_paysupport": "Help with a payment",
+    "command_terms": "Terms of sale",
     # --- the invoice ---------------------------------------------------------------------------
     "invoice_caption": (
         "{banner}<b>{plan}</b>: {days} days, {price}\n"
@@ -198,8 +200,45 @@ MESSAGES: dict[str, str] = {
         "/status: your subscription · /history: your invoices · /cancel: cancel an open "
         "invoice\n"
         "Paid but nothing happened? Press “I paid: claim it” under the invoice and send the "
-        "transaction hash."
+        "transaction hash.\n"
+        "/paysupport: help with a payment · /terms: the terms of sale"
     ),
+    # --- Telegram's rules for bots that sell: /terms and /paysupport ---------------------------
+    "terms_default": (
+        "<b>Terms of sale</b>\n"
+        "<b>What you buy:</b> access to the plan you choose for the number of days it states. It "
+        "starts when your payment arrives; a renewal bought early starts when the current "
+        "period ends. It is a digital service: nothing is shipped.\n"
+        "<b>Paying:</b> in crypto, the exact amount an invoice shows, on the network it names, "
+        "before it expires; or in Telegram Stars where a plan offers them. A crypto payment "
+        "that arrives short, late or twice is looked at by the shop's admins, who settle it or "
+        "arrange a refund.\n"
+        "<b>Renewals:</b> a crypto payment never renews by itself: you are reminded before your "
+        "access ends and renew by paying a new invoice. A Telegram Stars subscription is renewed "
+        "by Telegram every 30 days until you turn it off in /status.\n"
+        "<b>Refunds:</b> the shop's admins decide each case (for example a payment sent twice, "
+        "or access that was not given). Crypto is sent back to an address you give them, less "
+        "the network's fee; Stars are refunded through Telegram, and the time they paid for ends. "
+        "Time already used is not refunded.\n"
+        "<b>Questions about a payment:</b> /paysupport"
+    ),
+    "terms_merchant": (
+        "<b>Terms of sale</b>\n{text}{link}\n\nQuestions about a payment: /paysupport"
+    ),
+    "terms_link": "\n\nThe full terms: {url}",
+    "terms_url_only": (
+        "<b>Terms of sale</b>\nThe shop's terms are here: {url}\n\n"
+        "Questions about a payment: /paysupport"
+    ),
+    "paysupport_contact": (
+        "💬 For help with a payment, write to {contact}. Give your invoice number (/history "
+        "lists them) and, if you paid, the transaction hash."
+    ),
+    "paysupport_told": (
+        "🔔 The shop's admins have been told you need help with a payment and will write to you "
+        "here."
+    ),
+    "paysupport_blocked": "This shop does not take support requests from your account here.",
     "unknown": "I didn't understand that. /help shows what I can do.",
     # --- chat access (channels and groups a plan grants) ---------------------------------------
     "access_invite": (
@@ -483,5 +522,16 @@ MESSAGES: dict[str, str] = {
         "version of the bot: it was given up on. Deploy the version that wrote it, or tell the "
         "recipient by hand."
     ),
+    "alert_support": (
+        '🆘 /paysupport from <a href="tg://user?id={customer}">{who}</a> (id '
+        "<code>{customer}</code>{username}). Recent invoices:\n{invoices}\n"
+        "/user {customer} shows their subscriptions."
+    ),
+    "alert_support_username": ", @{username}",
+    "alert_support_invoice": (
+        "<code>{invoice}</code> · {plan} · {amount} {coin} · {status} · {date}"
+    ),
+    "alert_support_no_invoices": "none",
+    "alert_support_unnamed": "a customer",
     "alert_generic": "ℹ️ {kind}: {details}",
 }

@@ -301,6 +301,25 @@ class Unrenderable(TypedDict):
     audience: str
 
 
+class SupportInvoice(TypedDict):
+    """A crypto invoice, or a Telegram Stars order (currency XTR, amount its Stars)."""
+
+    invoice_id: str
+    plan_id: str
+    amount: str  # the amount asked, at the invoice's step
+    currency: str
+    network: str  # "stars" for a Stars order
+    status: str
+    created_at: int
+
+
+class SupportRequest(TypedDict):
+    customer_id: int
+    username: str | None  # Telegram's @username without the @, when they have one
+    name: str | None  # first and last name as Telegram gave them (the customer's own words)
+    invoices: list[SupportInvoice]  # the newest first, at most 5
+
+
 # --- samples (the catalogue's examples; a test renders every kind with them) -----------------
 
 _INVOICE: InvoiceFields = {
@@ -685,4 +704,26 @@ ADMIN_STARS_UNMATCHED: Kind[StarsUnmatched] = _kind(
     StarsUnmatched,
     {"charge_id": "stxABC", "customer_id": 42, "stars": 1500, "reason": "not in the ledger"},
     "A Stars payment that names no order of the shop, or one Telegram's ledger lacks.",
+)
+ADMIN_SUPPORT: Kind[SupportRequest] = _kind(
+    "admin.support_request",
+    "admins",
+    SupportRequest,
+    {
+        "customer_id": 101,
+        "username": "alice",
+        "name": "Alice Smith",
+        "invoices": [
+            {
+                "invoice_id": "ABCD2345",
+                "plan_id": "pro",
+                "amount": "29.0001",
+                "currency": "USDT",
+                "network": "TRC20",
+                "status": "paid",
+                "created_at": _WHEN,
+            }
+        ],
+    },
+    "A customer asked for help with a payment (/paysupport; one a customer per 10 minutes).",
 )

@@ -1,5 +1,5 @@
-"""Operations: what admins do and see (corrections, queues, figures), health, retention and the
-set-up check."""
+"""Operations: what admins do and see (corrections, queues, figures, customers' support
+requests), health, retention and the set-up check."""
 
 from payments.ops.admin import AdminResult, AdminService, BlockResult, PendingOverview, UserOverview
 from payments.ops.capacity import CapacityWarning
@@ -8,9 +8,11 @@ from payments.ops.health import Health, check_health
 from payments.ops.reports import ShopStats, WindowStats, shop_stats
 from payments.ops.retention import PruneReport, prune
 from payments.ops.setup_check import OkxAccess, Report, check_setup, url_password
+from payments.ops.support import SUPPORT_WINDOW_MS, SupportRequest, SupportService
 
 __all__ = [
     "COUNT_CAP",
+    "SUPPORT_WINDOW_MS",
     "AdminResult",
     "AdminService",
     "BlockResult",
@@ -21,6 +23,8 @@ __all__ = [
     "PruneReport",
     "Report",
     "ShopStats",
+    "SupportRequest",
+    "SupportService",
     "UserOverview",
     "WindowStats",
     "check_health",

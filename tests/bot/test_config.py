@@ -338,10 +338,28 @@ def test_a_webhook_needs_its_secret() -> None:
         ("QR_PAYLOAD", "bip21"),
         ("TIMEZONE", "Mars/Olympus"),
         ("OKX_API_URL", "www.okx.com"),
+        ("SUPPORT_CONTACT", "call us"),
+        ("SUPPORT_CONTACT", "@abc"),  # Telegram's usernames have 5 characters or more
+        ("SUPPORT_CONTACT", "https://evil.example/t.me/shop"),
+        ("TERMS_URL", "http://shop.example/terms"),
+        ("TERMS_URL", "https://shop.example/our terms"),
     ],
 )
 def test_bad_values_are_named(name: str, value: str) -> None:
     assert name in _problem(**{name: value})
+
+
+@pytest.mark.parametrize(
+    ("contact", "shown"),
+    [
+        ("@shop_help", "@shop_help"),
+        ("t.me/shop_help", "https://t.me/shop_help"),
+        ("https://t.me/+AbCdEf123", "https://t.me/+AbCdEf123"),
+        (" help@shop.example ", "help@shop.example"),
+    ],
+)
+def test_a_support_contact_is_a_username_a_t_me_link_or_an_e_mail(contact: str, shown: str) -> None:
+    assert load_settings({**BASE_ENV, "SUPPORT_CONTACT": contact}).support_contact == shown
 
 
 def test_the_given_mapping_is_all_that_is_read(monkeypatch: pytest.MonkeyPatch) -> None:

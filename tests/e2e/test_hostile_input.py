@@ -738,7 +738,16 @@ def test_updates_of_any_kind_and_shape_change_nothing(tmp_path: Path) -> None:
         assert describe(errors) == []
 
 
-CUSTOMER_COMMANDS = ["/start", "/plans", "/status", "/history", "/help", "/cancel", "/join"]
+CUSTOMER_COMMANDS = [
+    "/start",
+    "/plans",
+    "/status",
+    "/history",
+    "/help",
+    "/cancel",
+    "/join",
+    "/terms",
+]
 PAYLOADS = st.one_of(
     st.text(max_size=80),
     st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True),  # a deep link's start parameter

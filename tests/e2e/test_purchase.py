@@ -61,7 +61,9 @@ async def test_the_command_menu_is_set_in_each_catalogue_language(tmp_path: Path
             call.params.get("language_code", ""): [c["command"] for c in call.params["commands"]]
             for call in world.tg.calls("setMyCommands")
         }
-        assert menus[""] == ["start", "plans", "status", "history", "cancel", "help"]
+        assert menus[""] == [
+            *("start", "plans", "status", "history", "cancel", "paysupport", "terms", "help")
+        ]
         assert menus["ru"] == menus[""]
         ru = next(c for c in world.tg.calls("setMyCommands") if c.params.get("language_code"))
         assert ru.params["commands"][0]["description"] == "Тарифы и ваша подписка"

@@ -63,6 +63,7 @@ STABLE_NAMES = {
         "admin.stars_paid",
         "admin.stars_refunded",
         "admin.stars_unmatched",
+        "admin.support_request",
     },
 }
 
