@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, RowMapping, String, exists, func, select, update
+from sqlalchemy import ColumnElement, RowMapping, String, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payments.catalog import Catalog
@@ -14,6 +14,7 @@ from payments.clock import DAY_MS, Clock
 from payments.storage.db import Database
 from payments.storage.schema import memberships
 from payments.storage.schema import subscriptions as subs
+from payments.subscriptions.renewals import RENEWAL_GRACE_MS, renews_itself
 
 PENDING = "pending"  # entitled, no link sent yet (or a new one is needed)
 INVITED = "invited"  # a link was sent, not used yet
@@ -106,7 +107,13 @@ class AccessBase:
         return exists().where(
             subs.c.customer_id == customer,
             subs.c.plan_id.in_(self.plans_for(chat_id)),
-            subs.c.ends_at > now - self.grace_ms,
+            or_(
+                subs.c.ends_at > now - self.grace_ms,
+                and_(  # a Telegram renewal on its way
+                    subs.c.ends_at > now - max(self.grace_ms, RENEWAL_GRACE_MS),
+                    renews_itself(subs.c.customer_id, subs.c.plan_id),
+                ),
+            ),
         )
 
     # --- helpers ---------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Reminders before a subscription ends, and its expiry.
 
 Reminders go out 3 days and 1 day before the end (once per end date, so a renewal gets its own);
-at the end the subscription expires and the customer is told once. Messages go through the
+at the end the subscription expires and the customer is told once. A subscription Telegram
+renews by itself (:mod:`payments.subscriptions.renewals`) gets no reminder, and expires only if
+its renewal has not come within a grace after the end. Messages go through the
 outbox in the caller's transaction; re-running changes nothing.
 """
 
@@ -19,6 +21,7 @@ from payments.delivery.outbox import enqueue
 from payments.delivery.webhooks import emit
 from payments.storage.schema import subscriptions as subs
 from payments.subscriptions.periods import ACTIVE, EXPIRED
+from payments.subscriptions.renewals import RENEWAL_GRACE_MS, renews_itself
 
 # the reminder offsets the schema can remember (one "reminded for this end" column each)
 _REMINDER_COLUMNS = {3: subs.c.reminded_3d_for, 1: subs.c.reminded_1d_for}
@@ -59,7 +62,14 @@ async def run_reminders_and_expiry(
         (d, now_ms + (windows[i + 1] * DAY_MS if i + 1 < len(windows) else 0), now_ms + d * DAY_MS)
         for i, d in enumerate(windows)
     ]
-    due = [subs.c.ends_at <= now_ms]
+    renewing = renews_itself(subs.c.customer_id, subs.c.plan_id)
+    # ended: now, or once a renewal Telegram should have charged is late past the grace
+    due = [
+        and_(
+            subs.c.ends_at <= now_ms,
+            or_(~renewing, subs.c.ends_at <= now_ms - RENEWAL_GRACE_MS),
+        )
+    ]
     for d, low, high in bounds:
         column = _REMINDER_COLUMNS[d]
         due.append(
@@ -71,7 +81,13 @@ async def run_reminders_and_expiry(
         )
     rows = (
         await conn.execute(
-            select(subs.c.id, subs.c.customer_id, subs.c.plan_id, subs.c.ends_at)
+            select(
+                subs.c.id,
+                subs.c.customer_id,
+                subs.c.plan_id,
+                subs.c.ends_at,
+                renewing.label("renewing"),
+            )
             .where(subs.c.status == ACTIVE, or_(*due))
             .order_by(subs.c.ends_at, subs.c.id)
             .limit(limit)
@@ -113,8 +129,8 @@ async def run_reminders_and_expiry(
             .where(*still, column.is_distinct_from(row.ends_at))
             .values({column: row.ends_at})
         )
-        if int(result.rowcount or 0) != 1:
-            continue
+        if int(result.rowcount or 0) != 1 or row.renewing:
+            continue  # Telegram renews it: nothing to remind of
         reminder = msg.SUBSCRIPTION_REMINDER.message(
             {"plan_id": row.plan_id, "ends_at": row.ends_at, "days_before": d},
             key=f"sub:{row.id}:remind{d}:{row.ends_at}",
