@@ -315,8 +315,9 @@ class StarsModel(RuleBasedStateMachine):
             assert charge is not None, f"payment {charge_id} was never charged"
             assert charge.valid, f"charge {charge_id} names no order of its payer: credited"
             assert int(row["customer_id"]) == charge.customer
-            [period] = by_key.get(str(row["id"]), [None])
-            assert period is not None, f"charge {charge_id} has no period"
+            found = by_key.get(str(row["id"]), [])
+            assert len(found) == 1, f"charge {charge_id} has {len(found)} periods"
+            period = found[0]
             assert (period["revoked_at"] is not None) == (row["refunded_at"] is not None)
         for charge in self.charges.values():
             if charge.valid and charge.delivered:
