@@ -77,7 +77,7 @@ def install_error_handlers(app: FastAPI) -> None:
     "/payments/crypto/initialize",
     tags=["payments"],
     summary="Create an invoice (or hand back the open one for the same choice)",
-    responses=_documented(401, 409, 413, 422, 429),
+    responses=_documented(401, 403, 409, 413, 422, 429),
 )
 async def initialize(
     user: CurrentUser,
@@ -337,7 +337,7 @@ async def _stars_order(
         invoice_link=link,
         expires_at=_iso(order.expires_at),
         expires_in_seconds=max(0, (order.expires_at - before) // 1000),
-        reused=order.created_at < before,
+        reused=order.reused,
     )
 
 

@@ -148,7 +148,7 @@ class StarsRail:
             ).all()
             for row in open_rows:
                 if row.plan_id == plan.id and int(row.stars) == plan.stars:
-                    return _order(row)
+                    return replace(_order(row), reused=True)
             if len(open_rows) >= ORDERS_OPEN_PER_CUSTOMER:  # the oldest makes room
                 await conn.execute(
                     update(star_invoices)
