@@ -4,7 +4,10 @@ The real bot (the same Application ``python -m bot run`` builds) runs against th
 and the fake OKX of :mod:`fakes`, both served on 127.0.0.1, with SQLite in a temporary
 directory. A customer, Alice, sends /start and presses Pro, USDT and Tron (TRC20); the invoice
 photo is written to ``--image``; the exact amount is then paid to the exact address on the fake
-OKX, and the bot's poller settles the invoice and tells Alice. The conversation is printed as it
+OKX, and the bot's poller settles the invoice and tells Alice. Then Bob buys the same plan with
+Telegram Stars (the demo's plans file prices Pro at 1500 Stars too): he presses Pro and
+"Telegram Stars", the bot makes a 30-day subscription link, the fake Bot API plays Telegram's
+side (pre-checkout, then the charge) and the bot credits him. The conversation is printed as it
 happens. No token, key or network is needed, and nothing is left running.
 """
 
@@ -28,12 +31,15 @@ from fakes.okx import FakeOkx
 from fakes.settings import bot_env
 from fakes.telegram import FakeTelegram
 from fakes.telegram_state import ChatMessage
-from payments.catalog import load_catalog
+from payments.catalog import default_plans_path, load_catalog
 
 T = TypeVar("T")
 
 CUSTOMER_ID = 1001
 CUSTOMER_NAME = "Alice"
+STARS_CUSTOMER_ID = 1002
+STARS_CUSTOMER_NAME = "Bob"
+PRO_STARS = 1500
 ADMIN_ID = 900
 PLAN = "Pro"
 COIN = "USDT"
@@ -69,7 +75,25 @@ def run_demo(*, image: str, step_timeout: float = STEP_TIMEOUT_S) -> int:
 def demo_env(tg: FakeTelegram, okx: FakeOkx, workdir: Path) -> dict[str, str]:
     """The bot's settings, all pointing at the fakes (the fakes' own test credentials)."""
     database_url = f"sqlite:///{workdir / 'demo.sqlite3'}"
-    return bot_env(tg, okx, database_url, admins=str(ADMIN_ID), PAYMENT_POLL_SECONDS="1")
+    return bot_env(
+        tg,
+        okx,
+        database_url,
+        admins=str(ADMIN_ID),
+        PAYMENT_POLL_SECONDS="1",
+        PLANS_FILE=str(demo_plans(workdir)),
+    )
+
+
+def demo_plans(workdir: Path) -> Path:
+    """The bundled plans, with Pro also sold for Telegram Stars."""
+    text = default_plans_path().read_text(encoding="utf-8")
+    marked = 'id = "pro"\n'
+    if marked not in text:
+        raise DemoFailed("the bundled plans have no Pro plan to sell for Stars")
+    path = workdir / "plans.toml"
+    path.write_text(text.replace(marked, f"{marked}stars = {PRO_STARS}\n", 1), encoding="utf-8")
+    return path
 
 
 async def demo(image: Path, *, step_timeout: float = STEP_TIMEOUT_S) -> None:
@@ -80,7 +104,8 @@ async def demo(image: Path, *, step_timeout: float = STEP_TIMEOUT_S) -> None:
         for n in c.networks
         if n.chain == CHAIN
     )
-    say(f"subsbot demo: {CUSTOMER_NAME} buys {PLAN} with {COIN} on {network}.")
+    say(f"subsbot demo: {CUSTOMER_NAME} buys {PLAN} with {COIN} on {network}; then")
+    say(f"{STARS_CUSTOMER_NAME} buys {PLAN} with Telegram Stars.")
     say("The real bot runs against fake Telegram and OKX servers on 127.0.0.1, with SQLite in a")
     say("temporary directory: no token, keys or network needed.")
     say("")
@@ -95,6 +120,9 @@ async def demo(image: Path, *, step_timeout: float = STEP_TIMEOUT_S) -> None:
             chat = Chat(tg, CUSTOMER_ID, step_timeout)
             tg.user(CUSTOMER_ID, first_name=CUSTOMER_NAME, language_code="en")
             await purchase(chat, okx, network, image)
+            say("")
+            tg.user(STARS_CUSTOMER_ID, first_name=STARS_CUSTOMER_NAME, language_code="en")
+            await stars_purchase(Chat(tg, STARS_CUSTOMER_ID, step_timeout), tg)
 
 
 async def purchase(chat: Chat, okx: FakeOkx, network: str, image: Path) -> None:
@@ -118,6 +146,26 @@ async def purchase(chat: Chat, okx: FakeOkx, network: str, image: Path) -> None:
     okx.add_deposit(COIN, CHAIN, amount, to=address)
     say(f"okx  : deposit {amount} {COIN} on {CHAIN} to {address} seen (successful)")
     await chat.expect("Payment received", "the activation message (the deposit poll)")
+
+
+async def stars_purchase(chat: Chat, tg: FakeTelegram) -> None:
+    """Pro for Stars: the subscription link, paid on the fake Bot API, credited by the bot."""
+    chat.send("/start")
+    await chat.expect("Welcome", "the welcome message")
+    chat.press(PLAN)
+    await chat.expect("Which coin", "the coin choice")
+    chat.press("Telegram Stars")
+    offer = await chat.expect("every 30 days", "the Stars subscription offer")
+    links = [str(b["url"]) for row in _keyboard(offer) for b in row if b.get("url")]
+    if not links:
+        raise DemoFailed("the Stars offer came without its pay link")
+    say(f"you  > [Pay] opens {links[0]}")
+    payment = tg.pay(chat.user_id, links[0])
+    await wait_for(payment.done.is_set, chat.timeout, "Telegram's pre-checkout and charge")
+    if payment.outcome != "paid":
+        raise DemoFailed(f"the Stars payment did not go through: {payment.outcome}")
+    say(f"tg   : {payment.total_amount} Stars charged ({payment.charge_id})")
+    await chat.expect("Payment received", "the bot's receipt for the Stars")
 
 
 class Chat:

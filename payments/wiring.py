@@ -158,6 +158,7 @@ class Payments:
         guard = CreationGuard(refusals_per_hour=settings.invoices_per_hour)
         invoices = InvoiceService(db, catalog, quotes, okx_clock, settings, guard)
         hooks = webhooks or WebhookSettings()
+        stars = StarsRail(db, catalog, okx_clock, order_ttl_ms=settings.ttl_ms)
         return cls(
             db=db,
             exchange=exchange,
@@ -173,7 +174,7 @@ class Payments:
             claim_waits=ClaimWaits(db, okx_clock),
             customers=CustomerService(db, okx_clock),
             photos=InvoiceMessages(db, okx_clock),
-            storefront=Storefront(db, catalog, invoices, okx_clock),
+            storefront=Storefront(db, catalog, invoices, okx_clock, stars),
             access=AccessService(db, okx_clock, catalog, grace_days=settings.grace_days),
             webhooks=WebhookSender(
                 db,
@@ -185,7 +186,7 @@ class Payments:
                 lease_clock=okx_clock.local,  # the replica's lease is timed by the host's clock
             ),
             signals=Signals(db),
-            stars=StarsRail(db, catalog, okx_clock, order_ttl_ms=settings.ttl_ms),
+            stars=stars,
             support=SupportService(db, okx_clock),
         )
 

@@ -12,6 +12,7 @@ from bot.services import BotContext, Services
 from payments import errors
 from payments import states as st
 from payments.deposits import claims
+from payments.stars import StarsPayment
 from payments.subscriptions import days_left, is_active
 
 
@@ -69,12 +70,15 @@ async def history(update: Update, context: BotContext) -> None:
         return
     services, lang = context.services, language(update)
     texts = services.texts
-    entries = await services.storefront.history(uid, limit=10)
+    entries = await services.storefront.timeline(uid, limit=10)
     if not entries:
         await message.reply_text(texts.get(lang, "history_none"))
         return
     lines = [texts.get(lang, "history_title")]
     for entry in entries:
+        if isinstance(entry, StarsPayment):
+            lines.append(_stars_line(services, lang, entry))
+            continue
         view = entry.invoice
         tx = "".join(texts.get(lang, "history_tx", tx=t) for t in entry.tx_ids[:2])
         lines.append(
@@ -91,6 +95,22 @@ async def history(update: Update, context: BotContext) -> None:
             )
         )
     await message.reply_text("\n".join(lines))
+
+
+def _stars_line(services: Services, lang: str | None, payment: StarsPayment) -> str:
+    texts = services.texts
+    plan = services.catalog.plan(payment.plan_id)
+    refunded = payment.refunded_at is not None
+    return texts.get(
+        lang,
+        "history_stars_line",
+        date=texts.date(payment.paid_at),
+        payment=payment.id,
+        plan=plan.name if plan else payment.plan_id,
+        stars=payment.stars,
+        status=status_word(services, lang, "refunded" if refunded else st.PAID),
+        renewal=texts.get(lang, "history_stars_renewal") if payment.renewal else "",
+    )
 
 
 async def help_command(update: Update, context: BotContext) -> None:

@@ -366,6 +366,17 @@ async def stats(update: Update, context: BotContext) -> None:
             texts.get(None, "admin_stats_item", name=c, value=format(v.normalize(), "f"))
             for c, v in sorted(window.coin_by_currency.items())
         )
+        stars = ""
+        if window.stars.payments or services.catalog.stars_plans:
+            stars = texts.get(
+                None,
+                "admin_stats_stars",
+                payments=window.stars.payments,
+                stars=window.stars.stars,
+                refunds=window.stars.refunds,
+                refunded=window.stars.refunded_stars,
+                kept=window.stars.kept,
+            )
         windows.append(
             texts.get(
                 None,
@@ -375,6 +386,7 @@ async def stats(update: Update, context: BotContext) -> None:
                 usd=report_usd(window.usd_total),
                 plans=Html(plans),
                 coins=Html(coins),
+                stars=Html(stars),
             )
         )
     outbox = ", ".join(f"{k} {count_text(v)}" for k, v in sorted(report.outbox.items()) if v)
@@ -425,6 +437,7 @@ async def user(update: Update, context: BotContext) -> None:
         for s in overview.subscriptions
     )
     invoices = "\n".join(_invoice_line(services, i) for i in overview.invoices)
+    stars = await _stars_of(services, customer_id)
     customer = overview.customer
     await _reply(
         update,
@@ -440,5 +453,49 @@ async def user(update: Update, context: BotContext) -> None:
             open=overview.open_invoices,
             subscriptions=Html(subs),
             invoices=Html(invoices),
+            stars=Html(stars),
         ),
+    )
+
+
+async def _stars_of(services: Services, customer_id: int) -> str:
+    """The customer's Telegram Stars: whether each subscription renews, and the newest charges
+    (empty when they never paid in Stars and none is sold)."""
+    texts, rail = services.texts, services.payments.stars
+    payments = await rail.payments_of(customer_id, limit=10)
+    if not payments and not services.catalog.stars_plans:
+        return ""
+    subs = "".join(
+        texts.get(
+            None,
+            "admin_user_stars_renews" if s.renewal_on else "admin_user_stars_renewal_off",
+            plan=_plan_name(services, s.plan_id),
+            stars=s.stars,
+            order=s.order_id,
+        )
+        for s in await rail.subscriptions_of(customer_id)
+    )
+    lines = "\n".join(
+        texts.get(
+            None,
+            "admin_user_stars_line",
+            payment=p.id,
+            plan=_plan_name(services, p.plan_id),
+            stars=p.stars,
+            date=texts.date(p.paid_at),
+            order=p.order_id,
+            renewal=texts.get(None, "admin_user_stars_renewal") if p.renewal else "",
+            refunded=(
+                texts.get(None, "admin_user_stars_refunded", date=texts.date(p.refunded_at))
+                if p.refunded_at is not None
+                else ""
+            ),
+        )
+        for p in payments
+    )
+    return texts.get(
+        None,
+        "admin_user_stars",
+        subscriptions=Html(subs),
+        payments=Html(lines or texts.get(None, "admin_user_stars_none")),
     )

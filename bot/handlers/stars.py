@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 
-from telegram import LabeledPrice, Update
+from telegram import Bot, LabeledPrice, Update
 from telegram.error import BadRequest, TelegramError
 
 from bot import callbacks as cb
 from bot import keyboards
 from bot.handlers.common import answer, language, refuse_non_admin, user_id
-from bot.services import BotContext
+from bot.services import BotContext, Services
 from payments import errors
-from payments.stars import CURRENCY, SUBSCRIPTION_PERIOD_S, StarsCharge
+from payments.stars import CURRENCY, SUBSCRIPTION_PERIOD_S, StarsCharge, StarsOrder
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +48,7 @@ async def on_pay(update: Update, context: BotContext) -> None:
     prices = [LabeledPrice(title, order.stars)]
     try:
         if order.recurring:
-            link = order.link
-            if link is None:
-                description = texts.get(
-                    lang, "stars_subscription_description", plan=plan.name, invoice=order.id
-                )
-                link = await context.bot.create_invoice_link(
-                    title=title,
-                    description=description[:255],
-                    payload=order.payload,
-                    currency=CURRENCY,
-                    prices=prices,
-                    subscription_period=SUBSCRIPTION_PERIOD_S,
-                )
-                await services.payments.stars.attach_link(order.id, link)
+            link = await invoice_link(context.bot, services, lang, order)
             await context.bot.send_message(
                 chat.id,
                 texts.get(lang, "stars_subscription_offer", plan=plan.name, stars=order.stars),
@@ -82,6 +69,35 @@ async def on_pay(update: Update, context: BotContext) -> None:
     except TelegramError as exc:
         log.warning("Stars invoice for %s not sent: %s", order.id, exc)
         await context.bot.send_message(chat.id, texts.get(lang, "stars_unavailable"))
+
+
+async def invoice_link(bot: Bot, services: Services, lang: str | None, order: StarsOrder) -> str:
+    """The order's invoice link (``createInvoiceLink``), made once and remembered: a 30-day
+    subscription for a recurring order, else a one-off payment. A Mini App opens it with
+    ``Telegram.WebApp.openInvoice``; the chat shows it as a Pay button. Raises
+    :class:`~telegram.error.TelegramError` when Telegram makes none."""
+    if order.link is not None:
+        return order.link
+    texts = services.texts
+    plan = services.catalog.plan(order.plan_id)
+    name = plan.name if plan else order.plan_id
+    title = texts.get(lang, "stars_invoice_title", plan=name)[:32]
+    if order.recurring:
+        description = texts.get(lang, "stars_subscription_description", plan=name, invoice=order.id)
+    else:
+        description = texts.get(
+            lang, "stars_invoice_description", plan=name, days=order.days, invoice=order.id
+        )
+    link = await bot.create_invoice_link(
+        title=title,
+        description=description[:255],
+        payload=order.payload,
+        currency=CURRENCY,
+        prices=[LabeledPrice(title, order.stars)],
+        subscription_period=SUBSCRIPTION_PERIOD_S if order.recurring else None,
+    )
+    await services.payments.stars.attach_link(order.id, link)
+    return link
 
 
 async def on_pre_checkout(update: Update, context: BotContext) -> None:

@@ -186,6 +186,11 @@ MESSAGES: dict[str, str] = {
     "history_title": "<b>Your recent invoices</b>",
     "history_line": "{date} · <code>{invoice}</code> · {plan} · {amount} {coin} · {status}{tx}",
     "history_tx": "\n   tx <code>{tx}</code>",
+    "history_stars_line": (
+        "{date} · <code>{payment}</code> · {plan} · ⭐ {stars} Stars · {status}{renewal}"
+    ),
+    "history_stars_renewal": " · renewal",
+    "status_refunded": "refunded",
     "status_pending": "waiting for payment",
     "status_processing": "payment seen, confirming",
     "status_paid": "paid",
@@ -369,13 +374,32 @@ MESSAGES: dict[str, str] = {
         "<b>Stats</b>\nActive subscribers: {active}\nUnmatched deposits: {unmatched}\n"
         "Outbox: {outbox}\n\n{windows}"
     ),
-    "admin_stats_window": "<b>Last {window}</b>: {count} paid, ${usd}\n{plans}{coins}",
+    "admin_stats_window": "<b>Last {window}</b>: {count} paid, ${usd}\n{plans}{coins}{stars}",
+    "admin_stats_stars": (
+        "  ⭐ Telegram Stars: {payments} paid, {stars} Stars received, {refunds} refunded "
+        "({refunded} Stars), {kept} Stars kept\n"
+    ),
     "admin_stats_item": "  {name}: {value}\n",
     "admin_user_unknown": "No customer {customer}.",
     "admin_user": (
         "<b>Customer</b> <code>{customer}</code> · language {language} · {reachable} · since "
-        "{since}\nOpen invoices: {open}\n{subscriptions}\n{invoices}"
+        "{since}\nOpen invoices: {open}\n{subscriptions}\n{invoices}{stars}"
     ),
+    "admin_user_stars": "\n\n<b>Telegram Stars</b>\n{subscriptions}{payments}",
+    "admin_user_stars_renews": (
+        "⭐ Telegram renews <b>{plan}</b> every 30 days for {stars} Stars (order "
+        "<code>{order}</code>)\n"
+    ),
+    "admin_user_stars_renewal_off": (
+        "⭐ Renewal of <b>{plan}</b> is off (order <code>{order}</code>)\n"
+    ),
+    "admin_user_stars_line": (
+        "<code>{payment}</code> · {plan} · ⭐ {stars} · {date} · order <code>{order}</code>"
+        "{renewal}{refunded}"
+    ),
+    "admin_user_stars_renewal": " · renewal",
+    "admin_user_stars_refunded": " · refunded {date}",
+    "admin_user_stars_none": "No Stars payments.",
     "admin_reachable": "reachable",
     "admin_unreachable": "blocked the bot",
     # --- merchant webhooks (/webhooks, /redeliver) ----------------------------------------------

@@ -15,6 +15,11 @@ MESSAGES: dict[str, str] = {
     "command_plans": "Выбрать тариф",
     "command_status": "Ваша подписка",
     "command_history": "Ваши счета",
+    "history_stars_line": (
+        "{date} · <code>{payment}</code> · {plan} · ⭐ {stars} Stars · {status}{renewal}"
+    ),
+    "history_stars_renewal": " · продление",
+    "status_refunded": "возвращён",
     "command_cancel": "Отменить открытый счёт",
     "command_help": "Как оплатить",
     "command_paysupport": "Помощь с оплатой",

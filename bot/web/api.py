@@ -1,4 +1,5 @@
-"""The JSON API under ``/api``: create a crypto payment, follow it, list payments, the customer.
+"""The JSON API under ``/api``: create a payment (crypto, or Telegram Stars with
+``crypto_currency: "XTR"``), follow it, list payments, the customer.
 
 Callers authenticate as a Mini App user (``tma``) or as the merchant's backend (``Bearer``), see
 :mod:`bot.web.auth`; a customer only ever sees their own payments (another's id is a 404, as an
@@ -16,9 +17,11 @@ from http import HTTPStatus
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, FastAPI, Path, Query, Response
+from telegram.error import TelegramError
 
 from bot import invoice_card
 from bot.config import Settings
+from bot.handlers.stars import invoice_link
 from bot.refusals import invoice_refusal
 from bot.services import Services
 from bot.texts import Html
@@ -26,12 +29,18 @@ from bot.web import signing
 from bot.web.auth import CurrentUser, Principal
 from bot.web.deps import Context, ServicesDep, WebContext
 from bot.web.schemas import (
+    AnyPayment,
     ApiError,
+    Created,
     ErrorBody,
     InitializeRequest,
     PaymentCreated,
     PaymentHistory,
     PaymentStatus,
+    StarsCharge,
+    StarsPaymentCreated,
+    StarsPaymentStatus,
+    StarsStatus,
     Status,
     Subscription,
     UserMe,
@@ -40,6 +49,7 @@ from bot.web.schemas import (
 from bot.web.webhook import PATH as WEBHOOK_PATH
 from payments import InvoiceView, errors, states
 from payments.catalog import Catalog, Coin, Network, Plan
+from payments.stars import CURRENCY, SUBSCRIPTION_PERIOD_S, StarsOrder, StarsPayment
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +77,19 @@ def install_error_handlers(app: FastAPI) -> None:
     "/payments/crypto/initialize",
     tags=["payments"],
     summary="Create an invoice (or hand back the open one for the same choice)",
-    responses=_documented(401, 409, 413, 422, 429),
+    responses=_documented(401, 403, 409, 413, 422, 429),
 )
 async def initialize(
     user: CurrentUser,
     body: InitializeRequest,
     context: Context,
     services: ServicesDep,
-) -> PaymentCreated:
+) -> Created:
+    if body.crypto_currency.strip().upper() == CURRENCY:
+        plan = _stars_choice(services.catalog, body)
+        if user.scheme == "tma":
+            await services.customers.touch(user.user_id, user.language)
+        return await _stars_order(context, services, user, plan)
     plan, coin, network = _choice(services.catalog, body)
     if user.scheme == "tma":
         await services.customers.touch(user.user_id, user.language)
@@ -89,6 +104,7 @@ async def initialize(
             services.payments.check_capacity_soon()  # one at a time, one a minute
         raise _creation_error(services, lang, exc, coin, network) from None
     return PaymentCreated(
+        rail="crypto",
         payment_id=view.id,
         status=cast(Status, view.status),
         plan=view.plan_id,
@@ -119,11 +135,17 @@ async def payment_status(
     payment_id: PaymentId,
     context: Context,
     services: ServicesDep,
-) -> PaymentStatus:
+) -> AnyPayment:
     try:
         view = await services.payments.invoices.get(payment_id, customer_id=user.user_id)
     except errors.InvoiceNotFound:
-        raise ApiError(404, "payment_not_found", "no such payment") from None
+        rail = services.payments.stars
+        order = await rail.order(payment_id, customer_id=user.user_id)
+        if order is None:
+            raise ApiError(404, "payment_not_found", "no such payment") from None
+        charges = await rail.payments_for([order.id])
+        renews = await _renewals(services, user.user_id)
+        return _stars_payment(services, order, charges.get(order.id, []), renews)
     if view.status in states.OPEN_STATUSES:
         services.poll.request()  # debounced, as the bot's "Check payment" button
     tx_ids = await services.storefront.tx_ids(view.id)
@@ -145,9 +167,19 @@ async def payment_history(
 ) -> PaymentHistory:
     entries = await services.storefront.history(user.user_id, limit=limit)
     lang = await _language(services, user)
-    return PaymentHistory(
-        payments=[_payment(context, services, lang, e.invoice, e.tx_ids) for e in entries]
-    )
+    rail = services.payments.stars
+    orders = await rail.orders_of(user.user_id, limit=limit)
+    charges = await rail.payments_for([o.id for o in orders])
+    renews = await _renewals(services, user.user_id) if orders else {}
+    dated: list[tuple[int, AnyPayment]] = [
+        (e.invoice.created_at, _payment(context, services, lang, e.invoice, e.tx_ids))
+        for e in entries
+    ]
+    dated += [
+        (o.created_at, _stars_payment(services, o, charges.get(o.id, []), renews)) for o in orders
+    ]
+    dated.sort(key=lambda pair: pair[0], reverse=True)
+    return PaymentHistory(payments=[p for _, p in dated[:limit]])
 
 
 @router.get(
@@ -249,6 +281,110 @@ def _choice(catalog: Catalog, body: InitializeRequest) -> tuple[Plan, Coin, Netw
     return plan, coin, network
 
 
+def _stars_choice(catalog: Catalog, body: InitializeRequest) -> Plan:
+    """The plan asked for in Telegram Stars, or a 422 that says which plans are."""
+    if body.network is not None:
+        raise ApiError(
+            422, "network_not_applicable", "XTR (Telegram Stars) takes no network: leave it out"
+        )
+    plan = catalog.plan(body.plan)
+    offered = ", ".join(p.id for p in catalog.stars_plans) or "none"
+    if plan is None:
+        raise ApiError(422, "unknown_plan", f"unknown plan {body.plan!r}; Stars plans: {offered}")
+    if plan.stars is None:
+        raise ApiError(
+            422,
+            "not_sold_for_stars",
+            f"plan {plan.id!r} is not sold for Telegram Stars; Stars plans: {offered}",
+        )
+    return plan
+
+
+async def _stars_order(
+    context: WebContext, services: Services, user: Principal, plan: Plan
+) -> StarsPaymentCreated:
+    """Open (or hand back) the customer's Stars order for ``plan`` and its invoice link, made
+    by the running bot (``createInvoiceLink``)."""
+    lang = await _language(services, user)
+    rail = services.payments.stars
+    before = services.payments.okx_clock.now_ms()
+    try:
+        order = await rail.open_order(user.user_id, plan.id, lang)
+    except errors.CustomerBlocked:
+        raise ApiError(
+            403, "customer_blocked", _plain(services.texts.get(lang, "error_blocked"))
+        ) from None
+    try:
+        link = await invoice_link(context.application.bot, services, lang, order)
+    except TelegramError as exc:
+        log.warning("Stars invoice link for %s not made: %s", order.id, type(exc).__name__)
+        raise ApiError(
+            503,
+            "stars_unavailable",
+            _plain(services.texts.get(lang, "stars_unavailable")),
+            {"Retry-After": "30"},
+        ) from None
+    return StarsPaymentCreated(
+        rail="stars",
+        payment_id=order.id,
+        status=cast(StarsStatus, order.status),
+        plan=order.plan_id,
+        plan_name=plan.name,
+        crypto_currency="XTR",
+        stars=order.stars,
+        subscription=order.recurring,
+        subscription_period=SUBSCRIPTION_PERIOD_S if order.recurring else None,
+        invoice_link=link,
+        expires_at=_iso(order.expires_at),
+        expires_in_seconds=max(0, (order.expires_at - before) // 1000),
+        reused=order.reused,
+    )
+
+
+async def _renewals(services: Services, customer_id: int) -> dict[str, bool]:
+    """Order id -> whether Telegram renews it, for the customer's paid subscriptions."""
+    subs = await services.payments.stars.subscriptions_of(customer_id)
+    return {s.order_id: s.renewal_on for s in subs}
+
+
+def _stars_payment(
+    services: Services,
+    order: StarsOrder,
+    charges: list[StarsPayment],
+    renews: dict[str, bool],
+) -> StarsPaymentStatus:
+    is_open = order.status == "pending"
+    now = services.payments.okx_clock.now_ms()
+    return StarsPaymentStatus(
+        rail="stars",
+        payment_id=order.id,
+        status=cast(StarsStatus, order.status),
+        confirmed=order.status == "paid",
+        plan=order.plan_id,
+        plan_name=_plan_name(services.catalog, order.plan_id),
+        crypto_currency="XTR",
+        stars=order.stars,
+        subscription=order.recurring,
+        renews=renews.get(order.id) if order.recurring and order.status == "paid" else None,
+        refunded=bool(charges) and charges[-1].refunded_at is not None,
+        charges=[
+            StarsCharge(
+                id=c.id,
+                stars=c.stars,
+                paid_at=_iso(c.paid_at),
+                renewal=c.renewal,
+                refunded_at=_iso(c.refunded_at) if c.refunded_at is not None else None,
+            )
+            for c in charges
+        ],
+        created_at=_iso(order.created_at),
+        expires_at=_iso(order.expires_at),
+        expires_in_seconds=max(0, (order.expires_at - now) // 1000) if is_open else 0,
+        paid_at=_iso(charges[0].paid_at) if charges else None,
+        invoice_link=order.link if is_open else None,
+    )
+
+
 def _creation_error(
     services: Services, lang: str | None, exc: errors.PaymentsError, coin: Coin, network: Network
 ) -> ApiError:
@@ -276,6 +412,7 @@ def _payment(
 ) -> PaymentStatus:
     is_open = view.status in states.OPEN_STATUSES
     return PaymentStatus(
+        rail="crypto",
         payment_id=view.id,
         status=cast(Status, view.status),
         confirmed=view.status == states.PAID,

@@ -4,6 +4,10 @@ exception handlers that answer every error in it.
 
 Amounts travel as strings: ``Decimal(crypto_amount)`` is the exact amount to
 send. Times are ISO 8601 in UTC (``2026-01-15T12:05:00Z``).
+
+A payment is on one of two rails, named by ``rail``: ``"crypto"`` (an invoice paid into the
+merchant's OKX account) or ``"stars"`` (Telegram Stars, ``crypto_currency`` ``"XTR"``: an
+invoice link the Mini App opens with ``Telegram.WebApp.openInvoice``; Stars are whole numbers).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger(__name__)
 
 Status = Literal["pending", "processing", "paid", "expired", "cancelled", "invalid"]
+StarsStatus = Literal["pending", "paid", "expired", "cancelled"]
 
 
 class ApiError(HTTPException):
@@ -51,11 +56,12 @@ class InitializeRequest(BaseModel):
         min_length=1,
         max_length=32,
         examples=["TRC20"],
-        description="Required when the coin is offered on several networks",
+        description=("Required when the coin is offered on several networks; none for XTR (Stars)"),
     )
 
 
 class PaymentCreated(BaseModel):
+    rail: Literal["crypto"]
     payment_id: str
     status: Status
     plan: str
@@ -77,6 +83,7 @@ class PaymentCreated(BaseModel):
 
 
 class PaymentStatus(BaseModel):
+    rail: Literal["crypto"]
     payment_id: str
     status: Status
     confirmed: bool = Field(description='True exactly when status is "paid"')
@@ -103,8 +110,64 @@ class PaymentStatus(BaseModel):
     qr_png_url: str | None = Field(description="While the invoice is open: a fresh signed link")
 
 
+class StarsPaymentCreated(BaseModel):
+    """A Telegram Stars order: open ``invoice_link`` with ``Telegram.WebApp.openInvoice``."""
+
+    rail: Literal["stars"]
+    payment_id: str = Field(description="The order's id (status/{payment_id} follows it)")
+    status: StarsStatus
+    plan: str
+    plan_name: str
+    crypto_currency: Literal["XTR"]
+    stars: int = Field(description="The price in Telegram Stars", examples=[1500])
+    subscription: bool = Field(description="Telegram charges again every 30 days")
+    subscription_period: int | None = Field(
+        description="Seconds between charges (2592000) for a subscription, else null"
+    )
+    invoice_link: str = Field(description="For Telegram.WebApp.openInvoice")
+    expires_at: str = Field(description="The link is refused at payment from then on")
+    expires_in_seconds: int
+    reused: bool = Field(description="The open order for the same plan was handed back")
+
+
+class StarsCharge(BaseModel):
+    """One charge Telegram made for an order: the first payment or a renewal."""
+
+    id: str = Field(examples=["XTRK7QW2M9D"])
+    stars: int
+    paid_at: str
+    renewal: bool
+    refunded_at: str | None
+
+
+class StarsPaymentStatus(BaseModel):
+    rail: Literal["stars"]
+    payment_id: str
+    status: StarsStatus
+    confirmed: bool = Field(description='True exactly when status is "paid"')
+    plan: str
+    plan_name: str
+    crypto_currency: Literal["XTR"]
+    stars: int
+    subscription: bool
+    renews: bool | None = Field(
+        description="A paid subscription: whether Telegram renews it; else null"
+    )
+    refunded: bool = Field(description="Its latest charge was refunded")
+    charges: list[StarsCharge] = Field(description="Oldest first")
+    created_at: str
+    expires_at: str
+    expires_in_seconds: int
+    paid_at: str | None
+    invoice_link: str | None = Field(description="While the order is open: the link to pay")
+
+
+Created = Annotated[PaymentCreated | StarsPaymentCreated, Field(discriminator="rail")]
+AnyPayment = Annotated[PaymentStatus | StarsPaymentStatus, Field(discriminator="rail")]
+
+
 class PaymentHistory(BaseModel):
-    payments: list[PaymentStatus] = Field(description="Newest first")
+    payments: list[AnyPayment] = Field(description="Both rails, newest first")
 
 
 class Subscription(BaseModel):

@@ -1,5 +1,6 @@
 """What the shop window reads: offered coins and networks, a customer's subscriptions and
-invoice history. Read-only; the Telegram layer and the HTTP API use it instead of SQL."""
+invoice history (with the Telegram Stars payments beside the crypto invoices). Read-only; the
+Telegram layer and the HTTP API use it instead of SQL."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from payments.catalog import Catalog, Network
 from payments.clock import Clock
 from payments.invoicing.invoices import InvoiceService, InvoiceView
+from payments.stars import StarsPayment, StarsRail
 from payments.storage import Database
 from payments.storage.schema import chain_status, deposits
 from payments.subscriptions.periods import SubscriptionView, get_subscriptions
@@ -23,12 +25,18 @@ class HistoryEntry:
 
 class Storefront:
     def __init__(
-        self, db: Database, catalog: Catalog, invoices: InvoiceService, clock: Clock
+        self,
+        db: Database,
+        catalog: Catalog,
+        invoices: InvoiceService,
+        clock: Clock,
+        stars: StarsRail | None = None,
     ) -> None:
         self.db = db
         self.catalog = catalog
         self.invoices = invoices
         self.clock = clock
+        self.stars = stars
 
     async def offered(self) -> dict[str, list[Network]]:
         """Coin symbol -> the networks that take deposits now (OKX ``canDep``), in catalogue
@@ -59,6 +67,20 @@ class Storefront:
         txs = await self._tx_ids([v.id for v in views])
         return [HistoryEntry(v, txs.get(v.id, ())) for v in views]
 
+    async def timeline(
+        self, customer_id: int, *, limit: int = 10
+    ) -> list[HistoryEntry | StarsPayment]:
+        """Both rails, newest first: the crypto invoices (by when they were made) and the
+        Telegram Stars charges (by when Telegram made them, renewals included), ``limit`` in
+        all."""
+        entries: list[HistoryEntry | StarsPayment] = list(
+            await self.history(customer_id, limit=limit)
+        )
+        if self.stars is not None:
+            entries += await self.stars.payments_of(customer_id, limit=limit)
+        entries.sort(key=_when, reverse=True)
+        return entries[:limit]
+
     async def tx_ids(self, invoice_id: str) -> tuple[str, ...]:
         """The on-chain hashes of the deposits attached to one invoice, oldest first."""
         return (await self._tx_ids([invoice_id])).get(invoice_id, ())
@@ -75,3 +97,7 @@ class Storefront:
                 if tx_id:
                     txs.setdefault(invoice_id, []).append(tx_id)
         return {invoice_id: tuple(ids) for invoice_id, ids in txs.items()}
+
+
+def _when(entry: HistoryEntry | StarsPayment) -> int:
+    return entry.paid_at if isinstance(entry, StarsPayment) else entry.invoice.created_at

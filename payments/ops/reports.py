@@ -8,6 +8,11 @@ Money is summed exactly: prices and deposit amounts are stored as text and added
 Decimals (never a database float). Rows are grouped in SQL first, so a window of thousands of
 paid invoices reads a handful of (plan, price) rows. An invoice counts in a window when it
 turned paid inside it and is still paid (one an admin later marked invalid no longer counts).
+
+Telegram Stars are counted beside crypto, never mixed into its figures: the charges Telegram
+made within the window (first payments and renewals, read through the ``paid_at`` index of
+``star_payments`` in one grouped statement), and of those the ones refunded since. Stars are
+whole numbers, summed as integers.
 """
 
 from __future__ import annotations
@@ -23,11 +28,26 @@ from payments.clock import DAY_MS, HOUR_MS
 from payments.delivery import outbox as ob
 from payments.ops.counting import capped_count, fixed
 from payments.storage import Database
-from payments.storage.schema import deposits, invoices, outbox, subscriptions
+from payments.storage.schema import deposits, invoices, outbox, star_payments, subscriptions
 from payments.subscriptions.periods import ACTIVE
 
 WINDOWS: dict[str, int] = {"24h": 24 * HOUR_MS, "30d": 30 * DAY_MS}  # name -> length
 IDS_PER_STATEMENT = 500  # invoices whose deposits one statement sums
+
+
+@dataclass(frozen=True)
+class StarsWindow:
+    """Telegram Stars charges made within the window, and those of them refunded since."""
+
+    payments: int
+    stars: int  # received: every charge of the window, refunded or not
+    refunds: int
+    refunded_stars: int
+
+    @property
+    def kept(self) -> int:
+        """What the shop keeps of the window's Stars (received minus refunded)."""
+        return self.stars - self.refunded_stars
 
 
 @dataclass(frozen=True)
@@ -40,6 +60,7 @@ class WindowStats:
     count_by_plan: dict[str, int]  # plan_id -> paid invoices
     # currency -> what actually arrived for them: counted deposits attached to those invoices
     coin_by_currency: dict[str, Decimal]
+    stars: StarsWindow  # Telegram Stars, beside crypto
 
 
 @dataclass(frozen=True)
@@ -123,9 +144,32 @@ async def _window(conn: AsyncConnection, since_ms: int) -> WindowStats:
                     Decimal(row.amount) * int(row.n)
                 )
     return WindowStats(
+        stars=await _stars_window(conn, since_ms),
         paid_invoices=sum(count_by_plan.values()),
         usd_total=sum(usd_by_plan.values(), Decimal(0)),
         usd_by_plan=usd_by_plan,
         count_by_plan=count_by_plan,
         coin_by_currency=coins,
     )
+
+
+async def _stars_window(conn: AsyncConnection, since_ms: int) -> StarsWindow:
+    """One statement on the ``paid_at`` index: the window's charges, grouped by refunded."""
+    refunded = star_payments.c.refunded_at.is_not(None).label("refunded")
+    rows = await conn.execute(
+        select(
+            refunded,
+            func.count().label("n"),
+            func.coalesce(func.sum(star_payments.c.stars), 0).label("stars"),
+        )
+        .where(star_payments.c.paid_at >= since_ms)
+        .group_by(refunded)
+    )
+    count = stars = refunds = refunded_stars = 0
+    for row in rows:
+        count += int(row.n)
+        stars += int(row.stars)
+        if row.refunded:
+            refunds += int(row.n)
+            refunded_stars += int(row.stars)
+    return StarsWindow(count, stars, refunds, refunded_stars)

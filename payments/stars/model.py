@@ -45,6 +45,7 @@ class StarsOrder:
     created_at: int
     expires_at: int
     link: str | None = None
+    reused: bool = False  # open_order handed back the customer's open order for the plan
 
     @property
     def payload(self) -> str:

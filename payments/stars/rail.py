@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -147,7 +148,7 @@ class StarsRail:
             ).all()
             for row in open_rows:
                 if row.plan_id == plan.id and int(row.stars) == plan.stars:
-                    return _order(row)
+                    return replace(_order(row), reused=True)
             if len(open_rows) >= ORDERS_OPEN_PER_CUSTOMER:  # the oldest makes room
                 await conn.execute(
                     update(star_invoices)
@@ -425,6 +426,67 @@ class StarsRail:
             )
         return Refunded(payment=payment, by=by, ends_at=ends_at)
 
+    # --- what the customer and the admins read -------------------------------------------------
+
+    async def payments_of(self, customer_id: int, *, limit: int = 10) -> list[StarsPayment]:
+        """The customer's newest charges (first payments and renewals), newest first (read
+        through the ``(customer_id, paid_at)`` index)."""
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(star_payments)
+                    .where(star_payments.c.customer_id == customer_id)
+                    .order_by(star_payments.c.paid_at.desc(), star_payments.c.id)
+                    .limit(limit)
+                )
+            ).all()
+        return [_payment(r) for r in rows]
+
+    async def orders_of(self, customer_id: int, *, limit: int = 20) -> list[StarsOrder]:
+        """The customer's newest orders, any status, newest first; an open order whose time ran
+        out reads as expired before the job closes it."""
+        now = self._clock.now_ms()
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(star_invoices)
+                    .where(star_invoices.c.customer_id == customer_id)
+                    .order_by(star_invoices.c.created_at.desc(), star_invoices.c.id)
+                    .limit(limit)
+                )
+            ).all()
+        return [_as_seen(_order(r), now) for r in rows]
+
+    async def order(self, order_id: str, *, customer_id: int | None = None) -> StarsOrder | None:
+        """One order (of ``customer_id`` when given: another's reads as None, as an unknown
+        one)."""
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(star_invoices).where(star_invoices.c.id == order_id.strip().upper())
+                )
+            ).first()
+        if row is None or (customer_id is not None and int(row.customer_id) != customer_id):
+            return None
+        return _as_seen(_order(row), self._clock.now_ms())
+
+    async def payments_for(self, order_ids: Sequence[str]) -> dict[str, list[StarsPayment]]:
+        """Order id -> its charges, oldest first (through the ``invoice_id`` index)."""
+        if not order_ids:
+            return {}
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(star_payments)
+                    .where(star_payments.c.invoice_id.in_(list(order_ids)))
+                    .order_by(star_payments.c.paid_at, star_payments.c.id)
+                )
+            ).all()
+        out: dict[str, list[StarsPayment]] = {}
+        for row in rows:
+            out.setdefault(row.invoice_id, []).append(_payment(row))
+        return out
+
     # --- the customer's Telegram subscriptions --------------------------------------------------
 
     async def subscriptions_of(self, customer_id: int) -> list[StarsSubscription]:
@@ -585,6 +647,12 @@ class StarsRail:
                 .values(status=EXPIRED, updated_at=now)
             )
         return int(result.rowcount or 0)
+
+
+def _as_seen(order: StarsOrder, now: int) -> StarsOrder:
+    if order.status == PENDING and order.expires_at <= now:
+        return replace(order, status=EXPIRED)
+    return order
 
 
 def _with_first(charge: StarsCharge, first: bool) -> StarsCharge:

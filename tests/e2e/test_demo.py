@@ -64,9 +64,18 @@ def test_the_demo_process_buys_pro_offline_and_writes_a_scannable_invoice(tmp_pa
     amount = value_after(out, "Send exactly: ")
     address = value_after(out, "Address: ")
     assert f"okx  : deposit {amount} USDT on USDT-TRC20 to {address} seen" in out
-    assert lines[-1].startswith("bot  < ✅ Payment received for invoice ")
-    assert "Pro is active until" in lines[-1]
+    [paid] = [line for line in lines if line.startswith("bot  < ✅ Payment received for invoice ")]
+    assert "Pro is active until" in paid
     assert decode_qr(image) == address
+
+    # then Bob pays in Telegram Stars: the offer, the link, Telegram's charge, the receipt
+    stars = lines[lines.index(paid) + 1 :]
+    assert "you  > [⭐ Telegram Stars]" in stars
+    assert any(line.startswith("bot  < Pro: ⭐ 1500 every 30 days") for line in stars)
+    assert any("[Pay ⭐ 1500]" in line for line in stars)
+    assert any(line.startswith("you  > [Pay] opens https://t.me/") for line in stars)
+    assert any(line.startswith("tg   : 1500 Stars charged (") for line in stars)
+    assert lines[-1].startswith("bot  < ⭐ Payment received: 1500 Stars. Pro is active until")
 
 
 def test_in_process_nothing_is_left_running(
@@ -76,7 +85,7 @@ def test_in_process_nothing_is_left_running(
     image = tmp_path / "invoice.png"
     assert run_demo(image=str(image)) == 0
     out = capsys.readouterr().out
-    assert "Payment received" in out.rstrip().splitlines()[-1]
+    assert "Payment received: 1500 Stars" in out.rstrip().splitlines()[-1]
     assert image.read_bytes().startswith(b"\x89PNG")
     assert set(threading.enumerate()) - before == set()
 

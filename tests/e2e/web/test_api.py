@@ -332,4 +332,13 @@ async def test_the_openapi_document_lists_the_routes_and_security(tmp_path: Path
         assert error_ref.endswith("/ErrorBody")
         created = doc["components"]["schemas"]["PaymentCreated"]["properties"]
         assert created["crypto_amount"]["type"] == "string"
+        assert "403" in init["responses"]  # a blocked customer
+        rails = {"crypto": "PaymentCreated", "stars": "StarsPaymentCreated"}
+        answer = init["responses"]["200"]["content"]["application/json"]["schema"]
+        mapping = answer["discriminator"]["mapping"]
+        assert {k: v.rsplit("/", 1)[1] for k, v in mapping.items()} == rails
+        stars = doc["components"]["schemas"]["StarsPaymentCreated"]["properties"]
+        assert stars["invoice_link"]["type"] == "string" and stars["stars"]["type"] == "integer"
+        listed = doc["components"]["schemas"]["PaymentHistory"]["properties"]["payments"]
+        assert set(listed["items"]["discriminator"]["mapping"]) == {"crypto", "stars"}
         assert world.tg.token not in str(doc)

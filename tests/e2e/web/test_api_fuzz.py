@@ -37,8 +37,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from payments.storage.schema import invoices
+from payments.storage.schema import invoices, star_invoices
 from tests.botkit import ADMIN, BotWorld
+from tests.e2e.test_stars import stars_plans
 from tests.e2e.web.test_auth import tma
 
 T = TypeVar("T")
@@ -79,7 +80,9 @@ class Shop:
         return {"Authorization": f"Bearer {API_TOKEN}", "X-Telegram-User-Id": str(ALICE)}
 
     def invoice_rows(self) -> list[dict[str, Any]]:
-        return sorted(self.call(self.world.rows(invoices)), key=lambda r: str(r["id"]))
+        """Crypto invoices and Stars orders."""
+        rows = self.call(self.world.rows(invoices)) + self.call(self.world.rows(star_invoices))
+        return sorted(rows, key=lambda r: str(r["id"]))
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +93,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     stack = AsyncExitStack()
 
     async def start() -> tuple[BotWorld, str]:
-        world = await stack.enter_async_context(BotWorld.open(tmp_path_factory.mktemp("fuzz")))
+        workdir = tmp_path_factory.mktemp("fuzz")
+        plans = {"PLANS_FILE": str(stars_plans(workdir))}  # Pro is sold for Stars too
+        world = await stack.enter_async_context(BotWorld.open(workdir, env=plans))
         env = {"API_TOKEN": API_TOKEN}
         served = await stack.enter_async_context(world.serving(webhook=False, env=env))
         return world, served.base_url
@@ -108,11 +113,13 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
 
 
 def _seed(shop: Shop) -> None:
-    """Bob: two open invoices and a subscription; Alice: one open invoice, no subscription."""
+    """Bob: two open invoices, an open Stars order and a subscription; Alice: one open invoice
+    and an open Stars order, no subscription."""
     shop.call(shop.world.started(ALICE, BOB))
     bearer = {"Authorization": f"Bearer {API_TOKEN}"}
     with httpx.Client(base_url=shop.base_url, timeout=30) as http:
-        for who, ids, coins in ((BOB, shop.bob, ("BTC", "ETH")), (ALICE, shop.alice, ("SOL",))):
+        rails = ((BOB, shop.bob, ("BTC", "ETH", "XTR")), (ALICE, shop.alice, ("SOL", "XTR")))
+        for who, ids, coins in rails:
             for coin in coins:
                 body = {"plan": "pro", "crypto_currency": coin}
                 headers = bearer | {"X-Telegram-User-Id": str(who)}

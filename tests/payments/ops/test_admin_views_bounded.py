@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from payments.clock import DAY_MS
 from payments.delivery.webhooks.monitor import overview
+from payments.invoicing.customers import ensure_customer
 from payments.ops.counting import COUNT_CAP
 from payments.ops.reports import shop_stats
 from payments.storage import Database, schema
@@ -155,3 +156,57 @@ async def test_admins_read_1000_plus_where_a_count_stopped(tmp_path: Path) -> No
             assert f"{COUNT_CAP}+ delivered · 1 pending · 2 failed" in listing
             assert listing.index(f"#{MANY + 3} ") < listing.index(f"#{MANY + 2} ")
             assert listing.index(f"#{MANY + 2} ") < listing.index("#1 ")
+
+
+async def test_a_window_counts_the_stars_charged_in_it_and_those_refunded_since(
+    db: Database,
+) -> None:
+    now = 1_790_000_000_000
+    async with db.transaction() as conn:
+        await ensure_customer(conn, 7, now - 500 * DAY_MS, "en")
+        await conn.execute(
+            schema.star_invoices.insert().values(
+                id="ORDER001",
+                customer_id=7,
+                plan_id="pro",
+                days=30,
+                stars=1500,
+                recurring=True,
+                status="paid",
+                link=None,
+                first_charge_id="c0",
+                renewal_off=False,
+                created_at=now - 500 * DAY_MS,
+                expires_at=now,
+                paid_at=now,
+                updated_at=now,
+            )
+        )
+        charges = (("c0", 0.5, None), ("c1", 0.9, now), ("c2", 10, now), ("c3", 40, None))
+        for n, (charge_id, paid_days_ago, refunded_at) in enumerate(charges):
+            paid_at = now - int(paid_days_ago * DAY_MS)
+            await conn.execute(
+                schema.star_payments.insert().values(
+                    charge_id=charge_id,
+                    id=f"XTR{n}",
+                    invoice_id="ORDER001",
+                    customer_id=7,
+                    plan_id="pro",
+                    days=30,
+                    stars=1000 + n,
+                    renewal=n > 0,
+                    subscription_ends_at=None,
+                    paid_at=paid_at,
+                    recorded_at=paid_at,
+                    source="update",
+                    refunded_at=refunded_at,
+                    refund_source=None if refunded_at is None else "admin",
+                )
+            )
+    stats = await shop_stats(db, now_ms=now)
+    day, month = stats.windows["24h"], stats.windows["30d"]
+    assert (day.stars.payments, day.stars.stars, day.stars.refunds) == (2, 2001, 1)
+    assert (day.stars.refunded_stars, day.stars.kept) == (1001, 1000)
+    assert (month.stars.payments, month.stars.stars, month.stars.refunds) == (3, 3003, 2)
+    assert (month.stars.refunded_stars, month.stars.kept) == (2003, 1000)
+    assert day.paid_invoices == month.paid_invoices == 0  # crypto counts crypto only
