@@ -18,6 +18,7 @@ import pytest
 import bot.__main__ as bot_main
 from bot.check import run_check
 from bot.config import load_settings
+from bot.jobs import DIRECTORY, POLL
 from fakes.okx import FakeOkx
 from fakes.settings import bot_env
 from fakes.telegram import FakeTelegram
@@ -93,9 +94,7 @@ async def test_a_stars_only_shop_sells_a_subscription_without_a_single_okx_reque
         offer = await alice.press("Telegram Stars", expect="every 30 days")
         [link] = [b.url for row in offer_rows(offer) for b in row]
         assert link is not None
-        payment = await paid(
-            world, world.tg.pay(alice.id, link, now_s=world.clock.now_ms() / 1000)
-        )
+        payment = await paid(world, world.tg.pay(alice.id, link, now_s=world.clock.now_ms() / 1000))
         assert payment.outcome == "paid", payment.outcome
         received = await alice.wait_text(f"Payment received: {PRO_STARS} Stars")
         assert "Pro is active until" in received.plain
@@ -118,6 +117,11 @@ async def test_a_stars_only_shop_sells_a_subscription_without_a_single_okx_reque
         assert (health.status_code, body["status"], body["okx"]) == (200, "ok", "off")
         assert set(body["jobs"]) == {"send-outbox", "replica-lease"}  # no deposit poll
 
+        # no deposit poll and no hourly chains, addresses and capacity are even scheduled
+        queue = served.application.job_queue
+        assert queue is not None
+        assert not [job.name for job in queue.jobs() if job.name in (POLL, DIRECTORY)]
+
         # several poll intervals (0.3 s) went by: the fake OKX heard nothing at all
         assert world.okx.count() == 0, world.okx.requests
 
@@ -135,9 +139,9 @@ def fakes() -> Iterator[tuple[FakeTelegram, FakeOkx]]:
         okx.stop()
 
 
-def _env(tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, **extra: str) -> dict[str, str]:
+def _env(tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, *, plans: Path) -> dict[str, str]:
     database = f"sqlite:///{tmp_path / 'shop.sqlite3'}"
-    return without_okx_keys(bot_env(tg, okx, database, **extra))
+    return without_okx_keys(bot_env(tg, okx, database, PLANS_FILE=str(plans)))
 
 
 @pytest.mark.parametrize("plans", ["bundled", "some_plans_in_stars"])
@@ -151,7 +155,7 @@ def test_a_plan_without_a_stars_price_and_no_okx_keys_stop_start_up_in_one_line(
     path = default_plans_path() if plans == "bundled" else stars_plans(tmp_path)
     # the bundled plans are crypto only; with Stars prices on Pro and Quarter, Enterprise is not
     plan = "pro" if plans == "bundled" else "enterprise"
-    code = bot_main.run(load_settings(_env(tg, okx, tmp_path, PLANS_FILE=str(path))))
+    code = bot_main.run(load_settings(_env(tg, okx, tmp_path, plans=path)))
     captured = capsys.readouterr()
     assert code == 2
     assert captured.err.strip().splitlines() == [
@@ -202,7 +206,7 @@ async def test_check_of_a_stars_only_shop_says_so_and_never_calls_okx(
     fakes: tuple[FakeTelegram, FakeOkx], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tg, okx = fakes
-    env = _env(tg, okx, tmp_path, PLANS_FILE=str(stars_only_plans(tmp_path)))
+    env = _env(tg, okx, tmp_path, plans=stars_only_plans(tmp_path))
     code = await run_check(load_settings(env))
     lines = capsys.readouterr().out.splitlines()
     assert code == 0, lines
@@ -216,7 +220,7 @@ async def test_check_of_a_stars_only_shop_says_so_and_never_calls_okx(
     assert any("@" in line and "token belongs to" in line for line in lines)  # Telegram was
 
     # a crypto-only plan without OKX keys: a FAIL line naming it, and still no OKX request
-    bundled = _env(tg, okx, tmp_path, PLANS_FILE=str(default_plans_path()))
+    bundled = _env(tg, okx, tmp_path, plans=default_plans_path())
     code = await run_check(load_settings(bundled))
     lines = capsys.readouterr().out.splitlines()
     assert code == 1
@@ -245,7 +249,7 @@ def test_the_bot_check_process_of_a_stars_only_shop_is_ready(
 ) -> None:
     tg, okx = fakes
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
-    env |= _env(tg, okx, tmp_path, PLANS_FILE=str(stars_only_plans(tmp_path)))
+    env |= _env(tg, okx, tmp_path, plans=stars_only_plans(tmp_path))
     result = subprocess.run(
         [sys.executable, "-m", "bot", "check"],
         env=env,
