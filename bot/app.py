@@ -53,7 +53,7 @@ from bot.sender import OutboxSender
 from bot.services import BotApplication, BotContext, BotData, PollGate, Services
 from bot.texts import DEFAULT_LANGUAGE, Texts
 from bot.throttle import ReplyThrottle
-from payments import PaymentCycle, Payments, load_catalog
+from payments import PaymentCycle, Payments, load_catalog, payment_rails
 from payments.catalog import default_plans_path
 from payments.clock import Clock
 from payments.delivery import WEBHOOK_BUDGET_S, WEBHOOK_TIMEOUT_S, WebhookSettings
@@ -109,8 +109,12 @@ def build_application(
             settings.payment_poll_seconds,
             timings,
             replicas=services.nudge is not None,
+            crypto=services.payments.crypto,
         )
-        services.start_background(jobs.load_directory(services, application.job_queue))
+        if services.payments.crypto:
+            services.start_background(jobs.load_directory(services, application.job_queue))
+        else:  # Telegram Stars only: no chains or addresses to wait for
+            services.directory_tried.set()
         await set_command_menus(
             application, services.texts, paid_chats=bool(services.catalog.chats)
         )
@@ -157,13 +161,16 @@ async def open_services(
     timings: jobs.Timings,
 ) -> Services:
     catalog = load_catalog(settings.plans_file)
-    exchange = OkxExchange(
-        settings.okx_api_key.get_secret_value(),
-        settings.okx_secret_key.get_secret_value(),
-        settings.okx_passphrase.get_secret_value(),
-        base_url=settings.okx_api_url,
-        clock=clock,
-    )
+    keys = settings.okx_keys
+    try:
+        rails = payment_rails(catalog, okx_keys=keys is not None)
+    except ConfigError as exc:  # no OKX keys, and a plan without a Stars price
+        plans_file = settings.plans_file or default_plans_path()
+        raise ConfigError(f"PLANS_FILE {plans_file}: {exc}") from None
+    # Telegram Stars only: no OKX client at all (nothing polls, checks or loads from OKX)
+    exchange = None
+    if rails.crypto and keys is not None:
+        exchange = OkxExchange(*keys, base_url=settings.okx_api_url, clock=clock)
     lease_times = LeaseTimes.for_poll(settings.payment_poll_seconds)
     # each POST must end while this replica surely still holds the lease: its time-out (and a
     # run's budget with it) fits in what is left of the lease just before a renewal
@@ -186,7 +193,8 @@ async def open_services(
             webhooks=webhooks,
         )
     except BaseException:
-        await exchange.close()
+        if exchange is not None:
+            await exchange.close()
         raise
     # Before serving: the key (an unsafe one stops start-up) and that OKX lists every network
     # of the plans file (a misspelt coin or chain stops it too), one request each. Chain status
@@ -209,6 +217,10 @@ async def open_services(
                 f"PLANS_FILE {plans_file}: OKX does not list {', '.join(unlisted)}"
                 " (python -m bot check shows every chain)"
             )
+    # once start-up can no longer be refused: a refusal stays the one line it prints
+    log.info("%s", rails.line())
+    if (unused := rails.warning()) is not None:
+        log.warning("%s", unused)
     texts = Texts(settings.zone)
     customers, photos = payments.customers, payments.photos
     seen = SeenRecently()
@@ -257,7 +269,7 @@ async def open_services(
         timings=timings,
         seen=seen,
         free_text=ReplyThrottle(payments.okx_clock.local),
-        directory_ready=False,
+        directory_ready=not payments.crypto,  # Stars only: no chains or addresses to load
         webhooks=payments.webhooks,
         nudge=nudge,
     )

@@ -25,6 +25,7 @@ from pydantic_settings import (
 from bot.terms import MESSAGE_LIMIT, longest_terms
 from payments.config import PaymentSettings
 from payments.errors import ConfigError
+from payments.rails import OKX_SETTINGS
 
 QrPayload = Literal["default", "uri", "address"]
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")  # Telegram's characters; 16+ ours
@@ -34,6 +35,11 @@ _USERNAME = re.compile(r"@[A-Za-z][A-Za-z0-9_]{4,31}")  # Telegram's: 5-32 chara
 _TME = re.compile(r"(?:https://)?(?:t\.me|telegram\.me)/[A-Za-z0-9_+][A-Za-z0-9_+/?=&-]{0,200}")
 _EMAIL = re.compile(r"[^\s@<>\"]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:)[^/]*@")
+
+
+def _and(names: list[str]) -> str:
+    """ "A", "A and B", "A, B and C"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def support_contact(raw: str) -> str:
@@ -65,9 +71,10 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org"
     admin_ids: Annotated[tuple[int, ...], NoDecode]
     allow_unsafe_api_key: bool = False
-    okx_api_key: SecretStr
-    okx_secret_key: SecretStr
-    okx_passphrase: SecretStr
+    # all three for crypto payments through OKX; none of them: a shop selling for Stars only
+    okx_api_key: SecretStr | None = None
+    okx_secret_key: SecretStr | None = None
+    okx_passphrase: SecretStr | None = None
     okx_api_url: str = "https://www.okx.com"
     database_url: str = "sqlite:///data/subsbot.sqlite3"
     plans_file: Path | None = None
@@ -194,6 +201,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
+        given = [name for name, value in self._okx_settings() if value is not None]
+        if given and len(given) < len(OKX_SETTINGS):
+            missing = [name for name in OKX_SETTINGS if name not in given]
+            raise ValueError(
+                f"{_and(missing)} {'is' if len(missing) == 1 else 'are'} not set"
+                f" ({_and(given)} {'is' if len(given) == 1 else 'are'}): give all three OKX"
+                " settings to take crypto, or none of them to sell for Telegram Stars only"
+            )
         if self.webhook_url and not self.webhook_secret:
             raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_URL is set")
         if self.merchant_webhook_urls and not self.merchant_webhook_secret:
@@ -213,6 +228,22 @@ class Settings(BaseSettings):
                     "put the full terms at TERMS_URL"
                 )
         return self
+
+    def _okx_settings(self) -> list[tuple[str, SecretStr | None]]:
+        values = (self.okx_api_key, self.okx_secret_key, self.okx_passphrase)
+        return list(zip(OKX_SETTINGS, values, strict=True))
+
+    @property
+    def okx_keys(self) -> tuple[str, str, str] | None:
+        """OKX_API_KEY, OKX_SECRET_KEY and OKX_PASSPHRASE; None when none is set (the shop
+        sells for Telegram Stars only). Validation refuses only some of them."""
+        if self.okx_api_key is None or self.okx_secret_key is None or self.okx_passphrase is None:
+            return None
+        return (
+            self.okx_api_key.get_secret_value(),
+            self.okx_secret_key.get_secret_value(),
+            self.okx_passphrase.get_secret_value(),
+        )
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():

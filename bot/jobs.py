@@ -52,16 +52,20 @@ __all__ = [
 ]
 
 
-def stall_limits(poll_seconds: float, timings: Timings) -> dict[str, float]:
+def stall_limits(poll_seconds: float, timings: Timings, *, crypto: bool = True) -> dict[str, float]:
     """How long each singleton job and the lease job may go without finishing a run before this
     process counts as stalled (three missed runs and a minute of slack: a slow OKX is not a
-    stall). A standby counts only the lease job (see bot.web.health)."""
+    stall). A standby counts only the lease job (see bot.web.health). ``crypto`` False
+    (Telegram Stars only): there is no deposit poll to stall."""
     lease = LeaseTimes.for_poll(poll_seconds)
-    return {
+    limits = {
         POLL: 3 * poll_seconds + 60,
         OUTBOX: 3 * timings.outbox + 60,
         LEASE: 3 * lease.renew_s + 60,
     }
+    if not crypto:
+        del limits[POLL]
+    return limits
 
 
 async def renew_lease(context: BotContext) -> None:
@@ -72,7 +76,7 @@ async def renew_lease(context: BotContext) -> None:
     finally:
         services.heartbeats.beat(LEASE)
     queue = cast("JobQueue[BotContext] | None", context.job_queue)
-    if promoted and queue is not None:
+    if promoted and queue is not None and services.payments.crypto:
         queue.run_once(poll_deposits, 0, name=POLL_NOW)
 
 
@@ -234,18 +238,28 @@ def schedule(
     timings: Timings,
     *,
     replicas: bool = False,
+    crypto: bool = True,
 ) -> None:
     """Every job, by name. The first load of chains and addresses is not a job: post_init
     starts it in the background (:func:`load_directory`), which retries soon if OKX is down.
     post_init tried the lease once already, so a single replica polls at ``first_poll``.
-    ``replicas`` (PostgreSQL): the primary also looks for the standbys' "check now"."""
+    ``replicas`` (PostgreSQL): the primary also looks for the standbys' "check now".
+    ``crypto`` False (Telegram Stars only, no OKX keys): no deposit poll, no "check now" from
+    standbys and no hourly chains, addresses and capacity: nothing calls OKX."""
     lease = LeaseTimes.for_poll(poll_seconds)
     job_queue.run_repeating(renew_lease, lease.renew_s, first=lease.renew_s, name=LEASE)
-    if replicas:
+    if crypto:
+        if replicas:
+            job_queue.run_repeating(
+                poll_requests,
+                timings.poll_requests,
+                first=timings.poll_requests,
+                name=POLL_REQUESTS,
+            )
+        job_queue.run_repeating(poll_deposits, poll_seconds, first=timings.first_poll, name=POLL)
         job_queue.run_repeating(
-            poll_requests, timings.poll_requests, first=timings.poll_requests, name=POLL_REQUESTS
+            refresh_directory, timings.directory, first=timings.directory, name=DIRECTORY
         )
-    job_queue.run_repeating(poll_deposits, poll_seconds, first=timings.first_poll, name=POLL)
     job_queue.run_repeating(send_outbox, timings.outbox, first=timings.outbox, name=OUTBOX)
     job_queue.run_repeating(
         subscriptions, timings.subscriptions, first=timings.first_poll, name=SUBSCRIPTIONS
@@ -253,9 +267,6 @@ def schedule(
     job_queue.run_repeating(chat_access, timings.access, first=timings.first_poll, name=ACCESS)
     job_queue.run_repeating(
         chat_rights, timings.chat_rights, first=timings.first_poll, name=CHAT_RIGHTS
-    )
-    job_queue.run_repeating(
-        refresh_directory, timings.directory, first=timings.directory, name=DIRECTORY
     )
     job_queue.run_repeating(
         merchant_webhooks, timings.webhooks, first=timings.webhooks, name=WEBHOOKS

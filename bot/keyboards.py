@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import callbacks as cb
-from bot.texts import Texts, usd
+from bot.texts import Texts, stars_price, usd
 from payments import Catalog, Coin, InvoiceView, Network, Plan
 
 
@@ -15,14 +15,22 @@ def _button(text: str, action: cb.Action) -> InlineKeyboardButton:
     return InlineKeyboardButton(text, callback_data=cb.encode(action))
 
 
-def plans(texts: Texts, lang: str | None, catalog: Catalog) -> InlineKeyboardMarkup:
+def plans(
+    texts: Texts, lang: str | None, catalog: Catalog, *, stars_only: bool = False
+) -> InlineKeyboardMarkup:
+    """One button a plan, with its price in USD, or in Stars when the shop sells for Stars
+    only (no OKX keys)."""
+
+    def price(plan: Plan) -> str:
+        if stars_only and plan.stars is not None:
+            return stars_price(plan.stars)
+        return usd(plan.price_usd)
+
     return InlineKeyboardMarkup(
         [
             [
                 _button(
-                    texts.get(
-                        lang, "plan_button", name=p.name, price=usd(p.price_usd), days=p.days
-                    ),
+                    texts.get(lang, "plan_button", name=p.name, price=price(p), days=p.days),
                     cb.ChoosePlan(p.id),
                 )
             ]

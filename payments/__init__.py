@@ -38,6 +38,7 @@ from payments.ops.admin import AdminResult, BlockResult, PendingOverview, UserOv
 from payments.ops.capacity import CapacityWarning
 from payments.ops.reports import ShopStats, WindowStats
 from payments.ops.retention import PruneReport
+from payments.rails import Rails, payment_rails
 from payments.subscriptions.periods import SubscriptionView
 from payments.subscriptions.reminders import ReminderReport
 from payments.wiring import Payments
@@ -61,6 +62,7 @@ __all__ = [
     "PendingOverview",
     "Plan",
     "PruneReport",
+    "Rails",
     "ReminderReport",
     "ShopStats",
     "SubscriptionView",
@@ -68,5 +70,6 @@ __all__ = [
     "WindowStats",
     "errors",
     "load_catalog",
+    "payment_rails",
     "states",
 ]

@@ -1,6 +1,9 @@
 """The payments core wired together: one object the Telegram layer and the HTTP API use.
 
 payments = await Payments.open(database_url=..., exchange=OkxExchange(...), ...)
+# exchange=None: a shop selling for Telegram Stars only (payments.crypto is False): its catalog
+# offers no coin, and nothing below calls OKX (the key check, the directory and the capacity
+# check do nothing; the bot schedules no poll)
 warnings = await payments.start_checks(allow_unsafe_key=False)
 invoice = await payments.invoices.create(customer_id, "pro", "USDT", "TRC20")
 report = await payments.poller.poll()          # every PAYMENT_POLL_SECONDS
@@ -43,6 +46,7 @@ from payments.deposits.decide import DepositProcessor, match_rules
 from payments.deposits.expiry import expire_invoices
 from payments.deposits.poll import POLLED_UNTIL_KEY, DepositPoller
 from payments.errors import DatabaseUnavailable
+from payments.exchange.absent import NoExchange
 from payments.exchange.base import Exchange
 from payments.exchange.chains import refresh_addresses, refresh_chains
 from payments.exchange.okx import check_api_key
@@ -58,6 +62,7 @@ from payments.ops.retention import CHUNK as PRUNE_CHUNK
 from payments.ops.retention import PruneReport, prune
 from payments.ops.support import SupportService
 from payments.pricing.quotes import QuoteService
+from payments.rails import payment_rails
 from payments.stars import StarsRail
 from payments.storage import Database
 from payments.storage.kv import get_int
@@ -97,6 +102,9 @@ class Payments:
     signals: Signals  # between replicas (a standby passing a "check now" on)
     stars: StarsRail  # the Telegram Stars rail
     support: SupportService  # /paysupport: the admins' alert, one a customer per 10 minutes
+    # crypto into OKX is on; False: no OKX keys, the shop sells for Telegram Stars only (the
+    # exchange is a NoExchange that nothing calls, the catalog has no coin)
+    crypto: bool = True
     # a key check that has not passed (OKX down or the key refused at start-up): each poll
     # runs it again first, and reads no deposit until it passes
     key_check_pending: bool = False
@@ -117,14 +125,15 @@ class Payments:
         cls,
         *,
         database_url: str,
-        exchange: Exchange,
+        exchange: Exchange | None,
         catalog: Catalog,
         settings: PaymentSettings | None = None,
         clock: Clock | None = None,
         db_schema: str | None = None,
         webhooks: WebhookSettings | None = None,
     ) -> Payments:
-        """Connect and migrate the database and wire the services (no OKX request yet)."""
+        """Connect and migrate the database and wire the services (no OKX request yet).
+        ``exchange`` None: Telegram Stars only (no OKX keys), every plan needs a Stars price."""
         db = Database.from_url(database_url, schema=db_schema)
         try:
             await db.migrate()
@@ -145,12 +154,16 @@ class Payments:
     def wire(
         cls,
         db: Database,
-        exchange: Exchange,
+        exchange: Exchange | None,
         catalog: Catalog,
         settings: PaymentSettings,
         clock: Clock | None = None,
         webhooks: WebhookSettings | None = None,
     ) -> Payments:
+        crypto = exchange is not None
+        if exchange is None:
+            payment_rails(catalog, okx_keys=False)  # ConfigError: a plan with no Stars price
+            exchange, catalog = NoExchange(), Catalog(plans=catalog.plans, coins=())
         okx_clock = ExchangeClock(clock or SystemClock())
         quotes = QuoteService(exchange, okx_clock, currencies=catalog.currencies)
         processor = DepositProcessor(db, catalog, settings, okx_clock, quotes)
@@ -188,6 +201,7 @@ class Payments:
             signals=Signals(db),
             stars=stars,
             support=SupportService(db, okx_clock),
+            crypto=crypto,
         )
 
     def lease(self, name: str) -> LeaseStore:
@@ -207,7 +221,10 @@ class Payments:
     async def start_checks(self, *, allow_unsafe_key: bool) -> list[str]:
         """Refuse an API key that can trade or withdraw; load chain status and the address pool.
         Returns warnings (e.g. no IP whitelist, a chain without an address). Measures the offset
-        to OKX's clock first, so nothing is stamped with the host's clock once it serves."""
+        to OKX's clock first, so nothing is stamped with the host's clock once it serves.
+        Stars only: nothing to check."""
+        if not self.crypto:
+            return []
         await self.okx_clock.sync(self.exchange.server_time_ms)
         warnings = await self.check_key(allow_unsafe_key=allow_unsafe_key)
         await self.refresh_directory()
@@ -217,6 +234,8 @@ class Payments:
         """Refuse an API key that can trade or withdraw (UnsafeApiKey); returns warnings. Until
         the check passes it stays pending, and the payment cycle reads no deposit before it has
         run it again (OKX down at start-up must not let a key skip the check)."""
+        if not self.crypto:
+            return []
         self.key_check_pending, self.allow_unsafe_key = True, allow_unsafe_key
         warnings = check_api_key(
             await self.exchange.fetch_key_info(), allow_unsafe=allow_unsafe_key
@@ -228,6 +247,8 @@ class Payments:
         """The catalogue's networks OKX does not list at all (a coin or chain name that is wrong
         in the plans file), as "COIN network CODE (chain)"; one request. OKX listing a chain with
         deposits suspended is not this: that is a status, refreshed hourly."""
+        if not self.crypto:
+            return []
         listed = {
             (info.currency, info.chain)
             for info in await self.exchange.fetch_chains(list(self.catalog.currencies))
@@ -241,6 +262,8 @@ class Payments:
 
     async def refresh_directory(self) -> None:
         """Chain status (canDep, minDep, fee) and every deposit address; hourly."""
+        if not self.crypto:
+            return
         now = self.okx_clock.now_ms()
         await refresh_chains(self.db, self.exchange, self.catalog, now_ms=now)
         await refresh_addresses(self.db, self.exchange, self.catalog, now_ms=now)
@@ -286,6 +309,8 @@ class Payments:
 
     async def check_capacity(self) -> list[CapacityWarning]:
         """Low free amounts or pool addresses; admins are told once a day about each."""
+        if not self.crypto:
+            return []
         return await check_capacity(
             db=self.db,
             catalog=self.catalog,

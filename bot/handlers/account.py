@@ -116,7 +116,8 @@ def _stars_line(services: Services, lang: str | None, payment: StarsPayment) -> 
 async def help_command(update: Update, context: BotContext) -> None:
     message = update.effective_message
     if message is not None:
-        await message.reply_text(context.services.texts.get(language(update), "help"))
+        key = "help" if context.services.payments.crypto else "help_stars"
+        await message.reply_text(context.services.texts.get(language(update), key))
 
 
 async def cancel(update: Update, context: BotContext) -> None:

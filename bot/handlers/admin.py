@@ -59,6 +59,14 @@ async def _attempt(
         return None
 
 
+async def _crypto_off(update: Update, context: BotContext) -> bool:
+    """A crypto-only command in a shop selling for Telegram Stars only: say so (True)."""
+    if context.services.payments.crypto:
+        return False
+    await _reply(update, context.services.texts.get(None, "admin_crypto_off"))
+    return True
+
+
 def _args(context: BotContext) -> list[str]:
     return [a.strip() for a in (context.args or []) if a.strip()]
 
@@ -98,7 +106,8 @@ async def pending_page(services: Services, page: int) -> tuple[str, InlineKeyboa
     overview = await queue.pending(limit=PAGE_SIZE, offset=page * PAGE_SIZE)
     totals = (overview.open_total, overview.review_total, overview.unmatched_total)
     if not any(totals):
-        return texts.get(None, "admin_pending_empty"), None
+        empty = "admin_pending_empty" if services.payments.crypto else "admin_crypto_off"
+        return texts.get(None, empty), None
     pages = max(-(-t // PAGE_SIZE) for t in totals)
     if page >= pages:  # an old "Older »" after the queue shrank: its last page
         page = pages - 1
@@ -167,7 +176,7 @@ def _deposit_line(services: Services, deposit: DepositFacts) -> str:
 
 
 async def confirm(update: Update, context: BotContext) -> None:
-    if await _refuse(update, context):
+    if await _refuse(update, context) or await _crypto_off(update, context):
         return
     args, texts = _args(context), context.services.texts
     if len(args) not in (1, 2):
@@ -213,7 +222,7 @@ async def _ask_force(
 
 
 async def reject(update: Update, context: BotContext) -> None:
-    if await _refuse(update, context):
+    if await _refuse(update, context) or await _crypto_off(update, context):
         return
     args, texts = _args(context), context.services.texts
     if len(args) != 1:
@@ -241,7 +250,7 @@ async def _reject(services: Services, invoice_id: str) -> str:
 
 
 async def reassign(update: Update, context: BotContext) -> None:
-    if await _refuse(update, context):
+    if await _refuse(update, context) or await _crypto_off(update, context):
         return
     args, services = _args(context), context.services
     texts = services.texts
@@ -256,7 +265,7 @@ async def reassign(update: Update, context: BotContext) -> None:
 
 
 async def refunded(update: Update, context: BotContext) -> None:
-    if await _refuse(update, context):
+    if await _refuse(update, context) or await _crypto_off(update, context):
         return
     args, services = _args(context), context.services
     texts = services.texts

@@ -13,8 +13,8 @@ from bot import keyboards
 from bot.handlers import checkout
 from bot.handlers.common import answer, edit_or_send, language, user_id
 from bot.services import BotContext
-from bot.texts import usd
-from payments import Network
+from bot.texts import stars_price, usd
+from payments import Network, Plan
 from payments.invoicing import Storefront
 from payments.subscriptions import days_left, is_active
 
@@ -39,6 +39,13 @@ async def offered(storefront: Storefront) -> dict[str, list[Network]]:
     return fresh
 
 
+def price(context: BotContext, plan: Plan) -> str:
+    """A plan's price as the customer pays it: in Stars when the shop sells for Stars only."""
+    if not context.services.payments.crypto and plan.stars is not None:
+        return stars_price(plan.stars)
+    return usd(plan.price_usd)
+
+
 async def start(update: Update, context: BotContext) -> None:
     await _menu(update, context, welcome=True)
 
@@ -54,14 +61,18 @@ async def _menu(update: Update, context: BotContext, *, welcome: bool) -> None:
     services, lang = context.services, language(update)
     await message.reply_text(
         await menu_text(context, uid, lang, welcome=welcome),
-        reply_markup=keyboards.plans(services.texts, lang, services.catalog),
+        reply_markup=keyboards.plans(
+            services.texts, lang, services.catalog, stars_only=not services.payments.crypto
+        ),
     )
 
 
 async def menu_text(context: BotContext, uid: int, lang: str | None, *, welcome: bool) -> str:
     services = context.services
     texts = services.texts
-    lines = [texts.get(lang, "welcome" if welcome else "plans_title")]
+    stars_only = not services.payments.crypto
+    welcome_key = "welcome_stars" if stars_only else "welcome"
+    lines = [texts.get(lang, welcome_key if welcome else "plans_title")]
     now = services.payments.okx_clock.now_ms()
     for sub in await services.storefront.subscriptions(uid):
         if is_active(sub, now):
@@ -81,7 +92,7 @@ async def menu_text(context: BotContext, uid: int, lang: str | None, *, welcome:
                 lang,
                 "plan_line",
                 name=plan.name,
-                price=usd(plan.price_usd),
+                price=price(context, plan),
                 days=plan.days,
                 description=plan.description,
             )
@@ -98,7 +109,9 @@ async def on_menu(update: Update, context: BotContext) -> None:
     await edit_or_send(
         query,
         await menu_text(context, uid, lang, welcome=False),
-        keyboards.plans(services.texts, lang, services.catalog),
+        keyboards.plans(
+            services.texts, lang, services.catalog, stars_only=not services.payments.crypto
+        ),
     )
 
 
@@ -116,14 +129,14 @@ async def on_plan(update: Update, context: BotContext) -> None:
         return
     answered = asyncio.ensure_future(answer(query))  # no round trip before the menu
     try:
-        await services.directory_settled()
-        open_coins = await offered(services.storefront)
-        coins = [c for c in services.catalog.coins if c.symbol in open_coins]
-        text = texts.get(
-            lang, "choose_coin", plan=plan.name, price=usd(plan.price_usd), days=plan.days
-        )
-        if not coins and plan.stars is None:
-            text = texts.get(lang, "no_coins")
+        if services.payments.crypto:
+            await services.directory_settled()
+            open_coins = await offered(services.storefront)
+            coins = [c for c in services.catalog.coins if c.symbol in open_coins]
+            key = "no_coins" if not coins and plan.stars is None else "choose_coin"
+        else:  # Telegram Stars only: every plan has a Stars price, and there is no coin
+            coins, key = [], "choose_stars"
+        text = texts.get(lang, key, plan=plan.name, price=price(context, plan), days=plan.days)
         markup = keyboards.coins(texts, lang, plan, coins)
         if isinstance(action, cb.Renew) and query.message is not None:
             await query.get_bot().send_message(query.message.chat.id, text, reply_markup=markup)

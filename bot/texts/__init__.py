@@ -63,6 +63,11 @@ class Texts:
         return moment.strftime("%Y-%m-%d %H:%M ") + (moment.tzname() or self.zone.key)
 
 
+def stars_price(stars: int) -> str:
+    """⭐ 1500: a price in Telegram Stars as a customer reads it."""
+    return f"⭐ {stars}"
+
+
 def usd(value: Decimal) -> str:
     """$29 or $29.50: a price as a customer reads it."""
     text = format(value.normalize(), "f") if value == value.to_integral() else f"{value:.2f}"

@@ -7,6 +7,10 @@ MESSAGES: dict[str, str] = {
         "<b>Welcome!</b> Pick a plan below. You pay in crypto straight to the shop's OKX "
         "account; your subscription starts as soon as the payment arrives."
     ),
+    "welcome_stars": (
+        "<b>Welcome!</b> Pick a plan below. You pay with Telegram Stars, right here in "
+        "Telegram; your subscription starts as soon as the payment arrives."
+    ),
     "plans_title": "<b>Plans</b>",
     "plan_line": "<b>{name}</b>: {price} for {days} days. {description}",
     "plan_button": "{name} · {price} / {days} days",
@@ -16,6 +20,7 @@ MESSAGES: dict[str, str] = {
         "Which network will you send <b>{coin}</b> on? Pick the one your wallet or exchange "
         "sends on: a payment on another network may be lost."
     ),
+    "choose_stars": "<b>{plan}</b>: {price} for {days} days.\nYou pay with Telegram Stars.",
     "no_coins": "No coin can be paid right now (deposits are paused at the exchange). Try later.",
     # --- Telegram Stars ------------------------------------------------------------------------
     "button_stars": "⭐ Telegram Stars",
@@ -208,6 +213,15 @@ MESSAGES: dict[str, str] = {
         "transaction hash.\n"
         "/paysupport: help with a payment · /terms: the terms of sale"
     ),
+    "help_stars": (
+        "<b>How it works</b>\n"
+        "1. /plans: pick a plan and tap ⭐ Telegram Stars.\n"
+        "2. Pay the Stars invoice in Telegram.\n"
+        "3. Your subscription starts at once. A 30-day plan is renewed by Telegram every 30 "
+        "days until you turn that off in /status.\n\n"
+        "/status: your subscription · /history: your payments\n"
+        "/paysupport: help with a payment · /terms: the terms of sale"
+    ),
     # --- Telegram's rules for bots that sell: /terms and /paysupport ---------------------------
     "terms_default": (
         "<b>Terms of sale</b>\n"
@@ -355,6 +369,11 @@ MESSAGES: dict[str, str] = {
     "admin_granted": "Granted {days} days of {plan} to {customer}: active until {until}.",
     "admin_pending_title": "<b>Pending</b> (page {page} of {pages}, newest first)",
     "admin_pending_empty": "Nothing pending. 🎉",
+    "admin_crypto_off": (
+        "This shop sells for Telegram Stars only (no OKX keys are set): there are no crypto "
+        "invoices or deposits to review. /refund refunds a Stars payment; /grant gives time "
+        "by hand."
+    ),
     "admin_pending_open": "<b>Open invoices</b> ({total})",
     "admin_pending_review": "<b>Waiting for review</b> ({total})",
     "admin_pending_unmatched": "<b>Unmatched deposits</b> ({total})",

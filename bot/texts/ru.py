@@ -5,9 +5,23 @@ MESSAGES: dict[str, str] = {
         "<b>Добро пожаловать!</b> Выберите тариф. Оплата криптовалютой напрямую на счёт "
         "магазина в OKX; подписка начнётся, как только придёт платёж."
     ),
+    "welcome_stars": (
+        "<b>Добро пожаловать!</b> Выберите тариф. Оплата в Telegram Stars прямо в Telegram; "
+        "подписка начнётся, как только придёт платёж."
+    ),
     "plans_title": "<b>Тарифы</b>",
     "plan_button": "{name} · {price} / {days} дн.",
     "choose_coin": "<b>{plan}</b>: {price} за {days} дн.\nЧем будете платить?",
+    "choose_stars": "<b>{plan}</b>: {price} за {days} дн.\nОплата в Telegram Stars.",
+    "help_stars": (
+        "<b>Как это работает</b>\n"
+        "1. /plans: выберите тариф и нажмите ⭐ Telegram Stars.\n"
+        "2. Оплатите счёт в Stars в Telegram.\n"
+        "3. Подписка начнётся сразу. Тариф на 30 дней Telegram продлевает каждые 30 дней, "
+        "пока вы не отключите это в /status.\n\n"
+        "/status: ваша подписка · /history: ваши платежи\n"
+        "/paysupport: помощь с оплатой · /terms: условия продажи"
+    ),
     "button_back": "« Назад",
     "button_plans": "Тарифы",
     "button_renew": "Продлить {plan}",

@@ -7,8 +7,9 @@ Anyone may ask, so the answer says only ``status`` (ok, degraded, unavailable), 
 ``telegram``. The details (webhook or polling, this replica's role and lease token, OKX's state
 and since when it fails, each job's last run, the problems behind a 503) need
 ``Authorization: Bearer <API_TOKEN>``: they tell an outsider whether the OKX key was refused
-and when the shop stopped seeing payments. The problems behind a 503 are logged (when they
-change) for operators without the token.
+and when the shop stopped seeing payments (``okx`` is "off" in a shop selling for Telegram Stars
+only, which never calls OKX and so is never degraded by it). The problems behind a 503 are
+logged (when they change) for operators without the token.
 
 ``role``: "primary" when this replica holds the lease (it runs the poller, the outbox sender
 and the other singleton jobs), else "standby" (it serves updates and the API only). A standby is
@@ -85,10 +86,14 @@ async def _health(context: Context) -> tuple[dict[str, Any], int]:
     if not health.database:
         log.warning("health check: the database cannot be read (%s)", health.database_error)
         problems.append("the database cannot be read")
-    body["okx"] = health.okx or "unknown"
-    if health.okx_failing_since is not None:
-        body["okx_failing_since_ms"] = health.okx_failing_since
-    limits = stall_limits(settings.payment_poll_seconds, services.timings)
+    crypto = services.payments.crypto
+    if not crypto:  # Telegram Stars only: OKX is not used, so it cannot fail
+        body["okx"] = "off"
+    else:
+        body["okx"] = health.okx or "unknown"
+        if health.okx_failing_since is not None:
+            body["okx_failing_since_ms"] = health.okx_failing_since
+    limits = stall_limits(settings.payment_poll_seconds, services.timings, crypto=crypto)
     counted = limits if replica.primary else {LEASE: limits[LEASE]}
     stalled = services.heartbeats.stalled(counted)
     body["jobs"] = {
@@ -100,6 +105,6 @@ async def _health(context: Context) -> tuple[dict[str, Any], int]:
         body["status"] = "unavailable"
         body["problems"] = problems
         return body, 503
-    degraded = health.okx != "ok" or not services.directory_ready
+    degraded = crypto and (health.okx != "ok" or not services.directory_ready)
     body["status"] = "degraded" if degraded else "ok"
     return body, 200

@@ -48,6 +48,8 @@ class PaymentCycle:
     async def run(self) -> CycleReport:
         poll: PollReport | None = None
         error: str | None = None
+        if not self.payments.crypto:  # Telegram Stars only: no OKX to poll, nothing to expire
+            return CycleReport(poll=None, error=None, expired=0)
         try:
             if self.payments.key_check_pending:  # it could not finish at start-up
                 allow = self.payments.allow_unsafe_key

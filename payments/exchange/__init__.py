@@ -1,5 +1,6 @@
 """Access to the exchange: the :class:`Exchange` protocol, its data types and OKX."""
 
+from payments.exchange.absent import NoExchange
 from payments.exchange.base import (
     ChainInfo,
     DepositRecord,
@@ -15,6 +16,7 @@ __all__ = [
     "DepositRecord",
     "Exchange",
     "KeyInfo",
+    "NoExchange",
     "OkxExchange",
     "PoolAddress",
     "Ticker",

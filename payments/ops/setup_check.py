@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from payments.catalog import Catalog, load_catalog
+from payments.catalog import Catalog, default_plans_path, load_catalog
 from payments.clock import SystemClock
 from payments.config import PaymentSettings
 from payments.delivery.webhooks import monitor
-from payments.errors import PaymentsError
+from payments.errors import ConfigError, PaymentsError
 from payments.exchange.chains import get_chain_status
+from payments.rails import payment_rails
 
 if TYPE_CHECKING:
     from payments.exchange.base import Exchange
@@ -119,7 +120,7 @@ class OkxAccess:
 async def check_setup(
     report: Report,
     *,
-    okx: OkxAccess,
+    okx: OkxAccess | None,
     database_url: str,
     plans_file: str | Path | None = None,
     allow_unsafe: bool = False,
@@ -129,7 +130,10 @@ async def check_setup(
     """The plans file, the database (migrated), then OKX: clock, API key permissions, every
     offered network's status, prices and deposit addresses. Each result is a line of
     ``report``; nothing is raised for a problem it can name. With ``webhook_urls`` (the
-    MERCHANT_WEBHOOK_URLS), webhook deliveries left pending to URLs no longer among them."""
+    MERCHANT_WEBHOOK_URLS), webhook deliveries left pending to URLs no longer among them.
+
+    ``okx`` None (no OKX keys): the payment rails line, and a shop selling for Telegram Stars
+    only is checked without a single OKX request."""
     try:
         catalog = load_catalog(plans_file)
     except PaymentsError as exc:
@@ -137,6 +141,18 @@ async def check_setup(
         report.skip("database and OKX checks (they need the plans file)")
         return
     report.ok(f"plans file: {len(catalog.plans)} plans, {len(catalog.coins)} coins")
+    try:
+        rails = payment_rails(catalog, okx_keys=okx is not None)
+    except ConfigError as exc:  # no OKX keys and a plan without a Stars price
+        report.fail(f"PLANS_FILE {plans_file or default_plans_path()}: {exc}")
+        report.skip("database and OKX checks (no payment rail for every plan)")
+        return
+    report.ok(rails.line())
+    if (unused := rails.warning()) is not None:
+        report.warn(unused)
+    if okx is None or not rails.crypto:
+        await _check_stars_only(report, catalog, database_url, settings, webhook_urls)
+        return
 
     from payments.exchange.okx import OkxExchange  # imports ccxt (about a second)
 
@@ -157,6 +173,24 @@ async def check_setup(
         await payments.close()
 
 
+async def _check_stars_only(
+    report: Report,
+    catalog: Catalog,
+    database_url: str,
+    settings: PaymentSettings | None,
+    webhook_urls: Sequence[str] | None,
+) -> None:
+    """Telegram Stars only: the database and the webhooks; OKX is not called at all."""
+    payments = await _open(report, None, catalog, database_url, settings)
+    if payments is not None:
+        try:
+            if webhook_urls is not None:
+                await _check_webhooks(payments, webhook_urls, report)
+        finally:
+            await payments.close()
+    report.skip("OKX: not used (the shop sells for Telegram Stars only)")
+
+
 async def _check_webhooks(payments: Payments, urls: Sequence[str], report: Report) -> None:
     """Pending deliveries to URLs that are gone: named by scheme, host and path and the id that
     ``/webhooks move`` and ``/webhooks drop`` take (never the query string: it may carry a
@@ -171,7 +205,7 @@ async def _check_webhooks(payments: Payments, urls: Sequence[str], report: Repor
 
 async def _open(
     report: Report,
-    exchange: Exchange,
+    exchange: Exchange | None,
     catalog: Catalog,
     database_url: str,
     settings: PaymentSettings | None,

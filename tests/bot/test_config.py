@@ -295,15 +295,53 @@ def test_a_complete_environment_loads() -> None:
     assert settings.payment_poll_seconds == 60 and settings.invoice_ttl_minutes == 120
 
 
-@pytest.mark.parametrize("name", ["TELEGRAM_BOT_TOKEN", "ADMIN_IDS", "OKX_PASSPHRASE"])
+@pytest.mark.parametrize("name", ["TELEGRAM_BOT_TOKEN", "ADMIN_IDS"])
 def test_a_missing_setting_is_named(name: str) -> None:
     assert _problem(**{name: None}) == f"{name} is not set"
+
+
+ALL_OR_NONE = (
+    "give all three OKX settings to take crypto, or none of them to sell for Telegram Stars only"
+)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (("OKX_API_KEY",), "OKX_SECRET_KEY and OKX_PASSPHRASE are not set (OKX_API_KEY is)"),
+        (("OKX_SECRET_KEY",), "OKX_API_KEY and OKX_PASSPHRASE are not set (OKX_SECRET_KEY is)"),
+        (("OKX_PASSPHRASE",), "OKX_API_KEY and OKX_SECRET_KEY are not set (OKX_PASSPHRASE is)"),
+        (
+            ("OKX_API_KEY", "OKX_SECRET_KEY"),
+            "OKX_PASSPHRASE is not set (OKX_API_KEY and OKX_SECRET_KEY are)",
+        ),
+        (
+            ("OKX_API_KEY", "OKX_PASSPHRASE"),
+            "OKX_SECRET_KEY is not set (OKX_API_KEY and OKX_PASSPHRASE are)",
+        ),
+    ],
+)
+def test_some_of_the_okx_settings_name_the_missing_ones_in_one_line(
+    given: tuple[str, ...], expected: str
+) -> None:
+    """All three OKX settings take crypto, none sells for Stars only; some of them is a
+    mistake, named without the values that were given."""
+    dropped = {name: None for name in SECRETS if name.startswith("OKX_") and name not in given}
+    assert _problem(**dropped) == f"{expected}: {ALL_OR_NONE}"
+
+
+def test_without_okx_settings_the_shop_has_no_okx_keys() -> None:
+    none = {name: None for name in SECRETS if name.startswith("OKX_")}
+    env = {k: v for k, v in {**BASE_ENV, **none}.items() if v is not None}
+    assert load_settings(env).okx_keys is None
+    keys = load_settings(BASE_ENV).okx_keys
+    assert keys == (SECRETS["OKX_API_KEY"], SECRETS["OKX_SECRET_KEY"], SECRETS["OKX_PASSPHRASE"])
 
 
 def test_empty_values_mean_unset() -> None:
     """As in a .env template ("PORT="): a required one is missing, an optional one default."""
     assert _problem(TELEGRAM_BOT_TOKEN="") == "TELEGRAM_BOT_TOKEN is not set"
-    assert _problem(OKX_SECRET_KEY="  ") == "OKX_SECRET_KEY is not set"
+    assert _problem(OKX_SECRET_KEY="  ").startswith("OKX_SECRET_KEY is not set (")
     settings = load_settings({**BASE_ENV, "PORT": "", "PLANS_FILE": "", "WEBHOOK_URL": ""})
     assert settings.port is None and settings.plans_file is None
     assert settings.webhook_url is None
