@@ -23,9 +23,9 @@ from pydantic_settings import (
 )
 
 from bot.terms import MESSAGE_LIMIT, longest_terms
+from payments import OKX_SETTINGS
 from payments.config import PaymentSettings
 from payments.errors import ConfigError
-from payments.rails import OKX_SETTINGS
 
 QrPayload = Literal["default", "uri", "address"]
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")  # Telegram's characters; 16+ ours

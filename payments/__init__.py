@@ -38,12 +38,13 @@ from payments.ops.admin import AdminResult, BlockResult, PendingOverview, UserOv
 from payments.ops.capacity import CapacityWarning
 from payments.ops.reports import ShopStats, WindowStats
 from payments.ops.retention import PruneReport
-from payments.rails import Rails, payment_rails
+from payments.rails import OKX_SETTINGS, Rails, payment_rails
 from payments.subscriptions.periods import SubscriptionView
 from payments.subscriptions.reminders import ReminderReport
 from payments.wiring import Payments
 
 __all__ = [
+    "OKX_SETTINGS",
     "AdminResult",
     "BlockResult",
     "CapacityWarning",
