@@ -71,7 +71,10 @@ async def menu_text(context: BotContext, uid: int, lang: str | None, *, welcome:
     services = context.services
     texts = services.texts
     stars_only = not services.payments.crypto
-    welcome_key = "welcome_stars" if stars_only else "welcome"
+    if stars_only:
+        welcome_key = "welcome_stars"
+    else:
+        welcome_key = "welcome_both" if services.catalog.stars_plans else "welcome"
     lines = [texts.get(lang, welcome_key if welcome else "plans_title")]
     now = services.payments.okx_clock.now_ms()
     for sub in await services.storefront.subscriptions(uid):

@@ -11,6 +11,11 @@ MESSAGES: dict[str, str] = {
         "<b>Welcome!</b> Pick a plan below. You pay with Telegram Stars, right here in "
         "Telegram; your subscription starts as soon as the payment arrives."
     ),
+    "welcome_both": (
+        "<b>Welcome!</b> Pick a plan below. You pay in crypto straight to the shop's OKX "
+        "account, or with Telegram Stars; your subscription starts as soon as the payment "
+        "arrives."
+    ),
     "plans_title": "<b>Plans</b>",
     "plan_line": "<b>{name}</b>: {price} for {days} days. {description}",
     "plan_button": "{name} · {price} / {days} days",

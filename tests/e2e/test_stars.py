@@ -62,7 +62,8 @@ async def paid(world: BotWorld, payment: Payment) -> Payment:
 
 async def subscribe(world: BotWorld, customer: Customer) -> Payment:
     """/start -> Pro -> ⭐: the pay link (a 30-day subscription), paid at the bot's now."""
-    await customer.send("/start")
+    welcome = await customer.send("/start")
+    assert "in crypto straight to the shop's OKX account, or with Telegram Stars" in welcome.plain
     await customer.press("Pro", expect="Which coin")
     offer = await customer.press("Telegram Stars", expect="every 30 days")
     [(label, link)] = [(b.text, b.url) for row in offer_rows(offer) for b in row]
