@@ -48,8 +48,14 @@ SCENARIOS: dict[str, str] = {
     "unrelated": "a deposit nobody ordered (no conversation)",
     "blocked": "blocks the bot after taking the invoice, then pays",
     "renewal": "buys, pays, buys the same plan again and pays again",
+    # Telegram Stars (Pro, a subscription Telegram renews every 30 days; see run.py's month)
+    "stars": "subscribes to Pro in Stars; Telegram renews it a month later",
+    "stars_lost": "subscribes in Stars, its payment's update lost: the bot's ledger run finds it",
+    "stars_refunded": "subscribes in Stars, then Telegram's support refunds it (no update)",
+    "stars_admin_refund": "subscribes in Stars, then an admin refunds it with /refund",
 }
-WEIGHTS = {"exact": 4, "renewal": 2, "partial": 2}  # the rest 1
+WEIGHTS = {"exact": 4, "renewal": 2, "partial": 2, "stars": 2}  # the rest 1
+STARS = frozenset(name for name in SCENARIOS if name.startswith("stars"))
 PAID = frozenset(
     {"exact", "partial", "overpaid", "late", "twice", "internal", "blocked", "renewal"}
 )
@@ -57,6 +63,10 @@ EXCEPTION = {"overpaid": st.PAID_OVER, "late": st.PAID_LATE, "twice": st.DUPLICA
 EXCEPTION |= {"partial": st.PAID_PARTIAL}
 ACTIVATED = MESSAGES["invoice_paid"].split("{invoice}")[0]  # "✅ Payment received for invoice "
 EXPIRED = MESSAGES["invoice_expired"].split("{invoice}")[0]
+STARS_RECEIVED = MESSAGES["stars_paid"].split("{stars}")[0]  # "⭐ Payment received: "
+STARS_RENEWED = " renewed ("  # MESSAGES["stars_renewed"]: "⭐ <b>{plan}</b> renewed ({stars} ..."
+STARS_REFUNDED = "were refunded"  # MESSAGES["stars_refunded"]
+PAY_STARS = MESSAGES["button_pay_stars"].split("{stars}")[0]  # "Pay ⭐ "
 TOPUP = re.compile(r"send (\d+\.\d+) ")  # "To finish, send 14.5012 USDT to the same address"
 LINK = re.compile(r"https://t\.me/\+[A-Za-z0-9_-]+")
 
@@ -96,6 +106,8 @@ class Customer:
     attempts: int = 0  # conversations started (retries included)
     paid_for: dict[str, str] = field(default_factory=dict)  # depId -> the invoice it paid
     claims: int = 0  # payments it claimed with their tx hash (nothing happened by itself)
+    charges: list[str] = field(default_factory=list)  # Telegram Stars charge ids, oldest first
+    stars_tries: int = 0  # presses of Pay (a pre-checkout the bot did not answer is pressed again)
 
 
 def assign(count: int, rng: random.Random, first_id: int = 10_001) -> list[Customer]:
@@ -127,8 +139,12 @@ class Shop:
         tries: int = 12,
         patience_s: float = 300.0,
         claim_after_s: float = 60.0,
+        clock: Callable[[], int] | None = None,
+        admin: int | None = None,
     ) -> None:
+        self.admin = admin  # who writes /refund
         self.tg, self.okx, self.rng = tg, okx, rng
+        self.clock = clock  # the bot's (OKX's) time in ms: Stars charges are dated by it
         self.step_s, self.tries, self.patience_s = step_s, tries, patience_s
         self.claim_after_s = claim_after_s
         self.blocked: set[int] = set()
@@ -143,6 +159,9 @@ class Shop:
             self._unrelated(c)
             return
         self.tg.user(c.id, first_name=f"Soak{c.id}", language_code="en")
+        if c.scenario in STARS:
+            await self.stars(c)
+            return
         invoice = await self.buy(c)
         if invoice is None or c.scenario in ("late", "after_window", "abandoned"):
             return
@@ -317,6 +336,86 @@ class Shop:
         found = await self._wait(c, 0, lambda m: text in m.plain, timeout_s)
         return None if found is None else found.plain
 
+    # --- Telegram Stars ---------------------------------------------------------------------
+
+    async def stars(self, c: Customer) -> None:
+        """/start -> Pro -> ⭐ -> the pay link, paid (pressed again while the bot does not answer
+        the pre-checkout query in time); the payment message arrives (from the update, or for
+        "stars_lost" from the bot's ledger run); refunded customers then get their Stars back."""
+        link = await self.stars_link(c)
+        if link is None:
+            return
+        charge = await self.pay_stars(c, link, lose_update=c.scenario == "stars_lost")
+        if charge is None:
+            return
+        if await self._wait_text(c, STARS_RECEIVED, self.patience_s) is None:
+            c.problems.append(f"no Stars payment message in {self.patience_s} s")
+            return
+        if c.scenario == "stars_refunded":
+            self.tg.refund_elsewhere(charge, now_s=self._now_s())
+        elif c.scenario == "stars_admin_refund":
+            await self.admin_refund(c, charge)
+            return
+        else:
+            return
+        if await self._wait_text(c, STARS_REFUNDED, self.patience_s) is None:
+            c.problems.append(f"no refund message in {self.patience_s} s")
+
+    async def stars_link(self, c: Customer) -> str | None:
+        for _ in range(self.tries):
+            c.attempts += 1
+            mark = len(self.tg.bot_messages(c.id))
+            self.tg.send_text(c.id, "/start")
+            for action in (cb.ChoosePlan("pro"), cb.PayStars("pro")):
+                data = cb.encode(action)
+                message = await self._wait(c, mark, partial(_has_button, data=data), self.step_s)
+                if message is None:
+                    break
+                self.tg.press(c.id, message, data)
+            else:
+                offer = await self._wait(c, mark, _pay_stars_link, self.step_s)
+                if offer is not None:
+                    return next(u for t, u in _url_buttons(offer.reply_markup) if PAY_STARS in t)
+            await asyncio.sleep(self.rng.uniform(0.2, 1.0))
+        c.problems.append(f"no Stars pay link after {self.tries} conversations")
+        return None
+
+    async def pay_stars(self, c: Customer, link: str, *, lose_update: bool) -> str | None:
+        """Pay the link; the charge id (None: never charged)."""
+        for _ in range(self.tries):
+            c.stars_tries += 1
+            payment = self.tg.pay(c.id, link, lose_update=lose_update, now_s=self._now_s())
+            await asyncio.to_thread(payment.done.wait, 30)  # decided in 10 s at most
+            if payment.outcome == "paid" and payment.charge_id is not None:
+                c.charges.append(payment.charge_id)
+                return payment.charge_id
+            if payment.outcome != "timed out":
+                c.problems.append(f"Stars payment {payment.outcome}")
+                return None
+            await asyncio.sleep(self.rng.uniform(0.5, 2.0))  # the bot was down: press again
+        c.problems.append(f"Stars payment not answered in {self.tries} presses")
+        return None
+
+    async def admin_refund(self, c: Customer, charge: str) -> None:
+        """The admin writes /refund with the charge id until the customer is told (a second
+        /refund of a refunded charge changes nothing)."""
+        if self.admin is None:
+            c.problems.append("no admin to write /refund")
+            return
+        for _ in range(self.tries):
+            self.tg.send_text(self.admin, f"/refund {charge}")
+            if await self._wait_text(c, STARS_REFUNDED, self.step_s) is not None:
+                return
+        c.problems.append(f"no refund message after {self.tries} /refund")
+
+    async def renewed(self, c: Customer) -> None:
+        """After a renewal: the customer reads "Pro renewed"."""
+        if await self._wait_text(c, STARS_RENEWED, self.patience_s) is None:
+            c.problems.append(f"no Stars renewal message in {self.patience_s} s")
+
+    def _now_s(self) -> float | None:
+        return None if self.clock is None else self.clock() / 1000
+
     # --- chats ------------------------------------------------------------------------------
 
     def join_invited(self, customers: Sequence[Customer]) -> None:
@@ -341,6 +440,10 @@ class Shop:
 
 def _has_button(message: ChatMessage, data: str) -> bool:
     return any(d == data for _, d in flat_buttons(message.reply_markup))
+
+
+def _pay_stars_link(message: ChatMessage) -> bool:
+    return any(PAY_STARS in text for text, _ in _url_buttons(message.reply_markup))
 
 
 def _url_buttons(markup: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -387,6 +490,8 @@ def outcome_violations(
         for dep_id in c.deposits:
             if dep_id not in by_dep:
                 found.append(f"{who}: deposit {dep_id} was never recorded")
+        if c.scenario in STARS:
+            continue  # judged by the Stars invariant (tests/soak/invariants_stars.py)
         if c.scenario == "unrelated":
             found += [
                 f"{who}: deposit {d} is {by_dep[d]['disposition']}, not unmatched"

@@ -31,6 +31,7 @@ from fakes.okx import FakeOkx
 from fakes.okx_data import address_kind, fake_address
 from fakes.settings import bot_env
 from fakes.telegram import FakeTelegram
+from payments.access import HELD
 from payments.storage import Database
 from payments.storage import schema as tables
 from tests.soak.faults import FlakyReceiver, ShiftedClock
@@ -40,6 +41,8 @@ ADMIN = 900
 CHATS = {"pro": [-1001000000001, -1001000000002]}
 POOL_CHAINS = (("USDT", "USDT-TRC20"), ("USDT", "USDT-BSC"), ("SOL", "SOL-Solana"))
 TTL_MINUTES, MONITOR_HOURS = 60, 1
+PRO_STARS = 1500  # Pro is also sold for Telegram Stars: a subscription renewed every 30 days
+REPO = Path(__file__).resolve().parents[2]  # for ``python -m tests.soak.bot_process``
 PLANS = f"""
 [[plans]]
 id = "pro"
@@ -47,6 +50,7 @@ name = "Pro"
 price_usd = "29"
 days = 30
 description = "Everything, and the two paid channels"
+stars = {PRO_STARS}
 chats = [{", ".join(str(c) for c in CHATS["pro"])}]
 
 [[plans]]
@@ -196,6 +200,7 @@ class Harness:
             API_TOKEN=keys["api_token"],
             LOG_LEVEL=self.log_level,
             MAX_HELD_AMOUNTS=str(MAX_HELD),
+            PYTHONPATH=str(REPO),
         )
         if self.replicas > 1:
             env["WEBHOOK_URL"] = f"http://127.0.0.1:{port}"
@@ -214,8 +219,7 @@ class Harness:
                 process = await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",
-                    "bot",
-                    "run",
+                    "tests.soak.bot_process",  # ``python -m bot run`` with the soak's timings
                     cwd=self.workdir,
                     env=self.env(replica),
                     stdout=out,
@@ -360,6 +364,7 @@ class Harness:
             if int(sub["ends_at"]) > now
             for chat in CHATS.get(str(sub["plan_id"]), [])
         )
+        found["chat access to take back"] = self._access_to_take_back(subs, members, now)
         public_ids = {str(e["public_id"]) for e in events_rows}
         for path in self.endpoint_paths:
             got = set()
@@ -373,6 +378,31 @@ class Harness:
         if missing:
             found["OKX deposits not recorded"] = missing
         return [f"{n} {what}" for what, n in found.items() if n]
+
+    def _access_to_take_back(self, subs: Any, members: Any, now: int) -> int:
+        """Memberships that still hold access, and regular chat members, whose subscription
+        ended (after the month's jump, every crypto subscription of Basic or of one Pro
+        period): the bot must have taken the access back before the run is over."""
+        ends: dict[tuple[int, str], int] = {}
+        for sub in subs:
+            ends[(int(sub["customer_id"]), str(sub["plan_id"]))] = int(sub["ends_at"])
+
+        def entitled(customer: int, chat: int) -> bool:
+            plans = [plan for plan, ids in CHATS.items() if chat in ids]
+            return any(ends.get((customer, plan), 0) > now for plan in plans)
+
+        held = sum(
+            str(m["state"]) in HELD and not entitled(int(m["customer_id"]), int(m["chat_id"]))
+            for m in members
+        )
+        inside = sum(
+            self.tg.member_status(chat, user) in ("member", "restricted")
+            and not entitled(user, chat)
+            for ids in CHATS.values()
+            for chat in ids
+            for user in self.tg.members(chat)
+        )
+        return held + inside
 
     async def settle(self, blocked: set[int], timeout_s: float) -> list[str]:
         """Until nothing is left to do (observed in the database and the fakes); returns what

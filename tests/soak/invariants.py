@@ -19,6 +19,10 @@
   :func:`no_entitled_customer_banned` (``invariants_delivery``): no notification twice unless
   its send was in flight at a pause or kill (or answered late), notifications read in the order
   written, every event at every webhook endpoint, no entitled customer banned from a paid chat;
+* :func:`stars_credited_once` (``invariants_stars``): every Telegram Stars charge of the
+  shop's orders in Telegram's ledger has one payment row and one period, revoked exactly when
+  the ledger shows its refund; no payment row without a ledger charge; each credited charge's
+  "Payment received ... Stars" (or "renewed") message read once, never missed;
 * :func:`log_problems`, :func:`secrets_in_logs` (``invariants_logs``);
 * :func:`answered_in_time` (``invariants_flood``): every honest customer who wrote during a
   customer's flood got an answer within a second of the fake Bot API handing it to the bot.
@@ -62,6 +66,7 @@ from tests.soak.invariants_delivery import (
 )
 from tests.soak.invariants_flood import ANSWER_LIMIT_S, answered_in_time
 from tests.soak.invariants_logs import log_problems, redact, secrets_in_logs
+from tests.soak.invariants_stars import stars_as_invoices, stars_credited_once
 from tests.soak.invariants_subs import chat_access, iso, subscriptions_replayed
 from tests.soak.record import SoakRecord
 
@@ -121,6 +126,10 @@ class World:
     chat_banned: dict[int, set[int]] = field(default_factory=dict)  # chat id -> banned users
     in_flight: list[tuple[int, str]] = field(default_factory=list)  # see SoakRecord
     webhook_endpoints: list[str] = field(default_factory=list)
+    # Telegram Stars: orders and charges (the bot's rows), and Telegram's Star ledger (the fake)
+    star_orders: list[dict[str, Any]] = field(default_factory=list)
+    star_payments: list[dict[str, Any]] = field(default_factory=list)
+    star_ledger: list[dict[str, Any]] = field(default_factory=list)
 
 
 _TABLES: dict[str, Table] = {
@@ -132,6 +141,8 @@ _TABLES: dict[str, Table] = {
     "memberships": tables.memberships,
     "events": tables.merchant_events,
     "outbox": tables.outbox,
+    "star_orders": tables.star_invoices,
+    "star_payments": tables.star_payments,
 }
 
 
@@ -180,6 +191,7 @@ async def load_world(record: SoakRecord, *, now_ms: int | None = None) -> World:
             u: record.tg.handed_out[u] for _, u in record.probes if u in record.tg.handed_out
         },
         help_answers=help_answers(record.tg, sorted({c for c, _ in record.probes})),
+        star_ledger=record.tg.star_transactions(),
         **rows,
     )
 
@@ -198,7 +210,10 @@ def check_world(world: World, options: Options) -> list[str]:
         *deposits_recorded(world.deposits, world.okx_deposits, options.visible_since_ms),
         *deposits_attached_once(world.deposits, world.invoices, world.claims),
         *subscriptions_replayed(
-            world.invoices, world.periods, world.subscriptions, options.end_slack_ms
+            [*world.invoices, *stars_as_invoices(world.star_payments)],
+            world.periods,
+            world.subscriptions,
+            options.end_slack_ms,
         ),
         *chat_access(
             world.plan_chats,
@@ -222,6 +237,15 @@ def check_world(world: World, options: Options) -> list[str]:
         *messages_not_repeated(world.bot_texts, world.in_flight),
         *order_kept(world.outbox, world.bot_texts),
         *activation_messages(world.invoices, world.bot_texts, world.blocked),
+        *stars_credited_once(
+            world.star_ledger,
+            world.star_orders,
+            world.star_payments,
+            world.periods,
+            world.bot_texts,
+            world.blocked,
+            world.in_flight,
+        ),
         *log_problems(world.logs, options.expected_log_records),
         *secrets_in_logs(world.logs, world.secrets),
         *answered_in_time(

@@ -124,7 +124,7 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             h.tg.fail_unbans_after_bans(config.unban_failures, seed=config.seed)
             late = [c.id for c in customers if c.scenario == "late" and c.choice.plan == "pro"]
             intruder = Intruder(h.tg, late)
-        shop = Shop(h.tg, h.okx, random.Random(config.seed + 1))
+        shop = Shop(h.tg, h.okx, random.Random(config.seed + 1), clock=h.clock, admin=ADMIN)
         joiner = asyncio.create_task(shop.keep_joining(customers))
         flooder = Flooder(h.tg, random.Random(config.seed + 3))
         flooding = asyncio.create_task(flooder.keep_flooding())
@@ -169,6 +169,10 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             phases_s = time.monotonic() - phase
             await crashing
             await pausing
+            month = time.monotonic()
+            violations += await _stars_recorded(h)
+            renewals = await _a_month_later(h, customers, shop)
+            month_s = time.monotonic() - month
             faults.stop()
             h.tg.fail_unbans_after_bans(0)
             flooding.cancel()
@@ -195,6 +199,7 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             if code != 0
         ]
         invoices = await h.rows(tables.invoices)
+        star_payments = await h.rows(tables.star_payments)
         answered_late = sends_answered_late(h.tg)
         deposits = await h.rows(tables.deposits)
         events = await h.rows(tables.merchant_events)
@@ -249,6 +254,7 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             "flooder": f"{flooder.sent} updates in {flooder.bursts} bursts",
             "hoarder": f"{len(hoarder.invoices)} invoices, {hoarder.refused} conversations refused",
             "honest answers during the flood": _answer_figures(h, probes),
+            "Stars": _stars_figures(customers, star_payments, renewals),
             "merchant events": len(events),
             "webhook deliveries": f"{len(h.receiver.received)} received, "
             f"{len(h.receiver.accepted())} accepted",
@@ -258,7 +264,7 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             )
             or "(long polling)",
             "time": f"first phase {first_s:.0f} s, late phases {phases_s:.0f} s, "
-            f"settling {settle_s:.0f} s",
+            f"a month later {month_s:.0f} s, settling {settle_s:.0f} s",
             "slowest customers": ", ".join(
                 f"{scenarios[k]} {v:.0f} s"
                 for k, v in sorted(took.items(), key=lambda t: -t[1])[:5]
@@ -324,6 +330,59 @@ async def _past_window(h: Harness, customers: list[Customer], shop: Shop) -> lis
 
 
 _UNPAID = ("late", "after_window", "abandoned")
+
+
+async def _stars_recorded(h: Harness, timeout_s: float = 180) -> list[str]:
+    """Until every Stars charge in Telegram's ledger has its payment row and every refund there
+    is recorded (lost updates and refunds elsewhere are found by the bot's ledger runs): the
+    month's jump must not carry a charge out of the window the ledger job reads."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ledger = h.tg.star_transactions()
+        rows = {str(r["charge_id"]): r for r in await h.rows(tables.star_payments)}
+        missing = [str(t["id"]) for t in ledger if "source" in t and str(t["id"]) not in rows]
+        unrefunded = [
+            str(t["id"])
+            for t in ledger
+            if "receiver" in t and rows.get(str(t["id"]), {}).get("refunded_at") is None
+        ]
+        if not missing and not unrefunded:
+            return []
+        if time.monotonic() >= deadline:
+            return [
+                f"Stars charges not recorded in {timeout_s} s: {len(missing)} payments, "
+                f"{len(unrefunded)} refunds"
+            ]
+        await asyncio.sleep(0.5)
+
+
+async def _a_month_later(h: Harness, customers: list[Customer], shop: Shop) -> int:
+    """OKX's clock (the bot's) moves a minute past the end of every Telegram Stars
+    subscription, and Telegram charges the renewals at that time (a refunded subscription
+    renews no more). Each renewing customer must read "renewed". Crypto subscriptions end
+    meanwhile (Basic after 7 days, one Pro period after 30): the bot takes their access back
+    before the run is over (see Harness.unsettled). Returns the renewals charged."""
+    subs = [s for s in h.tg.subscriptions() if not s.ended]
+    if not subs:
+        return 0
+    h.clock.advance_to(max(s.expiration_date for s in subs) * 1000 + MINUTE_MS)
+    made = h.tg.charge_renewals(h.clock() / 1000)
+    renewing = {p.user_id for p in made}
+    await _gather(shop.renewed(c) for c in customers if c.id in renewing)
+    return len(made)
+
+
+def _stars_figures(customers: list[Customer], payments: list[dict[str, Any]], renewals: int) -> str:
+    first = [r for r in payments if not r["renewal"]]
+    lost = {c.id for c in customers if c.scenario == "stars_lost" and c.charges}
+    credited_lost = sum(r["source"] == "ledger" and r["customer_id"] in lost for r in first)
+    refunds = Counter(str(r["refund_source"]) for r in payments if r["refunded_at"] is not None)
+    return (
+        f"{len(first)} paid ({sum(c.stars_tries for c in customers)} presses of Pay), "
+        f"{sum(r['renewal'] for r in payments)} renewals credited of {renewals} charged, "
+        f"{credited_lost} of {len(lost)} lost updates credited from the ledger, "
+        f"refunds: {', '.join(f'{k} {n}' for k, n in sorted(refunds.items())) or 'none'}"
+    )
 
 
 async def _until_status(
