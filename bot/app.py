@@ -97,7 +97,7 @@ def build_application(
     """The bot, not yet started. ``clock`` (tests) replaces the host's clock for payments.
     ``webhook``: no Updater; a web server feeds ``application.update_queue`` instead.
     ``rate_limit`` False (benchmarks only): no rate limiter, to show the headroom."""
-    timings = timings or jobs.Timings()
+    timings = timings or jobs.Timings(stars_ledger=settings.stars_reconcile_seconds)
 
     async def post_init(application: BotApplication) -> None:
         services = await open_services(application, settings, clock, timings)

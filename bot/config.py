@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     plans_file: Path | None = None
     payment_poll_seconds: float = Field(default=60, ge=0.1, le=3600)
     invoice_ttl_minutes: int = 120
+    # how often Telegram's Stars ledger is read against the recorded Stars payments
+    stars_reconcile_seconds: float = Field(default=600, ge=1, le=86400)
     payment_monitor_hours: int = 24
     payment_tolerance_percent: Decimal = Decimal(2)
     amount_offset_cap_percent: Decimal = Decimal("0.5")

@@ -68,6 +68,7 @@ async def read(bot: Bot, *, since_ms: int) -> tuple[list[LedgerEntry], int]:
 
 
 async def reconcile(bot: Bot, rail: StarsRail, *, now_ms: int) -> ReconcileReport:
-    """One reconciliation run: read the last :data:`WINDOW_MS` of the ledger, hand it over."""
+    """One reconciliation run: read the last :data:`WINDOW_MS` of the ledger (``now_ms``: when
+    the read begins, on the shop's clock), hand it over."""
     lines, covered = await read(bot, since_ms=now_ms - WINDOW_MS)
-    return await rail.reconcile(lines, covered_since=covered)
+    return await rail.reconcile(lines, covered_since=covered, read_at=now_ms)

@@ -545,12 +545,15 @@ class StarsRail:
     # --- reconciliation ------------------------------------------------------------------------
 
     async def reconcile(
-        self, entries: Sequence[LedgerEntry], *, covered_since: int
+        self, entries: Sequence[LedgerEntry], *, covered_since: int, read_at: int | None = None
     ) -> ReconcileReport:
-        """Compare what the bot read of Telegram's ledger (every line from ``covered_since``, ms,
-        to now) with what was recorded: credit incoming payments never recorded, record refunds
-        made outside the bot, and tell the admins of recorded payments in that span that the
-        ledger lacks (once each)."""
+        """Compare what the bot read of Telegram's ledger (every line from ``covered_since``, ms
+        on Telegram's dates, to when it was read) with what was recorded: credit incoming
+        payments never recorded, record refunds made outside the bot, and tell the admins of
+        recorded payments in that span that the ledger lacks (once each). ``read_at``: when the
+        read began, on this shop's clock (default: now); only a payment recorded a minute before
+        that can be missing, so one recorded while the ledger was being read, or a clock that
+        differs from Telegram's, never raises a false alarm."""
         report = ReconcileReport(read=len(entries))
         incoming = {e.id: e for e in entries if e.incoming}
         refunds = {e.id for e in entries if not e.incoming}
@@ -579,13 +582,14 @@ class StarsRail:
             if await self._recorded_unrefunded(charge_id):
                 report.refunded += await self.record_refund(charge_id, by="telegram") is not None
         now = self._clock.now_ms()
+        read_began = now if read_at is None else read_at
         async with self._db.transaction() as conn:
             recorded = (
                 await conn.execute(
                     select(star_payments).where(
                         star_payments.c.paid_at >= covered_since,
-                        star_payments.c.paid_at
-                        <= now - MINUTE_MS,  # a minute for the ledger to show it
+                        # recorded a minute before the read began, on our own clock
+                        star_payments.c.recorded_at <= read_began - MINUTE_MS,
                     )
                 )
             ).all()

@@ -42,7 +42,6 @@ CHATS = {"pro": [-1001000000001, -1001000000002]}
 POOL_CHAINS = (("USDT", "USDT-TRC20"), ("USDT", "USDT-BSC"), ("SOL", "SOL-Solana"))
 TTL_MINUTES, MONITOR_HOURS = 60, 1
 PRO_STARS = 1500  # Pro is also sold for Telegram Stars: a subscription renewed every 30 days
-REPO = Path(__file__).resolve().parents[2]  # for ``python -m tests.soak.bot_process``
 PLANS = f"""
 [[plans]]
 id = "pro"
@@ -200,7 +199,7 @@ class Harness:
             API_TOKEN=keys["api_token"],
             LOG_LEVEL=self.log_level,
             MAX_HELD_AMOUNTS=str(MAX_HELD),
-            PYTHONPATH=str(REPO),
+            STARS_RECONCILE_SECONDS="3",  # a soak lasts minutes: the ledger every few seconds
         )
         if self.replicas > 1:
             env["WEBHOOK_URL"] = f"http://127.0.0.1:{port}"
@@ -219,7 +218,8 @@ class Harness:
                 process = await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",
-                    "tests.soak.bot_process",  # ``python -m bot run`` with the soak's timings
+                    "bot",
+                    "run",
                     cwd=self.workdir,
                     env=self.env(replica),
                     stdout=out,

@@ -188,3 +188,19 @@ async def test_a_recorded_payment_the_ledger_lacks_is_reported_once(
     assert (await rail.reconcile([], covered_since=0)).missing == 1
     await rail.reconcile([], covered_since=0)
     assert len(await told(db, "admin.stars_unmatched")) == 1
+
+
+async def test_a_payment_recorded_while_the_ledger_was_read_is_not_reported_missing(
+    db: Database, rail: StarsRail, clock: ManualClock
+) -> None:
+    """The ledger was read just before the payment's update was recorded, and Telegram's clock
+    is minutes behind the shop's: no false alarm; a later read that still lacks it reports it."""
+    order = await rail.open_order(ALICE, "month")
+    read_began = clock.now_ms()
+    clock.advance(5 * MINUTE_MS)
+    telegram_date = clock.now_ms() - 10 * MINUTE_MS  # Telegram's clock runs behind
+    await rail.record_charge(charge(order.payload, "ch-1", clock, paid_at=telegram_date))
+    report = await rail.reconcile([], covered_since=0, read_at=read_began)
+    assert report.missing == 0 and await told(db, "admin.stars_unmatched") == []
+    clock.advance(2 * MINUTE_MS)
+    assert (await rail.reconcile([], covered_since=0, read_at=clock.now_ms())).missing == 1
