@@ -252,10 +252,12 @@ class Settings(BaseSettings):
         if self.webhook_url is None and self.render_external_url is not None:
             self.webhook_url = self.render_external_url  # Render: the service's own URL
         if self.webhook_url and not self.webhook_secret:
-            given = "WEBHOOK_URL is set" if self.webhook_url != self.render_external_url else (
-                "WEBHOOK_URL is taken from RENDER_EXTERNAL_URL (Render sets it)"
+            source = (
+                "WEBHOOK_URL is set"
+                if self.webhook_url != self.render_external_url
+                else "WEBHOOK_URL is taken from RENDER_EXTERNAL_URL (Render sets it)"
             )
-            raise ValueError(f"WEBHOOK_SECRET is required when {given}")
+            raise ValueError(f"WEBHOOK_SECRET is required when {source}")
         if self.merchant_webhook_urls and not self.merchant_webhook_secret:
             raise ValueError(
                 "MERCHANT_WEBHOOK_SECRET is required when MERCHANT_WEBHOOK_URLS is set"
