@@ -26,6 +26,7 @@ from bot.terms import MESSAGE_LIMIT, longest_terms
 from payments import OKX_SETTINGS
 from payments.config import PaymentSettings
 from payments.errors import ConfigError
+from payments.ops import WHERE_FROM
 
 QrPayload = Literal["default", "uri", "address"]
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")  # Telegram's characters; 16+ ours
@@ -35,6 +36,9 @@ _USERNAME = re.compile(r"@[A-Za-z][A-Za-z0-9_]{4,31}")  # Telegram's: 5-32 chara
 _TME = re.compile(r"(?:https://)?(?:t\.me|telegram\.me)/[A-Za-z0-9_+][A-Za-z0-9_+/?=&-]{0,200}")
 _EMAIL = re.compile(r"[^\s@<>\"]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:)[^/]*@")
+# `ADMIN_IDS=123   # your id`: a .env reader drops the comment, `docker run --env-file` keeps it
+_INLINE_COMMENT = re.compile(r"(?:^|\s)#.*$", re.DOTALL)
+_TEXT_COMMENT = re.compile(r"\s#\s.*$", re.DOTALL)  # free text: "order #5" is no comment
 
 
 def _and(names: list[str]) -> str:
@@ -51,6 +55,22 @@ def support_contact(raw: str) -> str:
     if _TME.fullmatch(contact):
         return contact if contact.startswith("https://") else f"https://{contact}"
     raise ValueError("must be an @username, a t.me link (https://t.me/name) or an e-mail address")
+
+
+def inline_comment(name: str, value: str) -> str | None:
+    """The one-line problem of a value that ends in a `` # comment`` (``docker run --env-file``
+    keeps it as part of the value); None for a value without one. A secret's comment is not
+    quoted: a passphrase may hold " #" itself."""
+    pattern = _TEXT_COMMENT if name == "terms_text" else _INLINE_COMMENT
+    found = pattern.search(value)
+    if found is None:
+        return None
+    comment = found.group().strip()
+    shown = "" if name in _SECRET_FIELDS else f" (' {comment}')"
+    return (
+        f"{name.upper()}: the value ends in a comment{shown}: put comments on their own line;"
+        " docker --env-file keeps them"
+    )
 
 
 def mask_url(url: str) -> str:
@@ -108,6 +128,17 @@ class Settings(BaseSettings):
     terms_url: str | None = None
     log_level: str = "INFO"
 
+    render_external_url: str | None = None  # set by Render: WEBHOOK_URL when that is unset
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_comments(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if isinstance(value, str) and (problem := inline_comment(name, value)):
+                    raise ValueError(problem)
+        return data
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _split_ids(cls, raw: Any) -> Any:
@@ -154,7 +185,9 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {name!r} (e.g. UTC, Europe/Berlin)") from None
         return name
 
-    @field_validator("telegram_api_url", "okx_api_url", "webhook_url", "public_url")
+    @field_validator(
+        "telegram_api_url", "okx_api_url", "webhook_url", "public_url", "render_external_url"
+    )
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
         if url is None:
@@ -162,6 +195,13 @@ class Settings(BaseSettings):
         if not url.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return url.rstrip("/")
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _without_bot(cls, url: str) -> str:
+        """``http://host/bot`` (as the fake Bot API prints it, and as python-telegram-bot's
+        base_url is spelt) means ``http://host``: the bot adds ``/bot<token>`` itself."""
+        return url.removesuffix("/bot")
 
     @field_validator("support_contact")
     @classmethod
@@ -211,8 +251,15 @@ class Settings(BaseSettings):
                 f" ({_and(given)} {'is' if len(given) == 1 else 'are'}): give all three OKX"
                 " settings to take crypto, or none of them to sell for Telegram Stars only"
             )
+        if self.webhook_url is None and self.render_external_url is not None:
+            self.webhook_url = self.render_external_url  # Render: the service's own URL
         if self.webhook_url and not self.webhook_secret:
-            raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_URL is set")
+            source = (
+                "WEBHOOK_URL is set"
+                if self.webhook_url != self.render_external_url
+                else "WEBHOOK_URL is taken from RENDER_EXTERNAL_URL (Render sets it)"
+            )
+            raise ValueError(f"WEBHOOK_SECRET is required when {source}")
         if self.merchant_webhook_urls and not self.merchant_webhook_secret:
             raise ValueError(
                 "MERCHANT_WEBHOOK_SECRET is required when MERCHANT_WEBHOOK_URLS is set"
@@ -305,11 +352,18 @@ def load_settings(
 ) -> Settings:
     """Settings from ``env`` (default: the process environment) and ``env_file``.
 
-    Raises ConfigError with one line naming the first bad variable, never its value.
+    Raises ConfigError with one line naming the first bad variable (or every missing one, and,
+    when reading the environment, where settings are read from), never its value.
     """
     try:
         if env is None:
-            return Settings(_env_file=env_file)  # type: ignore[call-arg]
+            try:
+                return Settings(_env_file=env_file)  # type: ignore[call-arg]
+            except ValidationError as exc:
+                problem = _first_problem(exc)
+                if _missing(exc):
+                    problem = f"{problem}: {WHERE_FROM}"
+                raise ConfigError(problem) from None
         values: dict[str, Any] = {
             k.lower(): v
             for k, v in env.items()
@@ -322,12 +376,26 @@ def load_settings(
         raise ConfigError(str(exc)) from None
 
 
+def _missing(exc: ValidationError) -> list[str]:
+    return [
+        str(error["loc"][0]).upper()
+        for error in exc.errors()
+        if error.get("type") == "missing" and error.get("loc")
+    ]
+
+
 def _first_problem(exc: ValidationError) -> str:
+    """Every missing setting in one line, else the first bad one."""
+    if missing := _missing(exc):
+        return f"{_and(missing)} {'is' if len(missing) == 1 else 'are'} not set"
     error = exc.errors()[0]
     where = [str(part) for part in error.get("loc", ()) if part != "__root__"]
     name = where[0].upper() if where else ""
     message = str(error.get("msg", "invalid"))
     message = message.removeprefix("Value error, ")
-    if error.get("type") == "missing":
-        return f"{name} is not set"
     return f"{name}: {message}" if name else message
+
+
+_SECRET_FIELDS = frozenset(
+    name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
+)

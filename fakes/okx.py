@@ -39,6 +39,8 @@ FAULT_KINDS = (
     "maintenance",  # HTTP 503, code 50001
     "malformed",  # HTTP 200, code "0" but ``data`` is not a list
     "garbage",  # HTTP 200, a body that is not JSON
+    "region",  # HTTP 403, code 51155: OKX does not serve the caller's country
+    "region_page",  # HTTP 403, an HTML page saying the region is restricted (no code)
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -200,6 +202,12 @@ class FakeOkx(OkxState, LoopbackServer):
         if kind == "maintenance":
             msg = "Service temporarily unavailable, please try again later."
             return okx_error("50001", msg, status=503)
+        if kind == "region":
+            msg = "Access from your country or region is restricted by compliance requirements."
+            return okx_error("51155", msg, status=403)
+        if kind == "region_page":
+            html = "<html><body>403 Forbidden: service restricted in your region</body></html>"
+            return web.Response(status=403, text=html, content_type="text/html")
         if kind == "malformed":
             return web.json_response({"code": "0", "msg": "", "data": {"unexpected": True}})
         if kind == "garbage":

@@ -91,6 +91,14 @@ def check_api_key(info: KeyInfo, *, allow_unsafe: bool) -> list[str]:
 
 _CODE = re.compile(r'"code"\s*:\s*"(\d+)"')
 _MSG = re.compile(r'"msg"\s*:\s*"([^"]{0,200})"')
+_REGION_WORDS = re.compile(r"restrict|region", re.IGNORECASE)
+_FORBIDDEN = re.compile(r"\b403\b")
+REGION_CODE = "51155"
+REGION_RULE = (
+    "OKX refuses requests from this server's region ({detail}): OKX does not serve some"
+    " countries; run the bot in a region OKX serves (e.g. Singapore or Frankfurt), or set"
+    " OKX_API_URL to your OKX region's site"
+)
 _SIGN_HEADER = re.compile(r"('OK-ACCESS-SIGN': )'[^']*'")
 
 
@@ -111,6 +119,9 @@ def map_ccxt_error(exc: Exception, secrets: Sequence[str] = ()) -> ExchangeError
         detail = f"OKX code {code.group(1)}: {msg.group(1) if msg else ''}".rstrip(": ")
     else:
         detail = f"{type(exc).__name__}: {text[:_MAX_MESSAGE]}"
+    region = code.group(1) == REGION_CODE if code is not None else False
+    if region or (_FORBIDDEN.search(text) and _REGION_WORDS.search(text)):
+        return ExchangeAuthError(REGION_RULE.format(detail=detail))
     if isinstance(exc, ccxt_errors.RateLimitExceeded | ccxt_errors.DDoSProtection):
         return ExchangeRateLimited(f"OKX rate limit, slowing down ({detail})")
     if isinstance(exc, ccxt_errors.InvalidNonce):

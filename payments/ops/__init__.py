@@ -7,12 +7,19 @@ from payments.ops.counting import COUNT_CAP
 from payments.ops.health import Health, check_health
 from payments.ops.reports import ShopStats, WindowStats, shop_stats
 from payments.ops.retention import PruneReport, prune
-from payments.ops.setup_check import OkxAccess, Report, check_setup, url_password
+from payments.ops.setup_check import (
+    WHERE_FROM,
+    OkxAccess,
+    Report,
+    check_setup,
+    url_password,
+)
 from payments.ops.support import SUPPORT_WINDOW_MS, SupportRequest, SupportService
 
 __all__ = [
     "COUNT_CAP",
     "SUPPORT_WINDOW_MS",
+    "WHERE_FROM",
     "AdminResult",
     "AdminService",
     "BlockResult",

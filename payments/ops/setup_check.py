@@ -41,6 +41,10 @@ TRUE = {"1", "true", "yes", "on"}
 CLOCK_WARN_MS = 30_000
 MIN_SECRET = 6  # shorter values are not searched for (they would mangle every line)
 _URL_PASSWORD = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:([^@]*)@")
+WHERE_FROM = (
+    "settings are read from the environment and from .env in the working directory"
+    " (.env.example lists every setting)"
+)
 
 
 def url_password(url: str) -> str | None:
@@ -53,6 +57,15 @@ def mask_password(url: str) -> str:
     """``postgresql://user:***@host/db``."""
     password = url_password(url)
     return url if password is None else url.replace(f":{password}@", ":***@", 1)
+
+
+BUNDLED_PLANS = (
+    "PLANS_FILE is not set: the bundled EXAMPLE plans are in use (payments/plans.toml), not"
+    " yours. Write your plans file and set PLANS_FILE to its path; in Docker mount it"
+    " (-v $PWD/plans.toml:/app/plans.toml:ro) and set PLANS_FILE=/app/plans.toml; on Render add"
+    " it as a Secret File named plans.toml and set PLANS_FILE=/etc/secrets/plans.toml"
+    " (docs/setup.md)"
+)
 
 
 @dataclass
@@ -141,6 +154,8 @@ async def check_setup(
         report.skip("database and OKX checks (they need the plans file)")
         return
     report.ok(f"plans file: {len(catalog.plans)} plans, {len(catalog.coins)} coins")
+    if plans_file is None:
+        report.warn(BUNDLED_PLANS)
     try:
         rails = payment_rails(catalog, okx_keys=okx is not None)
     except ConfigError as exc:  # no OKX keys and a plan without a Stars price
@@ -274,7 +289,12 @@ async def _check_okx(
                 status = await get_chain_status(conn, coin.symbol, network.chain)
                 where = f"{coin.symbol} on {network.label} ({network.chain})"
                 if status is None:
-                    report.fail(f"{where}: OKX does not list this chain")
+                    chains = await _okx_chains(payments, coin.symbol)
+                    listed = ", ".join(chains) if chains else "none (is the coin's symbol right?)"
+                    report.fail(
+                        f"{where}: OKX does not list this chain; OKX's chains for"
+                        f" {coin.symbol}: {listed}"
+                    )
                 elif not status.can_deposit:
                     report.warn(f"{where}: deposits are suspended on OKX (not offered)")
                 else:
@@ -286,6 +306,16 @@ async def _check_okx(
         except PaymentsError as exc:
             report.fail(f"{coin.symbol} price: {exc}")
     await _check_pool(payments, report)
+
+
+async def _okx_chains(payments: Payments, currency: str) -> list[str]:
+    """The chains OKX lists for ``currency`` (the chain names a plans file takes), sorted;
+    empty when OKX does not list the coin or does not answer."""
+    try:
+        infos = await payments.exchange.fetch_chains([currency])
+    except PaymentsError:
+        return []
+    return sorted({info.chain for info in infos if info.currency == currency})
 
 
 async def _check_pool(payments: Payments, report: Report) -> None:
@@ -315,7 +345,11 @@ async def run_check(env: Mapping[str, str], out: list[str]) -> int:
     code (2: a required variable is missing, 1: a problem, 0: ready)."""
     missing = [name for name in REQUIRED if not env.get(name)]
     if missing:
-        out.append(f"{missing[0]} is not set (a read-only OKX API key is required)")
+        names = f"{', '.join(missing[:-1])} and {missing[-1]}" if len(missing) > 1 else missing[0]
+        out.append(
+            f"{names} {'is' if len(missing) == 1 else 'are'} not set (a read-only OKX API key"
+            f" is required): {WHERE_FROM}"
+        )
         return 2
     okx = OkxAccess(
         env["OKX_API_KEY"],
@@ -337,12 +371,22 @@ async def run_check(env: Mapping[str, str], out: list[str]) -> int:
     return report.exit_code
 
 
+def environment(env_file: str | Path = ".env") -> dict[str, str]:
+    """The process environment over ``env_file`` (when it exists), as the bot reads them: an
+    empty value in either means unset."""
+    from dotenv import dotenv_values
+
+    merged = {k: v for k, v in dotenv_values(env_file).items() if v}
+    merged.update({k: v for k, v in os.environ.items() if v})
+    return merged
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m payments", description=__doc__)
     parser.add_argument("command", choices=["check"], help="check: verify the OKX set-up")
     parser.parse_args(argv)
     out: list[str] = []
-    code = asyncio.run(run_check(os.environ, out))
+    code = asyncio.run(run_check(environment(), out))
     print("\n".join(out))
     return code
 

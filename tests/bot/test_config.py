@@ -451,3 +451,53 @@ JAN_15_NOON_UTC = 1768478700000  # 2026-01-15 12:05 UTC
 def test_the_configured_zone_reaches_the_texts() -> None:
     settings = load_settings({**BASE_ENV, "TIMEZONE": "Europe/Berlin"})
     assert Texts(settings.zone).date(JAN_15_NOON_UTC).endswith(" CET")
+
+
+def test_a_value_that_ends_in_a_comment_is_named_as_such() -> None:
+    """``docker run --env-file`` keeps ``  # ...`` after a value: the setting is named with what
+    went wrong, not a generic "must be numeric", and a secret's comment is not quoted."""
+    assert _problem(ADMIN_IDS="11111111            # your Telegram user id") == (
+        "ADMIN_IDS: the value ends in a comment (' # your Telegram user id'): put comments on"
+        " their own line; docker --env-file keeps them"
+    )
+    token = _problem(TELEGRAM_BOT_TOKEN=f"{SECRETS['TELEGRAM_BOT_TOKEN']}  # from @BotFather")
+    assert token == (
+        "TELEGRAM_BOT_TOKEN: the value ends in a comment: put comments on their own line;"
+        " docker --env-file keeps them"
+    )
+    # an unfilled line of .env.example under docker: only the comment is left
+    assert _problem(PORT="   # HTTP port").startswith("PORT: the value ends in a comment")
+    assert _problem(TERMS_TEXT="Our terms # see below").startswith("TERMS_TEXT: the value ends")
+    # no comment: a URL fragment, an order number in free text
+    terms = {"TERMS_TEXT": "Refunds for order #5 within 14 days", "TERMS_URL": "https://a.b/t#x"}
+    assert load_settings({**BASE_ENV, **terms}).terms_url == "https://a.b/t#x"
+
+
+def test_all_missing_settings_are_named_in_one_line() -> None:
+    env = {k: v for k, v in BASE_ENV.items() if k not in ("TELEGRAM_BOT_TOKEN", "ADMIN_IDS")}
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+    assert str(raised.value) == "TELEGRAM_BOT_TOKEN and ADMIN_IDS are not set"
+
+
+def test_a_bot_api_url_ending_in_bot_is_the_same_url() -> None:
+    """The fake Bot API prints ``http://127.0.0.1:PORT/bot``: both forms work."""
+    for url in ("http://127.0.0.1:8081/bot", "http://127.0.0.1:8081/bot/", "http://127.0.0.1:8081"):
+        settings = load_settings({**BASE_ENV, "TELEGRAM_API_URL": url})
+        assert settings.bot_api_base_url == "http://127.0.0.1:8081/bot", url
+        assert settings.bot_file_base_url == "http://127.0.0.1:8081/file/bot", url
+
+
+def test_on_render_the_webhook_url_is_the_service_url() -> None:
+    render = {"RENDER_EXTERNAL_URL": "https://shop.onrender.com"}
+    secret = {"WEBHOOK_SECRET": "wh-s3cr3t-0123456789"}
+    assert (
+        load_settings({**BASE_ENV, **render, **secret}).webhook_url == render["RENDER_EXTERNAL_URL"]
+    )
+    own = {"WEBHOOK_URL": "https://pay.example.com"}
+    assert load_settings({**BASE_ENV, **render, **secret, **own}).webhook_url == own["WEBHOOK_URL"]
+    assert load_settings(BASE_ENV).webhook_url is None
+    assert _problem(**render) == (
+        "WEBHOOK_SECRET is required when WEBHOOK_URL is taken from RENDER_EXTERNAL_URL"
+        " (Render sets it)"
+    )

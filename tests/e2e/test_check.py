@@ -79,12 +79,40 @@ def test_suspended_deposits_are_reported(okx: FakeOkx, tmp_path: Path) -> None:
     assert "USDT on BNB Smart Chain (BEP20) (USDT-BSC): deposits are suspended" in result.stdout
 
 
-def test_a_missing_variable_is_named_in_one_line(tmp_path: Path) -> None:
+WHERE_FROM = (
+    "settings are read from the environment and from .env in the working directory"
+    " (.env.example lists every setting)"
+)
+
+
+def test_missing_variables_are_named_in_one_line(tmp_path: Path) -> None:
     result = _check({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}"})
     assert result.returncode == 2
     assert result.stdout.strip().splitlines() == [
-        "OKX_API_KEY is not set (a read-only OKX API key is required)"
+        "OKX_API_KEY, OKX_SECRET_KEY and OKX_PASSPHRASE are not set (a read-only OKX API key is"
+        f" required): {WHERE_FROM}"
     ]
+
+
+def test_payments_check_reads_dot_env_in_the_working_directory(
+    okx: FakeOkx, tmp_path: Path
+) -> None:
+    env = _env(okx, tmp_path)
+    (tmp_path / ".env").write_text(
+        "# OKX, from .env\n" + "".join(f"{k}={v}\n" for k, v in env.items() if k != "DATABASE_URL")
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OKX_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "payments", "check"],
+        env={**base, "PYTHONPATH": str(ROOT), "DATABASE_URL": env["DATABASE_URL"]},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "API key: read-only" in result.stdout
 
 
 def test_wrong_secret_is_an_authentication_failure(okx: FakeOkx, tmp_path: Path) -> None:
@@ -302,8 +330,96 @@ def test_check_without_a_token_stops_in_one_line(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == ["subsbot: TELEGRAM_BOT_TOKEN is not set"]
+    assert result.stderr.strip().splitlines() == [
+        f"subsbot: TELEGRAM_BOT_TOKEN and ADMIN_IDS are not set: {WHERE_FROM}"
+    ]
     assert result.stdout == ""
+
+
+def test_a_token_that_ends_in_a_comment_is_not_refused_by_telegram(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path
+) -> None:
+    """As ``docker run --env-file`` passes ``TELEGRAM_BOT_TOKEN=<token>  # from @BotFather``."""
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), **_bot_env(tg, okx, tmp_path)}
+    env["TELEGRAM_BOT_TOKEN"] = f"{tg.token}   # from @BotFather"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "subsbot: TELEGRAM_BOT_TOKEN: the value ends in a comment: put comments on their own"
+        " line; docker --env-file keeps them"
+    ]
+    assert "refused" not in result.stdout + result.stderr
+    assert tg.token not in result.stdout + result.stderr
+
+
+async def test_the_bundled_plans_are_a_loud_warning(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = await _bot_check(_bot_env(tg, okx, tmp_path), capsys)
+    assert code == 0, out
+    [warning] = [line for line in out.splitlines() if "PLANS_FILE" in line]
+    assert warning.startswith("  warn  PLANS_FILE is not set: the bundled EXAMPLE plans")
+    assert "PLANS_FILE=/app/plans.toml" in warning  # Docker: mount it
+    assert "PLANS_FILE=/etc/secrets/plans.toml" in warning  # Render: a Secret File
+    (tmp_path / "plans.toml").write_text(default_plans_path().read_text(encoding="utf-8"))
+    env = {**_bot_env(tg, okx, tmp_path), "PLANS_FILE": str(tmp_path / "plans.toml")}
+    code, out = await _bot_check(env, capsys)
+    assert code == 0, out
+    assert "PLANS_FILE" not in out
+
+
+async def test_a_bot_api_url_as_the_fake_prints_it_works(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert tg.base_url.endswith("/bot")
+    env = {**_bot_env(tg, okx, tmp_path), "TELEGRAM_API_URL": tg.base_url}
+    code, out = await _bot_check(env, capsys)
+    assert code == 0, out
+    assert "@subsbot_test_bot" in out
+
+
+async def test_a_misspelt_chain_lists_the_chains_okx_has_for_the_coin(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plans = default_plans_path().read_text(encoding="utf-8")
+    assert 'chain = "USDT-TRC20"' in plans
+    (tmp_path / "plans.toml").write_text(
+        plans.replace('chain = "USDT-TRC20"', 'chain = "USDT-TRX"')
+    )
+    env = {**_bot_env(tg, okx, tmp_path), "PLANS_FILE": str(tmp_path / "plans.toml")}
+    code, out = await _bot_check(env, capsys)
+    assert code == 1, out
+    [fail] = [line for line in out.splitlines() if "USDT-TRX)" in line]
+    assert fail.startswith("  FAIL") and "OKX does not list this chain" in fail, fail
+    listed = fail.split("OKX's chains for USDT: ", 1)[1].split(", ")
+    assert "USDT-TRC20" in listed and "USDT-ERC20" in listed, fail
+
+
+@pytest.mark.parametrize("kind", ["region", "region_page"])
+async def test_a_refused_region_is_named_in_one_line(
+    tg: FakeTelegram,
+    okx: FakeOkx,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+) -> None:
+    okx.fail_next(50, kind)
+    code, out = await _bot_check(_bot_env(tg, okx, tmp_path), capsys)
+    assert code == 1, out
+    fails = [line for line in out.splitlines() if line.startswith("  FAIL")]
+    assert fails, out
+    for fail in fails:
+        assert "OKX refuses requests from this server's region" in fail, fail
+        assert "run the bot in a region OKX serves (e.g. Singapore or Frankfurt)" in fail
+    assert "@subsbot_test_bot" in out  # Telegram still checked
 
 
 async def test_paid_chats_name_the_missing_right_and_fail(

@@ -151,3 +151,15 @@ def test_render_lists_every_required_setting_and_leaves_secrets_to_the_dashboard
 def test_the_console_script_is_subsbot() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["subsbot"] == "bot.__main__:main"
+
+
+def test_render_runs_in_a_region_okx_serves_and_states_the_webhook_secret_rule() -> None:
+    """OKX refuses some countries (Render's default region among them); the secret comment
+    gives the length the app accepts, not Telegram's 1-256."""
+    [service] = render()["services"]
+    assert service["region"] in {"singapore", "frankfurt"}
+    text = (ROOT / "render.yaml").read_text()
+    assert "1-256" not in text and "16-256 characters" in text
+    assert "RENDER_EXTERNAL_URL" in text
+    setup = (ROOT / "docs" / "setup.md").read_text()
+    assert "OKX does not serve some countries" in setup and "Singapore or" in setup

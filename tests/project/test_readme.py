@@ -9,8 +9,9 @@ from pathlib import Path
 from tests.paths import REPO
 
 ROOT = REPO
-COMMAND = "pip install -e '.[test]' -c constraints.txt && pytest"
-FAST = 'python -m pytest -m "not e2e and not soak"'
+VENV = "python3 -m venv .venv && . .venv/bin/activate && "
+COMMAND = f"{VENV}pip install -e '.[test]' -c constraints.txt && pytest"
+FAST = '. .venv/bin/activate && python -m pytest -m "not e2e and not soak"'
 
 
 def text(path: Path) -> str:
@@ -63,3 +64,37 @@ def test_every_relative_link_in_the_readme_and_docs_leads_somewhere() -> None:
             if missing or (anchor and anchor not in anchors(text(linked))):
                 broken.append(f"{page.name}: {target}")
     assert broken == []
+
+
+def _commands(markdown: str) -> list[str]:
+    blocks = re.findall(r"```sh\n(.*?)```", markdown, re.DOTALL)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_commands_make_and_use_a_venv() -> None:
+    """Stock Debian 12 / Ubuntu 24.04: a bare ``pip install`` stops with
+    externally-managed-environment and there is no ``python``: every command that installs
+    makes the venv first, and every ``python`` runs inside it."""
+    readme = text(ROOT / "README.md")
+    commands = [c for c in _commands(readme) if re.search(r"\b(pip|python|pytest)\b", c)]
+    assert len(commands) >= 5
+    for command in commands:
+        if "pip install" in command:
+            assert command.startswith(VENV), command
+        else:
+            assert command.startswith(". .venv/bin/activate && "), command
+    for name in ("demo", "run"):
+        assert f"```sh\n{VENV}pip install -e . && python -m bot {name}\n```" in readme
+    assert "about 25 minutes on 2 cores" in readme
+    assert readme.index("python -m bot run") < readme.index("about 25 minutes")
+
+
+_INLINE = re.compile(r"^#?\s?[A-Z][A-Z0-9_]*=\S*[ \t]+#", re.M)
+
+
+def test_settings_samples_keep_comments_on_their_own_lines() -> None:
+    """``docker run --env-file`` keeps ``  # ...`` after a value as part of the value."""
+    pages = [ROOT / "README.md", ROOT / ".env.example", *sorted((ROOT / "docs").glob("*.md"))]
+    found = [f"{p.name}: {m.group()}" for p in pages for m in _INLINE.finditer(text(p))]
+    assert found == []
+    assert _INLINE.search("ADMIN_IDS=1   # your id") and _INLINE.search("#PORT=  # a port")
