@@ -82,7 +82,10 @@ def test_a_missing_setting_stops_start_up_naming_it(tmp_path: Path, command: lis
     )
     assert result.returncode == 2
     lines = result.stderr.decode().strip().splitlines()
-    assert lines == ["subsbot: TELEGRAM_BOT_TOKEN is not set"]
+    assert lines == [
+        "subsbot: TELEGRAM_BOT_TOKEN is not set: settings are read from the environment and from"
+        " .env in the working directory (.env.example lists every setting)"
+    ]
 
 
 def test_the_redaction_filter_removes_secrets_from_messages_and_tracebacks() -> None:
