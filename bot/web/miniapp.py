@@ -102,7 +102,9 @@ async def asset(name: str) -> Response:
     body = _asset(name)
     if body is None:
         return JSONResponse(
-            {"error": "not_found", "detail": "Not Found"}, status_code=404, headers=_headers("no-store")
+            {"error": "not_found", "detail": "Not Found"},
+            status_code=404,
+            headers=_headers("no-store"),
         )
     media = _TYPES[name[name.rindex(".") :]]
     return Response(body, media_type=media, headers=_headers("no-cache"))

@@ -17,11 +17,13 @@ export function t(key, values = {}) {
   return template.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
 }
 
-// h("p.hint", {id: "x"}, "text", child...): an element; attrs starting with "on" are listeners.
+// h("p.hint#x", {attr: value}, "text", child...): an element; attrs starting with "on" are listeners.
 export function h(spec, attrs = {}, ...children) {
-  const [tag, ...classes] = spec.split(".");
+  const [head, id] = spec.split("#");
+  const [tag, ...classes] = head.split(".");
   const el = document.createElement(tag || "div");
   if (classes.length) el.className = classes.join(" ");
+  if (id) el.id = id;
   for (const [name, value] of Object.entries(attrs || {})) {
     if (value === undefined || value === null || value === false) continue;
     if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
@@ -36,7 +38,8 @@ export function h(spec, attrs = {}, ...children) {
 }
 
 export function show(...nodes) {
-  document.getElementById("view").replaceChildren(...nodes);
+  const children = nodes.flat(2).filter((node) => node !== null && node !== undefined && node !== false);
+  document.getElementById("view").replaceChildren(...children);
   window.scrollTo(0, 0);
 }
 
