@@ -219,10 +219,10 @@ async def test_a_customer_buys_pro_with_usdt_and_the_page_turns_paid(
         assert ["text", "Check payment"] in tg["main"] and ["show"] in tg["back"]
         assert ["selection"] in tg["haptics"]
 
-        await page.click("[data-copy=amount]")
-        assert await page.evaluate("navigator.clipboard.readText()") == amount
-        await page.click("[data-copy=address]")
-        assert await page.evaluate("navigator.clipboard.readText()") == address
+        for name, value in (("amount", amount), ("address", address)):
+            await page.click(f"[data-copy={name}]")
+            await page.wait_for_selector(f"[data-copy={name}]:text('Copied')")  # written
+            assert await page.evaluate("navigator.clipboard.readText()") == value
 
         await page.evaluate("window.__sameDocument = true")
         world.okx.add_deposit("USDT", "USDT-TRC20", amount, to=address, tx_id=TX)
