@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from bot.config import Settings
 from bot.services import BotApplication
-from bot.web import api, health, webhook
+from bot.web import api, health, miniapp, webhook
 from bot.web.deps import WebContext
 
 
@@ -34,5 +34,6 @@ def create_web_app(
         app.include_router(webhook.router)
     app.include_router(health.router)
     app.include_router(api.router)
+    app.include_router(miniapp.router)
     api.install_error_handlers(app)
     return app
