@@ -58,6 +58,10 @@ def mask_url(url: str) -> str:
     return _URL_PASSWORD.sub(r"\1***@", url)
 
 
+WEBHOOK_PATH = "/telegram/webhook"  # Telegram's updates, under WEBHOOK_URL
+MINI_APP_PATH = "/app"  # the Mini App's page, under PUBLIC_URL (or WEBHOOK_URL)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -94,6 +98,7 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     public_url: str | None = None
+    webapp_url: str | None = None  # the Mini App; default: PUBLIC_URL's (else WEBHOOK_URL's) /app
     host: str = "0.0.0.0"
     port: int | None = Field(default=None, ge=1, le=65535)
     api_token: SecretStr | None = None
@@ -152,7 +157,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {name!r} (e.g. UTC, Europe/Berlin)") from None
         return name
 
-    @field_validator("telegram_api_url", "okx_api_url", "webhook_url", "public_url")
+    @field_validator("telegram_api_url", "okx_api_url", "webhook_url", "public_url", "webapp_url")
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
         if url is None:
@@ -248,6 +253,25 @@ class Settings(BaseSettings):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, mask_url(value) if name == "database_url" else value
+
+    @property
+    def public_base_url(self) -> str | None:
+        """Where customers reach this service: PUBLIC_URL, else WEBHOOK_URL (the Telegram
+        webhook is served under it), else unknown."""
+        if self.public_url:
+            return self.public_url
+        if self.webhook_url:
+            return self.webhook_url.removesuffix(WEBHOOK_PATH)
+        return None
+
+    @property
+    def mini_app_url(self) -> str | None:
+        """The Mini App the bot opens (menu button, /start): WEBAPP_URL, else ``/app`` on
+        :attr:`public_base_url`; None when neither is known (the chat alone sells)."""
+        if self.webapp_url:
+            return self.webapp_url
+        base = self.public_base_url
+        return None if base is None else base + MINI_APP_PATH
 
     @property
     def zone(self) -> ZoneInfo:
