@@ -372,3 +372,51 @@ async def test_the_openapi_document_lists_the_mini_app_operations(tmp_path: Path
         ]
         error = cancel["responses"]["409"]["content"]["application/json"]["schema"]["$ref"]
         assert error.endswith("/ErrorBody")
+
+
+# --- the bot opens the Mini App ------------------------------------------------------------
+
+
+def web_app_buttons(markup: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(text, url) of the inline buttons that open a Mini App."""
+    rows = (markup or {}).get("inline_keyboard", [])
+    return [(b["text"], b["web_app"]["url"]) for row in rows for b in row if "web_app" in b]
+
+
+async def test_with_a_public_url_the_menu_button_and_start_open_the_mini_app(
+    tmp_path: Path,
+) -> None:
+    async with BotWorld.open(tmp_path) as world, world.serving(webhook=True) as served:
+        app_url = served.base_url + "/app"  # WEBHOOK_URL's /app
+        assert world.tg.menu_button() == {
+            "type": "web_app",
+            "text": "Checkout",
+            "web_app": {"url": app_url},
+        }
+        assert world.tg.menu_button(101) == world.tg.menu_button()  # every private chat
+        menu = await world.customer(101).send("/start", expect="Welcome")
+        assert web_app_buttons(menu.reply_markup) == [("Open checkout", app_url)]
+        # under the plans, which still work as before
+        assert world.tg.buttons(menu)[0][0].startswith("Pro")
+        ru = await world.customer(102, "ru").send("/start", expect="Добро пожаловать")
+        assert web_app_buttons(ru.reply_markup) == [("Открыть оплату", app_url)]
+
+    own = {"WEBAPP_URL": "https://pages.example.com/checkout/"}
+    async with BotWorld.open(tmp_path / "own") as world, world.serving(env=own):
+        assert world.tg.menu_button()["web_app"] == {"url": "https://pages.example.com/checkout"}
+        menu = await world.customer(101).send("/start", expect="Welcome")
+        assert web_app_buttons(menu.reply_markup) == [
+            ("Open checkout", "https://pages.example.com/checkout")
+        ]
+
+
+async def test_without_a_public_url_the_chat_offers_no_mini_app(tmp_path: Path) -> None:
+    async with BotWorld.open(tmp_path) as world, world.serving(webhook=False):
+        assert world.tg.calls("setChatMenuButton") == []
+        assert world.tg.menu_button() == {"type": "commands"}
+        menu = await world.customer(101).send("/start", expect="Welcome")
+        assert web_app_buttons(menu.reply_markup) == []
+        assert [text for text, _ in world.tg.buttons(menu)] == [
+            "Pro · $29 / 30 days",
+            "Enterprise · $99 / 30 days",
+        ]
