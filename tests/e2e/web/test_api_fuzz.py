@@ -1,8 +1,8 @@
 """The JSON API under fire: schemathesis generates requests from the served ``/openapi.json``
 (valid and invalid ones), sent over loopback HTTP to the real bot's server, without credentials,
 as a Mini App user and as the merchant's backend. Never a 5xx, every answer as documented, and
-a caller only ever sees, cancels or claims on their own payments. Then SQL-looking and unicode input in every path,
-query and body parameter, by hand.
+a caller only ever sees, cancels or claims on their own payments. Then SQL-looking and unicode
+input in every path, query and body parameter, by hand.
 
 Already covered elsewhere (not repeated here): malformed JSON, wrong types and bodies over 64 KiB
 (tests/e2e/web/test_api.py, 422/413); forged, tampered and expired initData and wrong Bearer tokens
