@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, cast
 
-from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram import BotCommand, LinkPreviewOptions, MenuButtonWebApp, Update, WebAppInfo
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -117,6 +117,9 @@ def build_application(
             services.directory_tried.set()
         await set_command_menus(
             application, services.texts, paid_chats=bool(services.catalog.chats)
+        )
+        services.mini_app_url = await set_mini_app_button(
+            application, services.texts, settings.mini_app_url
         )
 
     async def post_shutdown(application: BotApplication) -> None:
@@ -290,6 +293,24 @@ async def set_command_menus(
                 await application.bot.set_my_commands(commands, language_code=lang)
         except TelegramError as exc:
             log.warning("could not set the %s command menu: %s", lang, exc)
+
+
+async def set_mini_app_button(
+    application: BotApplication, texts: Texts, url: str | None
+) -> str | None:
+    """Every private chat's menu button opens the Mini App at ``url`` (the default menu button,
+    in the default language: Telegram keeps one). Returns ``url`` once Telegram took it, else
+    None: then /start offers no Mini App either (Telegram would refuse that button too), and
+    the chat alone sells, as without a URL."""
+    if url is None:
+        return None
+    button = MenuButtonWebApp(texts.get(DEFAULT_LANGUAGE, "button_checkout_menu"), WebAppInfo(url))
+    try:
+        await application.bot.set_chat_menu_button(menu_button=button)
+    except TelegramError as exc:
+        log.warning("could not set the Mini App menu button (%s): %s", url, exc)
+        return None
+    return url
 
 
 def _on(action: type[object]) -> Callable[[object], bool]:

@@ -71,6 +71,7 @@ def check_settings(settings: Settings, report: Report) -> None:
         if hooks
         else "MERCHANT_WEBHOOK_URLS: not set (no webhooks to your backend)"
     )
+    check_mini_app(settings.mini_app_url, report)
     if settings.allow_unsafe_api_key:
         report.warn(
             "ALLOW_UNSAFE_API_KEY is set: an OKX key that can trade or withdraw is accepted"
@@ -79,6 +80,18 @@ def check_settings(settings: Settings, report: Report) -> None:
         report.ok("mode: long polling (WEBHOOK_URL is not set)")
         return
     check_webhook(settings.webhook_url, report)
+
+
+def check_mini_app(url: str | None, report: Report) -> None:
+    """The Mini App the chat opens (WEBAPP_URL, else PUBLIC_URL's or WEBHOOK_URL's /app)."""
+    if url is None:
+        report.ok("Mini App: none (WEBAPP_URL, PUBLIC_URL and WEBHOOK_URL are not set)")
+    elif urlsplit(url).scheme != "https" and (urlsplit(url).hostname or "") not in LOCAL_HOSTS:
+        report.warn(
+            f"Mini App: {url} is not https: Telegram refuses it, and the chat sells without it"
+        )
+    else:
+        report.ok(f"Mini App: {url} (the menu button and /start open it)")
 
 
 def check_webhook(url: str, report: Report) -> None:

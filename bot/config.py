@@ -78,6 +78,10 @@ def mask_url(url: str) -> str:
     return _URL_PASSWORD.sub(r"\1***@", url)
 
 
+WEBHOOK_PATH = "/telegram/webhook"  # Telegram's updates, under WEBHOOK_URL
+MINI_APP_PATH = "/app"  # the Mini App's page, under PUBLIC_URL (or WEBHOOK_URL)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -116,6 +120,7 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     public_url: str | None = None
+    webapp_url: str | None = None  # the Mini App; default: PUBLIC_URL's (else WEBHOOK_URL's) /app
     host: str = "0.0.0.0"
     port: int | None = Field(default=None, ge=1, le=65535)
     api_token: SecretStr | None = None
@@ -186,7 +191,12 @@ class Settings(BaseSettings):
         return name
 
     @field_validator(
-        "telegram_api_url", "okx_api_url", "webhook_url", "public_url", "render_external_url"
+        "telegram_api_url",
+        "okx_api_url",
+        "webhook_url",
+        "public_url",
+        "render_external_url",
+        "webapp_url",
     )
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
@@ -297,6 +307,25 @@ class Settings(BaseSettings):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, mask_url(value) if name == "database_url" else value
+
+    @property
+    def public_base_url(self) -> str | None:
+        """Where customers reach this service: PUBLIC_URL, else WEBHOOK_URL (the Telegram
+        webhook is served under it), else unknown."""
+        if self.public_url:
+            return self.public_url
+        if self.webhook_url:
+            return self.webhook_url.removesuffix(WEBHOOK_PATH)
+        return None
+
+    @property
+    def mini_app_url(self) -> str | None:
+        """The Mini App the bot opens (menu button, /start): WEBAPP_URL, else ``/app`` on
+        :attr:`public_base_url`; None when neither is known (the chat alone sells)."""
+        if self.webapp_url:
+            return self.webapp_url
+        base = self.public_base_url
+        return None if base is None else base + MINI_APP_PATH
 
     @property
     def zone(self) -> ZoneInfo:

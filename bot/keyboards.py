@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
 from bot import callbacks as cb
 from bot.texts import Texts, stars_price, usd
@@ -16,27 +16,34 @@ def _button(text: str, action: cb.Action) -> InlineKeyboardButton:
 
 
 def plans(
-    texts: Texts, lang: str | None, catalog: Catalog, *, stars_only: bool = False
+    texts: Texts,
+    lang: str | None,
+    catalog: Catalog,
+    *,
+    stars_only: bool = False,
+    mini_app: str | None = None,
 ) -> InlineKeyboardMarkup:
     """One button a plan, with its price in USD, or in Stars when the shop sells for Stars
-    only (no OKX keys)."""
+    only (no OKX keys); then "Open checkout" (the Mini App at ``mini_app``), when there is one."""
 
     def price(plan: Plan) -> str:
         if stars_only and plan.stars is not None:
             return stars_price(plan.stars)
         return usd(plan.price_usd)
 
-    return InlineKeyboardMarkup(
+    rows = [
         [
-            [
-                _button(
-                    texts.get(lang, "plan_button", name=p.name, price=price(p), days=p.days),
-                    cb.ChoosePlan(p.id),
-                )
-            ]
-            for p in catalog.plans
+            _button(
+                texts.get(lang, "plan_button", name=p.name, price=price(p), days=p.days),
+                cb.ChoosePlan(p.id),
+            )
         ]
-    )
+        for p in catalog.plans
+    ]
+    if mini_app is not None:
+        label = texts.get(lang, "button_open_checkout")
+        rows.append([InlineKeyboardButton(label, web_app=WebAppInfo(mini_app))])
+    return InlineKeyboardMarkup(rows)
 
 
 def coins(

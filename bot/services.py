@@ -168,6 +168,8 @@ class Services:
     heartbeats: Heartbeats = field(default_factory=Heartbeats)
     webhooks: WebhookSender | None = None  # its urls are empty without MERCHANT_WEBHOOK_URLS
     nudge: StandbyNudge | None = None  # None: one replica (SQLite), nobody to pass taps on to
+    # the Mini App the chat offers (menu button, /start); None: not known, or Telegram refused it
+    mini_app_url: str | None = None
 
     @property
     def catalog(self) -> Catalog:

@@ -37,7 +37,6 @@ NOT_MODIFIED = (
     " exactly the same as a current content and reply markup of the message"
 )
 TRUE_METHODS: tuple[str, ...] = (
-    "setChatMenuButton",
     "sendChatAction",
     "close",
     "logOut",
@@ -53,6 +52,8 @@ METHODS: tuple[str, ...] = (
     "getWebhookInfo",
 )
 METHODS += ("setMyCommands", "getMyCommands", "deleteMyCommands", "sendMessage", "sendPhoto")
+METHODS += ("setChatMenuButton", "getChatMenuButton")
+MENU_BUTTONS = ("commands", "web_app", "default")
 METHODS += ("editMessageText", "editMessageCaption", "editMessageReplyMarkup", "deleteMessage")
 METHODS += ("answerCallbackQuery", "getFile", *CHAT_METHODS, *STARS_METHODS)
 
@@ -153,6 +154,7 @@ class TelegramState(TelegramChats, TelegramStars):
         self._answers: list[CallbackAnswer] = []
         self._open_queries: set[str] = set()
         self._commands: list[dict[str, Any]] | None = None
+        self._menu_buttons: dict[int | None, dict[str, Any]] = {}  # None: the default one
         self._blocked: set[int] = set()
         self._ids = itertools.count(1)
         self.webhook: dict[str, Any] | None = None  # url, secret_token, allowed_updates
@@ -291,6 +293,16 @@ class TelegramState(TelegramChats, TelegramStars):
     def commands(self) -> list[dict[str, Any]] | None:
         with self._lock:
             return copy.deepcopy(self._commands)
+
+    def menu_button(self, chat_id: int | None = None) -> dict[str, Any]:
+        """The menu button ``chat_id`` shows (None: the default one for private chats), as
+        ``getChatMenuButton`` answers: a chat's own, else the default, else ``commands``."""
+        with self._lock:
+            return copy.deepcopy(self._menu_button(chat_id))
+
+    def _menu_button(self, chat_id: int | None) -> dict[str, Any]:
+        found = self._menu_buttons.get(chat_id) if chat_id is not None else None
+        return found or self._menu_buttons.get(None) or {"type": "commands"}
 
     def take_updates(
         self, offset: int | None, limit: int, allowed: list[str] | None
@@ -436,6 +448,18 @@ class TelegramState(TelegramChats, TelegramStars):
             if method == "setmycommands":
                 self._commands = list(params.get("commands") or [])
                 return True
+            if method == "setchatmenubutton":
+                button = params.get("menu_button") or {"type": "default"}
+                if not isinstance(button, dict) or button.get("type") not in MENU_BUTTONS:
+                    raise bad_request("BUTTON_TYPE_INVALID")
+                target = _int(params, "chat_id") if chat_id is not None else None
+                if button["type"] == "default":
+                    self._menu_buttons.pop(target, None)
+                else:
+                    self._menu_buttons[target] = button
+                return True
+            if method == "getchatmenubutton":
+                return self._menu_button(_int(params, "chat_id") if chat_id is not None else None)
             if method == "getmycommands":
                 return copy.deepcopy(self._commands or [])
             if method == "deletemycommands":

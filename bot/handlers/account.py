@@ -15,6 +15,11 @@ from payments.deposits import claims
 from payments.stars import StarsPayment
 from payments.subscriptions import days_left, is_active
 
+# the reasons of a refused claim the customer is told in so many words (else "other")
+CLAIM_REASONS = frozenset(
+    {"already_attached", "other_currency", "older_than_invoice", "after_invoice_window", "blocked"}
+)
+
 
 async def status(update: Update, context: BotContext) -> None:
     message, uid = update.effective_message, user_id(update)
@@ -174,11 +179,23 @@ async def claim(
         await services.payments.claim_waits.stop_waiting(uid)
         return texts.get(lang, "claim_expired")
     if result.outcome == claims.REJECTED and result.reason == claims.BAD_REFERENCE:
-        return texts.get(lang, "claim_bad_reference")  # keep waiting for a proper one
+        return claim_text(services, lang, invoice_id, result)  # keep waiting for a proper one
     if result.outcome == claims.NOT_FOUND:
         services.poll.request()
-        return texts.get(lang, "claim_not_found")
+        return claim_text(services, lang, invoice_id, result)
     await services.payments.claim_waits.stop_waiting(uid)
+    return claim_text(services, lang, invoice_id, result)
+
+
+def claim_text(
+    services: Services, lang: str | None, invoice_id: str, result: claims.ClaimResult
+) -> str:
+    """What the customer is told of a claim's ``result`` (the chat and the JSON API)."""
+    texts = services.texts
+    if result.outcome == claims.REJECTED and result.reason == claims.BAD_REFERENCE:
+        return texts.get(lang, "claim_bad_reference")
+    if result.outcome == claims.NOT_FOUND:
+        return texts.get(lang, "claim_not_found")
     if result.outcome == claims.REJECTED and result.reason == claims.RATE_LIMITED:
         return texts.get(lang, "claim_rate_limited")
     if result.outcome == claims.ATTACHED:
@@ -203,14 +220,7 @@ def _reason(services: Services, lang: str | None, result: claims.ClaimResult) ->
         return texts.get(
             lang, "claim_reason_invoice_closed", status=status_word(services, lang, status)
         )
-    known = {
-        "already_attached",
-        "other_currency",
-        "older_than_invoice",
-        "after_invoice_window",
-        "blocked",
-    }
-    if reason in known:
+    if reason in CLAIM_REASONS:
         return texts.get(lang, f"claim_reason_{reason}")
     return texts.get(lang, "claim_reason_other")
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 import weakref
 
-from telegram import Update
+from telegram import InlineKeyboardMarkup, Update
 
 from bot import callbacks as cb
 from bot import keyboards
@@ -46,6 +46,18 @@ def price(context: BotContext, plan: Plan) -> str:
     return usd(plan.price_usd)
 
 
+def plans_keyboard(context: BotContext, lang: str | None) -> InlineKeyboardMarkup:
+    """The plans, and "Open checkout" when the bot knows its Mini App."""
+    services = context.services
+    return keyboards.plans(
+        services.texts,
+        lang,
+        services.catalog,
+        stars_only=not services.payments.crypto,
+        mini_app=services.mini_app_url,
+    )
+
+
 async def start(update: Update, context: BotContext) -> None:
     await _menu(update, context, welcome=True)
 
@@ -58,12 +70,10 @@ async def _menu(update: Update, context: BotContext, *, welcome: bool) -> None:
     message, uid = update.effective_message, user_id(update)
     if message is None or uid is None:
         return
-    services, lang = context.services, language(update)
+    lang = language(update)
     await message.reply_text(
         await menu_text(context, uid, lang, welcome=welcome),
-        reply_markup=keyboards.plans(
-            services.texts, lang, services.catalog, stars_only=not services.payments.crypto
-        ),
+        reply_markup=plans_keyboard(context, lang),
     )
 
 
@@ -108,13 +118,11 @@ async def on_menu(update: Update, context: BotContext) -> None:
     if query is None or uid is None:
         return
     await answer(query)
-    services, lang = context.services, language(update)
+    lang = language(update)
     await edit_or_send(
         query,
         await menu_text(context, uid, lang, welcome=False),
-        keyboards.plans(
-            services.texts, lang, services.catalog, stars_only=not services.payments.crypto
-        ),
+        plans_keyboard(context, lang),
     )
 
 

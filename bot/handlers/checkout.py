@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from telegram import InputFile, Message, Update
+from telegram import Bot, InputFile, Message, Update
 from telegram.error import BadRequest, TelegramError
 
 from bot import callbacks as cb
@@ -206,9 +206,15 @@ async def cancel_invoice(
     except errors.InvalidTransition:
         current = await services.payments.invoices.get(view.id)
         return refusal(services, lang, current), None
-    for chat_id, message_id in await services.photos.of(view.id):
-        await _edit_photo(context, services, chat_id, message_id, lang, cancelled)
+    await mark_photos(context.bot, services, lang, cancelled)
     return texts.get(lang, "cancel_done", invoice=view.id), cancelled
+
+
+async def mark_photos(bot: Bot, services: Services, lang: str | None, view: InvoiceView) -> None:
+    """Re-caption the invoice's photos in the chat for ``view`` (cancelled: "do not pay") and
+    drop their buttons. Best effort: the invoice is what it is whatever Telegram answers."""
+    for chat_id, message_id in await services.photos.of(view.id):
+        await _edit_photo(bot, services, chat_id, message_id, lang, view)
 
 
 def refusal(services: Services, lang: str | None, view: InvoiceView) -> str:
@@ -224,7 +230,7 @@ def refusal(services: Services, lang: str | None, view: InvoiceView) -> str:
 
 
 async def _edit_photo(
-    context: BotContext,
+    bot: Bot,
     services: Services,
     chat_id: int,
     message_id: int,
@@ -232,7 +238,7 @@ async def _edit_photo(
     view: InvoiceView,
 ) -> None:
     try:
-        await context.bot.edit_message_caption(
+        await bot.edit_message_caption(
             chat_id=chat_id,
             message_id=message_id,
             caption=invoice_card.caption(services.texts, lang, view),

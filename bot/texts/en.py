@@ -66,6 +66,8 @@ MESSAGES: dict[str, str] = {
     "stars_renewal_failed": "Telegram did not change the renewal: {reason}. Try again later.",
     "button_back": "« Back",
     "button_plans": "Plans",
+    "button_checkout_menu": "Checkout",
+    "button_open_checkout": "Open checkout",
     "button_renew": "Renew {plan}",
     # the command menu (plain text, at most 256 characters each)
     "command_start": "Plans and your subscription",

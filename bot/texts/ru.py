@@ -28,6 +28,8 @@ MESSAGES: dict[str, str] = {
     ),
     "button_back": "« Назад",
     "button_plans": "Тарифы",
+    "button_checkout_menu": "Оплата",
+    "button_open_checkout": "Открыть оплату",
     "button_renew": "Продлить {plan}",
     "command_start": "Тарифы и ваша подписка",
     "command_plans": "Выбрать тариф",

@@ -1,5 +1,5 @@
-"""The JSON API under ``/api``: create a payment (crypto, or Telegram Stars with
-``crypto_currency: "XTR"``), follow it, list payments, the customer.
+"""The JSON API under ``/api``: what is on sale, create a payment (crypto, or Telegram Stars
+with ``crypto_currency: "XTR"``), follow it, cancel or claim it, list payments, the customer.
 
 Callers authenticate as a Mini App user (``tma``) or as the merchant's backend (``Bearer``), see
 :mod:`bot.web.auth`; a customer only ever sees their own payments (another's id is a 404, as an
@@ -21,6 +21,8 @@ from telegram.error import TelegramError
 
 from bot import invoice_card
 from bot.config import Settings
+from bot.handlers.account import CLAIM_REASONS, claim_text
+from bot.handlers.checkout import mark_photos, refusal
 from bot.handlers.stars import invoice_link
 from bot.refusals import invoice_refusal
 from bot.services import Services
@@ -31,6 +33,13 @@ from bot.web.deps import Context, ServicesDep, WebContext
 from bot.web.schemas import (
     AnyPayment,
     ApiError,
+    CatalogAnswer,
+    CatalogCoin,
+    CatalogNetwork,
+    CatalogPlan,
+    ClaimAnswer,
+    ClaimOutcome,
+    ClaimRequest,
     Created,
     ErrorBody,
     InitializeRequest,
@@ -46,9 +55,9 @@ from bot.web.schemas import (
     UserMe,
     install_error_shape,
 )
-from bot.web.webhook import PATH as WEBHOOK_PATH
 from payments import InvoiceView, errors, states
 from payments.catalog import Catalog, Coin, Network, Plan
+from payments.deposits import claims
 from payments.stars import CURRENCY, SUBSCRIPTION_PERIOD_S, StarsOrder, StarsPayment
 
 log = logging.getLogger(__name__)
@@ -245,6 +254,129 @@ async def qr_png(
     return Response(
         png, media_type="image/png", headers={"Cache-Control": f"private, max-age={max_age}"}
     )
+
+
+@router.get(
+    "/catalog",
+    tags=["shop"],
+    summary="The plans on sale and the coins and networks taking deposits now",
+    responses=_documented(401, 403),
+)
+async def catalog(user: CurrentUser, services: ServicesDep) -> CatalogAnswer:
+    shop = services.catalog
+    coins: list[CatalogCoin] = []
+    if services.payments.crypto:
+        await services.directory_settled()
+        offered = await services.storefront.offered_networks()
+        coins = [
+            CatalogCoin(
+                symbol=coin.symbol,
+                name=coin.name,
+                networks=[
+                    CatalogNetwork(
+                        code=o.network.code, label=o.network.label, needs_memo=o.needs_memo
+                    )
+                    for o in offered[coin.symbol]
+                ],
+            )
+            for coin in shop.coins
+            if offered.get(coin.symbol)
+        ]
+    titles = services.access.titles
+    return CatalogAnswer(
+        plans=[
+            CatalogPlan(
+                id=plan.id,
+                name=plan.name,
+                days=plan.days,
+                price_usd=str(plan.price_usd),
+                description=plan.description,
+                chats=len(plan.chats),
+                chat_titles=[titles[c] for c in plan.chats if titles.get(c)],
+                stars=plan.stars,
+                renews_by_itself=plan.renews_by_itself,
+            )
+            for plan in shop.plans
+        ],
+        coins=coins,
+        crypto=services.payments.crypto,
+        stars=bool(shop.stars_plans),
+    )
+
+
+@router.post(
+    "/payments/{payment_id}/cancel",
+    tags=["payments"],
+    summary="Cancel the caller's open crypto invoice with nothing received (as /cancel)",
+    responses=_documented(401, 403, 404, 409, 422),
+)
+async def cancel_payment(
+    user: CurrentUser,
+    payment_id: PaymentId,
+    context: Context,
+    services: ServicesDep,
+) -> PaymentStatus:
+    lang = await _language(services, user)
+    invoices = services.payments.invoices
+    try:
+        cancelled = await invoices.cancel(payment_id, customer_id=user.user_id)
+    except errors.InvoiceNotFound:
+        order = await services.payments.stars.order(payment_id, customer_id=user.user_id)
+        if order is None:
+            raise ApiError(404, "payment_not_found", "no such payment") from None
+        raise ApiError(
+            409,
+            "stars_not_cancellable",
+            "a Telegram Stars order is not cancelled: unpaid, it lapses by itself",
+        ) from None
+    except errors.InvalidTransition:
+        current = await invoices.get(payment_id, customer_id=user.user_id)
+        code = "payment_received" if current.status == states.PROCESSING else "payment_closed"
+        raise ApiError(409, code, _plain(refusal(services, lang, current))) from None
+    await mark_photos(context.application.bot, services, lang, cancelled)
+    return _payment(context, services, lang, cancelled, ())
+
+
+@router.post(
+    "/payments/{payment_id}/claim",
+    tags=["payments"],
+    summary="Claim a payment that was not matched, by its tx hash or OKX withdrawal ID",
+    responses=_documented(401, 403, 404, 413, 422, 429),
+)
+async def claim_payment(
+    user: CurrentUser,
+    payment_id: PaymentId,
+    body: ClaimRequest,
+    services: ServicesDep,
+) -> ClaimAnswer:
+    lang = await _language(services, user)
+    try:
+        result = await services.payments.claims.claim(payment_id, user.user_id, body.reference)
+    except errors.InvoiceNotFound:
+        raise ApiError(404, "payment_not_found", "no such payment") from None
+    detail = _plain(claim_text(services, lang, payment_id, result))
+    if result.outcome == claims.REJECTED and result.reason == claims.BAD_REFERENCE:
+        raise ApiError(422, "bad_reference", detail)
+    if result.outcome == claims.REJECTED and result.reason == claims.RATE_LIMITED:
+        # the limit counts the last hour's claims: in an hour at most, all of them are older
+        raise ApiError(429, "claims_rate_limited", detail, {"Retry-After": "3600"})
+    if result.outcome == claims.NOT_FOUND:
+        services.poll.request()  # as the chat: the payment may be in OKX's next page
+    view = await services.payments.invoices.get(payment_id, customer_id=user.user_id)
+    return ClaimAnswer(
+        payment_id=payment_id,
+        outcome=cast(ClaimOutcome, result.outcome),
+        reason=_claim_reason(result) if result.outcome == claims.REJECTED else None,
+        status=cast(Status, view.status),
+        detail=detail,
+    )
+
+
+def _claim_reason(result: claims.ClaimResult) -> str:
+    """A refused claim's reason as the chat names it (the rest is "other")."""
+    if result.reason.startswith("invoice_") or result.reason in CLAIM_REASONS:
+        return result.reason
+    return "other"
 
 
 # --- building answers ------------------------------------------------------------------------
@@ -483,13 +615,8 @@ def _qr_link(context: WebContext, payment_id: str) -> str:
 
 
 def public_base_url(settings: Settings) -> str | None:
-    """Where customers reach this service: PUBLIC_URL, else WEBHOOK_URL (the Telegram webhook
-    is served under it), else unknown."""
-    if settings.public_url:
-        return settings.public_url
-    if settings.webhook_url:
-        return settings.webhook_url.removesuffix(WEBHOOK_PATH)
-    return None
+    """Where customers reach this service (:attr:`Settings.public_base_url`)."""
+    return settings.public_base_url
 
 
 def _link_key(context: WebContext) -> bytes:

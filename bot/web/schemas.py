@@ -187,6 +187,75 @@ class UserMe(BaseModel):
     subscriptions: list[Subscription]
 
 
+class CatalogNetwork(BaseModel):
+    code: str = Field(description="What initialize's `network` takes", examples=["TRC20"])
+    label: str = Field(examples=["Tron (TRC20)"])
+    needs_memo: bool = Field(
+        description="Deposits on this network must carry the invoice's `deposit_tag` (memo)"
+    )
+
+
+class CatalogCoin(BaseModel):
+    symbol: str = Field(description="What initialize's `crypto_currency` takes", examples=["USDT"])
+    name: str = Field(examples=["Tether"])
+    networks: list[CatalogNetwork] = Field(description="Those taking deposits now")
+
+
+class CatalogPlan(BaseModel):
+    id: str = Field(description="What initialize's `plan` takes", examples=["pro"])
+    name: str
+    days: int
+    price_usd: str = Field(examples=["29"])
+    description: str
+    chats: int = Field(description="How many paid channels or groups a subscriber may join")
+    chat_titles: list[str] = Field(description="Their titles, where the bot knows them")
+    stars: int | None = Field(description="The price in Telegram Stars, or null: crypto only")
+    renews_by_itself: bool = Field(
+        description="Paid in Stars, Telegram charges it again every 30 days"
+    )
+
+
+class CatalogAnswer(BaseModel):
+    plans: list[CatalogPlan] = Field(description="The plans on sale, in the shop's order")
+    coins: list[CatalogCoin] = Field(
+        description="The coins taking deposits now (as the chat's buttons); none in a shop "
+        "selling for Telegram Stars only"
+    )
+    crypto: bool = Field(description="The shop takes crypto (OKX)")
+    stars: bool = Field(description="Some plan is sold for Telegram Stars (`XTR`)")
+
+
+class ClaimRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reference: str = Field(
+        min_length=1,
+        max_length=256,
+        description="The payment's transaction hash, or the OKX withdrawal ID of an "
+        "OKX-to-OKX transfer",
+        examples=["0x9f2c4be1"],
+    )
+
+
+ClaimOutcome = Literal["attached", "not_found", "admin", "rejected"]
+
+
+class ClaimAnswer(BaseModel):
+    payment_id: str
+    outcome: ClaimOutcome = Field(
+        description="attached: the payment is now on this invoice; not_found: no such "
+        "payment has reached the shop's account yet (try again in a few minutes); admin: "
+        "passed to an admin to decide; rejected: it cannot go on this invoice (`reason`)"
+    )
+    reason: str | None = Field(
+        description="When rejected: already_attached, other_currency, older_than_invoice, "
+        "after_invoice_window, blocked, invoice_<status> or other",
+        examples=["already_attached"],
+    )
+    status: Status = Field(description="The payment's status after the claim")
+    detail: str = Field(description="What the chat would say, plain text")
+
+
 # --- answering errors: one JSON shape, bodies capped -----------------------------------------
 
 _CODES = {

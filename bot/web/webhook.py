@@ -17,11 +17,12 @@ from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 from telegram import Update
 
+from bot.config import WEBHOOK_PATH
 from bot.web.deps import Context
 
 log = logging.getLogger(__name__)
 
-PATH = "/telegram/webhook"
+PATH = WEBHOOK_PATH
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY_BYTES = 1 << 20  # an update is a few kilobytes; Telegram's own cap is far below this
 

@@ -2,6 +2,13 @@
 
 from payments.invoicing.customers import CustomerService, CustomerView
 from payments.invoicing.invoices import InvoiceService, InvoiceView
-from payments.invoicing.storefront import Storefront
+from payments.invoicing.storefront import OfferedNetwork, Storefront
 
-__all__ = ["CustomerService", "CustomerView", "InvoiceService", "InvoiceView", "Storefront"]
+__all__ = [
+    "CustomerService",
+    "CustomerView",
+    "InvoiceService",
+    "InvoiceView",
+    "OfferedNetwork",
+    "Storefront",
+]

@@ -18,6 +18,14 @@ from payments.subscriptions.periods import SubscriptionView, get_subscriptions
 
 
 @dataclass(frozen=True)
+class OfferedNetwork:
+    """A network taking deposits now, and whether OKX needs a memo (tag) on deposits to it."""
+
+    network: Network
+    needs_memo: bool
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     invoice: InvoiceView
     tx_ids: tuple[str, ...]  # on-chain hashes of the deposits attached to it (may be empty)
@@ -41,18 +49,26 @@ class Storefront:
     async def offered(self) -> dict[str, list[Network]]:
         """Coin symbol -> the networks that take deposits now (OKX ``canDep``), in catalogue
         order; coins with none are left out. A chain never refreshed is not offered."""
+        return {
+            symbol: [o.network for o in networks]
+            for symbol, networks in (await self.offered_networks()).items()
+        }
+
+    async def offered_networks(self) -> dict[str, list[OfferedNetwork]]:
+        """:meth:`offered`, each network with whether deposits to it need a memo."""
         async with self.db.read() as conn:
             rows = await conn.execute(
-                select(chain_status.c.currency, chain_status.c.chain).where(
-                    chain_status.c.can_deposit.is_(True)
-                )
+                select(
+                    chain_status.c.currency, chain_status.c.chain, chain_status.c.need_tag
+                ).where(chain_status.c.can_deposit.is_(True))
             )
-            open_chains = {(currency, chain) for currency, chain in rows}
-        offered: dict[str, list[Network]] = {}
+            open_chains = {(currency, chain): bool(need_tag) for currency, chain, need_tag in rows}
+        offered: dict[str, list[OfferedNetwork]] = {}
         for coin in self.catalog.coins:
             for network in coin.networks:
-                if (coin.symbol, network.chain) in open_chains:
-                    offered.setdefault(coin.symbol, []).append(network)
+                memo = open_chains.get((coin.symbol, network.chain))
+                if memo is not None:
+                    offered.setdefault(coin.symbol, []).append(OfferedNetwork(network, memo))
         return offered
 
     async def subscriptions(self, customer_id: int) -> list[SubscriptionView]:

@@ -442,3 +442,22 @@ async def test_paid_chats_name_the_missing_right_and_fail(
     assert missing.startswith("  FAIL") and "Chat not found" in missing
     assert "add the bot to it as an administrator" in missing
     assert lines[-1] == "2 problem(s)"
+
+
+def test_mini_app_settings() -> None:
+    none = _settings_report()
+    assert (
+        "  ok    Mini App: none (WEBAPP_URL, PUBLIC_URL and WEBHOOK_URL are not set)" in none.lines
+    )
+    public = _settings_report(PUBLIC_URL="https://shop.example.com/")
+    assert (
+        "  ok    Mini App: https://shop.example.com/app (the menu button and /start open it)"
+        in (public.lines)
+    )
+    own = _settings_report(
+        PUBLIC_URL="https://shop.example.com", WEBAPP_URL="http://pages.example.com/checkout"
+    )
+    assert any(
+        line.startswith("  warn  Mini App: http://pages.example.com/checkout is not https")
+        for line in own.lines
+    )

@@ -1,8 +1,8 @@
 """The JSON API under fire: schemathesis generates requests from the served ``/openapi.json``
 (valid and invalid ones), sent over loopback HTTP to the real bot's server, without credentials,
 as a Mini App user and as the merchant's backend. Never a 5xx, every answer as documented, and
-a caller only ever sees their own payments. Then SQL-looking and unicode input in every path,
-query and body parameter, by hand.
+a caller only ever sees, cancels or claims on their own payments. Then SQL-looking and unicode
+input in every path, query and body parameter, by hand.
 
 Already covered elsewhere (not repeated here): malformed JSON, wrong types and bodies over 64 KiB
 (tests/e2e/web/test_api.py, 422/413); forged, tampered and expired initData and wrong Bearer tokens
@@ -46,6 +46,7 @@ T = TypeVar("T")
 API_TOKEN = "fuzz-api-token_0123456789abcdef"
 ALICE, BOB = 101, 202  # the caller, and the customer whose data must never reach her
 INITIALIZE = "/api/payments/crypto/initialize"
+MINI_APP_ACTIONS = ("/api/payments/{payment_id}/cancel", "/api/payments/{payment_id}/claim")
 CHECKS = [
     not_a_server_error,
     response_schema_conformance,
@@ -158,13 +159,21 @@ def test_generated_requests_never_fail_and_never_show_another_customer(
     schema = schemathesis.openapi.from_url(f"{shop.base_url}/openapi.json", timeout=30)
     before = shop.invoice_rows()
     headers = {} if scheme == "none" else shop.as_alice(scheme)
-    status = schema["/api/payments/crypto/status/{payment_id}"]["GET"]
+    about_one = [
+        schema["/api/payments/crypto/status/{payment_id}"]["GET"],
+        *(schema[path]["POST"] for path in MINI_APP_ACTIONS),
+    ]
     cases = st.one_of(
         schema.as_strategy(generation_mode=schemathesis.GenerationMode.POSITIVE),
         schema.as_strategy(generation_mode=schemathesis.GenerationMode.NEGATIVE),
-        *(status.as_strategy(path_parameters={"payment_id": bob}) for bob in shop.bob),
+        *(
+            operation.as_strategy(path_parameters={"payment_id": bob})
+            for operation in about_one
+            for bob in shop.bob
+        ),
     )
     statuses: list[int] = []
+    operations: set[tuple[str, str]] = set()
 
     @FUZZ
     @given(case=cases)
@@ -173,12 +182,15 @@ def test_generated_requests_never_fail_and_never_show_another_customer(
             return  # creating invoices is Alice's right: tests/e2e/web/test_api.py
         response = case.call(base_url=shop.base_url, headers=headers, timeout=30)
         statuses.append(response.status_code)
+        operations.add((case.method.upper(), case.path))
         case.validate_response(response, checks=CHECKS, headers=headers)
         assert_only_alices(shop, response, sent=repr(case))
 
     check()
     assert shop.invoice_rows() == before  # nothing created, changed or dropped
     assert len(statuses) >= FUZZ.max_examples // 2, len(statuses)  # some were initialize
+    wanted = {("GET", "/api/catalog")} | {("POST", path) for path in MINI_APP_ACTIONS}
+    assert wanted <= operations, wanted - operations
     if scheme != "none":
         assert 200 in statuses, statuses  # authenticated requests got through, too
     else:
@@ -244,6 +256,13 @@ def test_sql_and_unicode_in_every_parameter_is_a_4xx_and_changes_nothing(
                     params={"expires": value, "signature": value},
                 ),
             ]
+            answers.append(http.post(f"/api/payments/{quoted}/cancel", headers=auth))
+            for target in (quoted, shop.bob[0]):
+                answers.append(
+                    http.post(
+                        f"/api/payments/{target}/claim", json={"reference": value}, headers=auth
+                    )
+                )
             for key in ("plan", "crypto_currency", "network"):
                 body = {"plan": "pro", "crypto_currency": "USDT", "network": "TRC20", key: value}
                 answers.append(http.post(INITIALIZE, json=body, headers=auth))
