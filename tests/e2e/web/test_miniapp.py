@@ -9,6 +9,7 @@ Without the browser these tests skip on a developer's machine and fail in CI (``
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -194,6 +195,17 @@ async def choose_usdt_on_tron(page: Page) -> tuple[str, str]:
     return await page.inner_text("#amount"), await page.inner_text("#address")
 
 
+async def loaded_width(page: Page, selector: str, timeout_s: float = 10.0) -> int:
+    """The natural width of an image once it has loaded (polled from here: the page's CSP
+    forbids the eval that ``wait_for_function`` would need), or 0."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        width = await page.eval_on_selector(selector, "img => img.complete && img.naturalWidth")
+        if width or time.monotonic() >= deadline:
+            return int(width or 0)
+        await asyncio.sleep(0.1)
+
+
 async def test_a_customer_buys_pro_with_usdt_and_the_page_turns_paid(
     tmp_path: Path, browser: Browser
 ) -> None:
@@ -213,8 +225,7 @@ async def test_a_customer_buys_pro_with_usdt_and_the_page_turns_paid(
         assert f"exactly {amount} USDT" in await page.inner_text("#fee")
         assert await page.get_attribute("#status", "data-state") == "pending"
         assert (await page.inner_text("#countdown")).startswith("Pay within ")
-        qr_width = await page.eval_on_selector("#qr", "img => img.complete && img.naturalWidth")
-        assert qr_width and qr_width > 100  # the signed QR image loaded
+        assert await loaded_width(page, "#qr") > 100  # the signed QR image loaded
         tg = await page.evaluate("window.__tg")
         assert ["text", "Check payment"] in tg["main"] and ["show"] in tg["back"]
         assert ["selection"] in tg["haptics"]
@@ -229,9 +240,9 @@ async def test_a_customer_buys_pro_with_usdt_and_the_page_turns_paid(
         await alice.wait_text("Payment received", timeout=15)
         await page.wait_for_selector("#status[data-state=paid]", timeout=10_000)
         assert await page.evaluate("window.__sameDocument") is True  # no reload
-        await page.wait_for_function(
-            "document.querySelector('#paid-until').textContent.includes('active until')"
-        )
+        # a locator, not wait_for_function: the page's CSP forbids the eval a polled
+        # function needs
+        await page.wait_for_selector("#paid-until:has-text('active until')", timeout=10_000)
         until = await page.inner_text("#paid-until")
         assert until.startswith("Your Pro is active until ")
         assert TX in await page.inner_text("main")
