@@ -5,7 +5,14 @@ from payments.ops.admin import AdminResult, AdminService, BlockResult, PendingOv
 from payments.ops.capacity import CapacityWarning
 from payments.ops.counting import COUNT_CAP
 from payments.ops.export import COLUMNS as EXPORT_COLUMNS
-from payments.ops.export import ExportRow, ExportService, to_csv
+from payments.ops.export import (
+    BadRange,
+    ExportRange,
+    ExportRow,
+    ExportService,
+    export_range,
+    to_csv,
+)
 from payments.ops.health import Health, check_health
 from payments.ops.reports import ShopStats, WindowStats, shop_stats
 from payments.ops.retention import PruneReport, prune
@@ -25,8 +32,10 @@ __all__ = [
     "WHERE_FROM",
     "AdminResult",
     "AdminService",
+    "BadRange",
     "BlockResult",
     "CapacityWarning",
+    "ExportRange",
     "ExportRow",
     "ExportService",
     "Health",
@@ -41,6 +50,7 @@ __all__ = [
     "WindowStats",
     "check_health",
     "check_setup",
+    "export_range",
     "prune",
     "shop_stats",
     "to_csv",

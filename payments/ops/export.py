@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -35,6 +37,8 @@ from payments.storage import Database
 from payments.storage.schema import deposits, invoices, star_payments
 
 CHUNK = 500  # rows a statement reads
+DEFAULT_DAYS = 30  # no dates given: the last 30 days, today included
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only
 EXPORTED_STATUSES = (st.PAID, st.INVALID)  # invoices that were paid (invalid: paid, then undone)
 
 Rail = Literal["crypto", "stars"]
@@ -84,6 +88,55 @@ class ExportRow:
     refunded_at: int | None  # Stars only, ms
     created_at: int | None  # ms
     paid_at: int  # ms
+
+
+class BadRange(ValueError):
+    """Dates that are not YYYY-MM-DD, or a range that ends before it starts."""
+
+
+@dataclass(frozen=True)
+class ExportRange:
+    """Whole UTC days, ``first`` to ``last`` inclusive; in ms, [``from_ms``, ``to_ms``)."""
+
+    first: date
+    last: date
+
+    @property
+    def from_ms(self) -> int:
+        return _day_ms(self.first)
+
+    @property
+    def to_ms(self) -> int:
+        return _day_ms(self.last + timedelta(days=1))
+
+    @property
+    def file_name(self) -> str:
+        return f"payments-{self.first.isoformat()}-{self.last.isoformat()}.csv"
+
+
+def _day_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000
+
+
+def _day(text: str) -> date:
+    if not _DAY.fullmatch(text):
+        raise BadRange(f"not a YYYY-MM-DD date: {text[:20]!r}")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadRange(f"no such date: {text}") from None
+
+
+def export_range(first: str | None, last: str | None, *, now_ms: int) -> ExportRange:
+    """The days from ``first`` to ``last`` (YYYY-MM-DD, UTC, both included). Without ``last``:
+    up to today; without either: the last :data:`DEFAULT_DAYS` days, today included.
+    :class:`BadRange` for anything else."""
+    today = datetime.fromtimestamp(now_ms // 1000, tz=UTC).date()
+    end = _day(last) if last else today
+    start = _day(first) if first else end - timedelta(days=DEFAULT_DAYS - 1)
+    if end < start:
+        raise BadRange("the range ends before it starts")
+    return ExportRange(start, end)
 
 
 class ExportService:
