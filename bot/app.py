@@ -350,6 +350,7 @@ def register_handlers(application: BotApplication) -> None:
         ("reassign", admin.reassign),
         ("refunded", admin.refunded),
         ("stats", admin.stats),
+        ("export", admin.export),
         ("user", admin.user),
         ("grant", admin.grant),
         ("refund", stars.refund),

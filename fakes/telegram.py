@@ -44,6 +44,7 @@ from aiohttp import web
 
 from fakes.loopback import LoopbackServer
 from fakes.telegram_state import (
+    FILE_NAMES,
     METHODS,
     ApiError,
     ChatMessage,
@@ -447,6 +448,7 @@ class FakeTelegram(TelegramState, LoopbackServer):
             for key, value in (await request.post()).items():
                 if isinstance(value, web.FileField):
                     files[key] = value.file.read()
+                    params.setdefault(FILE_NAMES, {})[key] = value.filename
                 else:
                     params[key] = value
         for key in JSON_KEYS & params.keys():

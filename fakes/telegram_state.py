@@ -52,6 +52,8 @@ METHODS: tuple[str, ...] = (
     "getWebhookInfo",
 )
 METHODS += ("setMyCommands", "getMyCommands", "deleteMyCommands", "sendMessage", "sendPhoto")
+METHODS += ("sendDocument",)
+FILE_NAMES = "__file_names__"  # the param holding a multipart upload's file names, by field
 METHODS += ("setChatMenuButton", "getChatMenuButton")
 MENU_BUTTONS = ("commands", "web_app", "default")
 METHODS += ("editMessageText", "editMessageCaption", "editMessageReplyMarkup", "deleteMessage")
@@ -97,6 +99,8 @@ class ChatMessage:
     photo_sizes: list[dict[str, Any]] = field(default_factory=list)
     invoice: dict[str, Any] | None = None  # an invoice message's Invoice (sendInvoice)
     successful_payment: dict[str, Any] | None = None  # a user's service message of a payment
+    document: dict[str, Any] | None = None  # a Document (sendDocument): file_name, file_id...
+    document_bytes: bytes | None = field(default=None, repr=False)  # the uploaded file
 
 
 @dataclass(frozen=True)
@@ -385,6 +389,8 @@ class TelegramState(TelegramChats, TelegramStars):
                 out["invoice"] = copy.deepcopy(msg.invoice)
             if msg.successful_payment is not None:
                 out["successful_payment"] = copy.deepcopy(msg.successful_payment)
+            if msg.document is not None:
+                out["document"] = copy.deepcopy(msg.document)
             return out
 
     def _formatted(self, params: dict[str, Any], key: str, limit: int) -> dict[str, Any]:
@@ -473,6 +479,8 @@ class TelegramState(TelegramChats, TelegramStars):
                 )
             if method == "sendphoto":
                 return self._send_photo(params, files)
+            if method == "senddocument":
+                return self._send_document(params, files)
             if method.startswith("editmessage"):
                 return self._edit(method, params)
             if method == "deletemessage":
@@ -520,6 +528,41 @@ class TelegramState(TelegramChats, TelegramStars):
             raise bad_request("wrong file identifier/HTTP URL specified")
         data = self._files[sizes[-1]["file_id"]].data
         msg = self._new(chat_id, True, photo=data, photo_sizes=sizes, reply_markup=markup, **fields)
+        return self.to_api(msg)
+
+    def _send_document(self, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+        """An uploaded file (multipart ``document``) or one sent before, by its file_id."""
+        document = params.get("document")
+        name = (params.get(FILE_NAMES) or {}).get("document")
+        if isinstance(document, str) and document.startswith("attach://"):
+            field_name = document.removeprefix("attach://")
+            document = files.get(field_name)
+            name = (params.get(FILE_NAMES) or {}).get(field_name)
+        elif "document" in files:
+            document = files["document"]
+        if isinstance(document, str) and document in self._files:
+            data = self._files[document].data
+            info = copy.deepcopy(self._files[document].sizes[0])
+        elif isinstance(document, bytes):
+            if not document:
+                raise bad_request("file must be non-empty")
+            data, unique = document, secrets.token_hex(4)
+            file_id = f"BQACAgI{unique}{len(self._files)}"
+            info = {"file_id": file_id, "file_unique_id": f"AgAD{unique}"}
+            info |= {"file_name": name or "document", "file_size": len(data)}
+            path = f"documents/file_{len(self._files)}"
+            self._files[file_id] = _File(data, info["file_unique_id"], path, [info])
+        else:
+            raise bad_request("wrong file identifier/HTTP URL specified")
+        fields = self._formatted(params, "caption", 1024)
+        msg = self._new(
+            _int(params, "chat_id"),
+            True,
+            document=info,
+            document_bytes=data,
+            reply_markup=self._markup(params),
+            **fields,
+        )
         return self.to_api(msg)
 
     def _edit(self, method: str, params: dict[str, Any]) -> dict[str, Any]:

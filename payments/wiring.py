@@ -16,8 +16,8 @@ health = await payments.health()                 # /healthz: the database and OK
 
 It builds every service the Telegram layer and the HTTP API use (``invoices``, ``claims``,
 ``claim_waits``, ``admin``, ``customers``, ``photos``, ``storefront``, ``access``,
-``webhooks``, ``signals``, ``stars``, ``support``, ``lease(name)``): they never reach the
-database handle themselves.
+``webhooks``, ``signals``, ``stars``, ``support``, ``export``, ``lease(name)``): they never
+reach the database handle themselves.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from payments.invoicing.invoices import InvoiceService
 from payments.invoicing.storefront import Storefront
 from payments.ops.admin import AdminService
 from payments.ops.capacity import CapacityWarning, check_capacity
+from payments.ops.export import ExportService
 from payments.ops.health import Health, check_health
 from payments.ops.reports import ShopStats, shop_stats
 from payments.ops.retention import CHUNK as PRUNE_CHUNK
@@ -102,6 +103,7 @@ class Payments:
     signals: Signals  # between replicas (a standby passing a "check now" on)
     stars: StarsRail  # the Telegram Stars rail
     support: SupportService  # /paysupport: the admins' alert, one a customer per 10 minutes
+    export: ExportService  # /export and GET /api/export: every payment of a date range
     # crypto into OKX is on; False: no OKX keys, the shop sells for Telegram Stars only (the
     # exchange is a NoExchange that nothing calls, the catalog has no coin)
     crypto: bool = True
@@ -201,6 +203,7 @@ class Payments:
             signals=Signals(db),
             stars=stars,
             support=SupportService(db, okx_clock),
+            export=ExportService(db),
             crypto=crypto,
         )
 

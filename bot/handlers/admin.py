@@ -1,5 +1,5 @@
 """Admin commands (ADMIN_IDS only): /pending, /confirm, /reject, /reassign, /refunded, /stats,
-/user, /grant, and the Confirm / Reject buttons of /pending.
+/export, /user, /grant, and the Confirm / Reject buttons of /pending.
 
 Anyone else gets a plain refusal and nothing changes. Authorisation is by the Telegram user id of
 whoever sent the update (a forwarded admin message carries the forwarder's id, not the admin's).
@@ -22,7 +22,7 @@ from bot.texts import Html
 from payments import errors
 from payments.facts import DepositFacts, InvoiceFacts
 from payments.money import format_amount
-from payments.ops import AdminResult
+from payments.ops import AdminResult, BadRange, export_range, to_csv
 from payments.subscriptions import days_left, is_active
 
 log = logging.getLogger(__name__)
@@ -409,6 +409,38 @@ async def stats(update: Update, context: BotContext) -> None:
             outbox=outbox or "empty",
             windows=Html("\n".join(windows)),
         ),
+    )
+
+
+async def export(update: Update, context: BotContext) -> None:
+    """/export [from [to]]: every payment of those UTC days (both included; by default the
+    last 30) as a CSV document; bad dates get the usage and nothing else."""
+    if await _refuse(update, context):
+        return
+    services = context.services
+    args = _args(context)
+    try:
+        if len(args) > 2:
+            raise BadRange("too many arguments")
+        first, last = [*args, None, None][:2]
+        days = export_range(first, last, now_ms=services.payments.okx_clock.now_ms())
+    except BadRange:
+        await _reply(update, services.texts.get(None, "admin_export_usage"))
+        return
+    parts: list[str] = []
+    count = 0
+    async for chunk in services.payments.export.chunks(days.from_ms, days.to_ms):
+        parts.append(to_csv(chunk, header=not parts))
+        count += len(chunk)
+    first, last = days.first.isoformat(), days.last.isoformat()
+    message = update.effective_message
+    if not count or message is None:
+        await _reply(update, services.texts.get(None, "admin_export_empty", first=first, last=last))
+        return
+    await message.reply_document(
+        "".join(parts).encode(),
+        filename=days.file_name,
+        caption=services.texts.get(None, "admin_export", count=count, first=first, last=last),
     )
 
 

@@ -406,6 +406,13 @@ MESSAGES: dict[str, str] = {
         "({refunded} Stars), {kept} Stars kept\n"
     ),
     "admin_stats_item": "  {name}: {value}\n",
+    "admin_export": "Payments {first} to {last} (UTC): {count}.",
+    "admin_export_empty": "No payments from {first} to {last} (UTC).",
+    "admin_export_usage": (
+        "Usage: <code>/export [from] [to]</code>, dates as YYYY-MM-DD (UTC, both days "
+        "included), e.g. <code>/export 2026-01-01 2026-01-31</code>. Without dates: the last "
+        "30 days."
+    ),
     "admin_user_unknown": "No customer {customer}.",
     "admin_user": (
         "<b>Customer</b> <code>{customer}</code> · language {language} · {reachable} · since "

@@ -12,11 +12,13 @@ from __future__ import annotations
 import html
 import logging
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, FastAPI, Path, Query, Response
+from fastapi.responses import StreamingResponse
 from telegram.error import TelegramError
 
 from bot import invoice_card
@@ -28,7 +30,7 @@ from bot.refusals import invoice_refusal
 from bot.services import Services
 from bot.texts import Html
 from bot.web import signing
-from bot.web.auth import CurrentUser, Principal
+from bot.web.auth import CurrentUser, Merchant, Principal
 from bot.web.deps import Context, ServicesDep, WebContext
 from bot.web.schemas import (
     AnyPayment,
@@ -58,6 +60,7 @@ from bot.web.schemas import (
 from payments import InvoiceView, errors, states
 from payments.catalog import Catalog, Coin, Network, Plan
 from payments.deposits import claims
+from payments.ops import BadRange, export_range, to_csv
 from payments.stars import CURRENCY, SUBSCRIPTION_PERIOD_S, StarsOrder, StarsPayment
 
 log = logging.getLogger(__name__)
@@ -189,6 +192,59 @@ async def payment_history(
     ]
     dated.sort(key=lambda pair: pair[0], reverse=True)
     return PaymentHistory(payments=[p for _, p in dated[:limit]])
+
+
+Day = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", examples=["2026-01-31"]),
+]
+
+
+@router.get(
+    "/export",
+    tags=["merchant"],
+    summary="Every payment of a date range, as CSV (the merchant's backend only)",
+    description=(
+        "Every payment paid from `from` to `to` (YYYY-MM-DD, UTC days, both included; by "
+        "default the last 30 days): crypto invoices that received money and Telegram Stars "
+        "charges, ordered by time, one CSV row each with a header row, `rail` first. Amounts "
+        "are exact decimal strings. `Authorization: Bearer <API_TOKEN>` only, with no "
+        "X-Telegram-User-Id; a Mini App user (`tma`) gets 403."
+    ),
+    dependencies=[Merchant],
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "The payments as CSV (header row only when there were none)",
+        },
+        **_documented(401, 403, 422),
+    },
+)
+async def export_payments(
+    services: ServicesDep,
+    first: Annotated[Day, Query(alias="from")] = None,
+    last: Annotated[Day, Query(alias="to")] = None,
+) -> StreamingResponse:
+    try:
+        days = export_range(first, last, now_ms=services.payments.okx_clock.now_ms())
+    except BadRange as exc:
+        raise ApiError(422, "bad_dates", str(exc)) from None
+    export = services.payments.export
+
+    async def lines() -> AsyncIterator[str]:
+        header = True
+        async for chunk in export.chunks(days.from_ms, days.to_ms):
+            yield to_csv(chunk, header=header)
+            header = False
+        if header:
+            yield to_csv([])
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{days.file_name}"'},
+    )
 
 
 @router.get(

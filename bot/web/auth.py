@@ -9,8 +9,12 @@
   one backend make invoices, and hold unique amounts, for any number of made-up user ids. The
   backend must check the user id it passes itself: the bot cannot.
 
-Everything but :func:`current_user` (the FastAPI dependency) is a pure function of its
-arguments, the clock included. Errors name the reason, never the token or the initData.
+Merchant-only routes (the payments export) take the Bearer token alone, with no user id, and
+refuse a Mini App user (403): see :func:`merchant`.
+
+Everything but :func:`current_user` and :func:`merchant` (the FastAPI dependencies) is a
+pure function of its arguments, the clock included. Errors name the reason, never the token or
+the initData.
 """
 
 from __future__ import annotations
@@ -157,14 +161,38 @@ def authenticate(
         case "tma":
             return validate_init_data(credentials, bot_token, now=now)
         case "bearer":
-            if api_token is None:
-                raise AuthError("auth_bearer_disabled", "Bearer tokens are not enabled here")
-            if not credentials:
-                raise AuthError("auth_malformed", "the Bearer scheme needs a token")
-            if not hmac.compare_digest(credentials.encode(), api_token.encode()):
-                raise AuthError("auth_bad_token", "the Bearer token is not valid")
+            _check_bearer(credentials, api_token)
             return Principal(parse_user_id(user_id_header), None, "bearer")
     raise AuthError("auth_unknown_scheme", "the Authorization scheme must be tma or Bearer")
+
+
+def _check_bearer(credentials: str, api_token: str | None) -> None:
+    if api_token is None:
+        raise AuthError("auth_bearer_disabled", "Bearer tokens are not enabled here")
+    if not credentials:
+        raise AuthError("auth_malformed", "the Bearer scheme needs a token")
+    if not hmac.compare_digest(credentials.encode(), api_token.encode()):
+        raise AuthError("auth_bad_token", "the Bearer token is not valid")
+
+
+def authenticate_merchant(
+    authorization: str | None, *, bot_token: str, api_token: str | None, now: float
+) -> Literal["bearer", "tma"]:
+    """Who calls a merchant-only route (the payments export): ``bearer`` for the API token;
+    ``tma`` for a valid Mini App user, whom the route refuses (403); :class:`AuthError` for
+    anything else. No X-Telegram-User-Id: the call acts for no customer."""
+    if authorization is None or not authorization.strip():
+        raise AuthError("auth_missing", "send Authorization: Bearer <token>")
+    scheme, _, credentials = authorization.strip().partition(" ")
+    credentials = credentials.strip()
+    match scheme.lower():
+        case "tma":
+            validate_init_data(credentials, bot_token, now=now)
+            return "tma"
+        case "bearer":
+            _check_bearer(credentials, api_token)
+            return "bearer"
+    raise AuthError("auth_unknown_scheme", "the Authorization scheme must be Bearer")
 
 
 # --- FastAPI --------------------------------------------------------------------------------
@@ -222,3 +250,30 @@ async def current_user(
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+async def merchant(
+    context: Context,
+    tma: Annotated[str | None, Depends(tma_scheme)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> None:
+    """The merchant's backend (Bearer API_TOKEN) only: a 401 naming the reason, or a 403 for a
+    Mini App user (customers never reach a merchant-only route)."""
+    settings = context.settings
+    api_token = settings.api_token.get_secret_value() if settings.api_token else None
+    try:
+        scheme = authenticate_merchant(
+            tma,  # the raw Authorization header, whatever its scheme
+            bot_token=settings.telegram_bot_token.get_secret_value(),
+            api_token=api_token,
+            now=context.now(),
+        )
+    except AuthError as exc:
+        log.info("API call refused: %s", exc.error)
+        raise ApiError(401, exc.error, exc.detail, {"WWW-Authenticate": CHALLENGE}) from None
+    if scheme != "bearer":
+        log.info("API call refused: merchant_only")
+        raise ApiError(403, "merchant_only", "only the merchant's backend (Bearer) may call this")
+
+
+Merchant = Depends(merchant)

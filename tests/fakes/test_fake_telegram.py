@@ -111,6 +111,25 @@ async def test_photo_bytes_are_stored_and_reused_by_file_id(fake: FakeTelegram, 
         await bot.send_photo(USER, "AgACnope")
 
 
+async def test_a_document_keeps_its_bytes_and_file_name(fake: FakeTelegram, bot: Bot) -> None:
+    data = b"rail,id\r\ncrypto,INV1\r\n"
+    sent = await bot.send_document(
+        USER, data, filename="payments.csv", caption="<b>Export</b>", parse_mode="HTML"
+    )
+    assert sent.document is not None and sent.document.file_name == "payments.csv"
+    assert sent.document.file_size == len(data) and sent.caption == "Export"
+    [stored] = fake.bot_messages(USER)
+    assert stored.document_bytes == data and stored.plain == "Export"
+    again = await bot.send_document(USER, sent.document.file_id)
+    assert again.document is not None and again.document.file_name == "payments.csv"
+    assert fake.bot_messages(USER)[-1].document_bytes == data
+    remote = await bot.get_file(sent.document.file_id)
+    assert bytes(await remote.download_as_bytearray()) == data
+    with pytest.raises(BadRequest, match=r"(?i)wrong file identifier"):
+        await bot.send_document(USER, "BQACnope")
+    assert len(fake.calls("sendDocument")) == 3
+
+
 async def test_edits_and_not_modified(fake: FakeTelegram, bot: Bot) -> None:
     photo = await bot.send_photo(USER, png(), caption="old", reply_markup=keyboard(("a", "a")))
     edited = await bot.edit_message_caption(
