@@ -43,12 +43,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--image", default="subsbot-demo-invoice.png", help="where to write the invoice image"
     )
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the fakes and the Mini App's HTTP server up after the demo, until Ctrl-C",
+    )
     args = parser.parse_args(argv)
     command = args.command or "run"
     if command == "demo":
         from bot.demo import run_demo
 
-        return run_demo(image=args.image)
+        return run_demo(image=args.image, keep=args.keep)
     try:
         settings = load_settings()
     except PaymentsError as exc:

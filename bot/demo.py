@@ -9,12 +9,18 @@ Telegram Stars (the demo's plans file prices Pro at 1500 Stars too): he presses 
 "Telegram Stars", the bot makes a 30-day subscription link, the fake Bot API plays Telegram's
 side (pre-checkout, then the charge) and the bot credits him. The conversation is printed as it
 happens. No token, key or network is needed, and nothing is left running.
+
+The bot's HTTP server (the JSON API and the Mini App page) runs too, on a free loopback port,
+and its address is printed first (``Mini App: http://127.0.0.1:PORT/app``); ``--keep`` leaves
+everything up after the purchases, until Ctrl-C, to look at it. Outside Telegram the page only
+says to open it from the bot (it needs the signed initData Telegram gives it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sys
 import tempfile
 import time
@@ -22,11 +28,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.app import build_application
 from bot.check import quiet_logging
 from bot.config import load_settings
 from bot.jobs import Timings
-from bot.runner import running
+from bot.serve import serving
 from fakes.okx import FakeOkx
 from fakes.settings import bot_env
 from fakes.telegram import FakeTelegram
@@ -53,14 +58,15 @@ class DemoFailed(Exception):
     """A step did not happen: the message is the one-line reason."""
 
 
-def run_demo(*, image: str, step_timeout: float = STEP_TIMEOUT_S) -> int:
-    """Run the demo; 0 when the subscription was activated, 1 (with one line on stderr) if not."""
+def run_demo(*, image: str, step_timeout: float = STEP_TIMEOUT_S, keep: bool = False) -> int:
+    """Run the demo; 0 when the subscription was activated, 1 (with one line on stderr) if not.
+    ``keep``: then serve until interrupted (Ctrl-C: 130)."""
     target = Path(image).expanduser().resolve()
     if not target.parent.is_dir():
         print(f"subsbot demo: --image: no directory {target.parent}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(demo(target, step_timeout=step_timeout))
+        asyncio.run(demo(target, step_timeout=step_timeout, keep=keep))
     except DemoFailed as exc:
         print(f"subsbot demo: {exc}", file=sys.stderr)
         return 1
@@ -72,8 +78,9 @@ def run_demo(*, image: str, step_timeout: float = STEP_TIMEOUT_S) -> int:
     return 0
 
 
-def demo_env(tg: FakeTelegram, okx: FakeOkx, workdir: Path) -> dict[str, str]:
-    """The bot's settings, all pointing at the fakes (the fakes' own test credentials)."""
+def demo_env(tg: FakeTelegram, okx: FakeOkx, workdir: Path, port: int) -> dict[str, str]:
+    """The bot's settings, all pointing at the fakes (the fakes' own test credentials); long
+    polling, with the HTTP server on 127.0.0.1:``port``."""
     database_url = f"sqlite:///{workdir / 'demo.sqlite3'}"
     return bot_env(
         tg,
@@ -82,6 +89,8 @@ def demo_env(tg: FakeTelegram, okx: FakeOkx, workdir: Path) -> dict[str, str]:
         admins=str(ADMIN_ID),
         PAYMENT_POLL_SECONDS="1",
         PLANS_FILE=str(demo_plans(workdir)),
+        HOST="127.0.0.1",
+        PORT=str(port),
     )
 
 
@@ -96,7 +105,20 @@ def demo_plans(workdir: Path) -> Path:
     return path
 
 
-async def demo(image: Path, *, step_timeout: float = STEP_TIMEOUT_S) -> None:
+def loopback_socket() -> socket.socket:
+    """A listening socket on a free 127.0.0.1 port, for the bot's HTTP server."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def demo(image: Path, *, step_timeout: float = STEP_TIMEOUT_S, keep: bool = False) -> None:
     network = next(
         n.label
         for c in load_catalog().coins
@@ -114,15 +136,23 @@ async def demo(image: Path, *, step_timeout: float = STEP_TIMEOUT_S) -> None:
         stack.enter_context(quiet_logging())
         tg = stack.enter_context(FakeTelegram())
         okx = stack.enter_context(FakeOkx())
-        settings = load_settings(demo_env(tg, okx, workdir))
-        application = build_application(settings, timings=TIMINGS)
-        async with running(application, poll_timeout=1):
+        sock = loopback_socket()
+        stack.callback(sock.close)  # serving() closes it too; closing twice is harmless
+        port = int(sock.getsockname()[1])
+        settings = load_settings(demo_env(tg, okx, workdir, port))
+        async with serving(settings, timings=TIMINGS, sock=sock, poll_timeout=1) as served:
+            say(f"Mini App: {served.base_url}/app")
+            say("")
             chat = Chat(tg, CUSTOMER_ID, step_timeout)
             tg.user(CUSTOMER_ID, first_name=CUSTOMER_NAME, language_code="en")
             await purchase(chat, okx, network, image)
             say("")
             tg.user(STARS_CUSTOMER_ID, first_name=STARS_CUSTOMER_NAME, language_code="en")
             await stars_purchase(Chat(tg, STARS_CUSTOMER_ID, step_timeout), tg)
+            if keep:
+                say("")
+                say(f"Still serving (Mini App: {served.base_url}/app); Ctrl-C stops.")
+                await asyncio.Event().wait()
 
 
 async def purchase(chat: Chat, okx: FakeOkx, network: str, image: Path) -> None:

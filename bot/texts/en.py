@@ -651,4 +651,6 @@ MESSAGES: dict[str, str] = {
     "app_tx": "Tx {tx}",
     "app_error": "Something went wrong. Try again.",
     "app_stars_waiting": "Waiting for Telegram to confirm the payment…",
+    "app_new_invoice": "Start a new invoice",
+    "app_auth_failed": "This page could not sign you in. Close it and open it again from the bot.",
 }

@@ -4,6 +4,7 @@ in-process to see that nothing is left running and that a stuck step ends it in 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -11,6 +12,7 @@ import time
 from io import BytesIO
 from pathlib import Path
 
+import httpx
 import pytest
 import zxingcpp
 from PIL import Image
@@ -111,3 +113,34 @@ def test_an_image_path_in_a_missing_directory_is_refused_at_once(
     assert run_demo(image=str(tmp_path / "missing" / "x.png")) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("subsbot demo: --image: no directory ")
+
+
+def test_the_demo_serves_the_mini_app_and_prints_its_address(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "bot", "demo", "--keep", "--image", str(tmp_path / "x.png")]
+    with subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            lines: list[str] = []
+            deadline = time.monotonic() + 60
+            while not (lines and lines[-1].startswith("Still serving")):
+                assert time.monotonic() < deadline and process.poll() is None, "\n".join(lines)
+                lines.append(process.stdout.readline().rstrip("\n"))
+            [shown] = [line for line in lines if line.startswith("Mini App: ")]
+            url = shown.removeprefix("Mini App: ")
+            assert url.startswith("http://127.0.0.1:") and url.endswith("/app")
+            assert lines.index(shown) < lines.index("you  > /start")  # printed up front
+            assert lines[-1] == f"Still serving (Mini App: {url}); Ctrl-C stops."
+            page = httpx.get(url, timeout=10)
+            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+            assert '<script type="module" src="/app/app.js">' in page.text
+            assert httpx.get(url + "/app.js", timeout=10).status_code == 200
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=20) == 130
+        finally:
+            if process.poll() is None:
+                process.kill()
+    with pytest.raises(httpx.ConnectError):  # nothing left listening
+        httpx.get(url, timeout=5)

@@ -38,7 +38,9 @@ async function loadCatalog() {
 
 function failure(error) {
   haptic("error");
-  return h("p.error", { role: "alert" }, error?.message || t("app_error"));
+  // 401: initData that does not check out (tampered, or a page left open too long)
+  const text = error?.status === 401 ? t("app_auth_failed") : error?.message || t("app_error");
+  return h("p.error#error", { role: "alert" }, text);
 }
 
 function planCard(plan, onclick) {
@@ -178,11 +180,12 @@ function starsWaitScreen(nav, order) {
 }
 
 function copyRow(label, value, id, extra = "", unit = "") {
+  const shown = h(`span.value${extra}`, { id }, value);
   const button = h("button.button.small.secondary", { type: "button", "data-copy": id }, t("app_copy"));
   button.addEventListener("click", async () => {
     haptic("light");
     try {
-      await navigator.clipboard.writeText(value);
+      await navigator.clipboard.writeText(shown.textContent); // what is shown now (a top-up)
       button.textContent = t("app_copied");
       setTimeout(() => (button.textContent = t("app_copy")), 1500);
     } catch {
@@ -193,7 +196,7 @@ function copyRow(label, value, id, extra = "", unit = "") {
     "div.field",
     {},
     h("div.field-label", {}, label),
-    h("div.row", {}, h(`span.value${extra}`, { id }, value), unit ? h("span.amount", {}, unit) : null, button),
+    h("div.row", {}, shown, unit ? h("span.amount", {}, unit) : null, button),
   );
 }
 
@@ -233,6 +236,8 @@ export function invoiceScreen(nav, invoice) {
     }
   });
   const cancel = h("button.button.danger#cancel", { type: "button" }, t("app_cancel"));
+  // a closed invoice (expired, cancelled) cannot be paid: back to the plans for a new one
+  const restart = h("button.button#restart", { type: "button", onclick: () => nav.root("plans") }, t("app_new_invoice"));
   cancel.addEventListener("click", async () => {
     try {
       await api.cancel(payment.payment_id);
@@ -244,23 +249,30 @@ export function invoiceScreen(nav, invoice) {
   });
 
   const amountText = invoice.topup_amount || invoice.crypto_amount;
+  const amountRow = copyRow(t("app_send_exactly"), amountText, "amount", ".amount", invoice.crypto_currency);
+  const fee = h("p.warning#fee");
   show(
     h("h1", {}, t("app_invoice", { plan: invoice.plan_name, id: invoice.payment_id })),
     invoice.qr_png_url ? h("img.qr#qr", { src: invoice.qr_png_url, alt: invoice.deposit_address, width: "240", height: "240" }) : null,
-    copyRow(t("app_send_exactly"), amountText, "amount", ".amount", invoice.crypto_currency),
+    amountRow,
     h("div.field", {}, h("div.field-label", {}, t("app_network")), h("div#network", {}, invoice.network_label)),
     copyRow(t("app_address"), invoice.deposit_address, "address"),
     invoice.deposit_tag ? copyRow(t("app_memo"), invoice.deposit_tag, "memo") : null,
-    h("p.warning#fee", {}, t("app_fee_warning", { network: invoice.network_label, amount: amountText, coin: invoice.crypto_currency })),
+    fee,
     timeLeft,
     status,
     h("h2", {}, t("app_i_paid")),
     claim,
     note,
     cancel,
+    restart,
   );
 
   function draw() {
+    // after a partial payment, what is left to send (the top-up) replaces the amount
+    const due = payment.topup_amount || payment.crypto_amount || amountText;
+    amountRow.querySelector("#amount").textContent = due;
+    fee.textContent = t("app_fee_warning", { network: invoice.network_label, amount: due, coin: invoice.crypto_currency });
     const [state, text] = stateOf(payment);
     status.dataset.state = state;
     status.textContent = text;
@@ -268,6 +280,7 @@ export function invoiceScreen(nav, invoice) {
     timeLeft.textContent = open ? t("app_expires_in", { time: countdown(payment.expires_at) }) : "";
     claim.hidden = !open;
     cancel.hidden = !open || payment.status !== "pending" || Boolean(payment.topup_amount);
+    restart.hidden = open || payment.status === "paid";
   }
 
   let busy = false;

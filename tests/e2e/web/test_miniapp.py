@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from PIL import Image
 from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
 
 from bot.serve import Served
@@ -41,6 +42,16 @@ DARK = {
     "button_text_color": "#ffffff",
     "secondary_bg_color": "#1c2733",
 }
+LIGHT = {
+    "bg_color": "#fafafa",
+    "text_color": "#202124",
+    "hint_color": "#707579",
+    "button_color": "#2a88d0",
+    "button_text_color": "#ffffff",
+    "secondary_bg_color": "#eceff3",
+}
+DOCS = Path(__file__).resolve().parents[3] / "docs"
+SCREEN = (390, 844)  # the README's screenshots: an iPhone 12-14 sized Telegram client
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 # The stand-in for Telegram's script: Telegram.WebApp with recorders in window.__tg
@@ -87,10 +98,12 @@ def stub(
     language: str = "en",
     scheme: str = "light",
     theme: dict[str, str] | None = None,
+    data: str | None = None,
 ) -> str:
-    """Telegram's script as the page gets it: signed initData for ``user_id``, or (no token)
-    what a browser outside Telegram gets, empty initData."""
-    data = init_data(token, user_id, auth_date=time.time(), language=language) if token else ""
+    """Telegram's script as the page gets it: signed initData for ``user_id`` (or ``data``), or
+    (no token) what a browser outside Telegram gets, empty initData."""
+    if data is None:
+        data = init_data(token, user_id, auth_date=time.time(), language=language) if token else ""
     unsafe = {"user": {"id": user_id, "language_code": language}} if token else {}
     return STUB % {
         "init_data": json.dumps(data),
@@ -119,10 +132,11 @@ async def open_page(
     script: str | None,
     *,
     width: int = 390,
+    height: int = 800,
     catalog: dict[str, Any] | None = None,
 ) -> tuple[BrowserContext, Page, list[str]]:
     """A fresh browser context on the page; the list collects CSP and script errors."""
-    context = await browser.new_context(viewport={"width": width, "height": 800})
+    context = await browser.new_context(viewport={"width": width, "height": height})
     context.set_default_timeout(10_000)
     await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=served.base_url)
 
@@ -364,3 +378,162 @@ async def test_the_plans_screen_from_the_services_own_catalog(
         await page.wait_for_selector("[data-coin=USDT]")
         assert problems == []
         await context.close()
+
+
+async def test_a_partial_payment_shows_the_top_up_and_an_expired_invoice_offers_a_new_one(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with BotWorld.open(tmp_path) as world, world.serving(webhook=False) as served:
+        alice = world.customer(106)
+        context, page, problems = await open_page(browser, served, stub(world.tg.token, 106))
+        await page.wait_for_selector("[data-plan=pro]")
+        amount, address = await choose_usdt_on_tron(page)
+        world.okx.add_deposit("USDT", "USDT-TRC20", "14.5", to=address, tx_id=TX)
+        partial = await alice.wait_text("Part of your payment", timeout=15)
+        topup = next(
+            partial.plain[e["offset"] : e["offset"] + e["length"]]
+            for e in partial.entities
+            if e["type"] == "code"
+        )  # what the bot asks for in the chat
+        assert Decimal("14.5") + Decimal(topup) >= Decimal(amount) > Decimal(topup)
+        # the page's status poll turns it: the top-up in the status, the amount and the warning
+        await page.wait_for_selector("#status[data-state=partial]", timeout=15_000)
+        assert await page.inner_text("#status") == (
+            f"Part received. Send {topup} USDT more to the same address."
+        )
+        await page.wait_for_selector(f"#amount:text-is('{topup}')")
+        assert f"exactly {topup} USDT" in await page.inner_text("#fee")
+        await page.click("[data-copy=amount]")
+        await page.wait_for_selector("[data-copy=amount]:text('Copied')")
+        assert await page.evaluate("navigator.clipboard.readText()") == topup
+        assert await page.is_hidden("#cancel")  # seen money: no cancelling
+        assert await page.is_visible("#claim") and await page.is_hidden("#restart")
+
+        # Bob's invoice is left unpaid past INVOICE_TTL_MINUTES (120 by default) and the grace
+        # for late deposits (5)
+        bob = world.customer(107)
+        bobs, bob_page, bob_problems = await open_page(browser, served, stub(world.tg.token, 107))
+        await bob_page.wait_for_selector("[data-plan=pro]")
+        await choose_usdt_on_tron(bob_page)
+        assert await bob_page.is_hidden("#restart")
+        world.clock.advance(130 * 60_000)
+        await bob.wait_text("has expired", timeout=15)
+        await bob_page.wait_for_selector("#status[data-state=expired]", timeout=20_000)
+        assert await bob_page.inner_text("#status") == (
+            "Expired: this invoice can no longer be paid. Start a new one."
+        )
+        assert await bob_page.inner_text("#countdown") == ""
+        assert await bob_page.is_hidden("#claim") and await bob_page.is_hidden("#cancel")
+        assert await bob_page.inner_text("#restart") == "Start a new invoice"
+        await bob_page.click("#restart")
+        await bob_page.wait_for_selector("#plans [data-plan=pro]")
+        await bob_page.click("[data-plan=pro]")  # and a new invoice can be had
+        await bob_page.click("[data-coin=USDT]")
+        await bob_page.click("[data-network=TRC20]")
+        await bob_page.wait_for_selector("#status[data-state=pending]")
+        assert [r["status"] for r in await world.invoices_of(bob.id)].count("pending") == 1
+        assert problems == [] and bob_problems == []
+        await bobs.close()
+        await context.close()
+
+
+async def test_tampered_init_data_shows_the_error_and_the_api_refuses_it(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with BotWorld.open(tmp_path) as world, world.serving(webhook=False) as served:
+        world.customer(108)
+        signed = init_data(world.tg.token, 108, auth_date=time.time())
+        head, _, digest = signed.rpartition("hash=")
+        last = "0" if digest[-1] != "0" else "1"
+        tampered = f"{head}hash={digest[:-1]}{last}"  # one character of the hash changed
+        assert tampered != signed and len(tampered) == len(signed)
+        async with httpx.AsyncClient(base_url=served.base_url) as http:
+            for path in ("catalog", "users/me"):
+                r = await http.get(f"/api/{path}", headers={"Authorization": f"tma {tampered}"})
+                assert r.status_code == 401, path
+                assert r.headers["www-authenticate"]
+            ok = await http.get("/api/catalog", headers={"Authorization": f"tma {signed}"})
+            assert ok.status_code == 200  # the same initData, untouched, is accepted
+
+        context, page, _ = await open_page(
+            browser, served, stub(world.tg.token, 108, data=tampered)
+        )
+        await page.wait_for_selector("#error")
+        assert await page.inner_text("#error") == (
+            "This page could not sign you in. Close it and open it again from the bot."
+        )
+        assert await page.query_selector("[data-plan]") is None  # no plan shown
+        tg = await page.evaluate("window.__tg")
+        assert ["notification", "error"] in tg["haptics"]
+        await context.close()
+
+
+async def test_light_theme_colours_come_from_the_theme_params(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with BotWorld.open(tmp_path) as world, world.serving(webhook=False) as served:
+        world.customer(109)
+        script = stub(world.tg.token, 109, scheme="light", theme=LIGHT)
+        context, page, problems = await open_page(browser, served, script)
+        await page.wait_for_selector("[data-plan=pro]")
+        colours = await page.evaluate(
+            """() => [document.documentElement.dataset.scheme,
+                      getComputedStyle(document.body).backgroundColor,
+                      getComputedStyle(document.body).color,
+                      getComputedStyle(document.querySelector('[data-plan=pro]')).backgroundColor,
+                      getComputedStyle(document.querySelector('.hint')).color]"""
+        )
+        assert colours == [
+            "light",
+            "rgb(250, 250, 250)",
+            "rgb(32, 33, 36)",
+            "rgb(236, 239, 243)",
+            "rgb(112, 117, 121)",
+        ]
+        await choose_usdt_on_tron(page)
+        claim = await page.eval_on_selector(
+            "#claim button", "b => [getComputedStyle(b).backgroundColor, getComputedStyle(b).color]"
+        )
+        assert claim == ["rgb(42, 136, 208)", "rgb(255, 255, 255)"]
+        assert problems == []
+        await context.close()
+
+
+async def test_screenshots_of_the_checkout_the_invoice_and_the_paid_state(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """WRITE_SCREENSHOTS=1 writes them to docs/ (the README shows them); otherwise to tmp_path,
+    so a test run never changes the tree."""
+    out = DOCS if os.environ.get("WRITE_SCREENSHOTS") == "1" else tmp_path
+    width, height = SCREEN
+    async with BotWorld.open(tmp_path) as world, world.serving(webhook=False) as served:
+        alice = world.customer(110)
+        script = stub(world.tg.token, 110, scheme="light", theme=LIGHT)
+        context, page, problems = await open_page(
+            browser, served, script, width=width, height=height
+        )
+        shots: dict[str, Path] = {}
+
+        async def shot(name: str) -> None:
+            await page.evaluate("window.scrollTo(0, 0)")
+            shots[name] = out / f"miniapp-{name}.png"
+            await page.screenshot(path=str(shots[name]), animations="disabled", caret="hide")
+
+        await page.wait_for_selector("#plans [data-plan=pro]")
+        await shot("checkout")
+        amount, address = await choose_usdt_on_tron(page)
+        assert await loaded_width(page, "#qr") > 100
+        await shot("invoice")
+        world.okx.add_deposit("USDT", "USDT-TRC20", amount, to=address, tx_id=TX)
+        await alice.wait_text("Payment received", timeout=15)
+        await page.wait_for_selector("#paid-until:has-text('active until')", timeout=10_000)
+        await shot("paid")
+        assert problems == []
+        await context.close()
+    for name, path in shots.items():
+        data = path.read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n"), name
+        with Image.open(path) as image:
+            assert image.size == (width, height), name
+            colours = image.convert("RGB").getcolors(maxcolors=width * height) or []
+            assert len(colours) > 50, name  # not a blank page
