@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
@@ -70,6 +71,11 @@ async def test_the_bot_process_answers_and_never_logs_a_secret(tmp_path: Path) -
         logs = output.decode()
         assert process.returncode == 0, logs
         assert "Application started" in logs
+        running = (
+            f"subsbot {version('subsbot')} is running as @subsbot_test_bot (long polling),"
+            f" database {env['DATABASE_URL']}"
+        )
+        assert running in logs
         for secret in (tg.token, okx.secret, okx.passphrase, okx.api_key):
             assert secret not in logs
 
