@@ -41,7 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_parser(name, help=text, description=text)
     demo = sub.choices["demo"]
     demo.add_argument(
-        "--image", default="subsbot-demo-invoice.png", help="where to write the invoice image"
+        "--image",
+        default=None,
+        help="where to write the invoice image (default: subsbot-demo-invoice.png in the"
+        " temporary directory, $TMPDIR or /tmp: the working directory may be read-only)",
     )
     demo.add_argument(
         "--keep",
@@ -51,9 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command or "run"
     if command == "demo":
-        from bot.demo import run_demo
+        from bot.demo import default_image, run_demo
 
-        return run_demo(image=args.image, keep=args.keep)
+        return run_demo(image=args.image or str(default_image()), keep=args.keep)
     try:
         settings = load_settings()
     except PaymentsError as exc:

@@ -57,7 +57,7 @@ from payments import PaymentCycle, Payments, load_catalog, payment_rails
 from payments.catalog import default_plans_path
 from payments.clock import Clock
 from payments.delivery import WEBHOOK_BUDGET_S, WEBHOOK_TIMEOUT_S, WebhookSettings
-from payments.errors import ConfigError, ExchangeError, UnsafeApiKey
+from payments.errors import ConfigError, ExchangeAuthError, ExchangeError, UnsafeApiKey
 from payments.exchange import OkxExchange
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,17 @@ async def open_services(
     except UnsafeApiKey:
         await payments.close()
         raise
-    except ExchangeError as exc:  # OKX down or the key refused: serve the bot, keep retrying
+    except ExchangeAuthError as exc:
+        if not await payments.key_ever_accepted():  # a first start: a setting to fix, not an outage
+            await payments.close()
+            raise ConfigError(
+                f"OKX_API_KEY: OKX refused the key ({exc}); check OKX_API_KEY, OKX_SECRET_KEY,"
+                " OKX_PASSPHRASE, OKX_API_URL's region and the key's IP whitelist"
+                " (python -m bot check)"
+            ) from None
+        # it worked before: serve (Stars still sell), refuse crypto invoices and tell the admins
+        log.error("OKX refused the API key (the poller keeps trying): %s", exc)
+    except ExchangeError as exc:  # OKX down: serve the bot, keep retrying
         log.error("OKX start-up checks failed (the poller keeps trying): %s", exc)
     else:
         if unlisted:  # a misspelt coin or chain in the plans file: a setting to fix

@@ -27,6 +27,7 @@ from telegram.request import HTTPXRequest
 from bot.access import chat_rights
 from bot.config import Settings, mask_url
 from bot.logs import RedactSecrets, secrets_of
+from bot.serve import bind, http_port
 from bot.web.webhook import webhook_url
 from payments.catalog import load_catalog
 from payments.errors import ConfigError
@@ -76,10 +77,24 @@ def check_settings(settings: Settings, report: Report) -> None:
         report.warn(
             "ALLOW_UNSAFE_API_KEY is set: an OKX key that can trade or withdraw is accepted"
         )
+    check_port(settings, report)
     if not settings.webhook_url:
         report.ok("mode: long polling (WEBHOOK_URL is not set)")
         return
     check_webhook(settings.webhook_url, report)
+
+
+def check_port(settings: Settings, report: Report) -> None:
+    """HOST:PORT can be listened on (the bot binds it first thing at start-up)."""
+    port = http_port(settings)
+    if port is None:
+        return
+    try:
+        bind(settings.host, port).close()
+    except ConfigError as exc:  # "PORT: cannot listen on 0.0.0.0:8080 (Address already in use)"
+        report.fail(f"{exc}: is the bot already running? stop it or set another PORT")
+        return
+    report.ok(f"PORT: {settings.host}:{port} is free")
 
 
 def check_mini_app(url: str | None, report: Report) -> None:

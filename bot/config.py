@@ -125,6 +125,7 @@ class Settings(BaseSettings):
     port: int | None = Field(default=None, ge=1, le=65535)
     api_token: SecretStr | None = None
     api_any_customer: bool = False
+    api_docs: bool = False  # /docs (Swagger UI, its script and styles from a CDN): opt-in
     grace_days: int = Field(default=0, ge=0, le=365)
     merchant_webhook_urls: Annotated[tuple[str, ...], NoDecode] = ()
     merchant_webhook_secret: SecretStr | None = None

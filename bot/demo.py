@@ -58,6 +58,12 @@ class DemoFailed(Exception):
     """A step did not happen: the message is the one-line reason."""
 
 
+def default_image() -> Path:
+    """Where the invoice image goes without ``--image``: the temporary directory, writable even
+    where the working directory is not (/app in the Docker image)."""
+    return Path(tempfile.gettempdir()) / "subsbot-demo-invoice.png"
+
+
 def run_demo(*, image: str, step_timeout: float = STEP_TIMEOUT_S, keep: bool = False) -> int:
     """Run the demo; 0 when the subscription was activated, 1 (with one line on stderr) if not.
     ``keep``: then serve until interrupted (Ctrl-C: 130)."""

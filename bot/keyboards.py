@@ -65,6 +65,11 @@ def coins(
     return InlineKeyboardMarkup(rows)
 
 
+def stars_instead(texts: Texts, lang: str | None, plan: Plan) -> InlineKeyboardMarkup:
+    """Telegram Stars for ``plan`` (which has a Stars price), when crypto is unavailable."""
+    return InlineKeyboardMarkup([[_button(texts.get(lang, "button_stars"), cb.PayStars(plan.id))]])
+
+
 def pay_stars(texts: Texts, lang: str | None, stars: int, link: str) -> InlineKeyboardMarkup:
     """The button that opens a Telegram Stars invoice link (a subscription)."""
     label = texts.get(lang, "button_pay_stars", stars=stars)

@@ -27,13 +27,19 @@ def invoice_refusal(
     coin: str,
     network: str,
     max_open: int,
+    stars: bool = False,
 ) -> Refusal:
-    """``network`` is the network's label as customers see it ("Tron (TRC20)"). The retry hint
+    """``network`` is the network's label as customers see it ("Tron (TRC20)"); ``stars``: the
+    plan also sells for Telegram Stars (offered when crypto is unavailable). The retry hint
     is the core's own estimate where it has one (when an amount or the customer's hour frees
     up), else a fixed guess."""
     hint = getattr(exc, "retry_after_ms", None)
     retry = math.ceil(hint / 1000) if isinstance(hint, int) and hint > 0 else None
     match exc:
+        case errors.CryptoUnavailable():
+            key = "error_crypto_unavailable_stars" if stars else "error_crypto_unavailable"
+            # until the merchant fixes the key on OKX: nobody can tell when, so a guess
+            return Refusal("crypto_unavailable", 503, texts.get(lang, key), 300)
         case errors.QuoteUnavailable():
             return Refusal("prices_unavailable", 503, texts.get(lang, "error_prices"), 30)
         case errors.ExchangeError():

@@ -26,10 +26,11 @@ from telegram import Update
 from telegram.error import BadRequest
 
 from bot.app import build_application
-from bot.config import Settings
+from bot.config import Settings, mask_url
 from bot.jobs import Timings
 from bot.runner import running
 from bot.services import BotApplication
+from bot.version import package_version
 from payments.clock import Clock
 from payments.errors import ConfigError
 
@@ -164,7 +165,13 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # not on Windows
             loop.add_signal_handler(sig, stop.set)
-    async with serving(settings):
-        log.info("subsbot is running (%s)", "webhook" if settings.webhook_url else "long polling")
+    async with serving(settings) as served:
+        log.info(
+            "subsbot %s is running as @%s (%s), database %s",
+            package_version(),
+            served.application.bot.username,
+            "webhook" if settings.webhook_url else "long polling",
+            mask_url(settings.database_url),  # without its password
+        )
         await stop.wait()
         log.info("stopping")

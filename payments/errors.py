@@ -73,6 +73,11 @@ class UnknownChoice(InvoiceError):
     """The plan, coin or network is not in the catalogue."""
 
 
+class CryptoUnavailable(InvoiceError):
+    """OKX refuses the API key: a crypto invoice could never be matched to its deposit, so none is
+    made (nor an open one handed back) until OKX accepts the key again."""
+
+
 class DepositsDisabled(InvoiceError):
     """OKX does not accept deposits on this chain right now."""
 

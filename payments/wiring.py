@@ -57,7 +57,7 @@ from payments.invoicing.storefront import Storefront
 from payments.ops.admin import AdminService
 from payments.ops.capacity import CapacityWarning, check_capacity
 from payments.ops.export import ExportService
-from payments.ops.health import Health, check_health
+from payments.ops.health import KEY_ACCEPTED, Health, check_health
 from payments.ops.reports import ShopStats, shop_stats
 from payments.ops.retention import CHUNK as PRUNE_CHUNK
 from payments.ops.retention import PruneReport, prune
@@ -66,7 +66,7 @@ from payments.pricing.quotes import QuoteService
 from payments.rails import payment_rails
 from payments.stars import StarsRail
 from payments.storage import Database
-from payments.storage.kv import get_int
+from payments.storage.kv import get_int, set_value
 from payments.subscriptions.reminders import ReminderReport, run_reminders_and_expiry
 
 log = logging.getLogger(__name__)
@@ -244,7 +244,16 @@ class Payments:
             await self.exchange.fetch_key_info(), allow_unsafe=allow_unsafe_key
         )
         self.key_check_pending = False
+        now = self.okx_clock.now_ms()
+        async with self.db.transaction() as conn:
+            await set_value(conn, KEY_ACCEPTED, now, now)
         return warnings
+
+    async def key_ever_accepted(self) -> bool:
+        """Whether OKX has ever answered a key check on this database (a key that worked once
+        and is refused now is an outage to tell admins about; one never accepted, a setting)."""
+        async with self.db.read() as conn:
+            return await get_int(conn, KEY_ACCEPTED) is not None
 
     async def unlisted_chains(self) -> list[str]:
         """The catalogue's networks OKX does not list at all (a coin or chain name that is wrong

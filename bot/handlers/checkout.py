@@ -36,8 +36,17 @@ async def create_invoice(
         )
     except errors.PaymentsError as exc:
         await answer(query)
+        plan = services.catalog.plan(plan_id)
+        stars = plan is not None and plan.stars is not None
+        markup = (
+            None  # crypto unavailable (OKX refuses the key): offer Stars when the plan has them
+        )
+        if stars and plan is not None and isinstance(exc, errors.CryptoUnavailable):
+            markup = keyboards.stars_instead(services.texts, lang, plan)
         await context.bot.send_message(
-            chat.id, _creation_error(services, lang, exc, currency, network)
+            chat.id,
+            _creation_error(services, lang, exc, currency, network, stars=stars),
+            reply_markup=markup,
         )
         if isinstance(exc, errors.NoFreeAmount):
             services.payments.check_capacity_soon()  # one at a time, one a minute
@@ -70,7 +79,13 @@ async def send_invoice_photo(
 
 
 def _creation_error(
-    services: Services, lang: str | None, exc: errors.PaymentsError, currency: str, code: str
+    services: Services,
+    lang: str | None,
+    exc: errors.PaymentsError,
+    currency: str,
+    code: str,
+    *,
+    stars: bool = False,
 ) -> str:
     coin = services.catalog.coin(currency)
     chosen = coin.network(code) if coin else None
@@ -81,6 +96,7 @@ def _creation_error(
         coin=currency,
         network=chosen.label if chosen else code,
         max_open=services.settings.max_open_invoices,
+        stars=stars,
     )
     if refusal.status == 500:
         log.warning("invoice creation refused: %s", type(exc).__name__)

@@ -161,6 +161,12 @@ MESSAGES: dict[str, str] = {
     "cancel_button": "Cancel {invoice} ({amount} {coin})",
     # --- creating an invoice fails --------------------------------------------------------------
     "error_prices": "Prices are unavailable right now. Please try again in a minute.",
+    "error_crypto_unavailable": (
+        "Crypto payment is unavailable right now. Please try again later."
+    ),
+    "error_crypto_unavailable_stars": (
+        "Crypto payment is unavailable right now. You can pay with Telegram Stars instead."
+    ),
     "error_paused": "Deposits of {coin} on {network} are paused at the exchange. Pick another.",
     "error_below_minimum": (
         "This plan costs less than the exchange's minimum deposit of {coin} on {network}. "

@@ -114,7 +114,8 @@ async def initialize(
     except errors.PaymentsError as exc:
         if isinstance(exc, errors.NoFreeAmount):
             services.payments.check_capacity_soon()  # one at a time, one a minute
-        raise _creation_error(services, lang, exc, coin, network) from None
+        stars = plan.stars is not None  # crypto unavailable: the detail offers Stars ("XTR")
+        raise _creation_error(services, lang, exc, coin, network, stars=stars) from None
     return PaymentCreated(
         rail="crypto",
         payment_id=view.id,
@@ -574,7 +575,13 @@ def _stars_payment(
 
 
 def _creation_error(
-    services: Services, lang: str | None, exc: errors.PaymentsError, coin: Coin, network: Network
+    services: Services,
+    lang: str | None,
+    exc: errors.PaymentsError,
+    coin: Coin,
+    network: Network,
+    *,
+    stars: bool = False,
 ) -> ApiError:
     """The bot's own words for a refused invoice (bot.refusals), as an ApiError."""
     refusal = invoice_refusal(
@@ -584,6 +591,7 @@ def _creation_error(
         coin=coin.symbol,
         network=network.label,
         max_open=services.settings.max_open_invoices,
+        stars=stars,
     )
     if refusal.status == 500:
         log.warning("invoice creation refused: %s", type(exc).__name__)

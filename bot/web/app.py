@@ -20,12 +20,13 @@ def create_web_app(
     webhook_mode: bool,
     now: Callable[[], float] = time.time,
 ) -> FastAPI:
-    """The webhook route exists in webhook mode only; ``/healthz`` and the API always."""
+    """The webhook route exists in webhook mode only; ``/healthz`` and the API always; the
+    Swagger UI at ``/docs`` only with API_DOCS."""
     app = FastAPI(
         title="subsbot",
         summary="Crypto subscriptions paid into the merchant's OKX account",
         version="1",
-        docs_url=None,
+        docs_url="/docs" if settings.api_docs else None,  # Swagger UI from a CDN: opt-in
         redoc_url=None,
         openapi_url="/openapi.json",
     )

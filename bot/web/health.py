@@ -4,8 +4,9 @@ reported as "degraded" with 200: restarting the service would not fix OKX, and t
 told about it by the payment cycle.
 
 Anyone may ask, so the answer says only ``status`` (ok, degraded, unavailable), ``database`` and
-``telegram``. The details (webhook or polling, this replica's role and lease token, OKX's state
-and since when it fails, each job's last run, the problems behind a 503) need
+``telegram``. The details (the package ``version``, webhook or polling, this replica's role and
+lease token, OKX's state and since when it fails, each job's last run, the problems behind a
+503) need
 ``Authorization: Bearer <API_TOKEN>``: they tell an outsider whether the OKX key was refused
 and when the shop stopped seeing payments (``okx`` is "off" in a shop selling for Telegram Stars
 only, which never calls OKX and so is never degraded by it). The problems behind a 503 are
@@ -26,6 +27,7 @@ from fastapi.responses import JSONResponse
 
 from bot.config import Settings
 from bot.jobs import LEASE, stall_limits
+from bot.version import package_version
 from bot.web.deps import Context
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ async def _health(context: Context) -> tuple[dict[str, Any], int]:
     services = application.bot_data.services
     problems: list[str] = []
     body: dict[str, Any] = {
+        "version": package_version(),
         "mode": "webhook" if context.webhook else "polling",
         "telegram": "running" if application.running else "stopped",
     }

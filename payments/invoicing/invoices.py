@@ -29,6 +29,7 @@ from payments.clock import HOUR_MS, Clock
 from payments.config import PaymentSettings
 from payments.errors import (
     BelowMinimumDeposit,
+    CryptoUnavailable,
     CustomerBlocked,
     DepositsDisabled,
     InvalidTransition,
@@ -46,6 +47,7 @@ from payments.facts import InvoiceFacts
 from payments.invoicing.creation_guard import CreationGuard
 from payments.invoicing.customers import ensure_customer
 from payments.money import format_amount, from_units, step_units, to_units
+from payments.ops.health import FAILING_KIND
 from payments.pricing.allocation import (
     cap_units_for,
     capacity,
@@ -55,6 +57,7 @@ from payments.pricing.allocation import (
 )
 from payments.pricing.quotes import QuoteService, crypto_amount
 from payments.storage import Database
+from payments.storage.kv import get_value
 from payments.storage.schema import customers, invoices, reservations
 
 _ID_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud to support
@@ -137,6 +140,7 @@ class InvoiceService:
         refused transaction and leaves every other purchase's turn free (see
         :mod:`payments.invoicing.creation_guard`)."""
         plan, coin, chosen = self._choice(plan_id, currency, network)
+        await self._crypto_available()
         self.guard.check_customer(customer_id, self.clock.now_ms())
         try:
             quote = await self.quotes.quote(coin.symbol)
@@ -189,6 +193,14 @@ class InvoiceService:
             if isinstance(exc, NoFreeAmount) and not isinstance(exc, UnpaidBudgetExhausted):
                 self.guard.full(coin.symbol, base_units, now, exc.retry_after_ms)
             raise
+
+    async def _crypto_available(self) -> None:
+        """Refuse while the payment cycle records that OKX refuses the API key (until a poll
+        succeeds again): deposits cannot be read, so no invoice could ever be matched."""
+        async with self.db.read() as conn:
+            refused = await get_value(conn, FAILING_KIND) == "auth"
+        if refused:
+            raise CryptoUnavailable("OKX refuses the API key: crypto payment is unavailable")
 
     async def _reuse(
         self, customer_id: int, plan: Plan, coin: Coin, chosen: Network

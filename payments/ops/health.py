@@ -18,6 +18,7 @@ OkxState = Literal["ok", "unavailable", "auth"]
 # what the payment cycle records of an OKX outage, in the kv table (deposits/cycle.py writes it)
 FAILING_SINCE = "okx.failing_since"  # OKX time of the first failed poll of this outage
 FAILING_KIND = "okx.failing_kind"  # "auth" | "unavailable"
+KEY_ACCEPTED = "okx.key_accepted_at"  # OKX time of the last key check OKX answered (wiring.py)
 
 
 @dataclass(frozen=True)

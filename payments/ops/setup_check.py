@@ -242,7 +242,9 @@ async def _open(
         where = mask_password(database_url)
         report.fail(f"DATABASE_URL: cannot open {where} ({type(exc).__name__})")
         return None
-    report.ok(f"database: {payments.db.dialect}, migrations applied")
+    migration = payments.db.migration
+    done = "migrations applied" if migration is None else migration.line()
+    report.ok(f"database: {payments.db.dialect}, {done}")
     return payments
 
 

@@ -14,6 +14,7 @@ import re
 import stat
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,21 @@ def normalize_url(url: str) -> str:
     raise ConfigError(f"DATABASE_URL: unsupported database {backend!r} (use sqlite or postgresql)")
 
 
+@dataclass(frozen=True)
+class Migration:
+    """What :meth:`Database.migrate` did: the revision before (None: a new database) and after."""
+
+    before: str | None
+    after: str | None
+
+    def line(self) -> str:
+        """``migrated to revision 0011`` (from ..., or a new database), or ``up to date``."""
+        if self.before == self.after:
+            return f"up to date (revision {self.after})"
+        source = "a new database" if self.before is None else f"revision {self.before}"
+        return f"migrated to revision {self.after} (from {source})"
+
+
 class Database:
     """One engine plus the rules of writing to it."""
 
@@ -67,6 +83,7 @@ class Database:
         # SQLite has one writer at a time: serialise our own write transactions in-process
         # instead of spinning on SQLITE_BUSY (one replica only with SQLite).
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        self.migration: Migration | None = None  # set by migrate()
 
     @classmethod
     def from_url(cls, url: str, *, schema: str | None = None, echo: bool = False) -> Database:
@@ -126,15 +143,17 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
-    async def migrate(self) -> None:
-        """Apply the Alembic migrations up to head (idempotent)."""
+    async def migrate(self) -> Migration:
+        """Apply the Alembic migrations up to head (idempotent); kept as :attr:`migration`."""
         from payments.storage.migrate import upgrade_to_head
 
         async with self.transaction() as conn:
             if self.dialect == "postgresql":
                 # Two replicas starting together must not migrate at the same time.
                 await conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
-            await conn.run_sync(upgrade_to_head)
+            before, after = await conn.run_sync(upgrade_to_head)
+        self.migration = Migration(before, after)
+        return self.migration
 
     async def close(self) -> None:
         await self.engine.dispose()

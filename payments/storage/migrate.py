@@ -6,6 +6,7 @@ from importlib import resources
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 
@@ -16,5 +17,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
-def upgrade_to_head(connection: Connection) -> None:
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database is at (None: never migrated)."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade_to_head(connection: Connection) -> tuple[str | None, str | None]:
+    """Upgrade to head; the revisions before and after (equal: it was up to date)."""
+    before = current_revision(connection)
     command.upgrade(alembic_config(connection), "head")
+    return before, current_revision(connection)

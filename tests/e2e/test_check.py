@@ -461,3 +461,46 @@ def test_mini_app_settings() -> None:
         line.startswith("  warn  Mini App: http://pages.example.com/checkout is not https")
         for line in own.lines
     )
+
+
+async def test_a_port_in_use_is_a_fail_line_and_not_ready(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        env = {**_bot_env(tg, okx, tmp_path), "HOST": "127.0.0.1", "PORT": str(port)}
+        code, out = await _bot_check(env, capsys)
+    assert code == 1, out
+    lines = out.rstrip().splitlines()
+    taken_lines = [line for line in lines if f"127.0.0.1:{port}" in line]
+    assert len(taken_lines) == 1, out
+    assert taken_lines[0].startswith(f"  FAIL  PORT: cannot listen on 127.0.0.1:{port}")
+    assert "ready" not in lines
+
+
+async def test_a_free_port_is_an_ok_line(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = _closed_port()
+    env = {**_bot_env(tg, okx, tmp_path), "HOST": "127.0.0.1", "PORT": str(port)}
+    code, out = await _bot_check(env, capsys)
+    assert code == 0, out
+    assert f"  ok    PORT: 127.0.0.1:{port} is free" in out.splitlines()
+
+
+async def test_check_says_it_migrated_the_database_then_that_it_is_up_to_date(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = _bot_env(tg, okx, tmp_path)
+    code, first = await _bot_check(env, capsys)
+    assert code == 0, first
+    migrated = [line for line in first.splitlines() if "database: sqlite" in line]
+    assert len(migrated) == 1, first
+    assert migrated[0].startswith("  ok    database: sqlite, migrated to revision 00")
+    assert migrated[0].endswith("(from a new database)")
+    head = migrated[0].split("migrated to revision ")[1].split()[0]
+    code, second = await _bot_check(env, capsys)
+    assert code == 0, second
+    assert f"  ok    database: sqlite, up to date (revision {head})" in second.splitlines()

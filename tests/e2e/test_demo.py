@@ -80,6 +80,30 @@ def test_the_demo_process_buys_pro_offline_and_writes_a_scannable_invoice(tmp_pa
     assert lines[-1].startswith("bot  < ⭐ Payment received: 1500 Stars. Pro is active until")
 
 
+def test_without_image_the_invoice_goes_to_the_temp_dir_not_the_working_directory(
+    tmp_path: Path,
+) -> None:
+    """In the Docker image the working directory (/app) is not writable by the bot's user."""
+    cwd, temp = tmp_path / "app", tmp_path / "tmp"
+    cwd.mkdir()
+    temp.mkdir()
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "TMPDIR": str(temp)}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "demo"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    image = temp / "subsbot-demo-invoice.png"
+    assert f"Invoice image written to {image}" in result.stdout.splitlines()
+    assert image.read_bytes().startswith(b"\x89PNG")
+    assert list(cwd.iterdir()) == []
+
+
 def test_in_process_nothing_is_left_running(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
@@ -70,6 +71,11 @@ async def test_the_bot_process_answers_and_never_logs_a_secret(tmp_path: Path) -
         logs = output.decode()
         assert process.returncode == 0, logs
         assert "Application started" in logs
+        running = (
+            f"subsbot {version('subsbot')} is running as @subsbot_test_bot (long polling),"
+            f" database {env['DATABASE_URL']}"
+        )
+        assert running in logs
         for secret in (tg.token, okx.secret, okx.passphrase, okx.api_key):
             assert secret not in logs
 
@@ -188,3 +194,35 @@ def test_a_port_in_use_stops_start_up_in_one_line(tmp_path: Path) -> None:
         f"subsbot: PORT: cannot listen on 127.0.0.1:{port} (Address already in use)"
     ]
     assert tg.bot_messages(101) == [] and tg.webhook is None  # nothing started
+
+
+async def test_a_key_okx_refuses_on_the_first_start_stops_it_a_later_refusal_does_not(
+    tmp_path: Path,
+) -> None:
+    """Never accepted: a setting to fix, one line. Accepted once (this database remembers it):
+    an outage, so the bot serves (Stars, the menus) while the admins are told."""
+    with FakeTelegram() as tg, FakeOkx() as okx:
+        wrong = {**_env(tg, okx, tmp_path), "OKX_SECRET_KEY": "not-the-okx-secret-42"}
+        process = await _bot_process(tmp_path, wrong, merge_stderr=False)
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == 2, err.decode()
+        last = err.decode().strip().splitlines()[-1]
+        assert last.startswith("subsbot: OKX_API_KEY: OKX refused the key"), last
+        assert "not-the-okx-secret-42" not in out.decode() + err.decode()
+        assert tg.bot_messages(101) == []
+
+        for env in (_env(tg, okx, tmp_path), wrong):  # accepted once, then refused
+            process = await _bot_process(tmp_path, env)
+            try:
+                before = len(tg.bot_messages(101))
+                tg.send_text(101, "/start")
+                await tg.wait_for(
+                    lambda before=before: len(tg.bot_messages(101)) > before,  # type: ignore[misc]
+                    timeout=30,
+                    what="the process to answer /start",
+                )
+            finally:
+                process.send_signal(signal.SIGINT)
+                output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+            assert process.returncode == 0, output.decode()
+        assert "OKX refused the API key" in output.decode()

@@ -227,7 +227,7 @@ class Harness:
                 )
             bot = BotProcess(replica, process, log, self.ports[replica])
             while process.returncode is None and time.monotonic() < deadline:
-                if "subsbot is running" in log.read_text(errors="replace"):
+                if " is running as @" in log.read_text(errors="replace"):
                     self.processes[replica] = bot
                     return bot
                 with contextlib.suppress(TimeoutError):

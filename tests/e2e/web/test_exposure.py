@@ -9,6 +9,7 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
@@ -82,6 +83,7 @@ async def test_healthz_tells_outsiders_the_status_only_and_the_token_holder_ever
         body = details.json()
         assert (details.status_code, body["status"], body["okx"]) == (200, "ok", "ok")
         assert body["role"] == "primary" and body["lease_token"] >= 1
+        assert body["version"] == version("subsbot")  # an outsider is not told which release
         assert set(body["jobs"]) == {"poll-deposits", "send-outbox", "replica-lease"}
 
         # 503 still says so to everyone; why, only to the token holder (and in the log)
@@ -174,3 +176,24 @@ async def test_a_folder_that_was_there_is_left_as_it_is_and_named(
     assert mode(old) == 0o644
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(f"database {old} can be read by other users (mode 644)" in w for w in warnings)
+
+
+# --- /docs ---------------------------------------------------------------------------------------
+
+
+async def test_the_swagger_page_is_served_only_with_api_docs(tmp_path: Path) -> None:
+    async with (
+        BotWorld.open(tmp_path) as world,
+        world.serving() as served,
+        httpx.AsyncClient(base_url=served.base_url) as http,
+    ):
+        assert (await http.get("/docs")).status_code == 404
+        assert (await http.get("/openapi.json")).status_code == 200
+    async with (
+        BotWorld.open(tmp_path / "docs", env={"API_DOCS": "true"}) as world,
+        world.serving() as served,
+        httpx.AsyncClient(base_url=served.base_url) as http,
+    ):
+        page = await http.get("/docs")
+        assert page.status_code == 200
+        assert "swagger-ui" in page.text and "/openapi.json" in page.text

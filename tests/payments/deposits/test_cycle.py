@@ -9,6 +9,7 @@ import pytest
 from payments import states as st
 from payments.clock import HOUR_MS, MINUTE_MS
 from payments.deposits.cycle import PaymentCycle
+from payments.errors import CryptoUnavailable
 from payments.storage import Database
 from tests.shop import Shop, open_shop
 
@@ -89,3 +90,27 @@ async def test_invoices_still_expire_while_okx_is_down_only_after_a_completed_po
     shop.okx.clear_faults()
     assert (await cycle.run()).expired == 1
     assert (await shop.invoice(invoice.id)).status == st.EXPIRED
+
+
+async def test_while_okx_refuses_the_key_no_crypto_invoice_is_made_until_it_accepts_it(
+    shop: Shop,
+) -> None:
+    cycle = PaymentCycle(shop.payments)
+    await shop.buy(1)  # the key works: invoices are made
+    shop.okx.secret, secret = "rotated-on-okx", shop.okx.secret  # the key stops working
+    await cycle.run()
+    with pytest.raises(CryptoUnavailable):
+        await shop.buy(2)
+    with pytest.raises(CryptoUnavailable):  # nor is an open one handed back: it cannot be matched
+        await shop.buy(1)
+    assert len(await shop.messages("admin.okx_auth_failed")) == 1
+    shop.okx.secret = secret  # the merchant fixed the key on OKX
+    await cycle.run()
+    assert (await shop.buy(2)).status == st.PENDING
+    assert len(await shop.messages("admin.okx_recovered")) == 1
+
+
+async def test_a_key_check_that_okx_answers_is_remembered(shop: Shop) -> None:
+    """A later start that finds the key refused knows it worked once: an outage, not a setting
+    (a database whose key never passed is tested at start-up: tests/e2e/test_main.py)."""
+    assert await shop.payments.key_ever_accepted() is True  # open_shop ran the start-up checks
