@@ -33,6 +33,7 @@ from typing import Any
 
 from payments import states as st
 from payments.clock import MINUTE_MS
+from payments.deposits.poll import POLLED_UNTIL_KEY
 from payments.storage import schema as tables
 from tests.soak import invariants
 from tests.soak.customers import Customer, Shop, assign, outcome_violations
@@ -370,10 +371,24 @@ async def _a_month_later(h: Harness, customers: list[Customer], shop: Shop) -> i
         # lease, something no real exchange's clock does. One replica renews in the run.
         return 0
     h.clock.advance_to(max(s.expiration_date for s in subs) * 1000 + MINUTE_MS)
+    # the bot's clock follows OKX's at each poll: Telegram charges once it has polled since
+    # the jump (charging before, the bot would record the renewals a month in the past)
+    await _polled_since(h, h.clock())
     made = h.tg.charge_renewals(h.clock() / 1000)
     renewing = {p.user_id for p in made}
     await _gather(shop.renewed(c) for c in customers if c.id in renewing)
     return len(made)
+
+
+async def _polled_since(h: Harness, okx_ms: int, timeout_s: float = 60) -> None:
+    """Until the bot has completed a poll of OKX at or after ``okx_ms`` (OKX time), so its
+    clock has followed a jump of OKX's."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        marks = {str(r["key"]): str(r["value"]) for r in await h.rows(tables.kv)}
+        if int(marks.get(POLLED_UNTIL_KEY, "0") or 0) >= okx_ms:
+            return
+        await asyncio.sleep(0.2)
 
 
 def _stars_figures(customers: list[Customer], payments: list[dict[str, Any]], renewals: int) -> str:
