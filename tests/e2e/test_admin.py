@@ -352,7 +352,10 @@ async def test_an_unmatched_deposit_is_announced_once(tmp_path: Path) -> None:
 async def test_a_refused_api_key_is_told_once_and_customers_are_still_served(
     tmp_path: Path,
 ) -> None:
-    async with BotWorld.open(tmp_path, env={"OKX_PASSPHRASE": "not-the-passphrase"}) as world:
+    async with BotWorld.open(tmp_path) as world:
+        async with world.running():  # the key worked once (a first start with a refused key stops)
+            await polls(world, 1)
+        world.env["OKX_PASSPHRASE"] = "not-the-passphrase"
         async with world.running():
             admin, alice = world.customer(ADMIN), world.customer(101)
             alert = await admin.wait_text("OKX refused the API key", timeout=15)
