@@ -116,11 +116,14 @@ async def on_pre_checkout(update: Update, context: BotContext) -> None:
         log.exception("pre-checkout %s could not be checked", query.id)
         await query.answer(ok=False, error_message=services.texts.get(lang, "stars_unavailable"))
         return
-    if verdict.ok:
-        await query.answer(ok=True)
-        return
-    reason = services.texts.get(lang, f"stars_refused_{verdict.refusal}")
-    await query.answer(ok=False, error_message=reason)
+    try:
+        if verdict.ok:
+            await query.answer(ok=True)
+        else:
+            reason = services.texts.get(lang, f"stars_refused_{verdict.refusal}")
+            await query.answer(ok=False, error_message=reason)
+    except BadRequest as exc:  # answered too late (a restart): Telegram failed the payment
+        log.info("pre-checkout %s answered too late: %s", query.id, exc)
 
 
 async def on_successful_payment(update: Update, context: BotContext) -> None:
