@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain, zip_longest
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from telegram import Bot, ChatMember, ChatMemberAdministrator, ChatMemberOwner
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
@@ -115,6 +115,22 @@ class _LeaseEnding(Exception):
     """The replica may not be primary for the next call's longest time: the run stops."""
 
 
+class _NoRoom(Exception):
+    """Telegram's rates leave the next call no turn within the run's time: the run stops."""
+
+
+class Room(Protocol):
+    """Waits up to ``within_s`` for a request in ``chat_id`` to have its turn under Telegram's
+    rates; False when it would not (:meth:`bot.requests.RetryingRateLimiter.room`)."""
+
+    async def __call__(self, chat_id: int, within_s: float, /) -> bool: ...
+
+
+def _close(call: Awaitable[object]) -> None:
+    if inspect.iscoroutine(call):
+        call.close()
+
+
 class AccessWorker:
     """Runs what is due (the ``chat-access`` job) and acts on joins (the chat handlers).
 
@@ -132,8 +148,11 @@ class AccessWorker:
         budget_s: float = BUDGET_S,
         replica: Replica | None = None,
         call_s: float = CALL_S,
+        room: Room | None = None,
     ) -> None:
         self.bot = bot
+        self.room = room
+        self._deadline: float | None = None  # the running run's end (time.monotonic())
         self.service = service
         self.clock = clock
         self.budget_s = budget_s
@@ -159,14 +178,21 @@ class AccessWorker:
                 return str(chat_id)  # the invite or removal will report the real problem
         return self.title(chat_id)
 
-    async def _call(self, fenced: bool, call: Awaitable[T]) -> T:
-        """A Bot API call; in the run (``fenced``) only while the replica stays primary for
-        ``call_s`` more seconds, and cut after ``call_s`` (a time-out, as far as the run cares)."""
+    async def _call(self, fenced: bool, chat_id: int, call: Awaitable[T]) -> T:
+        """A Bot API call in ``chat_id``; in the run (``fenced``) it first waits for its turn
+        under Telegram's rates (``room``, within the run's time), then goes out only while the
+        replica stays primary for ``call_s`` more seconds, and is cut after ``call_s`` (a
+        time-out, as far as the run cares). The wait for its turn is not part of the cut: a
+        chat's 20 requests a minute would otherwise cut every call past the first twenty."""
         if not fenced:
             return await call
+        if self.room is not None:
+            left = self.budget_s if self._deadline is None else self._deadline - time.monotonic()
+            if not await self.room(chat_id, max(0.0, left)):
+                _close(call)
+                raise _NoRoom
         if self.replica is not None and not self.replica.live(self.call_s):
-            if inspect.iscoroutine(call):
-                call.close()
+            _close(call)
             raise _LeaseEnding
         return await asyncio.wait_for(call, self.call_s)
 
@@ -193,7 +219,7 @@ class AccessWorker:
         if self.replica is not None and fence is None:
             return AccessReport()  # a standby: the primary runs it
         await self.service.sync()
-        deadline = time.monotonic() + self.budget_s
+        deadline = self._deadline = time.monotonic() + self.budget_s
         invited = removed = failed = expelled = 0
         try:
             for expulsion in await self.service.due_expulsions(lease=fence):
@@ -234,6 +260,10 @@ class AccessWorker:
             log.warning("chat access: Telegram unreachable, continuing later: %r", exc)
         except _LeaseEnding:
             log.info("chat access: the lease may end before the next call; stopping the run")
+        except _NoRoom:
+            log.info("chat access: no turn under Telegram's rates in this run; the next goes on")
+        finally:
+            self._deadline = None
         return AccessReport(invited, removed, failed, expelled)
 
     async def invite(self, item: Due, *, replaced: bool = False, fenced: bool = False) -> bool:
@@ -245,6 +275,7 @@ class AccessWorker:
             if item.had_access:
                 await self._call(
                     fenced,
+                    item.chat_id,
                     self.bot.unban_chat_member(item.chat_id, item.customer_id, only_if_banned=True),
                 )
         except (BadRequest, Forbidden) as exc:  # no right to ban: nobody was banned by the bot
@@ -253,6 +284,7 @@ class AccessWorker:
         try:
             link = await self._call(
                 fenced,
+                item.chat_id,
                 self.bot.create_chat_invite_link(
                     item.chat_id,
                     expire_date=datetime.fromtimestamp(expires_ms / 1000, tz=UTC),
@@ -281,7 +313,7 @@ class AccessWorker:
         which the invite links need (three a minute leave them 17)."""
         try:
             member = await self._call(
-                True, self.bot.get_chat_member(item.chat_id, item.customer_id)
+                True, item.chat_id, self.bot.get_chat_member(item.chat_id, item.customer_id)
             )
         except (BadRequest, Forbidden) as exc:
             log.info("chat %s: cannot look up %s: %s", item.chat_id, item.customer_id, exc)
@@ -304,12 +336,15 @@ class AccessWorker:
             if claim.entitled:
                 await self._call(
                     True,
+                    claim.chat_id,
                     self.bot.unban_chat_member(
                         claim.chat_id, claim.customer_id, only_if_banned=True
                     ),
                 )
                 member = await self._call(
-                    True, self.bot.get_chat_member(claim.chat_id, claim.customer_id)
+                    True,
+                    claim.chat_id,
+                    self.bot.get_chat_member(claim.chat_id, claim.customer_id),
                 )
                 await self.service.restored(claim, in_chat=is_in_chat(member))
                 log.info("chat %s: %s renewed during the removal", claim.chat_id, claim.customer_id)
@@ -326,8 +361,10 @@ class AccessWorker:
         """Remove from the chat without a lasting ban: they may come back with a new link.
         The ban ends by itself BAN_S later should the unban never be made."""
         until = self.clock.now_ms() // 1000 + BAN_S
-        await self._call(fenced, self.bot.ban_chat_member(chat_id, user_id, until_date=until))
-        await self._call(fenced, self.bot.unban_chat_member(chat_id, user_id, only_if_banned=True))
+        ban = self.bot.ban_chat_member(chat_id, user_id, until_date=until)
+        await self._call(fenced, chat_id, ban)
+        unban = self.bot.unban_chat_member(chat_id, user_id, only_if_banned=True)
+        await self._call(fenced, chat_id, unban)
 
     async def expel(self, chat_id: int, user_id: int, link: str | None) -> None:
         """Someone joined through a link made for another customer: out, and the link dies.
@@ -348,7 +385,7 @@ class AccessWorker:
         if claimed == "dropped":
             try:
                 unban = self.bot.unban_chat_member(item.chat_id, item.user_id, only_if_banned=True)
-                await self._call(True, unban)
+                await self._call(True, item.chat_id, unban)
             except (BadRequest, Forbidden) as exc:  # no right to ban: nobody was banned
                 log.info("chat %s: cannot lift a ban of %s: %s", item.chat_id, item.user_id, exc)
         if claimed != "kick":
@@ -383,7 +420,8 @@ class AccessWorker:
     async def _revoke(self, chat_id: int, links: Iterable[str], *, fenced: bool = False) -> None:
         for link in links:
             try:
-                await self._call(fenced, self.bot.revoke_chat_invite_link(chat_id, link))
+                revoke = self.bot.revoke_chat_invite_link(chat_id, link)
+                await self._call(fenced, chat_id, revoke)
             except TelegramError as exc:  # expired or already revoked: nothing to undo
                 log.info("could not revoke an invite link of %s: %s", chat_id, exc)
 

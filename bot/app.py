@@ -175,6 +175,7 @@ async def open_services(
     if rails.crypto and keys is not None:
         exchange = OkxExchange(*keys, base_url=settings.okx_api_url, clock=clock)
     lease_times = LeaseTimes.for_poll(settings.payment_poll_seconds)
+    limiter = application.bot.rate_limiter
     # each POST must end while this replica surely still holds the lease: its time-out (and a
     # run's budget with it) fits in what is left of the lease just before a renewal
     margin = lease_times.ttl_s - 2 * lease_times.renew_s
@@ -277,6 +278,7 @@ async def open_services(
             budget_s=timings.access_budget,
             replica=replica,
             call_s=call_limit(lease_times),
+            room=limiter.room if isinstance(limiter, RetryingRateLimiter) else None,
         ),
         replica=replica,
         timings=timings,

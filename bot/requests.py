@@ -36,6 +36,7 @@ GROUP_PER_MINUTE = 20  # and 20 a minute in one group or channel
 # after retry_after on its own; a handler's answer is given up): a handler waiting that long would
 # hold one of the few update slots, and a caller has better things to do
 MAX_WAIT_S = 10.0
+ROOM_LOOK_S = 0.05  # how often :meth:`RetryingRateLimiter.room` looks again
 _KEYS_KEPT = 512  # pauses and group limiters remembered before the finished ones are forgotten
 
 
@@ -55,8 +56,10 @@ class RetryingRateLimiter(BaseRateLimiter[int]):
         server_retries: int = 2,
         pause_s: float = 0.5,
         max_wait_s: float = MAX_WAIT_S,
+        group_rate: tuple[int, float] = (GROUP_PER_MINUTE, 60.0),
     ) -> None:
         self.max_retries = max_retries
+        self.group_rate = group_rate
         self.server_retries = server_retries
         self.pause_s = pause_s
         self.max_wait_s = max_wait_s
@@ -150,8 +153,29 @@ class RetryingRateLimiter(BaseRateLimiter[int]):
             if len(self._groups) >= _KEYS_KEPT:  # forget the groups with their whole budget
                 for old in [k for k, v in self._groups.items() if v.has_capacity(v.max_rate)]:
                     del self._groups[old]
-            limiter = self._groups[key] = AsyncLimiter(GROUP_PER_MINUTE, 60)
+            limiter = self._groups[key] = AsyncLimiter(*self.group_rate)
         return limiter
+
+    async def room(self, chat_id: Key, within_s: float) -> bool:
+        """Waits, up to ``within_s``, until a request naming ``chat_id`` would go out at once (its
+        pause over, room in its group's budget and in the overall one); False when it would not
+        within that time. A caller that cuts its calls short (a fenced run) waits here first, so
+        the cut measures Telegram's answer, not the wait for its turn."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        group = isinstance(chat_id, str) or chat_id < 0
+        while True:
+            now = loop.time()
+            paused = self._paused.get(chat_id)
+            if (
+                (paused is None or paused <= now)
+                and (not group or self._group(chat_id).has_capacity())
+                and self._overall.has_capacity()
+            ):
+                return True
+            if now >= deadline:
+                return False
+            await asyncio.sleep(min(ROOM_LOOK_S, max(0.0, deadline - now)))
 
 
 def _chat(raw: object) -> Key | None:

@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 from telegram import Bot
+from telegram.ext import ExtBot
 
 from bot.access import AccessReport, AccessWorker
 from bot.replica import LeaseTimes, Replica
+from bot.requests import RetryingRateLimiter
 from fakes.telegram import FakeTelegram
 from fakes.telegram_state import SentRequest
 from payments.access import AccessService
@@ -672,6 +674,35 @@ async def test_a_run_stops_before_a_call_the_lease_may_not_outlast_and_the_next_
             assert (await worker.run()).removed == 2
             assert tg.member_status(CLUB, alice) == tg.member_status(CLUB, bob) == "left"
             assert await service.state(alice, CLUB) == await service.state(bob, CLUB) == "removed"
+
+
+async def test_a_run_waits_for_its_turn_under_the_chats_rate_outside_the_cut_of_each_call(
+    db: Database, clock: ManualClock, tmp_path: Path
+) -> None:
+    """A chat takes a few requests at once and then one at a time (20 a minute); each call of a
+    run is cut after ``call_s`` (a fraction of a second with short leases). Waiting for the
+    chat's next turn is not part of the cut: a backlog bigger than the chat's burst is worked
+    off in one run, not cut at the first call that has to wait (and then one call a run)."""
+    catalog = load_catalog(plans_with_chat(tmp_path))
+    service = AccessService(db, clock, catalog)
+    customers = (3201, 3202, 3203)
+    limiter = RetryingRateLimiter(group_rate=(2, 1.0))  # two at once, then one every 0.5 s
+    with FakeTelegram() as tg:
+        tg.clock = lambda: clock.now_ms() / 1000
+        tg.add_chat(CLUB, title="Pro Club")
+        async with ExtBot(tg.token, base_url=tg.base_url, rate_limiter=limiter) as bot:
+            worker = AccessWorker(bot, service, clock, call_s=0.2, room=limiter.room)
+            for customer in customers:
+                await credit_at(db, clock, customer)
+            assert (await worker.run()).invited == 3  # the third link waited for its turn
+            for link in tg.invite_links(CLUB):
+                customer = customers[int(link["name"].rsplit("#", 1)[1]) - 1]
+                assert tg.join_by_link(customer, link["invite_link"]) == "joined"
+                await service.joined(CLUB, customer, link["invite_link"])
+
+            clock.advance(31 * DAY_MS)
+            assert (await worker.run()).removed == 3  # six calls: a ban and an unban each
+            assert {tg.member_status(CLUB, c) for c in customers} == {"left"}
 
 
 async def credit_at(db: Database, clock: ManualClock, customer_id: int) -> None:
