@@ -153,6 +153,8 @@ class TelegramState(TelegramChats, TelegramStars):
         self._chats: dict[int, list[ChatMessage]] = {}
         self._files: dict[str, _File] = {}
         self._updates: list[dict[str, Any]] = []
+        # update id -> (its kind, the users it is from or about): what the soak's diagnosis shows
+        self.update_senders: dict[int, tuple[str, frozenset[int]]] = {}
         self._next_update_id = 1
         self._log: list[SentRequest] = []
         self._answers: list[CallbackAnswer] = []
@@ -205,6 +207,7 @@ class TelegramState(TelegramChats, TelegramStars):
             update = {"update_id": self._next_update_id, **copy.deepcopy(update)}
             self._next_update_id += 1
             self._updates.append(update)
+            self.update_senders[update["update_id"]] = _kind_and_sender(update)
         self._notify()
         return copy.deepcopy(update)
 
@@ -589,3 +592,16 @@ class TelegramState(TelegramChats, TelegramStars):
             setattr(msg, key, value)
         msg.edits += 1
         return self.to_api(msg)
+
+
+def _kind_and_sender(update: dict[str, Any]) -> tuple[str, frozenset[int]]:
+    """("message", {10001}), ("chat_member", {bot, 10001}), ...: the update's kind, and the
+    users it is from or about."""
+    for kind, body in update.items():
+        if kind == "update_id" or not isinstance(body, dict):
+            continue
+        member = body.get("new_chat_member")
+        users = [body.get("from"), member.get("user") if isinstance(member, dict) else None]
+        ids = [u.get("id") for u in users if isinstance(u, dict)]
+        return kind, frozenset(i for i in ids if isinstance(i, int))
+    return "unknown", frozenset()

@@ -120,3 +120,27 @@ def help_answers(tg: FakeTelegram, chats: Sequence[int]) -> dict[int, list[float
         if r.method == "sendMessage" and r.response_ok and chat in wanted and HELP_MARK in text:
             found.setdefault(int(chat), []).append(r.ts)
     return found
+
+
+def explain_late(tg: FakeTelegram, probe: Probe, limit_s: float, window_s: float = 60.0) -> str:
+    """For a probe answered late (or never): what else of that customer's the bot had in hand,
+    from the fake's records (the customer's updates handed out in the ``window_s`` before it,
+    and the Bot API calls naming the customer until the answer), times relative to the probe."""
+    given = tg.handed_out.get(probe.update_id)
+    if given is None:
+        return f"customer {probe.chat_id}: update {probe.update_id} never handed out"
+    answers = [t for t in help_answers(tg, [probe.chat_id]).get(probe.chat_id, []) if t >= given]
+    until = min(answers) if answers else given + window_s
+    if until - given <= limit_s:
+        return ""
+    parts = []
+    for update_id, (kind, users) in sorted(tg.update_senders.items()):
+        at = tg.handed_out.get(update_id)
+        if probe.chat_id in users and at is not None and given - window_s <= at <= until:
+            parts.append(f"update {update_id} {kind} at {at - given:+.2f}")
+    for r in list(tg.requests):
+        named = {str(r.params.get("chat_id")), str(r.params.get("user_id"))}
+        if str(probe.chat_id) in named and given - window_s <= r.ts <= until:
+            done = "" if r.answered_at is None else f" (answered {r.answered_at - given:+.2f})"
+            parts.append(f"{r.method} {r.params.get('chat_id')} at {r.ts - given:+.2f}{done}")
+    return f"customer {probe.chat_id}, update {probe.update_id}: " + "; ".join(parts)

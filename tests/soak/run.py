@@ -45,9 +45,10 @@ from tests.soak.faults import (
     sends_answered_late,
     slowest_answer,
 )
-from tests.soak.flood import Flooder, Probe, help_answers, measured_flood
+from tests.soak.flood import Flooder, Probe, explain_late, help_answers, measured_flood
 from tests.soak.harness import ADMIN, CHATS, MONITOR_HOURS, TTL_MINUTES, Harness
 from tests.soak.hoard import Hoarder, held_within_cap
+from tests.soak.invariants_flood import ANSWER_LIMIT_S
 from tests.soak.record import SoakRecord
 
 LATE_GRACE_MS = 5 * MINUTE_MS  # PaymentSettings.late_grace_minutes
@@ -255,6 +256,10 @@ async def _run(config: SoakConfig, workdir: Path) -> SoakResult:
             "flooder": f"{flooder.sent} updates in {flooder.bursts} bursts",
             "hoarder": f"{len(hoarder.invoices)} invoices, {hoarder.refused} conversations refused",
             "honest answers during the flood": _answer_figures(h, probes),
+            "late answers explained": " | ".join(
+                why for p in probes if (why := explain_late(h.tg, p, ANSWER_LIMIT_S))
+            )
+            or "none late",
             "Stars": _stars_figures(customers, star_payments, renewals),
             "merchant events": len(events),
             "webhook deliveries": f"{len(h.receiver.received)} received, "
