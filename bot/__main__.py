@@ -124,12 +124,13 @@ def migrate_to(settings: Settings, target: str, *, force: bool) -> int:
         print(f"subsbot: migrate-to: {redact(str(exc))}", file=sys.stderr)
         return 2
     except Exception as exc:  # the database's own error (unreachable, refused, a bad value)
-        problem = redact(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        cause = getattr(exc, "orig", None) or exc  # the driver's own error, not its wrapper
+        problem = redact(f"{type(cause).__name__}: {cause}".splitlines()[0])
         print(f"subsbot: migrate-to failed, nothing committed: {problem}", file=sys.stderr)
         return 1
     print(f"target: {report.migration}")
     print(report.lines()[-1])
-    print(f"next: set DATABASE_URL={report.target} (with its password) and start the bot")
+    print("next: set DATABASE_URL to the target's URL and start the bot")
     return 0
 
 
