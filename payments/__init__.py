@@ -13,6 +13,7 @@ claim"),
 (:class:`CustomerService`), ``photos`` (:class:`InvoiceMessages`), and the jobs
 ``poller.poll()``, ``expire_due()``, ``remind_and_expire()``, ``check_capacity()``, ``stats()``,
 ``prune_history()`` (the daily retention prune, :class:`PruneReport`).
+``copy_database()`` copies a whole shop to another database (``python -m bot migrate-to``).
 The value types they return are exported here too.
 
 This package never imports ``telegram`` or ``bot`` (a test enforces it).
@@ -39,6 +40,7 @@ from payments.ops.capacity import CapacityWarning
 from payments.ops.reports import ShopStats, WindowStats
 from payments.ops.retention import PruneReport
 from payments.rails import OKX_SETTINGS, Rails, payment_rails
+from payments.storage.copy import CopyReport, copy_database
 from payments.subscriptions.periods import SubscriptionView
 from payments.subscriptions.reminders import ReminderReport
 from payments.wiring import Payments
@@ -51,6 +53,7 @@ __all__ = [
     "Catalog",
     "ClaimResult",
     "Coin",
+    "CopyReport",
     "CustomerService",
     "CustomerView",
     "CycleReport",
@@ -69,6 +72,7 @@ __all__ = [
     "SubscriptionView",
     "UserOverview",
     "WindowStats",
+    "copy_database",
     "errors",
     "load_catalog",
     "payment_rails",

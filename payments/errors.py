@@ -23,6 +23,11 @@ class DatabaseUnavailable(ConfigError):
     """DATABASE_URL cannot be opened (unreachable, refused, no such database)."""
 
 
+class CopyRefused(ConfigError):
+    """``migrate-to`` did not start (nothing written): same database, a live bot, a target
+    with shop data or a source at another schema version; the message says which."""
+
+
 class UnsafeApiKey(PaymentsError):
     """The OKX API key can trade or withdraw and ALLOW_UNSAFE_API_KEY is not set."""
 

@@ -27,3 +27,10 @@ def upgrade_to_head(connection: Connection) -> tuple[str | None, str | None]:
     before = current_revision(connection)
     command.upgrade(alembic_config(connection), "head")
     return before, current_revision(connection)
+
+
+def head_revision() -> str | None:
+    """The revision the code's migrations end at."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
