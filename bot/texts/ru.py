@@ -305,6 +305,21 @@ MESSAGES: dict[str, str] = {
     "join_all_joined": "Вы уже состоите во всех чатах, которые включает ваша подписка.",
     "join_nothing": "Ни одна из ваших действующих подписок не включает канал или группу.",
     "command_join": "Ссылки-приглашения в ваши платные чаты",
+    "members_usage": "Использование: /members &lt;тариф&gt; (тарифы с чатами: {plans})",
+    "members_none": (
+        "Ни один тариф не даёт доступ к чату. Добавьте <code>chats = [...]</code> к тарифу в "
+        "файле тарифов."
+    ),
+    "members_chat": (
+        "<b>{chat}</b> (<code>{chat_id}</code>): участников: {members}, приглашено: {invited}"
+    ),
+    "members_next": "  {customer}: до {until}",
+    "alert_access_failing": (
+        "🚫 Не удаётся выполнить «{action}» в <b>{chat}</b> (<code>{chat_id}</code>): {error}\n"
+        "Сделайте бота администратором там, с правами приглашать пользователей и блокировать "
+        "участников. Бот продолжает попытки."
+    ),
+    "alert_chat_rights": "🚫 Бот не может управлять своими платными чатами:\n{problems}",
     # --- progress messages (from the outbox) ----------------------------------------------------
     "payment_detected": (
         "💡 Виден платёж {received} {coin} по счёту {invoice}. Ждём подтверждений сети; я "
@@ -351,7 +366,256 @@ MESSAGES: dict[str, str] = {
     ),
     # --- admins --------------------------------------------------------------------------------
     "admin_only": "Эта команда только для администраторов магазина.",
+    "admin_usage_confirm": (
+        "Использование: /confirm &lt;id счёта&gt; [id депозита или хеш транзакции]"
+    ),
+    "admin_usage_reject": "Использование: /reject &lt;id счёта&gt;",
+    "admin_usage_reassign": (
+        "Использование: /reassign &lt;id депозита или хеш транзакции&gt; &lt;id счёта&gt;"
+    ),
+    "admin_usage_refunded": "Использование: /refunded &lt;id депозита или хеш транзакции&gt;",
+    "admin_usage_user": "Использование: /user &lt;telegram_id&gt;",
+    "admin_usage_grant": "Использование: /grant &lt;telegram_id&gt; &lt;тариф&gt; [дни]",
+    "admin_usage_block": "Использование: /block &lt;telegram_id&gt;",
+    "admin_usage_unblock": "Использование: /unblock &lt;telegram_id&gt;",
+    "admin_blocked": (
+        "Покупатель <code>{customer}</code> заблокирован: новых счетов и заявок от него не "
+        "будет. Отменено открытых счетов: {cancelled}; сумм оплаты его счетов, по которым "
+        "ничего не пришло, освобождено для других покупателей: {freed}. Если он всё же оплатит "
+        "одну из этих сумм, платёж может закрыть чужой счёт: верните его вручную и запишите "
+        "через /refunded. /unblock {customer} снимает блокировку (освобождённые суммы не "
+        "возвращаются)."
+    ),
+    "admin_unblocked": "Покупатель <code>{customer}</code> снова может покупать.",
+    "admin_not_blocked": "Покупатель <code>{customer}</code> не был заблокирован.",
+    "admin_refused": "Не выполнено: {reason}",
+    "admin_confirm_without_deposit": (
+        "Подтвердить счёт <code>{invoice}</code> БЕЗ депозита? Это активирует {plan} для "
+        "покупателя {customer}, хотя платёж не записан."
+    ),
+    "admin_button_force": "Да, подтвердить без депозита",
+    "admin_confirmed": (
+        "Счёт <code>{invoice}</code> оплачен (отмечен вручную). Подписка до {until}."
+    ),
+    "admin_rejected": "Счёт <code>{invoice}</code> отклонён; покупателю сообщили.",
+    "admin_reassigned": (
+        "Депозит перенесён на счёт <code>{invoice}</code>, теперь он оплачен. Подписка до {until}."
+    ),
+    "admin_refunded_done": "Депозит <code>{deposit}</code> записан как возвращённый.",
+    "admin_granted": (
+        "Покупателю {customer} начислено {days} дн. тарифа {plan}: активен до {until}."
+    ),
+    "admin_pending_title": "<b>Ожидают решения</b> (страница {page} из {pages}, сначала новые)",
+    "admin_pending_empty": "Ничего не ожидает решения. 🎉",
+    "admin_crypto_off": (
+        "Этот магазин продаёт только за Telegram Stars (ключи OKX не заданы): криптосчетов и "
+        "депозитов для проверки нет. /refund возвращает платёж в Stars; /grant начисляет время "
+        "вручную."
+    ),
+    "admin_pending_open": "<b>Открытые счета</b> ({total})",
+    "admin_pending_review": "<b>Ждут проверки</b> ({total})",
+    "admin_pending_unmatched": "<b>Депозиты без счёта</b> ({total})",
+    "admin_invoice_line": (
+        "<code>{invoice}</code> · {plan} · {amount} {coin} {network} · {status}{exceptions} · "
+        "покупатель <code>{customer}</code> · {date}"
+    ),
+    "admin_deposit_line": (
+        "<code>{deposit}</code> · {amount} {coin} ({chain}) · состояние {state} · {date}{tx}{hint}"
+    ),
+    "admin_deposit_hint": " · возможно, <code>{invoice}</code>",
+    "admin_button_confirm": "✅ {invoice}",
+    "admin_button_reject": "✖️ {invoice}",
+    "admin_button_prev": "« Новее",
+    "admin_button_next": "Старше »",
+    "admin_stats": (
+        "<b>Статистика</b>\nАктивных подписчиков: {active}\nДепозитов без счёта: {unmatched}\n"
+        "Очередь отправки: {outbox}\n\n{windows}"
+    ),
+    "admin_stats_window": (
+        "<b>За последние {window}</b>: оплачено {count}, ${usd}\n{plans}{coins}{stars}"
+    ),
+    "admin_stats_stars": (
+        "  ⭐ Telegram Stars: оплачено {payments}, получено {stars} Stars, возвратов {refunds} "
+        "({refunded} Stars), осталось {kept} Stars\n"
+    ),
+    "admin_stats_item": "  {name}: {value}\n",
+    "admin_export": "Платежи с {first} по {last} (UTC): {count}.",
+    "admin_export_empty": "Нет платежей с {first} по {last} (UTC).",
+    "admin_export_usage": (
+        "Использование: <code>/export [с] [по]</code>, даты в виде YYYY-MM-DD (UTC, оба дня "
+        "включительно), например <code>/export 2026-01-01 2026-01-31</code>. Без дат: последние "
+        "30 дней."
+    ),
+    "admin_user_unknown": "Покупателя {customer} нет.",
+    "admin_user": (
+        "<b>Покупатель</b> <code>{customer}</code> · язык {language} · {reachable} · с "
+        "{since}\nОткрытых счетов: {open}\n{subscriptions}\n{invoices}{stars}"
+    ),
+    "admin_user_stars": "\n\n<b>Telegram Stars</b>\n{subscriptions}{payments}",
+    "admin_user_stars_renews": (
+        "⭐ Telegram продлевает <b>{plan}</b> каждые 30 дней за {stars} Stars (заказ "
+        "<code>{order}</code>)\n"
+    ),
+    "admin_user_stars_renewal_off": (
+        "⭐ Продление <b>{plan}</b> отключено (заказ <code>{order}</code>)\n"
+    ),
+    "admin_user_stars_line": (
+        "<code>{payment}</code> · {plan} · ⭐ {stars} · {date} · заказ <code>{order}</code>"
+        "{renewal}{refunded}"
+    ),
+    "admin_user_stars_renewal": " · продление",
+    "admin_user_stars_refunded": " · возвращён {date}",
+    "admin_user_stars_none": "Платежей в Stars нет.",
+    "admin_reachable": "доступен",
+    "admin_unreachable": "заблокировал бота",
+    # --- merchant webhooks (/webhooks, /redeliver) ----------------------------------------------
+    "webhooks_none": "URL вебхуков не настроены (MERCHANT_WEBHOOK_URLS).",
+    "webhooks_title": "<b>Вебхуки</b>",
+    "webhooks_url": (
+        "<b>{url}</b>: доставлено {delivered} · ожидает {pending} · не доставлено {failed}"
+        " · id <code>{id}</code>"
+    ),
+    "webhooks_problem": (
+        "  #{delivery} {type} <code>{event}</code> · попыток: {attempts} · {outcome} · {when}"
+    ),
+    "webhooks_next": "следующая попытка {when}",
+    "webhooks_gave_up": "попытки прекращены",
+    "webhooks_hint": "/redeliver &lt;id доставки&gt; или /redeliver failed отправит снова.",
+    "admin_usage_redeliver": "Использование: /redeliver &lt;id доставки&gt; или /redeliver failed",
+    "redeliver_one": "Доставка #{delivery} уйдёт снова в течение нескольких секунд.",
+    "redeliver_failed": ("Неудавшиеся доставки ({count}) уйдут снова в течение нескольких секунд."),
+    "redeliver_unknown": "Нет доставки #{delivery} на настроенный URL вебхука.",
+    "webhooks_gone_title": "⚠️ <b>Больше нет в MERCHANT_WEBHOOK_URLS</b>, но ещё ожидают:",
+    "webhooks_gone_url": (
+        "<b>{url}</b> · id <code>{id}</code>: ожидает {pending}, самая старая от {since}"
+    ),
+    "webhooks_gone_hint": (
+        "/webhooks move &lt;старый id&gt; &lt;новый id&gt; отправит их на настроенный URL; "
+        "/webhooks drop &lt;старый id&gt; отменит их."
+    ),
+    "admin_usage_webhooks": (
+        "Использование: /webhooks, /webhooks move &lt;старый id&gt; &lt;новый id&gt; или "
+        "/webhooks drop &lt;старый id&gt; (id такие, как их показывает /webhooks)"
+    ),
+    "webhooks_moved": (
+        "Ожидающие доставки ({moved}) перенесены с {old} на {new}: они уйдут в течение "
+        "нескольких секунд."
+    ),
+    "webhooks_moved_known": " Доставки, которые у {new} уже есть ({dropped}), отброшены.",
+    "webhooks_dropped": "Ожидающие доставки на {old} ({count}) отменены.",
+    "webhooks_unknown_old": (
+        "Среди исчезнувших URL с ожидающими доставками нет id {id} (/webhooks покажет их). "
+        "Ничего не изменено."
+    ),
+    "webhooks_unknown_new": (
+        "В MERCHANT_WEBHOOK_URLS нет URL с id {id} (/webhooks покажет их). Ничего не изменено."
+    ),
     # --- admin alerts (from the outbox) ------------------------------------------------------
+    "alert_stars_paid": (
+        "⭐ Оплата в Stars: {stars} Stars · {plan} · покупатель <code>{customer}</code> · "
+        "платёж <code>{payment}</code>{renewal} · до {until}"
+    ),
+    "alert_stars_renewal": " (продление)",
+    "alert_stars_refunded": (
+        "↩️ Stars возвращены ({by}): платёж <code>{payment}</code> · {stars} Stars · {plan} · "
+        "покупатель <code>{customer}</code> · теперь до {until}"
+    ),
+    "alert_stars_unmatched": (
+        "❓ Платёж в Stars <code>{charge}</code> на {stars} Stars от покупателя "
+        "<code>{customer}</code>: {reason}. Ничего не начислено; проверьте его в Telegram."
+    ),
+    # /refund (admins)
+    "command_refund_usage": (
+        "Использование: /refund &lt;id платежа, счёта или списания&gt;: возвращает платёж в "
+        "Telegram Stars и отменяет то, что им оплачено."
+    ),
+    "refund_unknown": "Нет платежа в Telegram Stars с id {ref}. Ничего не изменено.",
+    "refund_done": (
+        "↩️ Покупателю <code>{customer}</code> возвращено {stars} Stars платежа "
+        "<code>{payment}</code>; {plan} теперь заканчивается {until}."
+    ),
+    "refund_already": "Платёж <code>{payment}</code> уже был возвращён. Ничего не изменено.",
+    "refund_found_refunded": (
+        "По данным Telegram, платёж <code>{payment}</code> уже возвращён (не через бота): "
+        "теперь это записано, а оплаченное им отменено."
+    ),
+    "refund_failed": "Telegram не вернул платёж <code>{payment}</code>: {reason}.",
+    "alert_paid": (
+        "💰 Оплачено: счёт <code>{invoice}</code> · {plan} · {amount} {coin} {network} · "
+        "покупатель <code>{customer}</code>{exceptions} · до {until}"
+    ),
+    "alert_unmatched": (
+        "❓ Депозит без счёта <code>{deposit}</code>: {amount} {coin} ({chain}){hint}. "
+        "Решите в /pending."
+    ),
+    "alert_on_hold": (
+        "🛑 OKX задерживает депозит <code>{deposit}</code> (состояние {state}){invoice_part}."
+    ),
+    "alert_frozen": "🧊 Счёт <code>{invoice}</code> заморожен: {reason}. Проверьте его в /pending.",
+    "alert_duplicate": (
+        "♻️ Второй платёж по счёту <code>{invoice}</code>: депозит <code>{deposit}</code> "
+        "{amount} {coin}. Верните его или перенесите через /reassign."
+    ),
+    "alert_after_close": (
+        "📬 Платёж по закрытому счёту <code>{invoice}</code>: депозит <code>{deposit}</code> "
+        "{amount} {coin}. /confirm, /reassign или возврат."
+    ),
+    "alert_late": (
+        "⏳ Поздний платёж по счёту <code>{invoice}</code>: {received} {coin}. "
+        "/confirm {invoice} или /reject {invoice}."
+    ),
+    "alert_partial_unfinished": (
+        "🧩 Незавершённая частичная оплата счёта <code>{invoice}</code>: {received} {coin} из "
+        "{amount}. /confirm или возврат."
+    ),
+    "alert_topup_unavailable": (
+        "🧩 Частичная оплата счёта <code>{invoice}</code> ({received} {coin}), но свободной "
+        "суммы для доплаты не нашлось; решите в /pending."
+    ),
+    "alert_not_sold": (
+        "🪙 Депозиты в монетах или сетях, которые этот магазин не продаёт ({kinds}): {count}, "
+        "например <code>{deposit}</code>. Оставлены в /pending; никому не начислены."
+    ),
+    "alert_unsettled": (
+        "⏳ Счёт <code>{invoice}</code>: {received} {coin} виден, но OKX не подтвердил его до "
+        "конца окна оплаты{exceptions}. Счёт ещё будет оплачен, если OKX подтвердит; /pending."
+    ),
+    "alert_revoked": (
+        "↩️ Счёт <code>{invoice}</code> больше не покрыт (осталось {received} {coin}, "
+        "{reason}): его период отменён; теперь его статус: {status}. Остальное решите в /pending."
+    ),
+    "alert_claim_review": (
+        "🧾 Заявка по счёту <code>{invoice}</code> требует решения (депозит {deposit}, {reason})."
+    ),
+    "alert_okx_auth": (
+        "🔑 OKX отклонил API-ключ: депозиты не читаются, пока это не исправлено.\n"
+        "Подробности: {error}"
+    ),
+    "alert_okx_down": "📡 OKX не отвечает с {since}: {error}. Повторяем при каждом опросе.",
+    "alert_okx_recovered": "📡 OKX снова отвечает (сбой был с {since}); опрос возобновлён.",
+    "alert_clock": (
+        "🕒 Часы этого сервера расходятся с часами OKX на {offset} с. Настройте NTP на хосте."
+    ),
+    "alert_capacity": (
+        "📉 Запас на исходе: {what} для {currency} {subject}: свободно {free} из {total}. {advice}"
+    ),
+    "alert_capacity_amounts": "Увеличьте AMOUNT_OFFSET_CAP_PERCENT или предложите другую сеть.",
+    "alert_capacity_addresses": "Новые счета теперь делят адреса; добавьте адреса в OKX.",
+    "alert_webhook_failed": (
+        "🪝 Вебхук на {url} прекращён после 3 дней попыток: {event_type} <code>{event_id}</code> "
+        "(доставка #{delivery_id}, попыток: {attempts}, последняя ошибка: {error}). /webhooks "
+        "покажет неудачи; /redeliver failed отправит их снова."
+    ),
+    "alert_webhook_gone": (
+        "🪝 Доставки вебхуков ({count}) всё ещё ждут отправки на URL, которых больше нет в "
+        "MERCHANT_WEBHOOK_URLS:\n{urls}\n/webhooks move &lt;старый id&gt; &lt;новый id&gt; "
+        "отправит их на настроенный URL; /webhooks drop &lt;старый id&gt; отменит их."
+    ),
+    "alert_unrenderable": (
+        "⚠️ Сообщение очереди #{message_id} ({kind}, получатель: {audience}) не может быть "
+        "показано этой версией бота: от него отказались. Разверните версию, которая его "
+        "записала, или сообщите получателю вручную."
+    ),
     "alert_support": (
         '🆘 /paysupport от <a href="tg://user?id={customer}">{who}</a> (id '
         "<code>{customer}</code>{username}). Последние счета:\n{invoices}\n"
@@ -363,6 +627,7 @@ MESSAGES: dict[str, str] = {
     ),
     "alert_support_no_invoices": "нет",
     "alert_support_unnamed": "покупатель",
+    "alert_generic": "ℹ️ {kind}: {details}",
     # --- Mini App page (bot/web/miniapp: plain text, {fields} filled by the page) ---------
     "app_outside": "Откройте эту страницу из бота в Telegram.",
     "app_loading": "Загрузка…",

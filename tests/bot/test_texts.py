@@ -26,6 +26,16 @@ def test_translations_use_english_keys_and_exactly_its_fields(lang: str) -> None
         assert fields(template) == fields(EN[key]), f"{lang}.{key}"
 
 
+@pytest.mark.parametrize("lang", sorted(set(CATALOGUE) - {DEFAULT_LANGUAGE}))
+def test_translations_are_complete_and_in_english_order(lang: str) -> None:
+    """A customer or admin with that language never meets an English text; the same order as
+    en.py keeps the two files easy to compare side by side."""
+    table = CATALOGUE[lang]
+    missing = [key for key in EN if key not in table]
+    assert missing == [], f"{lang} lacks {len(missing)} key(s): {missing}"
+    assert list(table) == list(EN), f"{lang} is not in en.py's key order"
+
+
 @pytest.mark.parametrize("lang", sorted(CATALOGUE))
 def test_every_template_formats_and_is_valid_telegram_html(lang: str) -> None:
     from fakes.telegram_state import parse_html
