@@ -11,6 +11,8 @@ from tests.paths import REPO
 ROOT = REPO
 VENV = "python3 -m venv .venv && . .venv/bin/activate && "
 COMMAND = f"{VENV}pip install -e '.[test]' -c constraints.txt && pytest"
+DEMO = f"{VENV}pip install -e . && python -m bot demo"
+RUN = f"{VENV}pip install -e . && python -m bot run"
 FAST = '. .venv/bin/activate && python -m pytest -m "not e2e and not soak"'
 
 
@@ -23,6 +25,17 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = text(ROOT / ".ci" / "run")
     assert f"```sh\n{COMMAND}\n```" in readme
     assert [line for line in ci.splitlines() if line.strip() == COMMAND] == [COMMAND]
+
+
+def test_ci_runs_the_readme_demo_and_run_commands_verbatim() -> None:
+    """The quick start's two commands, exactly as written, on CI's fresh clone: the demo runs
+    to the end, and ``run`` without settings stops naming every missing one."""
+    readme = text(ROOT / "README.md")
+    ci = text(ROOT / ".ci" / "run")
+    for command in (DEMO, RUN):
+        assert f"```sh\n{command}\n```" in readme
+    assert [line for line in ci.splitlines() if line.strip() == DEMO] == [DEMO]
+    assert f'bash -c "{RUN}"' in ci
 
 
 def test_the_readme_is_a_front_page_that_links_every_docs_page() -> None:
