@@ -5,8 +5,11 @@ marked TEST. Outside test mode the command is refused and nothing changes."""
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from pathlib import Path
+
+import pytest
 
 from payments.clock import MINUTE_MS
 from payments.storage.schema import deposits, invoices, outbox, subscriptions
@@ -20,41 +23,44 @@ LIVE_ONLY = "/simulate_deposit works only in test mode (OKX_MODE=simulated)"
 
 
 async def test_a_rehearsal_purchase_is_marked_test_and_paid_by_a_simulated_deposit(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     plans = plans_with_chat(tmp_path)
     env = {**SIMULATED, "PLANS_FILE": str(plans)}
+    caplog.set_level(logging.INFO)
     async with BotWorld.open(tmp_path, env=env) as world:
         world.tg.add_chat(CLUB, title="Pro Club")
         async with world.running():
+            assert "payment rails: test mode (simulated exchange)" in caplog.text
             await rehearse(world)
+        assert world.okx.count() == 0  # OKX is never called
 
 
 async def rehearse(world: BotWorld) -> None:
-    if True:
-        alice, admin = world.customer(101), world.customer(ADMIN)
-        welcome = await alice.send("/start")
-        assert welcome.plain.startswith(TEST), welcome.plain
-        assert "Welcome" in welcome.plain
-        photo = await alice.buy("Pro", "USDT", "Tron (TRC20)")
-        assert photo.plain.startswith(TEST), photo.plain
-        assert address_of(photo).startswith("TEST-USDT-TRC20-")
-        invoice = invoice_id_of(photo)
+    """/start, buy, /simulate_deposit: the paid message and the chat's invite link."""
+    alice, admin = world.customer(101), world.customer(ADMIN)
+    welcome = await alice.send("/start")
+    assert welcome.plain.startswith(TEST), welcome.plain
+    assert "Welcome" in welcome.plain
+    photo = await alice.buy("Pro", "USDT", "Tron (TRC20)")
+    assert photo.plain.startswith(TEST), photo.plain
+    assert address_of(photo).startswith("TEST-USDT-TRC20-")
+    invoice = invoice_id_of(photo)
 
-        reply = await admin.send(f"/simulate_deposit {invoice.lower()}", expect="TEST")
-        assert f"simulated a deposit of {amount_of(photo)} USDT" in reply.plain
-        assert f"to invoice {invoice}" in reply.plain
-        world.clock.advance(MINUTE_MS)
+    reply = await admin.send(f"/simulate_deposit {invoice.lower()}", expect="TEST")
+    assert f"simulated a deposit of {amount_of(photo)} USDT" in reply.plain
+    assert f"to invoice {invoice}" in reply.plain
+    world.clock.advance(MINUTE_MS)
 
-        paid = await alice.wait_text(f"Payment received for invoice {invoice}", timeout=15)
-        assert paid.plain.startswith(TEST), paid.plain
-        link = await invite_link(alice)
-        assert link.startswith("https://t.me/+")
-        assert (await world.invoice_row(invoice))["status"] == "paid"
-        [deposit] = await world.rows(deposits)
-        assert deposit["tx_id"].startswith("test")
-        assert Decimal(deposit["amount"]) == Decimal(amount_of(photo))
-        assert [s["customer_id"] for s in await world.rows(subscriptions)] == [101]
+    paid = await alice.wait_text(f"Payment received for invoice {invoice}", timeout=15)
+    assert paid.plain.startswith(TEST), paid.plain
+    link = await invite_link(alice)
+    assert link.startswith("https://t.me/+")
+    assert (await world.invoice_row(invoice))["status"] == "paid"
+    [deposit] = await world.rows(deposits)
+    assert deposit["tx_id"].startswith("test")
+    assert Decimal(deposit["amount"]) == Decimal(amount_of(photo))
+    assert [s["customer_id"] for s in await world.rows(subscriptions)] == [101]
 
 
 async def test_a_simulated_part_payment_leaves_the_invoice_part_paid(tmp_path: Path) -> None:
