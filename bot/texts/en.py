@@ -618,6 +618,7 @@ MESSAGES: dict[str, str] = {
     # --- Mini App page (bot/web/miniapp: plain text, {fields} filled by the page) ---------
     "app_outside": "Open this page from the bot in Telegram.",
     "app_loading": "Loading…",
+    "app_test_banner": "🧪 TEST MODE: a rehearsal, not a real invoice or payment.",
     "app_tab_plans": "Plans",
     "app_tab_account": "My account",
     "app_choose_plan": "Choose a plan",

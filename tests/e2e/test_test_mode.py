@@ -9,6 +9,7 @@ import logging
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from payments.clock import MINUTE_MS
@@ -16,6 +17,7 @@ from payments.storage.schema import deposits, invoices, outbox, subscriptions
 from tests.botkit import ADMIN, BotWorld, address_of, amount_of, invoice_id_of
 from tests.e2e.test_admin import ADMIN_ONLY, settled
 from tests.e2e.test_chat_access import CLUB, invite_link, plans_with_chat
+from tests.e2e.web.test_auth import tma
 
 SIMULATED = {"OKX_MODE": "simulated", "OKX_API_KEY": "", "OKX_SECRET_KEY": "", "OKX_PASSPHRASE": ""}
 TEST = "🧪 TEST MODE"
@@ -124,3 +126,20 @@ async def test_outside_test_mode_simulate_deposit_is_refused_and_nothing_changes
         assert (await world.invoice_row(invoice))["status"] == "pending"
         assert [r for r in await world.rows(outbox) if "paid" in r["kind"]] == []
         assert len(await world.rows(invoices)) == 1
+
+
+async def test_the_mini_app_catalog_says_test_mode(tmp_path: Path) -> None:
+    """The Mini App shows its TEST banner when the catalog says test_mode (its text is among
+    the page's texts, in Russian too); a live shop's catalog says false."""
+    for env, expected in ((SIMULATED, True), ({}, False)):
+        async with (
+            BotWorld.open(tmp_path / str(expected), env=env) as world,
+            world.serving(webhook=False) as served,
+            httpx.AsyncClient(base_url=served.base_url) as http,
+        ):
+            await world.started(101)
+            r = await http.get("/api/catalog", headers=tma(world.tg.token, 101))
+            assert r.status_code == 200, r.text
+            assert r.json()["test_mode"] is expected
+            texts = (await http.get("/app/texts.json?lang=ru")).json()["texts"]
+            assert texts["app_test_banner"].startswith("🧪 ТЕСТОВЫЙ РЕЖИМ")
