@@ -287,8 +287,9 @@ async def simulate_deposit(update: Update, context: BotContext) -> None:
         return
     args, services = _args(context), context.services
     texts = services.texts
-    if not services.payments.simulated:
-        await _reply(update, texts.get(None, "admin_simulate_live"))
+    if not services.payments.simulated:  # test mode without coins: Stars only, nothing to pay
+        key = "admin_crypto_off" if services.settings.simulated else "admin_simulate_live"
+        await _reply(update, texts.get(None, key))
         return
     if len(args) not in (1, 2):
         await _reply(update, texts.get(None, "admin_usage_simulate"))
