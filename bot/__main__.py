@@ -55,6 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="keep the fakes and the Mini App's HTTP server up after the demo, until Ctrl-C",
     )
+    demo.add_argument(
+        "--simulated",
+        action="store_true",
+        help="rehearse test mode (OKX_MODE=simulated): no fake OKX, every screen says TEST,"
+        " and the admin pays the invoice with /simulate_deposit",
+    )
     migrate = sub.choices["migrate-to"]
     migrate.add_argument(
         "target",
@@ -71,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "demo":
         from bot.demo import default_image, run_demo
 
-        return run_demo(image=args.image or str(default_image()), keep=args.keep)
+        return run_demo(
+            image=args.image or str(default_image()), keep=args.keep, simulated=args.simulated
+        )
     try:
         settings = load_settings()
     except PaymentsError as exc:

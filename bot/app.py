@@ -58,7 +58,7 @@ from payments.catalog import default_plans_path
 from payments.clock import Clock
 from payments.delivery import WEBHOOK_BUDGET_S, WEBHOOK_TIMEOUT_S, WebhookSettings
 from payments.errors import ConfigError, ExchangeAuthError, ExchangeError, UnsafeApiKey
-from payments.exchange import OkxExchange
+from payments.exchange import Exchange, OkxExchange, SimulatedExchange
 
 log = logging.getLogger(__name__)
 
@@ -166,13 +166,15 @@ async def open_services(
     catalog = load_catalog(settings.plans_file)
     keys = settings.okx_keys
     try:
-        rails = payment_rails(catalog, okx_keys=keys is not None)
+        rails = payment_rails(catalog, okx_keys=keys is not None, simulated=settings.simulated)
     except ConfigError as exc:  # no OKX keys, and a plan without a Stars price
         plans_file = settings.plans_file or default_plans_path()
         raise ConfigError(f"PLANS_FILE {plans_file}: {exc}") from None
     # Telegram Stars only: no OKX client at all (nothing polls, checks or loads from OKX)
-    exchange = None
-    if rails.crypto and keys is not None:
+    exchange: Exchange | None = None
+    if rails.crypto and rails.simulated:  # test mode: no OKX, no keys, no money
+        exchange = SimulatedExchange(catalog, clock=clock)
+    elif rails.crypto and keys is not None:
         exchange = OkxExchange(*keys, base_url=settings.okx_api_url, clock=clock)
     lease_times = LeaseTimes.for_poll(settings.payment_poll_seconds)
     limiter = application.bot.rate_limiter
@@ -235,7 +237,7 @@ async def open_services(
     log.info("%s", rails.line())
     if (unused := rails.warning()) is not None:
         log.warning("%s", unused)
-    texts = Texts(settings.zone)
+    texts = Texts(settings.zone, test_mode=payments.simulated)
     customers, photos = payments.customers, payments.photos
     seen = SeenRecently()
     replica = Replica(payments.lease("jobs"), payments.okx_clock.local, lease_times)
@@ -365,6 +367,7 @@ def register_handlers(application: BotApplication) -> None:
         ("export", admin.export),
         ("user", admin.user),
         ("grant", admin.grant),
+        ("simulate_deposit", admin.simulate_deposit),
         ("refund", stars.refund),
         ("block", admin.block),
         ("unblock", admin.unblock),

@@ -55,6 +55,7 @@ async def run_check(settings: Settings) -> int:
             allow_unsafe=settings.allow_unsafe_api_key,
             settings=settings.payment_settings(),
             webhook_urls=settings.merchant_webhook_urls,
+            simulated=settings.simulated,
         )
     print(report.verdict, flush=True)
     return report.exit_code

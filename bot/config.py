@@ -29,6 +29,7 @@ from payments.errors import ConfigError
 from payments.ops import WHERE_FROM
 
 QrPayload = Literal["default", "uri", "address"]
+OkxMode = Literal["live", "simulated"]
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")  # Telegram's characters; 16+ ours
 MIN_SECRET = 16  # shorter secrets are guessable, and the log filter skips very short ones
 _HTTPS_URL = re.compile(r"https://[^\s/?#]+\.[^\s/?#]+(?:[/?#]\S*)?")
@@ -100,6 +101,8 @@ class Settings(BaseSettings):
     okx_secret_key: SecretStr | None = None
     okx_passphrase: SecretStr | None = None
     okx_api_url: str = "https://www.okx.com"
+    # simulated: test mode, an in-process simulated exchange instead of OKX (no keys, no money)
+    okx_mode: OkxMode = "live"
     database_url: str = "sqlite:///data/subsbot.sqlite3"
     plans_file: Path | None = None
     payment_poll_seconds: float = Field(default=60, ge=0.1, le=3600)
@@ -255,6 +258,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
         given = [name for name, value in self._okx_settings() if value is not None]
+        if given and self.okx_mode == "simulated":
+            raise ValueError(
+                f"OKX_MODE is simulated (test mode) but {_and(given)}"
+                f" {'is' if len(given) == 1 else 'are'} set: a shop with real OKX keys must not"
+                " take pretend payments; unset the OKX keys to rehearse, or set OKX_MODE=live"
+            )
         if given and len(given) < len(OKX_SETTINGS):
             missing = [name for name in OKX_SETTINGS if name not in given]
             raise ValueError(
@@ -292,6 +301,11 @@ class Settings(BaseSettings):
     def _okx_settings(self) -> list[tuple[str, SecretStr | None]]:
         values = (self.okx_api_key, self.okx_secret_key, self.okx_passphrase)
         return list(zip(OKX_SETTINGS, values, strict=True))
+
+    @property
+    def simulated(self) -> bool:
+        """Test mode (OKX_MODE=simulated): the simulated exchange takes the crypto payments."""
+        return self.okx_mode == "simulated"
 
     @property
     def okx_keys(self) -> tuple[str, str, str] | None:

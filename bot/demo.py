@@ -10,6 +10,10 @@ Telegram Stars (the demo's plans file prices Pro at 1500 Stars too): he presses 
 side (pre-checkout, then the charge) and the bot credits him. The conversation is printed as it
 happens. No token, key or network is needed, and nothing is left running.
 
+``--simulated`` rehearses test mode instead (``OKX_MODE=simulated``): no fake OKX at all, the
+bot's own simulated exchange; every screen Alice sees says TEST, and the admin pays her invoice
+with ``/simulate_deposit <invoice>``, which the bot settles as a real payment.
+
 The bot's HTTP server (the JSON API and the Mini App page) runs too, on a free loopback port,
 and its address is printed first (``Mini App: http://127.0.0.1:PORT/app``); ``--keep`` leaves
 everything up after the purchases, until Ctrl-C, to look at it. Outside Telegram the page only
@@ -24,7 +28,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,15 +68,21 @@ def default_image() -> Path:
     return Path(tempfile.gettempdir()) / "subsbot-demo-invoice.png"
 
 
-def run_demo(*, image: str, step_timeout: float = STEP_TIMEOUT_S, keep: bool = False) -> int:
+def run_demo(
+    *,
+    image: str,
+    step_timeout: float = STEP_TIMEOUT_S,
+    keep: bool = False,
+    simulated: bool = False,
+) -> int:
     """Run the demo; 0 when the subscription was activated, 1 (with one line on stderr) if not.
-    ``keep``: then serve until interrupted (Ctrl-C: 130)."""
+    ``keep``: then serve until interrupted (Ctrl-C: 130). ``simulated``: in test mode."""
     target = Path(image).expanduser().resolve()
     if not target.parent.is_dir():
         print(f"subsbot demo: --image: no directory {target.parent}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(demo(target, step_timeout=step_timeout, keep=keep))
+        asyncio.run(demo(target, step_timeout=step_timeout, keep=keep, simulated=simulated))
     except DemoFailed as exc:
         print(f"subsbot demo: {exc}", file=sys.stderr)
         return 1
@@ -84,11 +94,11 @@ def run_demo(*, image: str, step_timeout: float = STEP_TIMEOUT_S, keep: bool = F
     return 0
 
 
-def demo_env(tg: FakeTelegram, okx: FakeOkx, workdir: Path, port: int) -> dict[str, str]:
+def demo_env(tg: FakeTelegram, okx: FakeOkx | None, workdir: Path, port: int) -> dict[str, str]:
     """The bot's settings, all pointing at the fakes (the fakes' own test credentials); long
-    polling, with the HTTP server on 127.0.0.1:``port``."""
+    polling, with the HTTP server on 127.0.0.1:``port``. ``okx`` None: test mode (no OKX)."""
     database_url = f"sqlite:///{workdir / 'demo.sqlite3'}"
-    return bot_env(
+    env = bot_env(
         tg,
         okx,
         database_url,
@@ -98,6 +108,9 @@ def demo_env(tg: FakeTelegram, okx: FakeOkx, workdir: Path, port: int) -> dict[s
         HOST="127.0.0.1",
         PORT=str(port),
     )
+    if okx is None:
+        env["OKX_MODE"] = "simulated"
+    return env
 
 
 def demo_plans(workdir: Path) -> Path:
@@ -124,7 +137,13 @@ def loopback_socket() -> socket.socket:
     return sock
 
 
-async def demo(image: Path, *, step_timeout: float = STEP_TIMEOUT_S, keep: bool = False) -> None:
+async def demo(
+    image: Path,
+    *,
+    step_timeout: float = STEP_TIMEOUT_S,
+    keep: bool = False,
+    simulated: bool = False,
+) -> None:
     network = next(
         n.label
         for c in load_catalog().coins
@@ -134,14 +153,19 @@ async def demo(image: Path, *, step_timeout: float = STEP_TIMEOUT_S, keep: bool 
     )
     say(f"subsbot demo: {CUSTOMER_NAME} buys {PLAN} with {COIN} on {network}; then")
     say(f"{STARS_CUSTOMER_NAME} buys {PLAN} with Telegram Stars.")
-    say("The real bot runs against fake Telegram and OKX servers on 127.0.0.1, with SQLite in a")
-    say("temporary directory: no token, keys or network needed.")
+    if simulated:
+        say("Test mode (OKX_MODE=simulated): the real bot runs against a fake Telegram server on")
+        say("127.0.0.1 and its own simulated exchange, with SQLite in a temporary directory; the")
+        say("admin pays the invoice with /simulate_deposit.")
+    else:
+        say("The real bot runs against fake Telegram and OKX servers on 127.0.0.1, with SQLite")
+        say("in a temporary directory: no token, keys or network needed.")
     say("")
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="subsbot-demo-")))
         stack.enter_context(quiet_logging())
         tg = stack.enter_context(FakeTelegram())
-        okx = stack.enter_context(FakeOkx())
+        okx = None if simulated else stack.enter_context(FakeOkx())
         sock = loopback_socket()
         stack.callback(sock.close)  # serving() closes it too; closing twice is harmless
         port = int(sock.getsockname()[1])
@@ -151,7 +175,8 @@ async def demo(image: Path, *, step_timeout: float = STEP_TIMEOUT_S, keep: bool 
             say("")
             chat = Chat(tg, CUSTOMER_ID, step_timeout)
             tg.user(CUSTOMER_ID, first_name=CUSTOMER_NAME, language_code="en")
-            await purchase(chat, okx, network, image)
+            pay: Payer = _okx_payer(okx) if okx is not None else _admin_payer(tg, step_timeout)
+            await purchase(chat, pay, network, image)
             say("")
             tg.user(STARS_CUSTOMER_ID, first_name=STARS_CUSTOMER_NAME, language_code="en")
             await stars_purchase(Chat(tg, STARS_CUSTOMER_ID, step_timeout), tg)
@@ -161,7 +186,32 @@ async def demo(image: Path, *, step_timeout: float = STEP_TIMEOUT_S, keep: bool 
                 await asyncio.Event().wait()
 
 
-async def purchase(chat: Chat, okx: FakeOkx, network: str, image: Path) -> None:
+Payer = Callable[[ChatMessage], Awaitable[None]]  # pays the invoice of this photo
+
+
+def _okx_payer(okx: FakeOkx) -> Payer:
+    async def pay(invoice: ChatMessage) -> None:
+        amount = caption_value(invoice, "Send exactly: ")
+        address = caption_value(invoice, "Address: ")
+        okx.add_deposit(COIN, CHAIN, amount, to=address)
+        say(f"okx  : deposit {amount} {COIN} on {CHAIN} to {address} seen (successful)")
+
+    return pay
+
+
+def _admin_payer(tg: FakeTelegram, timeout: float) -> Payer:
+    """Test mode: the admin simulates the deposit in their own chat with the bot."""
+    tg.user(ADMIN_ID, first_name="Admin", language_code="en")
+    admin = Chat(tg, ADMIN_ID, timeout, speaker="admin")
+
+    async def pay(invoice: ChatMessage) -> None:
+        admin.send(f"/simulate_deposit {caption_value(invoice, 'Invoice ')}")
+        await admin.expect("simulated a deposit", "the admin's simulated deposit")
+
+    return pay
+
+
+async def purchase(chat: Chat, pay: Payer, network: str, image: Path) -> None:
     chat.send("/start")
     await chat.expect("Welcome", "the welcome message")
     chat.press(PLAN)
@@ -177,10 +227,7 @@ async def purchase(chat: Chat, okx: FakeOkx, network: str, image: Path) -> None:
     except OSError as exc:
         raise DemoFailed(f"cannot write the invoice image to {image} ({exc.strerror})") from None
     say(f"Invoice image written to {image}")
-    amount = caption_value(invoice, "Send exactly: ")
-    address = caption_value(invoice, "Address: ")
-    okx.add_deposit(COIN, CHAIN, amount, to=address)
-    say(f"okx  : deposit {amount} {COIN} on {CHAIN} to {address} seen (successful)")
+    await pay(invoice)
     await chat.expect("Payment received", "the activation message (the deposit poll)")
 
 
@@ -208,14 +255,17 @@ class Chat:
     """The customer's side of the private chat: sends, presses, and prints every new or edited
     bot message once (edits that arrive later are printed again, marked as edits)."""
 
-    def __init__(self, tg: FakeTelegram, user_id: int, timeout: float) -> None:
+    def __init__(
+        self, tg: FakeTelegram, user_id: int, timeout: float, *, speaker: str = "you"
+    ) -> None:
         self.tg = tg
         self.user_id = user_id
         self.timeout = timeout
+        self.speaker = f"{speaker:<5}>"  # "you  >", "admin>"
         self.shown: dict[int, ChatMessage] = {}  # each message as last printed
 
     def send(self, text: str) -> None:
-        say(f"you  > {text}")
+        say(f"{self.speaker} {text}")
         self.tg.send_text(self.user_id, text)
 
     def press(self, label: str) -> None:
@@ -224,7 +274,7 @@ class Chat:
                 for button in row:
                     text, data = str(button.get("text", "")), button.get("callback_data")
                     if label in text and isinstance(data, str):
-                        say(f"you  > [{text}]")
+                        say(f"{self.speaker} [{text}]")
                         self.tg.press(self.user_id, message, data)
                         return
         raise DemoFailed(f"no button {label!r} in the chat")

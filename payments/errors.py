@@ -142,3 +142,14 @@ class ClaimRejected(InvoiceError):
 
 class InvalidGrant(InvoiceError):
     """An admin's grant was refused (e.g. days out of range); the message says why."""
+
+
+# --- test mode -------------------------------------------------------------------------------
+
+
+class SimulationRefused(PaymentsError):
+    """A simulated deposit outside test mode (OKX_MODE is not simulated): nothing changes."""
+
+
+class BadSimulatedAmount(InvoiceError):
+    """A simulated deposit's amount is not a positive number in the coin's step."""

@@ -6,6 +6,9 @@ Start-up and ``python -m bot check`` both decide it here and say it in one line:
 
     rails = payment_rails(catalog, okx_keys=True)
     rails.line()   # "payment rails: crypto (OKX), Telegram Stars (2 of 3 plans)"
+
+In test mode (``OKX_MODE=simulated``) crypto goes to the simulated exchange and the line says
+"test mode (simulated exchange)".
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from payments.catalog import Catalog
 from payments.errors import ConfigError
 
 OKX_SETTINGS = ("OKX_API_KEY", "OKX_SECRET_KEY", "OKX_PASSPHRASE")
+SIMULATED_LINE = "test mode (simulated exchange)"
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,8 @@ class Rails:
     stars_plans: int  # how many plans are sold for Telegram Stars
     plans: int
     unused_keys: bool = False  # OKX keys are set, but no coin: nothing calls OKX
+    # test mode (OKX_MODE=simulated): crypto goes to the in-process simulated exchange
+    simulated: bool = False
 
     @property
     def stars_only(self) -> bool:
@@ -31,18 +37,24 @@ class Rails:
 
     def line(self) -> str:
         """``payment rails: ...`` as the start-up log and ``check`` say it."""
+        test = f" [{SIMULATED_LINE}]" if self.simulated else ""
         if not self.crypto:
-            return "payment rails: Telegram Stars only"
+            return f"payment rails: Telegram Stars only{test}"
+        crypto = SIMULATED_LINE if self.simulated else "crypto (OKX)"
         if not self.stars_plans:
-            return "payment rails: crypto (OKX)"
+            return f"payment rails: {crypto}"
         plans = "plan" if self.plans == 1 else "plans"
         return (
-            f"payment rails: crypto (OKX), Telegram Stars ({self.stars_plans} of {self.plans}"
-            f" {plans})"
+            f"payment rails: {crypto}, Telegram Stars ({self.stars_plans} of {self.plans} {plans})"
         )
 
     def warning(self) -> str | None:
         """What a merchant may not expect: OKX keys that nothing uses."""
+        if self.simulated and not self.crypto:
+            return (
+                "OKX_MODE=simulated but the plans file has no [[coins]]: there is no crypto"
+                " payment to rehearse"
+            )
         if not self.unused_keys:
             return None
         return (
@@ -51,9 +63,17 @@ class Rails:
         )
 
 
-def payment_rails(catalog: Catalog, *, okx_keys: bool) -> Rails:
+def payment_rails(catalog: Catalog, *, okx_keys: bool, simulated: bool = False) -> Rails:
     """The rails of ``catalog`` with or without OKX keys; ConfigError (one line naming the
-    plan) when a plan could not be sold at all: no Stars price and no OKX keys."""
+    plan) when a plan could not be sold at all: no Stars price and no OKX keys. ``simulated``
+    (test mode): crypto needs no keys, the simulated exchange takes the payments."""
+    if simulated:
+        return Rails(
+            crypto=bool(catalog.coins),
+            stars_plans=len(catalog.stars_plans),
+            plans=len(catalog.plans),
+            simulated=True,
+        )
     if not okx_keys:
         for plan in catalog.plans:
             if plan.stars is None:

@@ -28,6 +28,7 @@ import functools
 import logging
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -45,11 +46,16 @@ from payments.deposits.claims import ClaimService
 from payments.deposits.decide import DepositProcessor, match_rules
 from payments.deposits.expiry import expire_invoices
 from payments.deposits.poll import POLLED_UNTIL_KEY, DepositPoller
-from payments.errors import DatabaseUnavailable
+from payments.errors import (
+    BadSimulatedAmount,
+    DatabaseUnavailable,
+    SimulationRefused,
+)
 from payments.exchange.absent import NoExchange
-from payments.exchange.base import Exchange
+from payments.exchange.base import DepositRecord, Exchange
 from payments.exchange.chains import refresh_addresses, refresh_chains
 from payments.exchange.okx import check_api_key
+from payments.exchange.simulated import SimulatedExchange
 from payments.invoicing.creation_guard import CreationGuard
 from payments.invoicing.customers import CustomerService
 from payments.invoicing.invoices import InvoiceService
@@ -166,6 +172,8 @@ class Payments:
         if exchange is None:
             payment_rails(catalog, okx_keys=False)  # ConfigError: a plan with no Stars price
             exchange, catalog = NoExchange(), Catalog(plans=catalog.plans, coins=())
+        if isinstance(exchange, SimulatedExchange):  # test mode: its deposits live here
+            exchange.bind(db)
         okx_clock = ExchangeClock(clock or SystemClock())
         quotes = QuoteService(exchange, okx_clock, currencies=catalog.currencies)
         processor = DepositProcessor(db, catalog, settings, okx_clock, quotes)
@@ -205,6 +213,46 @@ class Payments:
             support=SupportService(db, okx_clock),
             export=ExportService(db),
             crypto=crypto,
+        )
+
+    @property
+    def simulated(self) -> bool:
+        """Test mode (OKX_MODE=simulated): the exchange is the in-process simulated one."""
+        return isinstance(self.exchange, SimulatedExchange)
+
+    async def simulate_deposit(
+        self, invoice_id: str, amount: Decimal | None = None
+    ) -> DepositRecord:
+        """Test mode: a credited deposit to ``invoice_id``'s address, coin and chain (and
+        memo), of ``amount`` (default: the invoice's exact amount), on the simulated exchange;
+        the next poll settles it as it would a real one. SimulationRefused outside test mode,
+        InvoiceNotFound, BadSimulatedAmount: each changes nothing."""
+        exchange = self.exchange
+        if not isinstance(exchange, SimulatedExchange):
+            raise SimulationRefused(
+                "simulated deposits work only in test mode (OKX_MODE=simulated); nothing changed"
+            )
+        invoice = await self.invoices.get(invoice_id)
+        coin = self.catalog.coin(invoice.currency)
+        if amount is None:
+            amount = Decimal(invoice.amount_text)  # exactly what the invoice shows
+        step = coin.step if coin is not None else Decimal("1e-18")
+        if (
+            not amount.is_finite()
+            or amount <= 0
+            or amount > Decimal(10) ** 12
+            or amount % step != 0
+        ):
+            raise BadSimulatedAmount(
+                f"the amount must be a positive number of {invoice.currency} in steps of"
+                f" {step.normalize():f}; nothing changed"
+            )
+        return await exchange.add_deposit(
+            currency=invoice.currency,
+            chain=invoice.chain,
+            amount=amount.quantize(step),  # as OKX writes it: the coin's decimals
+            to_address=invoice.address,
+            memo=invoice.tag,
         )
 
     def lease(self, name: str) -> LeaseStore:

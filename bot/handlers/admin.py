@@ -1,5 +1,6 @@
 """Admin commands (ADMIN_IDS only): /pending, /confirm, /reject, /reassign, /refunded, /stats,
-/export, /user, /grant, and the Confirm / Reject buttons of /pending.
+/export, /user, /grant, /simulate_deposit (test mode), and the Confirm / Reject buttons of
+/pending.
 
 Anyone else gets a plain refusal and nothing changes. Authorisation is by the Telegram user id of
 whoever sent the update (a forwarded admin message carries the forwarder's id, not the admin's).
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 
@@ -274,6 +275,55 @@ async def refunded(update: Update, context: BotContext) -> None:
         return
     if await _attempt(update, services, services.payments.admin.refunded(args[0])) is not None:
         await _reply(update, texts.get(None, "admin_refunded_done", deposit=args[0]))
+
+
+_AMOUNT = re.compile(r"[0-9]{1,13}(?:[.,][0-9]{1,18})?")
+
+
+async def simulate_deposit(update: Update, context: BotContext) -> None:
+    """Test mode: a deposit to an invoice on the simulated exchange, then a poll at once (the
+    minute poll settles it just as well). Refused, changing nothing, outside test mode."""
+    if await _refuse(update, context):
+        return
+    args, services = _args(context), context.services
+    texts = services.texts
+    if not services.payments.simulated:  # test mode without coins: Stars only, nothing to pay
+        key = "admin_crypto_off" if services.settings.simulated else "admin_simulate_live"
+        await _reply(update, texts.get(None, key))
+        return
+    if len(args) not in (1, 2):
+        await _reply(update, texts.get(None, "admin_usage_simulate"))
+        return
+    amount: Decimal | None = None
+    if len(args) == 2:
+        try:
+            if not _AMOUNT.fullmatch(args[1]):
+                raise InvalidOperation
+            amount = Decimal(args[1].replace(",", "."))
+        except InvalidOperation:
+            await _reply(update, texts.get(None, "admin_simulate_bad_amount", amount=args[1]))
+            return
+    invoice_id = args[0].upper()
+    try:
+        record = await services.payments.simulate_deposit(invoice_id, amount)
+    except errors.PaymentsError as exc:
+        await _reply(update, texts.get(None, "admin_refused", reason=str(exc)))
+        return
+    view = await services.payments.invoices.get(invoice_id)
+    await _reply(
+        update,
+        texts.get(
+            None,
+            "admin_simulated",
+            amount=record.amount_text,
+            coin=record.currency,
+            network=view.network_label,
+            invoice=invoice_id,
+            tx=record.tx_id,
+        ),
+    )
+    if not await services.poll.run():  # one is running already: ask for the next
+        services.poll.request()
 
 
 async def grant(update: Update, context: BotContext) -> None:

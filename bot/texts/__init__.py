@@ -29,14 +29,33 @@ def fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
+# test mode (OKX_MODE=simulated): the customer screens that begin with the "test_banner", so
+# nobody takes a rehearsal's invoice or payment for a real one
+TEST_MARKED = frozenset(
+    {
+        "welcome",
+        "welcome_stars",
+        "welcome_both",
+        "invoice_caption",
+        "payment_detected",
+        "payment_partial",
+        "invoice_paid",
+        "invoice_paid_no_end",
+    }
+)
+
+
 class Texts:
     def __init__(
         self,
         zone: ZoneInfo,
         catalogue: Mapping[str, Mapping[str, str]] = CATALOGUE,
+        *,
+        test_mode: bool = False,
     ) -> None:
         self.zone = zone
         self.catalogue = catalogue
+        self.test_mode = test_mode
 
     def language(self, code: str | None) -> str:
         """The catalogue language for a Telegram ``language_code`` ("pt-br" -> "pt" -> "en")."""
@@ -53,7 +72,11 @@ class Texts:
         """The message ``key`` in ``lang`` (falling back to English), with escaped values."""
         table = self.catalogue.get(self.language(lang), {})
         template = table.get(key) or self.catalogue[DEFAULT_LANGUAGE][key]
-        return template.format(**{k: _safe(v) for k, v in values.items()})
+        text = template.format(**{k: _safe(v) for k, v in values.items()})
+        if self.test_mode and key in TEST_MARKED:
+            banner = table.get("test_banner") or self.catalogue[DEFAULT_LANGUAGE]["test_banner"]
+            return banner + text
+        return text
 
     def date(self, ms: int | None) -> str:
         """A date and time with its zone, e.g. "2026-11-26 14:05 UTC"."""

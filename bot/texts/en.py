@@ -78,6 +78,8 @@ MESSAGES: dict[str, str] = {
     "command_help": "How paying works",
     "command_paysupport": "Help with a payment",
     "command_terms": "Terms of sale",
+    # --- test mode (OKX_MODE=simulated): before every customer screen of a rehearsal ----------
+    "test_banner": "🧪 <b>TEST MODE</b>: a rehearsal, not a real invoice or payment.\n\n",
     # --- the invoice ---------------------------------------------------------------------------
     "invoice_caption": (
         "{banner}<b>{plan}</b>: {days} days, {price}\n"
@@ -354,6 +356,22 @@ MESSAGES: dict[str, str] = {
     "admin_usage_refunded": "Usage: /refunded &lt;deposit_id or tx hash&gt;",
     "admin_usage_user": "Usage: /user &lt;telegram_id&gt;",
     "admin_usage_grant": "Usage: /grant &lt;telegram_id&gt; &lt;plan&gt; [days]",
+    "admin_usage_simulate": (
+        "Usage: /simulate_deposit &lt;invoice_id&gt; [amount] (default: the invoice's exact amount)"
+    ),
+    "admin_simulate_live": (
+        "/simulate_deposit works only in test mode (OKX_MODE=simulated). This shop takes real "
+        "payments through OKX: nothing changed."
+    ),
+    "admin_simulate_bad_amount": (
+        "Not an amount: <code>{amount}</code>. Write a positive number such as 29.5 or "
+        "29.0012. Nothing changed."
+    ),
+    "admin_simulated": (
+        "🧪 TEST: simulated a deposit of <code>{amount}</code> {coin} on {network} to invoice "
+        "<code>{invoice}</code> (tx <code>{tx}</code>). The payment check settles it as a real "
+        "one; checking now."
+    ),
     "admin_usage_block": "Usage: /block &lt;telegram_id&gt;",
     "admin_usage_unblock": "Usage: /unblock &lt;telegram_id&gt;",
     "admin_blocked": (
@@ -600,6 +618,7 @@ MESSAGES: dict[str, str] = {
     # --- Mini App page (bot/web/miniapp: plain text, {fields} filled by the page) ---------
     "app_outside": "Open this page from the bot in Telegram.",
     "app_loading": "Loading…",
+    "app_test_banner": "🧪 TEST MODE: a rehearsal, not a real invoice or payment.",
     "app_tab_plans": "Plans",
     "app_tab_account": "My account",
     "app_choose_plan": "Choose a plan",

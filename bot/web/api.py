@@ -358,6 +358,7 @@ async def catalog(user: CurrentUser, services: ServicesDep) -> CatalogAnswer:
         coins=coins,
         crypto=services.payments.crypto,
         stars=bool(shop.stars_plans),
+        test_mode=services.payments.simulated,
     )
 
 

@@ -223,6 +223,11 @@ class CatalogAnswer(BaseModel):
     )
     crypto: bool = Field(description="The shop takes crypto (OKX)")
     stars: bool = Field(description="Some plan is sold for Telegram Stars (`XTR`)")
+    test_mode: bool = Field(
+        default=False,
+        description="Test mode (OKX_MODE=simulated): crypto payments are a rehearsal on a "
+        "simulated exchange, not real; show it",
+    )
 
 
 class ClaimRequest(BaseModel):

@@ -10,6 +10,7 @@ from payments.exchange.base import (
     Ticker,
 )
 from payments.exchange.okx import OkxExchange, check_api_key
+from payments.exchange.simulated import SimulatedExchange
 
 __all__ = [
     "ChainInfo",
@@ -19,6 +20,7 @@ __all__ = [
     "NoExchange",
     "OkxExchange",
     "PoolAddress",
+    "SimulatedExchange",
     "Ticker",
     "check_api_key",
 ]

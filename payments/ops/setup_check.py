@@ -28,7 +28,7 @@ from payments.config import PaymentSettings
 from payments.delivery.webhooks import monitor
 from payments.errors import ConfigError, PaymentsError
 from payments.exchange.chains import get_chain_status
-from payments.rails import payment_rails
+from payments.rails import SIMULATED_LINE, payment_rails
 
 if TYPE_CHECKING:
     from payments.exchange.base import Exchange
@@ -139,6 +139,7 @@ async def check_setup(
     allow_unsafe: bool = False,
     settings: PaymentSettings | None = None,
     webhook_urls: Sequence[str] | None = None,
+    simulated: bool = False,
 ) -> None:
     """The plans file, the database (migrated), then OKX: clock, API key permissions, every
     offered network's status, prices and deposit addresses. Each result is a line of
@@ -146,7 +147,8 @@ async def check_setup(
     MERCHANT_WEBHOOK_URLS), webhook deliveries left pending to URLs no longer among them.
 
     ``okx`` None (no OKX keys): the payment rails line, and a shop selling for Telegram Stars
-    only is checked without a single OKX request."""
+    only is checked without a single OKX request. ``simulated`` (test mode, OKX_MODE=simulated):
+    the simulated exchange stands in for OKX; nothing calls OKX either."""
     try:
         catalog = load_catalog(plans_file)
     except PaymentsError as exc:
@@ -157,7 +159,7 @@ async def check_setup(
     if plans_file is None:
         report.warn(BUNDLED_PLANS)
     try:
-        rails = payment_rails(catalog, okx_keys=okx is not None)
+        rails = payment_rails(catalog, okx_keys=okx is not None, simulated=simulated)
     except ConfigError as exc:  # no OKX keys and a plan without a Stars price
         report.fail(f"PLANS_FILE {plans_file or default_plans_path()}: {exc}")
         report.skip("database and OKX checks (no payment rail for every plan)")
@@ -165,6 +167,9 @@ async def check_setup(
     report.ok(rails.line())
     if (unused := rails.warning()) is not None:
         report.warn(unused)
+    if rails.simulated:
+        await _check_simulated(report, catalog, database_url, settings, webhook_urls)
+        return
     if okx is None or not rails.crypto:
         await _check_stars_only(report, catalog, database_url, settings, webhook_urls)
         return
@@ -204,6 +209,30 @@ async def _check_stars_only(
         finally:
             await payments.close()
     report.skip("OKX: not used (the shop sells for Telegram Stars only)")
+
+
+async def _check_simulated(
+    report: Report,
+    catalog: Catalog,
+    database_url: str,
+    settings: PaymentSettings | None,
+    webhook_urls: Sequence[str] | None,
+) -> None:
+    """Test mode: the database and the webhooks; the simulated exchange stands in for OKX."""
+    from payments.exchange.simulated import SimulatedExchange
+
+    exchange = SimulatedExchange(catalog) if catalog.coins else None
+    payments = await _open(report, exchange, catalog, database_url, settings)
+    if payments is not None:
+        try:
+            if webhook_urls is not None:
+                await _check_webhooks(payments, webhook_urls, report)
+        finally:
+            await payments.close()
+    report.warn(
+        f"OKX: not used: {SIMULATED_LINE} (OKX_MODE=simulated): no payment is real; customers"
+        " see TEST on every screen and /simulate_deposit pays an invoice"
+    )
 
 
 async def _check_webhooks(payments: Payments, urls: Sequence[str], report: Report) -> None:

@@ -457,3 +457,19 @@ star_payments = Table(
     Index(None, "customer_id", "paid_at"),
     Index(None, "paid_at"),
 )
+
+# Test mode (OKX_MODE=simulated): the deposits admins simulated with /simulate_deposit, which
+# the simulated exchange reports as its deposit history. A live shop never writes a row here.
+simulated_deposits = Table(
+    "simulated_deposits",
+    metadata,
+    Column("dep_id", String(40), primary_key=True),
+    Column("currency", String(16), nullable=False),
+    Column("chain", String(64), nullable=False),
+    Column("amount", Text, nullable=False),  # the Decimal as text
+    Column("to_address", Text, nullable=False),
+    Column("memo", Text, nullable=True),
+    Column("tx_id", String(100), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Index(None, "ts"),
+)

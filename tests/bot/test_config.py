@@ -338,6 +338,24 @@ def test_without_okx_settings_the_shop_has_no_okx_keys() -> None:
     assert keys == (SECRETS["OKX_API_KEY"], SECRETS["OKX_SECRET_KEY"], SECRETS["OKX_PASSPHRASE"])
 
 
+def test_test_mode_needs_no_okx_keys_and_refuses_real_ones() -> None:
+    """OKX_MODE=simulated is a rehearsal: no keys needed, and real keys beside it stop start-up
+    (naming the keys, never their values): a shop with real keys must not take pretend ones."""
+    none = {name: None for name in SECRETS if name.startswith("OKX_")}
+    env = {k: v for k, v in {**BASE_ENV, **none}.items() if v is not None}
+    settings = load_settings({**env, "OKX_MODE": "simulated"})
+    assert settings.simulated and settings.okx_keys is None
+    assert not load_settings(BASE_ENV).simulated  # live by default
+    problem = _problem(OKX_MODE="simulated")
+    assert problem.startswith(
+        "OKX_MODE is simulated (test mode) but OKX_API_KEY, OKX_SECRET_KEY and OKX_PASSPHRASE"
+        " are set"
+    ), problem
+    assert "OKX_MODE=live" in problem
+    assert all(SECRETS[name] not in problem for name in SECRETS)
+    assert _problem(OKX_MODE="pretend").startswith("OKX_MODE: ")
+
+
 def test_empty_values_mean_unset() -> None:
     """As in a .env template ("PORT="): a required one is missing, an optional one default."""
     assert _problem(TELEGRAM_BOT_TOKEN="") == "TELEGRAM_BOT_TOKEN is not set"

@@ -504,3 +504,16 @@ async def test_check_says_it_migrated_the_database_then_that_it_is_up_to_date(
     code, second = await _bot_check(env, capsys)
     assert code == 0, second
     assert f"  ok    database: sqlite, up to date (revision {head})" in second.splitlines()
+
+
+async def test_test_mode_is_ready_without_okx_keys_and_says_test_mode(
+    tg: FakeTelegram, okx: FakeOkx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = {"OKX_API_KEY": "", "OKX_SECRET_KEY": "", "OKX_PASSPHRASE": ""}
+    env = {**_bot_env(tg, okx, tmp_path), **keys, "OKX_MODE": "simulated"}
+    env = {k: v for k, v in env.items() if v}
+    code, out = await _bot_check(env, capsys)
+    assert code == 0, out
+    assert "payment rails: test mode (simulated exchange)" in out
+    assert "OKX: not used: test mode (simulated exchange) (OKX_MODE=simulated)" in out
+    assert okx.count() == 0  # OKX is never called

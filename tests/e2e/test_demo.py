@@ -116,6 +116,24 @@ def test_in_process_nothing_is_left_running(
     assert set(threading.enumerate()) - before == set()
 
 
+def test_the_simulated_demo_rehearses_test_mode_paid_by_the_admin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``demo --simulated``: no fake OKX, the invoice marked TEST with a TEST address, and the
+    admin's /simulate_deposit settles it as a real payment."""
+    image = tmp_path / "invoice.png"
+    assert run_demo(image=str(image), simulated=True) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith("okx  :") for line in lines)
+    assert "bot  < [photo] 🧪 TEST MODE: a rehearsal, not a real invoice or payment." in lines
+    assert any(line.strip().startswith("Address: TEST-USDT-TRC20-") for line in lines)
+    assert any(line.startswith("admin> /simulate_deposit ") for line in lines)
+    assert any(line.startswith("bot  < 🧪 TEST: simulated a deposit of ") for line in lines)
+    paid = lines.index("bot  < 🧪 TEST MODE: a rehearsal, not a real invoice or payment.", 3)
+    assert any("✅ Payment received for invoice" in line for line in lines[paid:])
+    assert image.read_bytes().startswith(b"\x89PNG")
+
+
 def test_a_step_that_times_out_stops_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,6 +1,6 @@
 // Checkout: plans -> coin -> network -> the invoice, followed live until it is paid.
 import { api } from "./api.js";
-import { countdown, h, show, t, usd, when } from "./ui.js";
+import { countdown, h, show, t, testMode, usd, when } from "./ui.js";
 import { haptic, mainButton, openLink, tg } from "./tg.js";
 
 const POLL_MS = 3000;
@@ -32,6 +32,7 @@ async function loadCatalog() {
       memo: Boolean(n.memo ?? n.needs_memo ?? n.tag ?? n.requires_tag),
     })),
   }));
+  testMode(Boolean(raw.test_mode));
   catalog = { plans, coins, stars: Boolean(raw.stars ?? raw.stars_enabled ?? plans.some((p) => p.stars)) };
   return catalog;
 }

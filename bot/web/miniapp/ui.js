@@ -37,8 +37,14 @@ export function h(spec, attrs = {}, ...children) {
   return el;
 }
 
+// Test mode (the catalog's test_mode): a banner above every screen, so nobody pays for real.
+let banner = null;
+export function testMode(on) {
+  banner = on ? h("p.error.test-banner#test-mode", { role: "status" }, t("app_test_banner")) : null;
+}
+
 export function show(...nodes) {
-  const children = nodes.flat(2).filter((node) => node !== null && node !== undefined && node !== false);
+  const children = [banner, ...nodes.flat(2)].filter((node) => node !== null && node !== undefined && node !== false);
   document.getElementById("view").replaceChildren(...children);
   window.scrollTo(0, 0);
 }
