@@ -234,7 +234,7 @@ async def open_services(
     log.info("%s", rails.line())
     if (unused := rails.warning()) is not None:
         log.warning("%s", unused)
-    texts = Texts(settings.zone)
+    texts = Texts(settings.zone, settings.languages())
     customers, photos = payments.customers, payments.photos
     seen = SeenRecently()
     replica = Replica(payments.lease("jobs"), payments.okx_clock.local, lease_times)

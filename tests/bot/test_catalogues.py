@@ -4,12 +4,15 @@ fields, plural entries have the language's number of forms and pick them by its 
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from zoneinfo import ZoneInfo
 
 import pytest
 from babel.messages.plurals import get_plural
 
 from bot.texts import COUNTS, DEFAULT_LANGUAGE, LANGUAGES, Texts, bundled_catalogues, fields
+from tests.paths import REPO
 
 CATALOGUES = bundled_catalogues()
 EN = CATALOGUES[DEFAULT_LANGUAGE]
@@ -102,3 +105,17 @@ def test_counts_pick_the_languages_plural_form() -> None:
     assert texts.get("ru", "subscription_granted", days=1, plan="Pro", until="x").startswith(
         "🎁 You've been given 1 day of"
     )
+
+
+@pytest.mark.skipif(shutil.which("msgfmt") is None, reason="GNU gettext's msgfmt is not installed")
+@pytest.mark.parametrize("code", sorted(CATALOGUES))
+def test_gnu_msgfmt_accepts_the_catalogue(code: str) -> None:
+    po = REPO / "bot" / "texts" / "locale" / code / "LC_MESSAGES" / "messages.po"
+    result = subprocess.run(
+        ["msgfmt", "--check", "-o", "/dev/null", str(po)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr, result.stderr
