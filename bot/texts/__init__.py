@@ -200,6 +200,13 @@ def flat(languages: Mapping[str, Language]) -> dict[str, dict[str, str]]:
 CATALOGUE: Mapping[str, Mapping[str, str]] = flat(LANGUAGES)
 
 
+def every_form(key: str, languages: Mapping[str, Language] = LANGUAGES) -> set[str]:
+    """Every template ``key`` may be sent as: each form, in each language (English where one
+    has no translation); to recognise a message whatever the customer's language and count."""
+    english = languages[DEFAULT_LANGUAGE].messages[key]
+    return {form for lang in languages.values() for form in lang.messages.get(key, english)}
+
+
 class Texts:
     def __init__(
         self,

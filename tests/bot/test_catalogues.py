@@ -11,7 +11,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from babel.messages.plurals import get_plural
 
-from bot.texts import COUNTS, DEFAULT_LANGUAGE, LANGUAGES, Texts, bundled_catalogues, fields
+from bot.texts import (
+    COUNTS,
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    Texts,
+    bundled_catalogues,
+    every_form,
+    fields,
+)
 from tests.paths import REPO
 
 CATALOGUES = bundled_catalogues()
@@ -119,3 +127,11 @@ def test_gnu_msgfmt_accepts_the_catalogue(code: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "warning" not in result.stderr, result.stderr
+
+
+def test_every_form_recognises_a_message_in_any_language_and_count() -> None:
+    forms = every_form("plan_button")
+    assert {"{name} · {price} / {days} day", "{name} · {price} / {days} дня"} <= forms
+    assert every_form("help") == {LANGUAGES[DEFAULT_LANGUAGE].messages["help"][0]} | {
+        lang.messages["help"][0] for lang in LANGUAGES.values() if "help" in lang.messages
+    }
