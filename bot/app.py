@@ -237,7 +237,7 @@ async def open_services(
     log.info("%s", rails.line())
     if (unused := rails.warning()) is not None:
         log.warning("%s", unused)
-    texts = Texts(settings.zone, test_mode=payments.simulated)
+    texts = Texts(settings.zone, settings.languages(), test_mode=payments.simulated)
     customers, photos = payments.customers, payments.photos
     seen = SeenRecently()
     replica = Replica(payments.lease("jobs"), payments.okx_clock.local, lease_times)

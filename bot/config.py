@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -23,6 +30,7 @@ from pydantic_settings import (
 )
 
 from bot.terms import MESSAGE_LIMIT, longest_terms
+from bot.texts import LANGUAGES, Language, TextsError, load_languages
 from payments import OKX_SETTINGS
 from payments.config import PaymentSettings
 from payments.errors import ConfigError
@@ -31,6 +39,8 @@ from payments.ops import WHERE_FROM
 QrPayload = Literal["default", "uri", "address"]
 OkxMode = Literal["live", "simulated"]
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")  # Telegram's characters; 16+ ours
+MAX_SHOP_NAME = 64
+MAX_WELCOME = 2000  # the greeting's body; the plans and subscriptions follow in the same message
 MIN_SECRET = 16  # shorter secrets are guessable, and the log filter skips very short ones
 _HTTPS_URL = re.compile(r"https://[^\s/?#]+\.[^\s/?#]+(?:[/?#]\S*)?")
 _USERNAME = re.compile(r"@[A-Za-z][A-Za-z0-9_]{4,31}")  # Telegram's: 5-32 characters
@@ -135,9 +145,13 @@ class Settings(BaseSettings):
     support_contact: str | None = None
     terms_text: str | None = None
     terms_url: str | None = None
+    texts_dir: Path | None = None  # the shop's own words: <lang>.po files over the bundled ones
+    shop_name: str | None = None
+    welcome_text: str | None = None
     log_level: str = "INFO"
 
     render_external_url: str | None = None  # set by Render: WEBHOOK_URL when that is unset
+    _languages: dict[str, Language] | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -234,6 +248,32 @@ class Settings(BaseSettings):
             raise ValueError("must be an https:// link (no spaces, at most 500 characters)")
         return url
 
+    @field_validator("shop_name")
+    @classmethod
+    def _shop_name(cls, name: str | None) -> str | None:
+        name = name.strip() if name is not None else None
+        if name and len(name) > MAX_SHOP_NAME:
+            raise ValueError(f"must be at most {MAX_SHOP_NAME} characters")
+        return name or None
+
+    @field_validator("welcome_text")
+    @classmethod
+    def _welcome(cls, text: str | None) -> str | None:
+        text = text.strip() if text is not None else None
+        if text and len(text) > MAX_WELCOME:
+            raise ValueError(
+                f"is {len(text)} characters; at most {MAX_WELCOME} leave room for the plans "
+                "under it in one Telegram message"
+            )
+        return text or None
+
+    @field_validator("texts_dir")
+    @classmethod
+    def _texts_dir(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_dir():
+            raise ValueError(f"{path} is not a directory (of <lang>.po files)")
+        return path
+
     @field_validator("terms_text")
     @classmethod
     def _terms(cls, text: str | None) -> str | None:
@@ -296,7 +336,16 @@ class Settings(BaseSettings):
                     f"sends at most {MESSAGE_LIMIT}; shorten it by {length - MESSAGE_LIMIT} or "
                     "put the full terms at TERMS_URL"
                 )
+        if self.texts_dir is not None:
+            try:
+                self._languages = load_languages(self.texts_dir)
+            except TextsError as exc:
+                raise ValueError(str(exc)) from None
         return self
+
+    def languages(self) -> Mapping[str, Language]:
+        """The texts in force: the bundled catalogues with TEXTS_DIR's entries over them."""
+        return self._languages if self._languages is not None else LANGUAGES
 
     def _okx_settings(self) -> list[tuple[str, SecretStr | None]]:
         values = (self.okx_api_key, self.okx_secret_key, self.okx_passphrase)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import time
 import weakref
 
@@ -77,15 +78,27 @@ async def _menu(update: Update, context: BotContext, *, welcome: bool) -> None:
     )
 
 
+def greeting(context: BotContext, lang: str | None) -> str:
+    """The /start greeting: SHOP_NAME in its title, WELCOME_TEXT (plain text) as its body."""
+    services = context.services
+    texts, settings = services.texts, services.settings
+    if settings.shop_name:
+        title = texts.get(lang, "welcome_title_shop", shop=settings.shop_name)
+    else:
+        title = texts.get(lang, "welcome_title")
+    if settings.welcome_text:
+        body = html.escape(settings.welcome_text, quote=False)
+    elif not services.payments.crypto:
+        body = texts.get(lang, "welcome_stars")
+    else:
+        body = texts.get(lang, "welcome_both" if services.catalog.stars_plans else "welcome")
+    return f"{title} {body}"
+
+
 async def menu_text(context: BotContext, uid: int, lang: str | None, *, welcome: bool) -> str:
     services = context.services
     texts = services.texts
-    stars_only = not services.payments.crypto
-    if stars_only:
-        welcome_key = "welcome_stars"
-    else:
-        welcome_key = "welcome_both" if services.catalog.stars_plans else "welcome"
-    lines = [texts.get(lang, welcome_key if welcome else "plans_title")]
+    lines = [greeting(context, lang) if welcome else texts.get(lang, "plans_title")]
     now = services.payments.okx_clock.now_ms()
     for sub in await services.storefront.subscriptions(uid):
         if is_active(sub, now):

@@ -324,7 +324,7 @@ async def test_history_help_unknown_input_and_a_russian_speaker(tmp_path: Path) 
         ivan = world.customer(1202, language="ru")
         welcome = await ivan.send("/start")
         assert "Добро пожаловать" in welcome.plain
-        assert "Pro · $29 / 30 дн." in [text for text, _ in world.tg.buttons(welcome)]
+        assert "Pro · $29 / 30 дней" in [text for text, _ in world.tg.buttons(welcome)]
         assert "Чем будете платить?" in (await ivan.press("Pro", expect="Чем")).plain
         assert "Как это работает" in (await ivan.send("/help")).plain
         assert "Не понял" in (await ivan.send_sticker()).plain

@@ -278,6 +278,6 @@ async def test_with_every_url_taken_out_what_was_left_is_told_and_can_be_dropped
                     "No webhook URL is configured (MERCHANT_WEBHOOK_URLS)."
                 )
                 dropped = await admin.send(f"/webhooks drop {old_id[1]}", expect="dropped")
-                assert f"1 pending deliveries to {receiver.url} dropped." == dropped.plain
+                assert f"1 pending delivery to {receiver.url} dropped." == dropped.plain
                 after = (await admin.send("/webhooks", expect="No webhook URL")).plain
                 assert after == "No webhook URL is configured (MERCHANT_WEBHOOK_URLS)."

@@ -30,11 +30,13 @@ from functools import partial
 from typing import Any
 
 from bot import callbacks as cb
-from bot.texts.en import MESSAGES
+from bot.texts import CATALOGUE, DEFAULT_LANGUAGE
 from fakes.okx import FakeOkx
 from fakes.telegram import FakeTelegram
 from fakes.telegram_state import ChatMessage, flat_buttons
 from payments import states as st
+
+MESSAGES = CATALOGUE[DEFAULT_LANGUAGE]
 
 SCENARIOS: dict[str, str] = {
     "exact": "pays the exact amount on-chain",

@@ -45,12 +45,14 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.texts.en import MESSAGES
+from bot.texts import CATALOGUE, DEFAULT_LANGUAGE
 from fakes.okx import FakeOkx
 from fakes.receiver import Received, WebhookReceiver
 from fakes.telegram import FakeTelegram
 from fakes.telegram_state import SentRequest
 from tests.soak.invariants_delivery import notification_pattern
+
+MESSAGES = CATALOGUE[DEFAULT_LANGUAGE]
 
 HISTORY = "/api/v5/asset/deposit-history"
 OKX_KINDS = ("rate_limit", "server_error", "timeout")

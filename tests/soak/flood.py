@@ -21,7 +21,7 @@ from fakes.telegram import FakeTelegram
 
 FLOODER = 9_999
 HELP = "/help"
-HELP_MARK = "How it works"  # the first words of the answer to /help (bot/texts/en.py "help")
+HELP_MARK = "How it works"  # the first words of the answer to /help (bot/texts/locale/en, "help")
 
 
 @dataclass(frozen=True)

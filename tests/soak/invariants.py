@@ -46,7 +46,7 @@ from typing import Any
 
 from sqlalchemy import Table, select
 
-from bot.texts import CATALOGUE, DEFAULT_LANGUAGE
+from bot.texts import every_form
 from fakes.receiver import Received
 from payments import states as st
 from payments.catalog import load_catalog
@@ -441,11 +441,7 @@ _ACTIVATION_KEYS = ("invoice_paid", "invoice_paid_no_end")
 def activation_pattern(invoice_id: str) -> re.Pattern[str]:
     """The activation message of ``invoice_id`` as the bot renders it, in any language (each
     template's other fields match anything)."""
-    templates = {
-        table.get(key) or CATALOGUE[DEFAULT_LANGUAGE][key]
-        for table in CATALOGUE.values()
-        for key in _ACTIVATION_KEYS
-    }
+    templates = {form for key in _ACTIVATION_KEYS for form in every_form(key)}
     alternatives = []
     for template in sorted(templates):
         parts = []

@@ -26,7 +26,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from bot.texts import CATALOGUE, DEFAULT_LANGUAGE
+from bot.texts import every_form
 from fakes.receiver import Received
 from payments.delivery import messages
 from tests.soak.invariants_subs import iso
@@ -57,11 +57,7 @@ SEEN_KINDS = (messages.PAYMENT_DETECTED, messages.PAYMENT_PARTIAL)  # before "pa
 
 def _pattern(keys: Iterable[str], field: str | None = None, value: str | None = None) -> str:
     """The texts of ``keys`` in any language; ``field`` must read ``value``, the rest anything."""
-    templates = {
-        table.get(key) or CATALOGUE[DEFAULT_LANGUAGE][key]
-        for table in CATALOGUE.values()
-        for key in keys
-    }
+    templates = {form for key in keys for form in every_form(key)}
     alternatives = []
     for template in sorted(templates):
         parts = []

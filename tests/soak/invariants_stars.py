@@ -29,7 +29,7 @@ from collections.abc import Collection, Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from bot.texts import CATALOGUE, DEFAULT_LANGUAGE
+from bot.texts import every_form
 from payments import states as st
 from payments.stars import order_id_of
 
@@ -44,11 +44,7 @@ REVOKED = "revoked"  # the status a refunded Stars payment has as an invoice
 def stars_pattern(renewal: bool) -> re.Pattern[str]:
     """The customer's message of a credited charge in any language (fields match anything)."""
     keys = RENEWED_KEYS if renewal else PAID_KEYS
-    templates = {
-        table.get(key) or CATALOGUE[DEFAULT_LANGUAGE][key]
-        for table in CATALOGUE.values()
-        for key in keys
-    }
+    templates = {form for key in keys for form in every_form(key)}
     alternatives = []
     for template in sorted(templates):
         parts = []

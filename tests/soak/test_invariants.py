@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bot.logs import RedactSecrets
-from bot.texts.en import MESSAGES
+from bot.texts import CATALOGUE, DEFAULT_LANGUAGE
 from fakes.receiver import Received
 from payments import states as st
 from payments.clock import DAY_MS
@@ -43,6 +43,8 @@ from tests.soak.invariants_flood import answered_in_time
 from tests.soak.invariants_logs import log_problems, secrets_in_logs
 from tests.soak.invariants_run import ALICE, BOB, CAROL, CLUB, LOG_FORMAT, Run, the_run
 from tests.soak.invariants_subs import chat_access, subscriptions_replayed
+
+MESSAGES = CATALOGUE[DEFAULT_LANGUAGE]
 
 STRANGER = 3999
 

@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
-from bot.texts.en import MESSAGES
+from bot.texts import CATALOGUE, DEFAULT_LANGUAGE
 from payments import states as st
 from payments.stars import payload_of
 from tests.soak.invariants_stars import stars_as_invoices, stars_credited_once
 from tests.soak.invariants_subs import subscriptions_replayed
+
+MESSAGES = CATALOGUE[DEFAULT_LANGUAGE]
 
 ALICE, BOB, EVE = 7001, 7002, 7003
 T0 = 1_790_000_000_000
