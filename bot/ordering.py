@@ -3,8 +3,8 @@
 PTB's default processes one update at a time, which collapses at real network latency, and
 ``concurrent_updates(True)`` may reorder a chat's updates (a double tap) and is slower than a
 small cap (bench/conversation.py). Here at most ``limit`` updates run at once, and the updates
-of one sender (the user, else the chat) wait for each other in arrival order (asyncio locks are
-FIFO) *before* they ask for one of those slots: only the head of each sender's queue ever waits
+of one sender (the user, else the chat; a paid chat's member events per member, apart) wait for
+each other in arrival order (asyncio locks are FIFO) *before* they ask for one of those slots: only the head of each sender's queue ever waits
 for a slot, so a sender with thousands of pending updates delays another sender by at most one
 update of its own.
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +55,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self.per_sender = per_sender
         self.max_waiting = max_waiting
         self._running = asyncio.Semaphore(limit)
-        self._senders: dict[int, _Sender] = {}
+        self._senders: dict[Hashable, _Sender] = {}
         self._admitted = 0
         self._dropped_over_all = 0
 
@@ -125,12 +125,22 @@ def _discard(coroutine: Awaitable[Any]) -> None:
         coroutine.close()
 
 
-def _sender_key(update: object) -> int | None:
-    """Who sent it: the user (a private chat's id is its user's), else the chat. Updates about
-    a paid channel (join requests, members coming and going) are queued per user, not per
-    channel, so many people joining at once are not taken for a flood."""
+def _sender_key(update: object) -> Hashable | None:
+    """Whose queue it joins: the user's conversation with the bot (a private chat's id is its
+    user's), else the chat's. A paid chat's events (members coming and going, join requests)
+    queue per member apart from that member's conversation, and per member rather than per
+    chat or per whoever acted: the bot removing many people at once, or many people joining,
+    is not taken for one sender's flood, and a customer's /help never waits behind the
+    handling of their own join (which may wait for the chat's 20 requests a minute)."""
     if not isinstance(update, Update):
         return None
+    if update.chat_member is not None:
+        return ("member", update.chat_member.chat.id, update.chat_member.new_chat_member.user.id)
+    if update.chat_join_request is not None:
+        request = update.chat_join_request
+        return ("member", request.chat.id, request.from_user.id)
+    if update.my_chat_member is not None:
+        return ("bot", update.my_chat_member.chat.id)
     if update.effective_user is not None:
         return update.effective_user.id
     if update.effective_chat is not None:
