@@ -176,9 +176,9 @@ async def _copy(
                 rows += len(batch)
             if dst.dialect.name == "postgresql":
                 await _reset_sequence(dst, table)
-            source_count, source_digest = await _fingerprint(src, table, batch_rows)
-            target_count, target_digest = await _fingerprint(dst, table, batch_rows)
-            if (source_count, source_digest) != (rows, target_digest) or target_count != rows:
+            source_count, source_sum = await _fingerprint(src, table, batch_rows)
+            target_count, target_sum = await _fingerprint(dst, table, batch_rows)
+            if (source_count, source_sum) != (rows, target_sum) or target_count != rows:
                 raise PaymentsError(
                     f"{table.name}: the copy does not match the source ({source_count} rows in"
                     f" the source, {target_count} in the target); nothing was committed"
