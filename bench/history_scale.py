@@ -62,11 +62,12 @@ UNMATCHED = 10
 @dataclass(frozen=True)
 class Size:
     invoices: int
+    abandoned: int
     repeats: int
 
 
-FULL = Size(invoices=1_000_000, repeats=15)
-QUICK = Size(invoices=2_000, repeats=2)
+FULL = Size(invoices=1_000_000, abandoned=250_000, repeats=15)
+QUICK = Size(invoices=2_000, abandoned=500, repeats=2)
 
 VIEWS = ("poll", "pending", "stats", "user")
 
@@ -80,6 +81,10 @@ class Result:
     big_s: dict[str, float] = field(default_factory=dict)
     ratios: dict[str, float] = field(default_factory=dict)
     plans: list[tuple[str, str, list[str]]] = field(default_factory=list)  # view, sql, plan
+    # the same history with abandoned (expired, never paid) invoices added
+    abandoned_s: dict[str, float] = field(default_factory=dict)
+    abandoned_ratios: dict[str, float] = field(default_factory=dict)
+    abandoned_plans: list[tuple[str, str, list[str]]] = field(default_factory=list)
 
 
 # --- filling ---------------------------------------------------------------------------------
@@ -170,6 +175,25 @@ def history(size: Size) -> list[str]:
     ]
 
 
+def abandoned(size: Size) -> list[str]:
+    """``size.abandoned`` invoices never paid and expired long ago (a customer who changed his
+    mind), on the same addresses and prices as the history."""
+    n = size.abandoned
+    end = NOW - 31 * DAY_MS
+    step = max(1, 3 * 365 * DAY_MS // max(n, 1))
+    at = f"({end} - ({n} - n) * {step}::bigint)"
+    return [
+        f"INSERT INTO invoices ({_INVOICE_COLUMNS}) SELECT 'A' || lpad(n::text, 8, '0'), "
+        f"1 + n % {CUSTOMERS}, CASE WHEN n % 3 = 0 THEN 'basic' ELSE 'pro' END, 30, "
+        "CASE WHEN n % 3 = 0 THEN '9' ELSE '29' END, 'USDT', 'TRC20', 'USDT-TRC20', "
+        f"{_address('n')}, NULL, '1', 8, '0.0001', "
+        "CASE WHEN n % 3 = 0 THEN 900000000 ELSE 2900000000 END, "
+        "CASE WHEN n % 3 = 0 THEN 900000000 ELSE 2900000000 END + (n % 5000) * 10000, NULL, "
+        f"'expired', '', false, {at}, {at} + {HOUR_MS}, {at} + {25 * HOUR_MS}, "
+        f"NULL, {at} + {HOUR_MS}, {at} + {HOUR_MS}, 1 FROM generate_series(1, {n}) n",
+    ]
+
+
 async def _run_sql(db: Database, statements: list[str]) -> None:
     async with db.transaction() as conn:
         for sql in statements:
@@ -252,13 +276,55 @@ def scans_history(plan: list[str]) -> bool:
     return any(SCANS.search(line) for line in plan)
 
 
+async def _compare(
+    base: Database, big: Database, repeats: int
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Each view on ``big`` and right after it on ``base``, ``repeats`` rounds after a warm-up:
+    the medians of both and the median of each round's ratio."""
+    ours, theirs = views(big), views(base)
+    times: dict[str, list[float]] = {f"{w}:{v}": [] for w in ("big", "base") for v in VIEWS}
+    for round_ in range(repeats + 1):
+        for view in VIEWS:
+            for who, calls in (("big", ours), ("base", theirs)):
+                t0 = time.perf_counter()
+                await calls[view]()
+                if round_:  # the first round warms caches
+                    times[f"{who}:{view}"].append(time.perf_counter() - t0)
+    medians = {v: statistics.median(times[f"big:{v}"]) for v in VIEWS}
+    base_medians = {v: statistics.median(times[f"base:{v}"]) for v in VIEWS}
+    ratios = {
+        v: statistics.median(
+            a / b for a, b in zip(times[f"big:{v}"], times[f"base:{v}"], strict=True)
+        )
+        for v in VIEWS
+    }
+    return medians, base_medians, ratios
+
+
+async def _plans(db: Database) -> list[tuple[str, str, list[str]]]:
+    """EXPLAIN (ANALYZE, BUFFERS) of every SELECT the views run on ``db``."""
+    calls, recorder, plans = views(db), _Statements(db), []
+    for view in VIEWS:
+        recorder.on, recorder.seen = True, []
+        await calls[view]()
+        recorder.on = False
+        for statement, params in recorder.seen:
+            if statement.lstrip().upper().startswith("SELECT"):
+                plans.append((view, statement, await explain(db, statement, params)))
+    return plans
+
+
 async def run(size: Size) -> Result:
     result = Result()
-    async with _database("postgresql") as base_url, _database("postgresql") as big_url:
-        base, big = Database.from_url(base_url), Database.from_url(big_url)
+    async with (
+        _database("postgresql") as base_url,
+        _database("postgresql") as big_url,
+        _database("postgresql") as lost_url,
+    ):
+        base, big, lost = (Database.from_url(u) for u in (base_url, big_url, lost_url))
         try:
-            await base.migrate()
-            await big.migrate()
+            for db in (base, big, lost):
+                await db.migrate()
             await _run_sql(base, live_state())
             started = time.perf_counter()
             await _run_sql(big, live_state() + history(size))
@@ -267,33 +333,18 @@ async def run(size: Size) -> Result:
             await _settle(base)
             result.invoices = await _count(big, "invoices")
             result.deposits = await _count(big, "deposits")
-            ours, theirs = views(big), views(base)
-            times: dict[str, list[float]] = {f"{w}:{v}": [] for w in ("big", "base") for v in VIEWS}
-            for round_ in range(size.repeats + 1):
-                for view in VIEWS:
-                    for who, calls in (("big", ours), ("base", theirs)):
-                        t0 = time.perf_counter()
-                        await calls[view]()
-                        if round_:  # the first round warms caches
-                            times[f"{who}:{view}"].append(time.perf_counter() - t0)
-            for v in VIEWS:
-                result.big_s[v] = statistics.median(times[f"big:{v}"])
-                result.base_s[v] = statistics.median(times[f"base:{v}"])
-                result.ratios[v] = statistics.median(
-                    a / b for a, b in zip(times[f"big:{v}"], times[f"base:{v}"], strict=True)
-                )
-            recorder = _Statements(big)
-            for view in VIEWS:
-                recorder.on, recorder.seen = True, []
-                await ours[view]()
-                recorder.on = False
-                for statement, params in recorder.seen:
-                    if statement.lstrip().upper().startswith("SELECT"):
-                        plan = await explain(big, statement, params)
-                        result.plans.append((view, statement, plan))
+            result.big_s, result.base_s, result.ratios = await _compare(base, big, size.repeats)
+            result.plans = await _plans(big)
+            await big.close()  # its server memory back before the next load
+            await _run_sql(lost, live_state() + history(size) + abandoned(size))
+            await _settle(lost)
+            result.abandoned_s, _, result.abandoned_ratios = await _compare(
+                base, lost, size.repeats
+            )
+            result.abandoned_plans = await _plans(lost)
         finally:
-            await base.close()
-            await big.close()
+            for db in (base, big, lost):
+                await db.close()
     return result
 
 
@@ -336,18 +387,28 @@ def section(quick: bool) -> str:
         f"vacuumed in {r.fill_s:.0f} s. Median of {size.repeats} rounds; x: the median of "
         "each round's ratio to the empty history, run right after it.",
         "",
-        "| view | empty history ms | big history ms | x |",
-        "| --- | --- | --- | --- |",
+        f"| view | empty history ms | big history ms | x | + {size.abandoned:,} abandoned ms | x |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for v in VIEWS:
         lines.append(
             f"| {LABELS[v]} | {r.base_s[v] * 1000:.1f} | {r.big_s[v] * 1000:.1f} "
-            f"| {r.ratios[v]:.2f} |"
+            f"| {r.ratios[v]:.2f} | {r.abandoned_s[v] * 1000:.1f} | {r.abandoned_ratios[v]:.2f} |"
         )
     lines += ["", "EXPLAIN (ANALYZE, BUFFERS) of every statement on the big history:", ""]
     for view, sql, plan in r.plans:
         flag = " **scans the history**" if scans_history(plan) else ""
         lines += [f"- {LABELS[view]}: `{_short_sql(sql)}`{flag}", "", "  ```"]
+        lines += [f"  {line}" for line in _plan_summary(plan).splitlines()]
+        lines += ["  ```", ""]
+    lost = [(v, sql, plan) for v, sql, plan in r.abandoned_plans if scans_history(plan)]
+    lines += [
+        f"With {size.abandoned:,} abandoned invoices added (expired, never paid), the statements "
+        "that read them:",
+        "",
+    ]
+    for view, sql, plan in lost or [("", "(none)", [])]:
+        lines += [f"- {LABELS.get(view, '')}: `{_short_sql(sql)}`", "", "  ```"]
         lines += [f"  {line}" for line in _plan_summary(plan).splitlines()]
         lines += ["  ```", ""]
     return "\n".join(lines).rstrip() + "\n"
