@@ -30,6 +30,7 @@ ORDER = (
     "detection",
     "flood",
     "history_cost",
+    "history_scale",
 )
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 # hand-written sections of the page, carried over when it is written again

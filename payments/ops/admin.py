@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, not_, or_, select, update
+from sqlalchemy import and_, func, not_, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payments import states as st
@@ -417,38 +417,57 @@ class AdminService:
         # waiting for a decision: frozen; unpaid with a partial, late or held payment; or
         # carrying a second payment (duplicate, after close) that is not refunded yet.
         # Once an admin confirms, rejects or records the refund, it leaves the queue.
-        attached_here = and_(
-            deposits.c.invoice_id == invoices.c.id, deposits.c.disposition == st.DEP_ATTACHED
-        )
-        counted_here = select(deposits.c.dep_id).where(
-            attached_here, deposits.c.match_kind.in_(st.COUNTED_KINDS)
-        )
-        money_to_return = or_(
-            select(deposits.c.dep_id)
-            .where(
-                attached_here,
-                deposits.c.match_kind.in_((st.KIND_DUPLICATE, st.KIND_AFTER_CLOSE)),
+        # The review queue is a set of invoice ids, a UNION of branches that each read an index
+        # (frozen; unpaid by status; an attached duplicate or after-close deposit by its kind;
+        # expired, rejected or cancelled by status, then their own deposits): one OR over all
+        # of them, with EXISTS on deposits, made PostgreSQL read every invoice ever made.
+        ids = invoices.alias("queued")
+
+        def counted_for(invoice: Any) -> Any:
+            return (
+                select(deposits.c.dep_id)
+                .where(
+                    deposits.c.invoice_id == invoice.c.id,
+                    deposits.c.disposition == st.DEP_ATTACHED,
+                    deposits.c.match_kind.in_(st.COUNTED_KINDS),
+                )
+                .exists()
             )
-            .exists(),
-            # rejected or cancelled while money was counted for it (a reject after a partial)
-            and_(invoices.c.status.in_((st.INVALID, st.CANCELLED)), counted_here.exists()),
+
+        partly_paid = or_(
+            *(
+                invoices.c.exceptions.contains(e)
+                for e in (st.PAID_PARTIAL, st.PAID_LATE, st.ON_HOLD)
+            )
         )
         review = or_(
             invoices.c.frozen.is_(True),
-            and_(
-                invoices.c.status.in_(st.UNPAID_STATUSES),
+            and_(invoices.c.status.in_(st.UNPAID_STATUSES), partly_paid),
+            # its window ended with its money seen but never confirmed
+            and_(invoices.c.status == st.EXPIRED, counted_for(invoices)),
+        )
+        queued = union(
+            select(ids.c.id).where(ids.c.frozen.is_(True), ids.c.status != st.INVALID),
+            select(ids.c.id).where(
+                ids.c.status.in_(st.UNPAID_STATUSES),
                 or_(
                     *(
-                        invoices.c.exceptions.contains(e)
+                        ids.c.exceptions.contains(e)
                         for e in (st.PAID_PARTIAL, st.PAID_LATE, st.ON_HOLD)
                     )
                 ),
             ),
-            # its window ended with its money seen but never confirmed
-            and_(invoices.c.status == st.EXPIRED, counted_here.exists()),
+            select(ids.c.id).where(ids.c.status == st.EXPIRED, counted_for(ids)),
+            # carrying a second payment (duplicate, after close) that is not refunded yet
+            select(deposits.c.invoice_id).where(
+                deposits.c.match_kind.in_((st.KIND_DUPLICATE, st.KIND_AFTER_CLOSE)),
+                deposits.c.disposition == st.DEP_ATTACHED,
+            ),
+            # rejected or cancelled while money was counted for it (a reject after a partial)
+            select(ids.c.id).where(ids.c.status.in_((st.INVALID, st.CANCELLED)), counted_for(ids)),
         )
         is_open = and_(invoices.c.status.in_(st.OPEN_STATUSES), not_(review))
-        in_review = (or_(and_(review, invoices.c.status != st.INVALID), money_to_return),)
+        in_review = (invoices.c.id.in_(queued),)
         is_unmatched = deposits.c.disposition == st.DEP_UNMATCHED
         async with self.db.read() as conn:
             open_total, review_total, unmatched_total = [

@@ -76,6 +76,8 @@ invoices = Table(
     Index(None, "address", "status"),
     Index(None, "status", "expires_at"),
     Index(None, "status", "paid_at"),  # /stats: the sales of a window, not of all time
+    Index(None, "address", "monitor_until"),  # a poll: invoices still watched on an address
+    Index(None, "frozen"),  # /pending: the frozen ones, not every invoice ever made
 )
 
 # One row per (currency, amount): the slot is held by one invoice until ``held_until``
@@ -160,6 +162,7 @@ deposits = Table(
     Index(None, "from_wd_id"),
     Index(None, "disposition", "ts"),
     Index(None, "currency", "amount_units"),
+    Index(None, "match_kind", "disposition"),  # /pending: duplicates and after-close payments
 )
 
 # The invoices an ambiguous deposit could have been for when it was decided (at most a hundred):

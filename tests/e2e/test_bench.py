@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from bench import __main__ as runner
-from bench import contention, flood, history_cost, poll_cost, process_cost, qr_render, refusals
+from bench import (
+    contention,
+    flood,
+    history_cost,
+    history_scale,
+    poll_cost,
+    process_cost,
+    qr_render,
+    refusals,
+)
 from tests.paths import REPO
 
 ROOT = REPO
@@ -136,6 +145,17 @@ def test_history_cost_compares_a_year_pruned_and_unpruned_with_a_month() -> None
     month, year, pruned = (int(row[2].replace(",", "")) for row in sqlite)  # sent messages
     assert month < pruned < year  # the prune kept the last 90 days of them
     assert "The prune of the year's backlog" in text
+
+
+def test_history_scale_compares_every_view_with_the_empty_history() -> None:
+    text = history_scale.section(quick=True)
+    assert text.startswith("## Cost at a million invoices\n")
+    if "PostgreSQL skipped" in text:  # the section is PostgreSQL's alone
+        return
+    rows = _table(text, "view")
+    assert [row[0] for row in rows] == ["a deposit poll's reads", "/pending", "/stats", "/user"]
+    assert all(float(row[3]) > 0 for row in rows)
+    assert "EXPLAIN (ANALYZE, BUFFERS)" in text and "Execution Time" in text
 
 
 def test_a_new_run_keeps_the_hand_written_sections_of_the_page() -> None:
