@@ -319,10 +319,16 @@ class Applier:
         if verdict.exceptions != invoice.exceptions:
             values["exceptions"] = format_exceptions(verdict.exceptions)
         if values:
+            params = {f"b_{k}": v for k, v in values.items()}
             result = await self.conn.execute(
-                update(invoices)
-                .where(invoices.c.id == invoice.id, invoices.c.version == version)
-                .values(updated_at=self.now, version=version + 1, **values)
+                _transition_statement(tuple(sorted(values))),
+                {
+                    "b_id": invoice.id,
+                    "b_version": version,
+                    "b_next": version + 1,
+                    "b_updated_at": self.now,
+                    **params,
+                },
             )
             if result.rowcount != 1:
                 raise ConcurrentChange(f"invoice {invoice.id} changed")
@@ -555,6 +561,27 @@ def _paid_messages(
     if tell_admins:
         told.append(msg.ADMIN_PAID.message(payload, key=f"a:{key}"))
     return told
+
+
+_TRANSITIONS: dict[tuple[str, ...], Any] = {}
+
+
+def _transition_statement(columns: tuple[str, ...]) -> Any:
+    """The compare-and-set UPDATE of an invoice's ``columns``, built once per set of columns
+    (a statement used again skips SQLAlchemy's construction and cache-key work)."""
+    stmt = _TRANSITIONS.get(columns)
+    if stmt is None:
+        stmt = (
+            update(invoices)
+            .where(invoices.c.id == bindparam("b_id"), invoices.c.version == bindparam("b_version"))
+            .values(
+                updated_at=bindparam("b_updated_at"),
+                version=bindparam("b_next"),
+                **{c: bindparam(f"b_{c}") for c in columns},
+            )
+        )
+        _TRANSITIONS[columns] = stmt
+    return stmt
 
 
 def _deposit_payload(deposit: DepositFacts) -> msg.DepositFields:

@@ -299,9 +299,9 @@ async def _credit_distinct(
         ]
         rows = await conn.execute(
             dialect_insert(subs)
-            .values(new_subs)
             .on_conflict_do_nothing(index_elements=["customer_id", "plan_id"])
-            .returning(subs.c.id)
+            .returning(subs.c.id),
+            new_subs,
         )
         created.update(int(row.id) for row in rows)
         customers = sorted({r.customer_id for r in chunk})
@@ -322,24 +322,22 @@ async def _credit_distinct(
         chunk = requests[start : start + 500]
         rows = await conn.execute(
             dialect_insert(periods)
-            .values(
-                [
-                    {
-                        "subscription_id": sub_ids[(r.customer_id, r.plan_id)],
-                        "customer_id": r.customer_id,
-                        "plan_id": r.plan_id,
-                        "invoice_id": r.invoice_id,
-                        "source": r.source,
-                        "days": r.days,
-                        "credited_at": now_ms,
-                        "starts_at": now_ms,
-                        "ends_at": now_ms,
-                    }
-                    for r in chunk
-                ]
-            )
             .on_conflict_do_nothing(index_elements=["invoice_id"])
-            .returning(periods.c.id, periods.c.invoice_id)
+            .returning(periods.c.id, periods.c.invoice_id),
+            [
+                {
+                    "subscription_id": sub_ids[(r.customer_id, r.plan_id)],
+                    "customer_id": r.customer_id,
+                    "plan_id": r.plan_id,
+                    "invoice_id": r.invoice_id,
+                    "source": r.source,
+                    "days": r.days,
+                    "credited_at": now_ms,
+                    "starts_at": now_ms,
+                    "ends_at": now_ms,
+                }
+                for r in chunk
+            ],
         )
         period_ids.update({str(row.invoice_id): int(row.id) for row in rows})
     lost = [r for r in requests if r.invoice_id not in period_ids]
