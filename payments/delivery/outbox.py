@@ -153,13 +153,22 @@ async def enqueue(conn: AsyncConnection, *messages: Message, now_ms: int) -> int
 
 
 async def _insert_new(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> int:
-    """One multi-row INSERT skipping used keys; the rows written (counted exactly on both
-    databases, which an executemany is not on asyncpg)."""
+    """One multi-row INSERT skipping used keys; the rows written, counted by the ids it
+    returns (exact on both databases, which an executemany's row count is not on asyncpg).
+    The statement is built once per database and compiled once: SQLAlchemy sends the rows as
+    one multi-row INSERT ("insertmanyvalues")."""
     if not rows:
         return 0
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(outbox).values(list(rows)).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    return int((await conn.execute(stmt)).rowcount or 0)
+    stmt = _INSERT_NEW[conn.dialect.name == "postgresql"]
+    return len((await conn.execute(stmt, list(rows))).all())
+
+
+_INSERT_NEW = {
+    pg: (postgresql.insert if pg else sqlite.insert)(outbox)
+    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    .returning(outbox.c.id)
+    for pg in (False, True)
+}
 
 
 # --- sending ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Runs inside the caller's transaction. Every write is a compare-and-set; a miss r
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -34,15 +35,34 @@ from payments.errors import NoFreeAmount, PaymentsError
 from payments.exchange.chains import get_chain_status
 from payments.facts import DepositFacts, InvoiceFacts
 from payments.money import format_amount, round_up, step_units, to_units
-from payments.pricing.allocation import cap_units_for, hold_address, release_address, reserve_amount
+from payments.pricing.allocation import (
+    cap_units_for,
+    hold_address,
+    release_address,
+    release_addresses,
+    reserve_amount,
+)
 from payments.states import format_exceptions
 from payments.storage.db import insert_ignore
 from payments.storage.schema import deposit_candidates, deposits, invoices
-from payments.subscriptions.periods import credit_period
+from payments.subscriptions.periods import Credit, CreditRequest, credit_period, credit_periods
 
 
 class ConcurrentChange(PaymentsError):
     """A compare-and-set found the row changed by someone else: decide again from fresh data."""
+
+
+@dataclass(frozen=True)
+class _Paid:
+    """An invoice that turned paid in this batch, and where its messages and events go in the
+    batch's lists (so they keep the order they would have had one invoice at a time)."""
+
+    invoice: InvoiceFacts
+    received: str
+    exceptions: list[str]
+    tx_ids: list[str]
+    message_at: int
+    event_at: int
 
 
 class Applier:
@@ -76,6 +96,7 @@ class Applier:
         self.new_money: set[str] = set()  # invoices that received a counted deposit just now
         self.paid: list[str] = []
         self.events: list[dict[str, Any]] = []  # merchant events, written by finish()
+        self._paid: list[_Paid] = []  # credited together by finish()
 
     # --- deposits ----------------------------------------------------------------------------
 
@@ -102,6 +123,7 @@ class Applier:
             await self._freeze(decision, deposit)
         if settle:
             await self._settle_touched()
+            await self._credit_paid()
         await self._announce_not_sold()
         await enqueue(self.conn, *self.messages, now_ms=self.now)
         self.messages = []
@@ -297,10 +319,16 @@ class Applier:
         if verdict.exceptions != invoice.exceptions:
             values["exceptions"] = format_exceptions(verdict.exceptions)
         if values:
+            params = {f"b_{k}": v for k, v in values.items()}
             result = await self.conn.execute(
-                update(invoices)
-                .where(invoices.c.id == invoice.id, invoices.c.version == version)
-                .values(updated_at=self.now, version=version + 1, **values)
+                _transition_statement(tuple(sorted(values))),
+                {
+                    "b_id": invoice.id,
+                    "b_version": version,
+                    "b_next": version + 1,
+                    "b_updated_at": self.now,
+                    **params,
+                },
             )
             if result.rowcount != 1:
                 raise ConcurrentChange(f"invoice {invoice.id} changed")
@@ -333,19 +361,20 @@ class Applier:
                     ),
                 ]
         if verdict.status == st.PAID and invoice.status != st.PAID:
-            await on_paid(
-                self.conn,
-                invoice,
-                self.now,
-                received=received,
-                exceptions=exceptions,
-                address_quarantine_ms=self.settings.address_quarantine_ms,
-                pending=self.messages,  # one INSERT for every message of the batch
+            self._paid.append(
+                _Paid(
+                    invoice=invoice,
+                    received=received,
+                    exceptions=exceptions,
+                    tx_ids=[d.tx_id for d in attached if d.tx_id],
+                    message_at=len(self.messages),
+                    event_at=len(self.events),
+                )
             )
             self.paid.append(invoice.id)
         elif verdict.late_review:
             if invoice.status != st.EXPIRED:  # a late payment ends it as expired
-                await emit.invoice_expired(self.conn, invoice, self.now)
+                self.events.append(emit.invoice_expired_row(invoice, self.now))
             fields: msg.Received = {**invoice_fields(invoice), "received": received}
             self.messages += [
                 msg.ADMIN_LATE_REVIEW.message(
@@ -379,6 +408,45 @@ class Applier:
                     {**invoice_fields(invoice), "received": received},
                     key=f"a:inv:{invoice.id}:partial_late:{received}",
                 )
+            )
+
+    async def _credit_paid(self) -> None:
+        """What :func:`on_paid` does, for every invoice of the batch that turned paid, in a few
+        statements for them all: periods, addresses back to the pool, events and messages."""
+        paid, self._paid = self._paid, []
+        if not paid:
+            return
+        credits = await credit_periods(
+            self.conn,
+            [
+                CreditRequest(
+                    invoice_id=p.invoice.id,
+                    customer_id=p.invoice.customer_id,
+                    plan_id=p.invoice.plan_id,
+                    days=p.invoice.days,
+                )
+                for p in paid
+            ],
+            now_ms=self.now,
+        )
+        await release_addresses(
+            self.conn,
+            [p.invoice.id for p in paid],
+            now_ms=self.now,
+            quarantine_ms=self.settings.address_quarantine_ms,
+        )
+        for p in reversed(paid):  # from the end, so the earlier positions stay right
+            credit = credits[p.invoice.id]
+            self.events[p.event_at : p.event_at] = emit.invoice_paid_rows(
+                p.invoice,
+                self.now,
+                received=p.received,
+                exceptions=p.exceptions,
+                credit=credit,
+                tx_ids=p.tx_ids,
+            )
+            self.messages[p.message_at : p.message_at] = _paid_messages(
+                p.invoice, self.now, p.received, p.exceptions, credit, tell_admins=True
             )
 
     async def _issue_topup(self, invoice: InvoiceFacts, verdict: Verdict) -> None:
@@ -461,6 +529,24 @@ async def on_paid(
     await emit.invoice_paid(
         conn, invoice, now, received=received, exceptions=exceptions, credit=credit
     )
+    told = _paid_messages(invoice, now, received, exceptions, credit, tell_admins=tell_admins)
+    if pending is None:
+        await enqueue(conn, *told, now_ms=now)
+    else:
+        pending += told
+    return credit.ends_at if credit is not None else None
+
+
+def _paid_messages(
+    invoice: InvoiceFacts,
+    now: int,
+    received: str | None,
+    exceptions: list[str],
+    credit: Credit | None,
+    *,
+    tell_admins: bool,
+) -> list[Message]:
+    """The customer's (and the admins') messages of an invoice turning paid."""
     ends_at = credit.ends_at if credit is not None else None
     payload: msg.Paid = {
         **invoice_fields(invoice),
@@ -474,11 +560,28 @@ async def on_paid(
     told = [msg.INVOICE_PAID.message(payload, key=f"c:{key}", customer_id=invoice.customer_id)]
     if tell_admins:
         told.append(msg.ADMIN_PAID.message(payload, key=f"a:{key}"))
-    if pending is None:
-        await enqueue(conn, *told, now_ms=now)
-    else:
-        pending += told
-    return ends_at
+    return told
+
+
+_TRANSITIONS: dict[tuple[str, ...], Any] = {}
+
+
+def _transition_statement(columns: tuple[str, ...]) -> Any:
+    """The compare-and-set UPDATE of an invoice's ``columns``, built once per set of columns
+    (a statement used again skips SQLAlchemy's construction and cache-key work)."""
+    stmt = _TRANSITIONS.get(columns)
+    if stmt is None:
+        stmt = (
+            update(invoices)
+            .where(invoices.c.id == bindparam("b_id"), invoices.c.version == bindparam("b_version"))
+            .values(
+                updated_at=bindparam("b_updated_at"),
+                version=bindparam("b_next"),
+                **{c: bindparam(f"b_{c}") for c in columns},
+            )
+        )
+        _TRANSITIONS[columns] = stmt
+    return stmt
 
 
 def _deposit_payload(deposit: DepositFacts) -> msg.DepositFields:

@@ -19,7 +19,7 @@ by a compare-and-set UPDATE, and the row count says who won.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal, localcontext
 
@@ -308,6 +308,23 @@ async def hold_address(conn: AsyncConnection, *, invoice_id: str, until: int) ->
         .values(held_until=until)
     )
     return int(result.rowcount or 0)
+
+
+async def release_addresses(
+    conn: AsyncConnection, invoice_ids: Sequence[str], *, now_ms: int, quarantine_ms: int
+) -> None:
+    """:func:`release_address` for many closed invoices, one statement per 500."""
+    free_at = now_ms + quarantine_ms
+    ids = list(invoice_ids)
+    for start in range(0, len(ids), 500):
+        await conn.execute(
+            update(pool_addresses)
+            .where(
+                pool_addresses.c.holder_invoice_id.in_(ids[start : start + 500]),
+                pool_addresses.c.held_until > free_at,
+            )
+            .values(held_until=free_at)
+        )
 
 
 async def release_address(

@@ -52,21 +52,45 @@ async def invoice_paid(
     credit: Credit | None,
 ) -> None:
     """``invoice.paid``, then ``subscription.activated`` / ``.extended`` for its period."""
+    rows = invoice_paid_rows(
+        invoice,
+        now_ms,
+        received=received,
+        exceptions=exceptions,
+        credit=credit,
+        tx_ids=await _tx_ids(conn, invoice.id),
+    )
+    for row in rows:
+        await ev.record_row(conn, row)
+
+
+def invoice_paid_rows(
+    invoice: InvoiceFacts,
+    now_ms: int,
+    *,
+    received: str | None,
+    exceptions: Sequence[str],
+    credit: Credit | None,
+    tx_ids: Sequence[str],
+) -> list[dict[str, Any]]:
+    """The event rows of :func:`invoice_paid` (for :func:`flush`): ``tx_ids`` are those of the
+    deposits attached to the invoice, oldest first."""
     data = {
         **_invoice_data(invoice),
         "received": received,
         "exceptions": list(exceptions),
         "paid_at": ev.iso_utc(now_ms),
         "subscription_ends_at": ev.iso_utc(credit.ends_at if credit else None),
-        "tx_ids": await _tx_ids(conn, invoice.id),
+        "tx_ids": list(tx_ids),
     }
     order = ev.customer_order(invoice.customer_id)
     key = f"inv:{invoice.id}:paid"
     if credit is not None and credit.restored:
         key += f":{now_ms}"  # paid again after a correction: a new occurrence
-    await ev.record(conn, ev.INVOICE_PAID, key, order, data, now_ms)
+    rows = [ev.event_row(ev.INVOICE_PAID, key, order, data, now_ms)]
     if credit is not None:
-        await subscription_credited(conn, credit, invoice.customer_id, now_ms, invoice.id)
+        rows.append(subscription_credited_row(credit, invoice.customer_id, now_ms, invoice.id))
+    return rows
 
 
 async def subscription_credited(
@@ -77,6 +101,12 @@ async def subscription_credited(
     invoice_id: str | None,
 ) -> None:
     """``subscription.activated`` (nothing was running) or ``.extended`` (it was)."""
+    await ev.record_row(conn, subscription_credited_row(credit, customer_id, now_ms, invoice_id))
+
+
+def subscription_credited_row(
+    credit: Credit, customer_id: int, now_ms: int, invoice_id: str | None
+) -> dict[str, Any]:
     kind = ev.SUBSCRIPTION_EXTENDED if credit.renewed else ev.SUBSCRIPTION_ACTIVATED
     data = {
         "customer": customer_id,
@@ -90,7 +120,7 @@ async def subscription_credited(
     key = f"period:{credit.period_id}"
     if credit.restored:
         key += f":restored:{now_ms}"
-    await ev.record(conn, kind, key, order, data, now_ms)
+    return ev.event_row(kind, key, order, data, now_ms)
 
 
 async def subscription_revoked(
@@ -114,9 +144,13 @@ async def subscription_revoked(
 
 
 async def invoice_expired(conn: AsyncConnection, invoice: InvoiceFacts, now_ms: int) -> None:
+    await ev.record_row(conn, invoice_expired_row(invoice, now_ms))
+
+
+def invoice_expired_row(invoice: InvoiceFacts, now_ms: int) -> dict[str, Any]:
     data = {**_invoice_data(invoice), "expired_at": ev.iso_utc(now_ms)}
     order = ev.customer_order(invoice.customer_id)
-    await ev.record(conn, ev.INVOICE_EXPIRED, f"inv:{invoice.id}:expired", order, data, now_ms)
+    return ev.event_row(ev.INVOICE_EXPIRED, f"inv:{invoice.id}:expired", order, data, now_ms)
 
 
 async def subscription_expired(

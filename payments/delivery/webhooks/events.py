@@ -96,10 +96,14 @@ async def record(
 ) -> bool:
     """Write an event, and its deliveries to the webhook URLs in force, in the caller's
     transaction; False when ``key`` was recorded already."""
-    row = event_row(type, key, order_key, data, now_ms)
+    return await record_row(conn, event_row(type, key, order_key, data, now_ms))
+
+
+async def record_row(conn: AsyncConnection, row: Mapping[str, Any]) -> bool:
+    """:func:`record` of an :func:`event_row` row."""
     if await insert_ignore(conn, merchant_events, row, ["event_key"]) != 1:
         return False
-    await deliver_new(conn, [row["public_id"]], now_ms=now_ms)
+    await deliver_new(conn, [row["public_id"]], now_ms=int(row["created_at"]))
     return True
 
 

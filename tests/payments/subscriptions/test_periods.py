@@ -16,9 +16,11 @@ from payments.storage import Database
 from payments.storage.schema import outbox, subscription_periods
 from payments.subscriptions.periods import (
     Credit,
+    CreditRequest,
     SubscriptionView,
     count_active,
     credit_period,
+    credit_periods,
     days_left,
     get_subscription,
     get_subscriptions,
@@ -382,3 +384,60 @@ async def test_grants_without_an_invoice_each_count(db: Database, clock: ManualC
     async with db.read() as conn:
         sources = (await conn.execute(select(subscription_periods.c.source))).scalars().all()
     assert sources == ["grant", "grant"]
+
+
+async def test_a_batch_of_credits_ends_where_one_at_a_time_does(
+    db: Database, clock: ManualClock
+) -> None:
+    """Many invoices credited together (new subscriptions, a running one, two for the same
+    subscription, one credited already, one whose period was revoked) leave every customer
+    with the ends and history that crediting them one by one gives."""
+    t0 = clock.now_ms()
+    await credit(db, clock, "OLD", customer=2)  # running: the batch extends it
+    await credit(db, clock, "DONE", customer=3)  # credited already: nothing changes
+    await credit(db, clock, "BACK", customer=4)
+    async with db.transaction() as conn:
+        await revoke_period(conn, invoice_id="BACK", now_ms=t0, reason="test")
+    clock.advance(DAY_MS)
+    requests = [
+        CreditRequest("NEW1", 1, "pro", 30),
+        CreditRequest("NEW2", 2, "pro", 7),
+        CreditRequest("TWICE1", 5, "pro", 30),
+        CreditRequest("TWICE2", 5, "pro", 7),
+        CreditRequest("DONE", 3, "pro", 30),
+        CreditRequest("BACK", 4, "pro", 30),
+        CreditRequest("BASIC", 1, "basic", 90),
+    ]
+    async with db.transaction() as conn:
+        for customer in (1, 5):
+            await ensure_customer(conn, customer, clock.now_ms())
+        got = await credit_periods(conn, requests, now_ms=clock.now_ms())
+    t1 = clock.now_ms()
+    assert got["DONE"] is None
+    assert got["BACK"] is not None and got["BACK"].restored
+    ends = {
+        (customer, plan): (await sub(db, plan, customer)).ends_at
+        for customer, plan in [(1, "pro"), (1, "basic"), (2, "pro"), (3, "pro"), (4, "pro")]
+    }
+    assert ends == {
+        (1, "pro"): t1 + 30 * DAY_MS,
+        (1, "basic"): t1 + 90 * DAY_MS,
+        (2, "pro"): t0 + 37 * DAY_MS,  # 29 days left plus 7
+        (3, "pro"): t0 + 30 * DAY_MS,
+        (4, "pro"): t0 + 30 * DAY_MS,  # restored as it was credited
+    }
+    assert (await sub(db, "pro", 5)).ends_at == t1 + 37 * DAY_MS
+    async with db.read() as conn:
+        spans = [(p.invoice_id, p.starts_at, p.ends_at) for p in await history(conn, 5)]
+    assert spans == [
+        ("TWICE1", t1, t1 + 30 * DAY_MS),
+        ("TWICE2", t1 + 30 * DAY_MS, t1 + 37 * DAY_MS),
+    ]
+    for invoice in ("NEW1", "NEW2", "BASIC", "TWICE1", "TWICE2"):
+        c = got[invoice]
+        assert c is not None and not c.restored
+    assert got["NEW2"] is not None and got["NEW2"].renewed
+    assert got["NEW2"].starts_at == t0 + 30 * DAY_MS
+    async with db.transaction() as conn:  # again: every invoice is credited already
+        again = await credit_periods(conn, requests, now_ms=clock.now_ms())
+    assert set(again.values()) == {None}
