@@ -1,9 +1,11 @@
 """What the bot process costs: cold start, idle memory, memory under 10,000 invoices, imports.
 
 ``python -m bot run`` (long polling) is started as a merchant starts it, against the fake
-Telegram Bot API and the fake OKX running in this process on loopback (threads), with a fresh
-SQLite database. Cold start is the time from spawning the process to its first ``getUpdates``
-request (the fake records when each request arrives). Idle RSS is read from ``/proc`` once the
+Telegram Bot API and the fake OKX running in this process on loopback (threads), with a SQLite
+database. Cold start is the time from spawning the process to its first ``getUpdates`` request
+(the fake records when each request arrives), on a database already at the migrations' head
+(every start of a shop but its first); the first start, which creates the database and runs
+the migrations, is timed on its own. Idle RSS is read from ``/proc`` once the
 process has polled for a while with nothing to do; then 10,000 open invoices are inserted into
 its database and 1,000 deposits (half of them paying an invoice) appear on the fake OKX, and RSS
 is read again once the process has settled them and told the customers. The import rows start a
@@ -52,8 +54,8 @@ IMPORTS = (
     ("sqlalchemy + aiosqlite", "import sqlalchemy.ext.asyncio, aiosqlite"),
     ("fastapi (webhook or PORT only)", "import fastapi"),
     ("uvicorn (webhook or PORT only)", "import uvicorn"),
-    ("qrcode + Pillow", "import qrcode, PIL.Image, PIL.ImageFont"),
-    ("alembic (migrations)", "import alembic.command"),
+    ("qrcode + Pillow (the first invoice photo)", "import qrcode, PIL.Image, PIL.ImageFont"),
+    ("alembic (only when a migration runs)", "import alembic.command"),
     ("bot.serve (everything run imports)", "import bot.serve"),
     ("bot.serve + ccxt okx (at run time)", f"import bot.serve\n{_LEAN}"),
 )
@@ -70,8 +72,9 @@ print(took, int(rss) * 1024)
 
 @dataclass
 class Process:
-    cold_start_s: float  # the median of ``cold_starts``
+    cold_start_s: float  # the median of ``cold_starts`` (a database at head)
     cold_starts: list[float]
+    first_start_s: float  # a new database: the migrations run
     idle_rss: int
     loaded_rss: int
     invoices: int
@@ -161,10 +164,23 @@ async def _load(db: Database, okx: FakeOkx, count: int, limit_s: float) -> int:
     return len(paying)
 
 
-async def cold_start() -> float:
-    """Seconds from spawning ``python -m bot run`` (fresh database) to its first getUpdates."""
+async def _migrated(database_url: str) -> None:
+    """The database a shop's earlier start left: created and at the migrations' head."""
+    db = Database.from_url(database_url)
+    try:
+        await db.migrate()
+    finally:
+        await db.close()
+
+
+async def cold_start(*, new_database: bool = False) -> float:
+    """Seconds from spawning ``python -m bot run`` to its first getUpdates, on a database at
+    head (``new_database``: none yet, so the bot creates it and runs the migrations)."""
     with tempfile.TemporaryDirectory() as tmp, FakeTelegram() as tg, FakeOkx() as okx:
-        env = _env(tg, okx, f"sqlite:///{Path(tmp) / 'bot.sqlite3'}", tmp)
+        database_url = f"sqlite:///{Path(tmp) / 'bot.sqlite3'}"
+        if not new_database:
+            await _migrated(database_url)
+        env = _env(tg, okx, database_url, tmp)
         started = time.time()
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -187,10 +203,13 @@ async def cold_start() -> float:
 
 async def run_process(invoice_count: int, *, idle_s: float = 3.0, starts: int = 3) -> Process:
     """Start ``python -m bot run``; measure cold start (the median of ``starts``, this start
-    included), idle RSS and RSS after ``invoice_count`` invoices."""
+    included), the first start of a new database, idle RSS and RSS after ``invoice_count``
+    invoices."""
+    first = await cold_start(new_database=True)
     others = [await cold_start() for _ in range(starts - 1)]
     with tempfile.TemporaryDirectory() as tmp, FakeTelegram() as tg, FakeOkx() as okx:
         database_url = f"sqlite:///{Path(tmp) / 'bot.sqlite3'}"
+        await _migrated(database_url)
         env = _env(tg, okx, database_url, tmp)
         started = time.time()
         process = await asyncio.create_subprocess_exec(
@@ -220,7 +239,7 @@ async def run_process(invoice_count: int, *, idle_s: float = 3.0, starts: int = 
         if process.returncode not in (0, -signal.SIGINT):
             raise RuntimeError(f"the bot exited with {process.returncode}: {err.decode()[-2000:]}")
     starts_s = sorted([cold, *others])
-    return Process(statistics.median(starts_s), starts_s, idle, loaded, invoice_count, paid)
+    return Process(statistics.median(starts_s), starts_s, first, idle, loaded, invoice_count, paid)
 
 
 def _verdict(ok: bool) -> str:
@@ -243,15 +262,18 @@ def section(quick: bool) -> str:
     lines = [
         "## Process cost",
         "",
-        "`python -m bot run` (long polling, SQLite) against the fakes on loopback.",
+        "`python -m bot run` (long polling, SQLite) against the fakes on loopback, on a "
+        "database at the migrations' head (every start of a shop but its first).",
         "",
         "| measure | value | goal |",
         "| --- | ---: | --- |",
         f"| cold start to the first getUpdates (median of {len(proc.cold_starts)}: "
         f"{', '.join(f'{t:.2f}' for t in proc.cold_starts)}) | {proc.cold_start_s:.2f} s "
-        f"| < 2.5 s: {_verdict(proc.cold_start_s < 2.5)} |",
+        f"| <= 1.2 s: {_verdict(proc.cold_start_s <= 1.2)} |",
+        f"| first start of a new database (creates it, runs the migrations) "
+        f"| {proc.first_start_s:.2f} s | |",
         f"| idle RSS | {_mb(proc.idle_rss)} MB "
-        f"| < 200 MB: {_verdict(proc.idle_rss < 200 * 2**20)} |",
+        f"| <= 100 MB: {_verdict(proc.idle_rss <= 100 * 2**20)} |",
         f"| RSS after {proc.invoices:,} open invoices and {proc.paid:,} settled "
         f"| {_mb(proc.loaded_rss)} MB | |",
         "",

@@ -9,6 +9,9 @@ resize (not one rectangle per module). The mask pattern is fixed (``MASK``): qrc
 choice tries all eight masks and scores each in pure Python, about 80 % of a render, while any
 mask is valid and every reader decodes it (the tests decode each image with zxing).
 ``QrRenderer`` still runs renders in a worker thread and caches the PNGs.
+
+qrcode and Pillow (about 5 MB) are imported by the first render, in the worker thread, not
+when the bot starts: a bot that has not shown an invoice photo yet does not hold them.
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Context, Decimal
 from functools import partial
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
-import qrcode
-from PIL import Image, ImageDraw, ImageFont
+if TYPE_CHECKING:
+    from PIL import ImageFont
 
 QrMode = Literal["default", "uri", "address"]
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+Font: TypeAlias = "ImageFont.FreeTypeFont | ImageFont.ImageFont"
 
 _PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 _FORBIDDEN_IN_ADDRESS = re.compile(r"[\s?&]")
@@ -83,6 +86,9 @@ def render_invoice_png(payload: str, lines: Sequence[str]) -> bytes:
     """A PNG (mode L): the QR code of ``payload`` with up to three text lines centred under it."""
     if len(lines) > MAX_LINES:
         raise ValueError(f"at most {MAX_LINES} text lines, got {len(lines)}")
+    import qrcode
+    from PIL import Image, ImageDraw
+
     code = qrcode.QRCode(
         error_correction=qrcode.constants.ERROR_CORRECT_M, border=BORDER, mask_pattern=MASK
     )
@@ -117,6 +123,8 @@ def render_invoice_png(payload: str, lines: Sequence[str]) -> bytes:
 
 def _font(size: int) -> Font:
     """Pillow's embedded Aileron at ``size`` px (per thread); the bitmap font without FreeType."""
+    from PIL import ImageFont
+
     cache: dict[int, Font] = _fonts.__dict__.setdefault("cache", {})
     if size not in cache:
         try:
@@ -128,6 +136,8 @@ def _font(size: int) -> Font:
 
 def _fit(text: str, width: int, size: int) -> tuple[str, Font]:
     """Shrink the font (down to 12 px) and then cut the text with '...' to fit ``width``."""
+    from PIL import ImageFont
+
     font = _font(size)
     if not isinstance(font, ImageFont.FreeTypeFont):
         text = text.encode("latin-1", "replace").decode("latin-1")  # the bitmap font's charset
