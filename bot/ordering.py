@@ -4,9 +4,9 @@ PTB's default processes one update at a time, which collapses at real network la
 ``concurrent_updates(True)`` may reorder a chat's updates (a double tap) and is slower than a
 small cap (bench/conversation.py). Here at most ``limit`` updates run at once, and the updates
 of one sender (the user, else the chat; a paid chat's member events per member, apart) wait for
-each other in arrival order (asyncio locks are FIFO) *before* they ask for one of those slots: only the head of each sender's queue ever waits
-for a slot, so a sender with thousands of pending updates delays another sender by at most one
-update of its own.
+each other in arrival order (asyncio locks are FIFO) *before* they ask for one of those slots:
+only the head of each sender's queue ever waits for a slot, so a sender with thousands of
+pending updates delays another sender by at most one update of its own.
 
 Each sender's queue is bounded: an update that finds ``per_sender`` updates of the same sender
 already waiting is dropped (a warning names the sender once per burst, and how many were dropped
