@@ -50,6 +50,9 @@ ADMIN = "admin"  # sent to an admin to decide
 BAD_REFERENCE = "bad_reference"  # cannot be a tx hash or withdrawal ID
 RATE_LIMITED = "rate_limited"  # too many claims by this customer in the last hour
 BLOCKED = "blocked"  # an admin blocked this customer
+# the deposit was attached to another customer's invoice by a guess at its amount: an admin decides
+HELD_BY_ANOTHER = "held_by_another_invoice"
+GUESSED_KINDS = frozenset({st.KIND_TOLERANCE, st.KIND_OVER})
 
 
 @dataclass(frozen=True)
@@ -134,9 +137,13 @@ class ClaimService:
     async def _decide(
         self, conn: AsyncConnection, invoice: InvoiceFacts, ref: str, now: int
     ) -> ClaimResult:
-        if invoice.status not in st.UNPAID_STATUSES or invoice.frozen:
-            return ClaimResult(REJECTED, f"invoice_{invoice.status}", None, invoice.status)
+        closed = invoice.status not in st.UNPAID_STATUSES or invoice.frozen
         found = await _by_reference(conn, ref)
+        if closed:
+            held = [d for d in found if _guessed_for_another(d, invoice)]
+            if len(held) == 1:  # its payer may be this customer: an admin decides
+                return ClaimResult(ADMIN, HELD_BY_ANOTHER, held[0].dep_id)
+            return ClaimResult(REJECTED, f"invoice_{invoice.status}", None, invoice.status)
         if not found:
             return ClaimResult(NOT_FOUND)
         if len(found) > 1:
@@ -147,6 +154,8 @@ class ClaimService:
         earlier = await _claimed_before(conn, deposit.dep_id, invoice.id)
         if earlier:
             return ClaimResult(ADMIN, "claimed_twice", deposit.dep_id)
+        if _guessed_for_another(deposit, invoice):
+            return ClaimResult(ADMIN, HELD_BY_ANOTHER, deposit.dep_id)
         if deposit.disposition in (st.DEP_ATTACHED, st.DEP_REFUNDED):
             return ClaimResult(REJECTED, "already_attached", deposit.dep_id)
         if deposit.currency != invoice.currency:
@@ -190,6 +199,17 @@ class ClaimService:
             await conn.execute(select(invoices.c.status).where(invoices.c.id == invoice.id))
         ).scalar_one()
         return ClaimResult(ATTACHED, "", deposit.dep_id, str(status))
+
+
+def _guessed_for_another(deposit: DepositFacts, invoice: InvoiceFacts) -> bool:
+    """Attached to another invoice only by a guess at its amount (short by less than the
+    tolerance, or more than asked: the only candidate when it was decided), so it may well
+    be this claimant's payment: a late one, or one whose invoice was closed meanwhile."""
+    return (
+        deposit.disposition == st.DEP_ATTACHED
+        and deposit.invoice_id not in (None, invoice.id)
+        and deposit.match_kind in GUESSED_KINDS
+    )
 
 
 async def _blocked(conn: AsyncConnection, customer_id: int) -> bool:

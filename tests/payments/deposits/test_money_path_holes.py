@@ -126,6 +126,30 @@ async def test_a_late_payment_cannot_be_taken_by_claiming_its_public_tx_hash(sho
     assert review["payload"]["invoice_id"] == attacker.id
 
 
+async def test_a_late_payment_guessed_for_a_stranger_goes_to_an_admin_when_its_payer_claims(
+    shop: Shop,
+) -> None:
+    """Found by the model-based test: three days after the victim's invoice expired, the victim
+    pays it by internal transfer, rounded to cents; a stranger's invoice made that minute is the
+    only one within tolerance, and the poll gives it the money. The victim's claim by the
+    withdrawal ID must reach an admin (who can move the money back), not be refused because
+    the deposit is taken, whatever became of the victim's invoice."""
+    victim = await shop.buy(1)
+    shop.clock.advance(3 * 24 * HOUR_MS)
+    rounded = Decimal(victim.amount_text).quantize(Decimal("0.01"))
+    dep = shop.pay(victim, rounded, type="3", from_wd_id="88001")
+    stranger = await shop.buy(66)
+    await shop.poll()
+    assert (await shop.deposit(dep))["invoice_id"] == stranger.id  # a guess by its amount
+    assert (await shop.invoice(stranger.id)).status == st.PAID
+
+    result = await shop.payments.claims.claim(victim.id, 1, "88001")
+    assert (result.outcome, result.reason) == (cl.ADMIN, "held_by_another_invoice")
+    [review] = await shop.messages("admin.claim_review")
+    assert review["payload"]["invoice_id"] == victim.id
+    assert review["payload"]["dep_id"] == dep
+
+
 async def test_a_second_payment_cannot_be_claimed_once_the_first_settles(shop: Shop) -> None:
     victim = await shop.buy(1)
     first = shop.pay(victim, state="0")
