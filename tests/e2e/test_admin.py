@@ -196,7 +196,7 @@ async def test_reject_reassign_refunded(tmp_path: Path) -> None:
         assert deposit["invoice_id"] == bob_invoice
         await alice.wait_text(f"recorded for invoice {alice_invoice}, so the time it gave")
         await bob.wait_text(f"Payment received for invoice {bob_invoice}")
-        assert (await alice.send("/status", expect="subscription")).plain.startswith(
+        assert (await alice.send("/status", expect="no active subscription")).plain.startswith(
             "You have no active subscription"
         )
         assert "active until" in (await bob.send("/status", expect="active until")).plain
@@ -207,7 +207,7 @@ async def test_reject_reassign_refunded(tmp_path: Path) -> None:
         [deposit] = [d for d in await world.rows(deposits) if d["dep_id"] == dep_id]
         assert deposit["disposition"] == "refunded" and deposit["invoice_id"] is None
         assert (await world.invoice_row(bob_invoice))["status"] == "pending"
-        assert (await bob.send("/status", expect="subscription")).plain.startswith(
+        assert (await bob.send("/status", expect="no active subscription")).plain.startswith(
             "You have no active subscription"
         )
 
