@@ -98,8 +98,8 @@ def test_the_readme_commands_make_and_use_a_venv() -> None:
             assert command.startswith(". .venv/bin/activate && "), command
     for name in ("demo", "run"):
         assert f"```sh\n{VENV}pip install -e . && python -m bot {name}\n```" in readme
-    assert "about 25 minutes on 2 cores" in readme
-    assert readme.index("python -m bot run") < readme.index("about 25 minutes")
+    assert "about 35 minutes on 2 cores" in readme
+    assert readme.index("python -m bot run") < readme.index("about 35 minutes")
 
 
 _INLINE = re.compile(r"^#?\s?[A-Z][A-Z0-9_]*=\S*[ \t]+#", re.M)
